@@ -1,0 +1,83 @@
+"""`agent-tracker`: the bridge (`serve`) and the commands that answer "which setup works for me?".
+
+Imports are lazy per command: `serve` is what OpenCode spawns and must start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database", metavar="PATH",
+                        help="database file (default: $XDG_CONFIG_HOME or ~/.config, /opencode/agent-tracker.lmdb; "
+                             "relative paths resolve against the home directory; ':memory:' for a throw-away one)")
+    parser.add_argument("--max-database-size", metavar="SIZE",
+                        help="map size ceiling in bytes or like 256MiB (1 MiB..2 GiB, default 512 MiB)")
+
+
+def _reading(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agent-tracker", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _common(sub.add_parser("serve", help="run the bridge on stdio (what the OpenCode plugin spawns)"))
+    status = sub.add_parser("status", help="an agent's sheet (or all agents)")
+    _reading(status)
+    status.add_argument("agent", nargs="?")
+    report = sub.add_parser("report", help="which setup (agent, model, stack) does best")
+    _reading(report)
+    report.add_argument("--project", help="only sessions in this project path")
+    report.add_argument("--stack", help="only this stack, e.g. python or python/fastapi")
+    report.add_argument("--since", help="only activity on or after this date (YYYY-MM-DD)")
+    report.add_argument("--min-sessions", type=int, default=None, help="minimum sample to be ranked")
+    report.add_argument("--chart", metavar="FILE", help="draw scores over time to FILE.png or FILE.html")
+    export = sub.add_parser("export", help="sessions, commits and grade events for spreadsheets/DuckDB/pandas")
+    _common(export)
+    export.add_argument("--format", choices=("json", "csv", "jsonl"), default="json")
+    export.add_argument("--output", "-o", metavar="PATH",
+                        help="file (json/jsonl) or folder (csv: one file per table); default stdout")
+    migrate = sub.add_parser("migrate", help="import databases written by the older TypeScript plugin")
+    _reading(migrate)
+    migrate.add_argument("paths", nargs="*", metavar="PATH",
+                         help="project folders or lmdb-js database files (default: the central path)")
+    migrate.add_argument("--dry-run", action="store_true", help="read and count, write nothing")
+    reinstate = sub.add_parser("reinstate", help="give a halted agent its SP back (recorded as an event)")
+    _common(reinstate)
+    reinstate.add_argument("agent")
+    reinstate.add_argument("--reason")
+    replay = sub.add_parser("replay", help="feed a recorded session (.jsonl) into a database")
+    _reading(replay)
+    replay.add_argument("files", nargs="+", metavar="FILE")
+    demo = sub.add_parser("demo", help="replay the example sessions into a temporary database and report")
+    demo.add_argument("--keep", metavar="DIR", help="keep the demo database in DIR")
+    demo.add_argument("--chart", metavar="FILE", help="also draw the chart")
+    install = sub.add_parser("install-plugin", help="install the OpenCode plugin (global, or --project DIR)")
+    install.add_argument("--project", metavar="DIR")
+    install.add_argument("--dry-run", action="store_true")
+    uninstall = sub.add_parser("uninstall-plugin", help="remove the OpenCode plugin")
+    uninstall.add_argument("--project", metavar="DIR")
+    return parser
+
+
+def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {"databasePath": getattr(args, "database", None),
+            "maxDatabaseSize": getattr(args, "max_database_size", None)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in (None, "serve"):
+        from .server import serve
+        return serve(cli_overrides(args) if args.command else {})
+    from . import commands
+    return commands.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Recognise `git commit` and `git push` in bash tool calls, from the command and its output.
+
+Nothing here runs git or touches the filesystem: the command line and output are data.
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+# `git [-C dir] [-c k=v]... commit|push`, anywhere in a shell line (after &&, ;, | or newline).
+_GIT_SUBCOMMAND = re.compile(
+    r"(?:^|[;&|\n(]\s*|\s)git(?:\s+(?:-C\s+\S+|-c\s+\S+|--[\w-]+(?:=\S+)?))*\s+(commit|push)(?=$|[\s;&|)])"
+)
+# "[main 1a2b3c4] message" / "[main (root-commit) 1a2b3c4] message" / "[detached HEAD 1a2b3c4] ..."
+_COMMIT_LINE = re.compile(r"^\[[^\]\n]*?\b([0-9a-f]{7,40})\] (.*)$", re.MULTILINE)
+# "   1a2b3c4..5d6e7f8  main -> main" or "+ 1a2b3c4...5d6e7f8 main -> main (forced update)"
+_PUSH_RANGE = re.compile(r"^\s*[+ ]?\s*[0-9a-f]{7,40}\.\.\.?([0-9a-f]{7,40})\s+\S+\s+->\s+\S+", re.MULTILINE)
+_PUSH_REJECTED = re.compile(r"^\s*!\s+\[(?:rejected|remote rejected)\]", re.MULTILINE)
+
+
+@attrs.frozen
+class GitCommit:
+    short_hash: str
+    message: str
+
+
+@attrs.frozen
+class GitPush:
+    head: str | None  # None when the output names no range (new branch): the caller knows HEAD
+
+
+def git_subcommands(command: str) -> set[str]:
+    return {match.group(1) for match in _GIT_SUBCOMMAND.finditer(command)}
+
+
+def recognise_commit(command: str, output: str | None) -> GitCommit | None:
+    if "commit" not in git_subcommands(command) or not output:
+        return None
+    match = _COMMIT_LINE.search(output)
+    if not match:
+        return None
+    return GitCommit(match.group(1), match.group(2).strip())
+
+
+def recognise_push(command: str, output: str | None) -> GitPush | None:
+    if "push" not in git_subcommands(command):
+        return None
+    if output and _PUSH_REJECTED.search(output):
+        return None
+    match = _PUSH_RANGE.search(output or "")
+    return GitPush(match.group(1) if match else None)
+
+
+def hashes_match(a: str, b: str) -> bool:
+    """A short hash and a full hash of the same commit (git abbreviates to >= 4 hex digits)."""
+    shorter, longer = sorted((a.lower(), b.lower()), key=len)
+    return len(shorter) >= 4 and longer.startswith(shorter)

@@ -1,0 +1,154 @@
+"""The write buffer: everything accepted since the last flush, applied in one transaction.
+
+Counters are kept as an ordered list of operations per agent (consecutive XP gains collapse
+into one), records under their final keys (repeated updates of one key collapse). ``apply``
+runs inside Store.write: it reads the stored agents and re-applies the operations on them,
+so concurrent bridges merge exactly and level-ups are computed on the merged state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from .config import ScoringRules
+from .scoring import AgentState, apply_grade, earn, reinstate, report_bug
+from .store import WriteView, key
+
+# Operation kinds (first element of each op list).
+GAIN, COMMIT, PUSH, GRADE, BUG, REINSTATE = "gain", "commit", "push", "grade", "bug", "reinstate"
+
+
+@attrs.define
+class Merge:
+    """Upsert of one record: fields set, fields set only when absent, counters added."""
+
+    set: dict[str, Any] = attrs.Factory(dict)
+    set_default: dict[str, Any] = attrs.Factory(dict)
+    add: dict[str, float] = attrs.Factory(dict)
+
+    def apply_to(self, record: dict[str, Any]) -> dict[str, Any]:
+        for name, value in self.set_default.items():
+            record.setdefault(name, value)
+        record.update(self.set)
+        for name, delta in self.add.items():
+            record[name] = record.get(name, 0) + delta
+        return record
+
+
+@attrs.define
+class AgentChange:
+    """What a flush did to one agent, for host notifications."""
+
+    before: AgentState | None
+    after: AgentState
+
+
+@attrs.define
+class FlushOutcome:
+    entries_written: int = 0
+    agents: list[AgentChange] = attrs.Factory(list)
+    duplicates: int = 0
+
+
+@attrs.define
+class PendingChanges:
+    agent_ops: dict[str, list[list[Any]]] = attrs.Factory(dict)
+    # Records inserted only if their key is absent (commits via their op, grades, activities).
+    inserts: dict[tuple[str, str], dict[str, Any]] = attrs.Factory(dict)
+    merges: dict[tuple[str, str], Merge] = attrs.Factory(dict)
+    meta: dict[str, Any] = attrs.Factory(dict)
+    events: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.agent_ops or self.inserts or self.merges or self.meta)
+
+    def size(self) -> int:
+        return sum(map(len, self.agent_ops.values())) + len(self.inserts) + len(self.merges)
+
+    def add_op(self, agent_id: str, op: list[Any]) -> None:
+        ops = self.agent_ops.setdefault(agent_id, [])
+        if op[0] == GAIN and ops and ops[-1][0] == GAIN:
+            ops[-1][1] += op[1]
+        else:
+            ops.append(op)
+
+    def merge(self, db: str, record_key: str) -> Merge:
+        found = self.merges.get((db, record_key))
+        if found is None:
+            found = self.merges[(db, record_key)] = Merge()
+        return found
+
+    def apply(self, view: WriteView, rules: ScoringRules, now: str) -> FlushOutcome:
+        outcome = FlushOutcome()
+        for agent_id, ops in self.agent_ops.items():
+            stored = view.get("agents", agent_id)
+            before = AgentState.from_record(stored) if stored else None
+            state = before.copy() if before else AgentState.new(agent_id, rules, now)
+            for op in ops:
+                outcome.duplicates += not self._apply_op(view, state, op, rules)
+            state.updated_at = now
+            view.put("agents", agent_id, state.to_record())
+            outcome.entries_written += 1
+            outcome.agents.append(AgentChange(before, state))
+        for (db, record_key), record in self.inserts.items():
+            if db in ("commits", "communication"):
+                continue  # written by their agent operation, which also counts them
+            outcome.entries_written += view.insert(db, record_key, record)
+        for (db, record_key), merge in self.merges.items():
+            view.put(db, record_key, merge.apply_to(view.get(db, record_key) or {}))
+            outcome.entries_written += 1
+        for meta_key, value in self.meta.items():
+            view.put("meta", meta_key, value)
+            outcome.entries_written += 1
+        return outcome
+
+    def _apply_op(self, view: WriteView, state: AgentState, op: list[Any], rules: ScoringRules) -> bool:
+        """Apply one operation; False if it was a duplicate another process already wrote."""
+        kind = op[0]
+        if kind == GAIN:
+            earn(state, op[1], rules)
+        elif kind == COMMIT:
+            if not view.insert("commits", op[1], self.inserts[("commits", op[1])]):
+                return False
+            state.total_commits += 1
+            earn(state, op[2], rules)
+        elif kind == PUSH:
+            state.total_pushes += 1
+            earn(state, op[1], rules)
+        elif kind == GRADE:
+            record_key, grade_prefix = op[2], op[3]
+            if any(True for _ in view.scan("communication", grade_prefix)):
+                return False  # this grader already graded this commit (another bridge)
+            view.put("communication", record_key, self.inserts[("communication", record_key)])
+            apply_grade(state, op[1], rules)
+        elif kind == BUG:
+            report_bug(state, rules)
+        elif kind == REINSTATE:
+            reinstate(state, rules)
+        return True
+
+
+def apply_op_to_projection(state: AgentState, op: list[Any], rules: ScoringRules) -> int:
+    """The same rules on the in-memory projection (read-your-writes); returns levels gained."""
+    kind = op[0]
+    if kind == GAIN:
+        return earn(state, op[1], rules)
+    if kind == COMMIT:
+        state.total_commits += 1
+        return earn(state, op[2], rules)
+    if kind == PUSH:
+        state.total_pushes += 1
+        return earn(state, op[1], rules)
+    if kind == GRADE:
+        apply_grade(state, op[1], rules)
+    elif kind == BUG:
+        report_bug(state, rules)
+    elif kind == REINSTATE:
+        reinstate(state, rules)
+    return 0
+
+
+def grade_prefix(project_path: str, commit_hash: str, grader: str) -> str:
+    return key(project_path, commit_hash, grader, "")

@@ -1,0 +1,40 @@
+"""AGENT_TRACKER_RECORD=<file>: append every message, both directions, as replayable JSON lines.
+
+Format (protocol/recordings/*.jsonl): ``{"dir": "in"|"out", "msg": {...}}``; an incoming body
+that is not JSON is kept as ``{"dir": "in", "raw": "<text>"}`` so bad input replays too.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+
+ENV_RECORD = "AGENT_TRACKER_RECORD"
+
+
+class Recorder:
+    def __init__(self, path: str):
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+
+    def incoming(self, body: bytes) -> None:
+        try:
+            line = {"dir": "in", "msg": orjson.loads(body)}
+        except orjson.JSONDecodeError:
+            line = {"dir": "in", "raw": body.decode("utf-8", errors="backslashreplace")}
+        self._write(line)
+
+    def outgoing(self, message: Any) -> None:
+        self._write({"dir": "out", "msg": message})
+
+    def _write(self, line: dict[str, Any]) -> None:
+        os.write(self._fd, orjson.dumps(line) + b"\n")
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def recorder_from_env() -> Recorder | None:
+    path = os.environ.get(ENV_RECORD)
+    return Recorder(path) if path else None

@@ -1,0 +1,353 @@
+"""The central LMDB store: one environment, named sub-databases, one write entry point.
+
+Key layout and value encoding are documented in protocol/storage.md. Values are JSON (orjson):
+floats round-trip exactly (shortest repr), and any tool (jq, DuckDB) can read an export.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import attrs
+import lmdb
+import orjson
+
+from .config import BridgeConfig, MiB
+
+SCHEMA_VERSION = 1
+SUB_DATABASES = (
+    "agents", "sessions", "commits", "communication", "retrospectives",
+    "activities", "projects", "migrations", "meta",
+)
+SEP = "\x00"  # composite-key separator: cannot occur in ids or paths (validated on input)
+
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """A store problem with a message meant for the user."""
+
+
+class StoreUnavailable(StoreError):
+    pass
+
+
+class ForeignDatabase(StoreUnavailable):
+    """The path holds a database this store must not write into (e.g. lmdb-js data format v2)."""
+
+
+class DatabaseFull(StoreError):
+    pass
+
+
+def key(*parts: str) -> str:
+    return SEP.join(parts)
+
+
+def split_key(raw: str) -> list[str]:
+    return raw.split(SEP)
+
+
+def full_message(map_size: int) -> str:
+    return (
+        f"The agent-tracker database is full (maxDatabaseSize = {map_size} bytes, "
+        f"{map_size / MiB:g} MiB). Nothing was lost: pending changes are kept in memory and in the "
+        f"journal. Raise maxDatabaseSize (up to 2 GiB) in the plugin options or "
+        f"AGENT_TRACKER_MAX_DATABASE_SIZE and restart OpenCode to apply them."
+    )
+
+
+@attrs.frozen
+class DatabaseInfo:
+    path: str
+    map_size: int
+    available: bool
+    read_only: bool
+    error: str | None = None
+    foreign: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        wire = {"path": self.path, "mapSize": self.map_size, "available": self.available,
+                "readOnly": self.read_only}
+        if self.error:
+            wire["error"] = self.error
+        return wire
+
+
+class ReadView:
+    """Read access inside one transaction (a consistent snapshot)."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]):
+        self._txn = txn
+        self._dbs = dbs
+
+    def get(self, db: str, k: str) -> dict[str, Any] | None:
+        raw = self._txn.get(k.encode(), db=self._dbs[db])
+        return None if raw is None else orjson.loads(raw)
+
+    def scan(self, db: str, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+        """Entries whose key starts with prefix, in key order."""
+        encoded = prefix.encode()
+        with self._txn.cursor(db=self._dbs[db]) as cursor:
+            if not cursor.set_range(encoded):
+                return
+            for raw_key, raw_value in cursor:
+                if not raw_key.startswith(encoded):
+                    return
+                yield raw_key.decode(), orjson.loads(raw_value)
+
+    def raw_values(self, db: str) -> Iterator[bytes]:
+        """Every value, undecoded: for reports that decode in bulk."""
+        with self._txn.cursor(db=self._dbs[db]) as cursor:
+            yield from cursor.iternext(keys=False, values=True)
+
+    def count(self, db: str) -> int:
+        return self._txn.stat(self._dbs[db])["entries"]
+
+
+class WriteView(ReadView):
+    """Write access inside the single write transaction of Store.write."""
+
+    def put(self, db: str, k: str, value: Any) -> None:
+        self._txn.put(k.encode(), orjson.dumps(value), db=self._dbs[db])
+
+    def insert(self, db: str, k: str, value: Any) -> bool:
+        """Put only if the key is absent; True if written."""
+        return self._txn.put(k.encode(), orjson.dumps(value), db=self._dbs[db], overwrite=False)
+
+    def delete(self, db: str, k: str) -> bool:
+        return self._txn.delete(k.encode(), db=self._dbs[db])
+
+
+class Store:
+    """One LMDB environment. Never raises on open: check ``available`` and ``error``."""
+
+    def __init__(self, path: Path, map_size: int, *, readonly: bool = False,
+                 temporary_dir: str | None = None):
+        self.path = path
+        self.requested_map_size = map_size
+        self._temporary_dir = temporary_dir
+        self._env: lmdb.Environment | None = None
+        self._dbs: dict[str, Any] = {}
+        self._opened_readonly = readonly
+        self._writes_refused = readonly
+        self.error: str | None = None
+        self.foreign = False
+
+    # -- opening -----------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, config: BridgeConfig, *, readonly: bool = False) -> "Store":
+        path = config.resolved_database_path()
+        temporary_dir = None
+        if path is None:  # ":memory:": py-lmdb has no in-memory mode, so a private temp dir
+            temporary_dir = tempfile.mkdtemp(prefix="agent-tracker-memory-")
+            path = Path(temporary_dir) / "agent-tracker.lmdb"
+        store = cls(path, config.max_database_size, readonly=readonly, temporary_dir=temporary_dir)
+        store._open()
+        return store
+
+    def _open(self) -> None:
+        try:
+            self._check_path()
+            self._env = lmdb.open(
+                str(self.path), subdir=False, map_size=self.requested_map_size,
+                max_dbs=len(SUB_DATABASES) + 2, readonly=self._opened_readonly,
+                lock=True, readahead=False, meminit=False, create=not self._opened_readonly,
+            )
+            self._open_sub_databases()
+        except StoreUnavailable as exc:
+            self._fail(str(exc), foreign=isinstance(exc, ForeignDatabase))
+        except lmdb.Error as exc:
+            self._fail(*self._explain_open_error(exc))
+        except OSError as exc:
+            self._fail(f"Cannot use the database at {self.path}: {exc.strerror or exc}.")
+
+    def _check_path(self) -> None:
+        if self.path.is_dir():
+            raise StoreUnavailable(
+                f"The database path {self.path} is a directory; agent-tracker needs a file path "
+                f"there (set databasePath to a file such as {self.path / 'agent-tracker.lmdb'})."
+            )
+        if self._opened_readonly:
+            if not self.path.exists():
+                raise StoreUnavailable(f"No agent-tracker database at {self.path}.")
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"Cannot create the folder {self.path.parent} for the database: "
+                f"{exc.strerror or exc}."
+            ) from exc
+        if self.path.exists() and self.path.stat().st_size > 0 and _looks_like_lmdbjs(self.path):
+            raise ForeignDatabase(_foreign_message(self.path))
+
+    def _explain_open_error(self, exc: lmdb.Error) -> tuple[str, bool]:
+        text = str(exc)
+        if "format v2" in text or (self.path.exists() and _looks_like_lmdbjs(self.path)):
+            return _foreign_message(self.path), True
+        if isinstance(exc, (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError)) \
+                or "Invalid argument" in text:
+            return (f"The file at {self.path} is not a readable agent-tracker database "
+                    f"(corrupt or another program's file: {text}). Tracking is disabled; move the "
+                    f"file away or choose another databasePath."), False
+        if isinstance(exc, lmdb.ReadonlyError) or getattr(exc, "errno", None) in (errno.EACCES, errno.EROFS) \
+                or "Permission denied" in text or "Read-only" in text:
+            return f"No permission to open the database at {self.path}: {text}.", False
+        return f"Cannot open the database at {self.path}: {text}.", False
+
+    def _open_sub_databases(self) -> None:
+        assert self._env is not None
+        with self._env.begin(write=False) as txn:
+            existing = {k.split(b"\x00")[0] for k, _ in txn.cursor()}
+        ours = {name.encode() for name in SUB_DATABASES}
+        if existing - ours:
+            strangers = ", ".join(sorted(k.decode(errors="replace") for k in existing - ours)[:5])
+            raise StoreUnavailable(
+                f"The LMDB database at {self.path} belongs to another program (it holds {strangers}); "
+                f"agent-tracker will not write into it. Choose another databasePath."
+            )
+        if self._opened_readonly:
+            with self._env.begin(write=False) as txn:
+                for name in SUB_DATABASES:
+                    if name.encode() in existing:
+                        self._dbs[name] = self._env.open_db(name.encode(), txn=txn, create=False)
+            missing = [n for n in SUB_DATABASES if n not in self._dbs]
+            if missing:
+                raise StoreUnavailable(f"The database at {self.path} has not been initialised yet.")
+        else:
+            try:
+                with self._env.begin(write=True) as txn:
+                    for name in SUB_DATABASES:
+                        self._dbs[name] = self._env.open_db(name.encode(), txn=txn, create=True)
+                    meta = self._dbs["meta"]
+                    if txn.get(b"schemaVersion", db=meta) is None:
+                        txn.put(b"schemaVersion", orjson.dumps(SCHEMA_VERSION), db=meta)
+            except lmdb.MapFullError:
+                self._writes_refused = True
+                raise StoreUnavailable(full_message(self.map_size))
+        with self._env.begin(write=False) as txn:
+            version = txn.get(b"schemaVersion", db=self._dbs["meta"])
+        if version is not None and orjson.loads(version) > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"The database at {self.path} has schema version {orjson.loads(version)}, newer than "
+                f"this agent-tracker understands ({SCHEMA_VERSION}); upgrade agent-tracker."
+            )
+
+    def _fail(self, message: str, foreign: bool = False) -> None:
+        self.error = message
+        self.foreign = foreign
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        return self._env is not None
+
+    @property
+    def read_only(self) -> bool:
+        return self._writes_refused or not self.available
+
+    @property
+    def map_size(self) -> int:
+        if self._env is None:
+            return self.requested_map_size
+        return self._env.info()["map_size"]
+
+    def info(self) -> DatabaseInfo:
+        return DatabaseInfo(str(self.path), self.map_size, self.available, self.read_only,
+                            self.error, self.foreign)
+
+    def last_txn_id(self) -> int:
+        assert self._env is not None
+        return self._env.info()["last_txnid"]
+
+    # -- access ----------------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[ReadView]:
+        if self._env is None:
+            raise StoreUnavailable(self.error or "The database is not open.")
+        txn = self._begin(write=False)
+        try:
+            yield ReadView(txn, self._dbs)
+        finally:
+            txn.abort()
+
+    def write(self, apply: Callable[[WriteView], T]) -> T:
+        """The only way to write: ``apply`` runs inside one write transaction.
+
+        Counters must be read-modified-written through the view, so concurrent processes
+        (LMDB serialises writers with its lock file) never lose each other's updates. On
+        MapFullError the transaction aborts as a whole and writes are refused from then on:
+        the map is a hard ceiling, never grown automatically.
+        """
+        if self._env is None:
+            raise StoreUnavailable(self.error or "The database is not open.")
+        if self._writes_refused:
+            raise DatabaseFull(self.error or f"The database at {self.path} is open read-only.")
+        txn = self._begin(write=True)
+        try:
+            result = apply(WriteView(txn, self._dbs))
+            txn.commit()
+            return result
+        except lmdb.MapFullError as exc:
+            txn.abort()
+            self._writes_refused = True
+            self.error = full_message(self.map_size)
+            raise DatabaseFull(self.error) from exc
+        except BaseException:
+            txn.abort()
+            raise
+
+    def _begin(self, write: bool) -> lmdb.Transaction:
+        assert self._env is not None
+        try:
+            return self._env.begin(write=write)
+        except lmdb.MapResizedError:
+            # Another process with a larger maxDatabaseSize grew the map; adopt its size.
+            self._env.set_mapsize(0)
+            return self._env.begin(write=write)
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+        if self._temporary_dir:
+            shutil.rmtree(self._temporary_dir, ignore_errors=True)
+            self._temporary_dir = None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _looks_like_lmdbjs(path: Path) -> bool:
+    try:
+        from .lmdbjs import is_lmdbjs_file
+    except ImportError:  # reader not installed: fall back on py-lmdb's own refusal
+        return False
+    try:
+        return is_lmdbjs_file(path)
+    except OSError:
+        return False
+
+
+def _foreign_message(path: Path) -> str:
+    return (
+        f"The database at {path} was written by the older TypeScript plugin (lmdb-js, data format "
+        f"v2), which this bridge cannot write into. Run `agent-tracker migrate` to move it aside "
+        f"and import its history; nothing will be deleted."
+    )

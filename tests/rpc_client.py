@@ -1,0 +1,153 @@
+"""An independent JSON-RPC 2.0 client for tests: spawns the real bridge and speaks over pipes.
+
+Deliberately shares no code with bridge/: framing, ids and matching are written here again
+so a bug in the bridge's transport cannot hide behind the same bug in the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class RpcError(Exception):
+    def __init__(self, error: dict[str, Any]):
+        super().__init__(f"{error.get('code')}: {error.get('message')}")
+        self.code = error.get("code")
+        self.message = error.get("message", "")
+        self.error = error
+
+
+def test_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_TRACKER_")}
+    env.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+class Bridge:
+    """A running bridge subprocess."""
+
+    def __init__(self, process: asyncio.subprocess.Process):
+        self.process = process
+        self.notifications: list[dict[str, Any]] = []
+        self.responses: dict[Any, asyncio.Future[dict[str, Any]]] = {}
+        self.unmatched: list[dict[str, Any]] = []
+        self.received: list[dict[str, Any]] = []
+        self._next_id = 0
+        self._reader_task = asyncio.ensure_future(self._read_loop())
+        self._notification_event = asyncio.Event()
+
+    @classmethod
+    async def spawn(cls, home: Path, *args: str, env: dict[str, str] | None = None) -> "Bridge":
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge", "serve", *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env or test_env(home), cwd=str(ROOT),
+        )
+        return cls(process)
+
+    async def _read_loop(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        while True:
+            length = None
+            while True:
+                line = await stdout.readline()
+                if not line:
+                    return
+                if line in (b"\r\n", b"\n"):
+                    break
+                name, _, value = line.decode("ascii").partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value.strip())
+            assert length is not None, "frame without Content-Length"
+            message = json.loads(await stdout.readexactly(length))
+            self.received.append(message)
+            if "method" in message:
+                self.notifications.append(message)
+                self._notification_event.set()
+            elif message.get("id") in self.responses and not self.responses[message["id"]].done():
+                self.responses[message["id"]].set_result(message)
+            else:
+                self.unmatched.append(message)
+
+    def write(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(data)
+
+    def send(self, message: dict[str, Any]) -> None:
+        body = json.dumps(message).encode()
+        self.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def notify(self, method: str, params: Any = None) -> None:
+        self.send({"jsonrpc": "2.0", "method": method, **({"params": params} if params is not None else {})})
+
+    async def request_raw(self, method: str, params: Any = None, timeout: float = 30) -> dict[str, Any]:
+        self._next_id += 1
+        msg_id = self._next_id
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.responses[msg_id] = future
+        self.send({"jsonrpc": "2.0", "id": msg_id, "method": method,
+                   **({"params": params} if params is not None else {})})
+        assert self.process.stdin is not None
+        await self.process.stdin.drain()
+        return await asyncio.wait_for(future, timeout)
+
+    async def request(self, method: str, params: Any = None, timeout: float = 30) -> Any:
+        response = await self.request_raw(method, params, timeout)
+        if "error" in response:
+            raise RpcError(response["error"])
+        return response["result"]
+
+    async def initialize(self, directory: str | Path | None = None, **config: Any) -> dict[str, Any]:
+        params: dict[str, Any] = {"clientInfo": {"name": "tests", "version": "0"}, "config": config}
+        if directory is not None:
+            params["project"] = {"directory": str(directory)}
+        return await self.request("initialize", params)
+
+    def notifications_of(self, method: str) -> list[dict[str, Any]]:
+        return [n["params"] for n in self.notifications if n["method"] == method]
+
+    async def wait_for_notification(self, method: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            found = self.notifications_of(method)
+            if found:
+                return found[-1]
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise TimeoutError(f"no {method} notification; got {self.notifications}")
+            self._notification_event.clear()
+            try:
+                await asyncio.wait_for(self._notification_event.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+    async def close_stdin(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+
+    async def wait(self, timeout: float = 30) -> int:
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        await asyncio.wait_for(self._reader_task, timeout)
+        return code
+
+    async def stderr(self) -> str:
+        assert self.process.stderr is not None
+        return (await self.process.stderr.read()).decode(errors="replace")
+
+    async def shutdown_and_exit(self) -> int:
+        await self.request("shutdown")
+        self.notify("exit")
+        return await self.wait()
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
