@@ -1,11 +1,15 @@
 """AGENT_TRACKER_RECORD=<file>: append every message, both directions, as replayable JSON lines.
 
 Format (protocol/recordings/*.jsonl): ``{"dir": "in"|"out", "msg": {...}}``; an incoming body
-that is not JSON is kept as ``{"dir": "in", "raw": "<text>"}`` so bad input replays too.
+that is not JSON is kept as ``{"dir": "in", "raw": "<text>"}`` (``"rawBase64"`` if it is not UTF-8),
+and header bytes that never became a body as ``{"dir": "in", "frame": "<latin-1 text>"}``, so bad
+input replays too. Replay files may also hold ``{"dir": "restart"}`` (stdin closed, bridge
+started again on the same home) and ``{"dir": "exit", "code": N}`` (expected exit code).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from typing import Any
 
@@ -22,8 +26,15 @@ class Recorder:
         try:
             line = {"dir": "in", "msg": orjson.loads(body)}
         except orjson.JSONDecodeError:
-            line = {"dir": "in", "raw": body.decode("utf-8", errors="backslashreplace")}
+            try:
+                line = {"dir": "in", "raw": body.decode("utf-8")}
+            except UnicodeDecodeError:
+                line = {"dir": "in", "rawBase64": base64.b64encode(body).decode()}
         self._write(line)
+
+    def incoming_frame(self, frame: bytes) -> None:
+        """Bytes that never became a body (e.g. an oversized header), replayed verbatim."""
+        self._write({"dir": "in", "frame": frame.decode("latin-1")})
 
     def outgoing(self, message: Any) -> None:
         self._write({"dir": "out", "msg": message})

@@ -152,11 +152,13 @@ class BridgeServer(JsonRPCServer):
             self.protocol.notify(method, params)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
-        # Called by run_async for anything the read loop could not handle.
-        if isinstance(error, (ValueError, RecursionError)) and not isinstance(error, JsonRpcException):
+        if isinstance(error, JsonRpcException):
+            return  # already answered to the requester with this error
+        if isinstance(error, (ValueError, RecursionError)):
+            # From run_async: the body was not JSON (or not UTF-8, or nested too deep).
             self.protocol.send_error(None, PARSE_ERROR, f"Parse error: {error}"[:500])
             return
-        self.log("error", f"Internal error: {error}"[:1000])
+        self.log("error", f"Internal error: {type(error).__name__}: {error}"[:1000])
 
     # -- dispatch -------------------------------------------------------------------------------
 
@@ -346,12 +348,13 @@ class BridgeServer(JsonRPCServer):
         self.protocol.sender = sender
         self.protocol.set_writer(sender, include_headers=True)
         reader = GuardedReader(await stdin_reader(), on_oversized=self._on_oversized,
-                               record=self.recorder.incoming if self.recorder else None)
+                               record=self.recorder.incoming if self.recorder else None,
+                               record_frame=self.recorder.incoming_frame if self.recorder else None)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
         self._main_task = asyncio.ensure_future(run_async(
             stop_event=threading.Event(), reader=reader, protocol=self.protocol,
-            logger=logger, error_handler=self.report_server_error))
+            logger=logging.getLogger("pygls.io_"), error_handler=self.report_server_error))
         try:
             await self._main_task
         except asyncio.CancelledError:

@@ -28,10 +28,12 @@ class GuardedReader:
     """What pygls' run_async reads from: ``readline`` and ``readexactly``."""
 
     def __init__(self, reader: asyncio.StreamReader, *, on_oversized: Callable[[int], None],
-                 record: Callable[[bytes], None] | None = None):
+                 record: Callable[[bytes], None] | None = None,
+                 record_frame: Callable[[bytes], None] | None = None):
         self._reader = reader
         self._on_oversized = on_oversized
         self._record = record
+        self._record_frame = record_frame
         self.closed_by_guard = False
 
     async def readline(self) -> bytes:
@@ -49,6 +51,8 @@ class GuardedReader:
             if length.isdigit() and int(length) > MAX_FRAME_BYTES:
                 # The stream cannot be resynchronised safely: stop reading (the server flushes).
                 self.closed_by_guard = True
+                if self._record_frame is not None:
+                    self._record_frame(line + b"\r\n")
                 self._on_oversized(int(length))
                 return b""
         return line

@@ -100,6 +100,15 @@ class Bridge:
         await self.process.stdin.drain()
         return await asyncio.wait_for(future, timeout)
 
+    async def send_request(self, message: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+        """Send a prepared request (its own id) and wait for the response with that id."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.responses[message["id"]] = future
+        self.send(message)
+        assert self.process.stdin is not None
+        await self.process.stdin.drain()
+        return await asyncio.wait_for(future, timeout)
+
     async def request(self, method: str, params: Any = None, timeout: float = 30) -> Any:
         response = await self.request_raw(method, params, timeout)
         if "error" in response:

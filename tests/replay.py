@@ -1,0 +1,313 @@
+"""Replay harness for protocol/recordings/*.jsonl, and the scenarios the recordings came from.
+
+A recording is one message per line: ``{"dir": "in"|"out", "msg": {...}}``, plus for bad input
+``{"dir": "in", "raw"|"rawBase64"|"frame": ...}`` and the markers ``{"dir": "restart"}`` and
+``{"dir": "exit", "code": N}``. The harness spawns the real bridge (HOME in a temp dir), feeds
+the ``in`` lines (waiting for the answer of each request, so the output order is
+deterministic), and returns everything the bridge wrote, normalised.
+
+``python tests/replay.py --write`` regenerates the recordings from SCENARIOS below (review
+the diff before committing: it is the contract's regression baseline). A real OpenCode
+session recorded with AGENT_TRACKER_RECORD=<file> can be dropped into protocol/recordings/
+after replacing its home directory with ``$HOME``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from rpc_client import Bridge, test_env  # noqa: E402
+
+RECORDINGS = Path(__file__).resolve().parent.parent / "protocol" / "recordings"
+_BLOB = re.compile(r"\$BLOB\((\d+)\)")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+_JOURNAL_ID = re.compile(r"[0-9a-f]{12}(?=\.jsonl|:\d)")
+
+
+def expand(text: str, home: Path) -> str:
+    text = text.replace("$HOME", str(home))
+    return _BLOB.sub(lambda match: "x" * int(match.group(1)), text)
+
+
+def normalise(message: Any, home: Path) -> Any:
+    text = json.dumps(message, sort_keys=True, ensure_ascii=False).replace(str(home), "$HOME")
+    text = _TIME.sub("<time>", text)
+    text = _JOURNAL_ID.sub("<journal>", text)
+    value = json.loads(text)
+    return _scrub(value)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for name, item in value.items():
+            if name == "durationMs":
+                out[name] = "<ms>"
+            elif name == "serverInfo" and isinstance(item, dict):
+                out[name] = {**item, "version": "<version>"}
+            else:
+                out[name] = _scrub(item)
+        return out
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    return value
+
+
+def frame(body: bytes) -> bytes:
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+async def run_lines(lines: list[dict[str, Any]], home: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """Feed the ``in`` lines to a fresh bridge; return (lines with real outputs, exit codes)."""
+    transcript: list[dict[str, Any]] = []
+    exit_codes: list[int] = []
+    bridge = await Bridge.spawn(home, env=test_env(home))
+    seen = 0
+
+    def collect() -> None:
+        nonlocal seen
+        for message in bridge.received[seen:]:
+            transcript.append({"dir": "out", "msg": message})
+        seen = len(bridge.received)
+
+    async def finish() -> None:
+        nonlocal seen
+        if bridge.process.stdin and not bridge.process.stdin.is_closing():
+            bridge.process.stdin.close()
+        exit_codes.append(await bridge.wait())
+        collect()
+
+    try:
+        for line in lines:
+            direction = line["dir"]
+            if direction == "out" or direction == "exit":
+                continue
+            if direction == "restart":
+                await finish()
+                transcript.append({"dir": "restart"})
+                bridge = await Bridge.spawn(home, env=test_env(home))
+                seen = 0
+                continue
+            transcript.append(line)
+            if "msg" in line:
+                message = json.loads(expand(json.dumps(line["msg"]), home))
+                if isinstance(message.get("id"), (str, int)) and "method" in message:
+                    await bridge.send_request(message)  # wait: fixes the order of what follows
+                else:
+                    bridge.send(message)
+            elif "raw" in line:
+                bridge.write(frame(expand(line["raw"], home).encode()))
+            elif "rawBase64" in line:
+                bridge.write(frame(base64.b64decode(line["rawBase64"])))
+            elif "frame" in line:
+                bridge.write(line["frame"].encode("latin-1"))
+            assert bridge.process.stdin is not None
+            await bridge.process.stdin.drain()
+            collect()
+        await finish()
+    finally:
+        bridge.kill()
+    transcript.append({"dir": "exit", "code": exit_codes[-1]})
+    return transcript, exit_codes
+
+
+def outputs(transcript: list[dict[str, Any]], home: Path) -> list[Any]:
+    return [normalise(line["msg"], home) for line in transcript if line["dir"] == "out"]
+
+
+def read_recording(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# -- scenarios --------------------------------------------------------------------------------
+
+def _req(msg_id: int, method: str, params: Any = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
+    if params is not None:
+        message["params"] = params
+    return {"dir": "in", "msg": message}
+
+
+def _note(method: str, params: Any = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params
+    return {"dir": "in", "msg": message}
+
+
+PROJECT = "$HOME/projects/shop"
+INIT = _req(1, "initialize", {"clientInfo": {"name": "opencode-plugin", "version": "0.1.0"},
+                              "config": {}, "project": {"directory": PROJECT}})
+
+
+def _bash(session: str, call: str, command: str, output: str, exit_ok: bool = True) -> dict[str, Any]:
+    return _note("tool.executed", {"sessionID": session, "callID": call, "tool": "bash", "success": exit_ok,
+                                   "args": {"command": command, "description": "run"}, "output": output})
+
+
+def _tool(session: str, call: str, tool: str = "read", success: bool = True) -> dict[str, Any]:
+    return _note("tool.executed", {"sessionID": session, "callID": call, "tool": tool, "success": success})
+
+
+def full_session() -> list[dict[str, Any]]:
+    return [
+        INIT,
+        _note("session.created", {"sessionID": "ses_1", "directory": PROJECT, "title": "Add cart"}),
+        _note("session.updated", {"sessionID": "ses_1", "agent": {"id": "build", "model": "claude-sonnet-4",
+                                                                   "provider": "anthropic"}}),
+        _tool("ses_1", "call_1", "read"), _tool("ses_1", "call_2", "edit"), _tool("ses_1", "call_3", "grep"),
+        _tool("ses_1", "call_4", "edit", success=False),
+        _tool("ses_1", "call_2", "edit"),  # repeated callID: counted once
+        _note("command.executed", {"sessionID": "ses_1", "command": "test", "success": True}),
+        _bash("ses_1", "call_5", "git add -A && git commit -m 'feat: cart'",
+              "[main (root-commit) 3f2a9c1] feat: cart\n 2 files changed, 40 insertions(+)\n"),
+        _note("commit.completed", {"sessionID": "ses_1", "agentId": "build", "projectPath": PROJECT,
+                                   "commitHash": "3f2a9c1d4e5f60718293a4b5c6d7e8f901234567",
+                                   "taskDescription": "Add a shopping cart"}),
+        _req(2, "grade", {"sessionID": "ses_1", "grade": 5, "grader": "agent", "reason": "tests pass"}),
+        _note("grade", {"sessionID": "ses_1", "grade": "good", "grader": "user", "reason": "nice"}),
+        _req(3, "agent.status", {"agentId": "build"}),
+        _bash("ses_1", "call_6", "git push origin main",
+              "To /srv/git/shop.git\n   0000000..3f2a9c1  main -> main\n"),
+        _note("commit.pushed", {"sessionID": "ses_1", "projectPath": PROJECT}),  # same push: once
+        _req(4, "agent.status", {"sessionID": "ses_1"}),
+        _note("session.idle", {"sessionID": "ses_1"}),
+        _note("session.deleted", {"sessionID": "ses_1"}),
+        _req(5, "shutdown"),
+        _note("exit"),
+    ]
+
+
+def bad_input() -> list[dict[str, Any]]:
+    return [
+        _req(1, "agent.status", {"agentId": "build"}),  # before initialize: -32002
+        _note("tool.executed", {"sessionID": "s", "callID": "c", "tool": "read", "success": True}),
+        INIT,
+        {"dir": "in", "raw": "{not json"},
+        {"dir": "in", "rawBase64": base64.b64encode(b'{"jsonrpc": "2.0", "method": "\xff\xfe"}').decode()},
+        {"dir": "in", "raw": "[1, 2]"},
+        {"dir": "in", "raw": "42"},
+        {"dir": "in", "msg": {"jsonrpc": "1.0", "id": 10, "method": "flush"}},
+        {"dir": "in", "msg": {"id": 11, "method": "flush"}},
+        {"dir": "in", "msg": {"jsonrpc": "2.0", "id": [12], "method": "flush"}},
+        _req(13, "no.such.method", {}),
+        _note("no.such.notification", {}), _note("no.such.notification", {}),
+        _req(14, "grade", {"sessionID": "s", "grade": 3, "grader": "user"}),
+        _req(15, "grade", {"sessionID": "s", "grade": "2", "grader": "user"}),
+        _req(16, "grade", {"sessionID": "s", "grade": True, "grader": "user"}),
+        _req(17, "grade", {"sessionID": "s", "grade": None, "grader": "user"}),
+        _req(18, "grade", {"sessionID": "s", "grade": 2.5, "grader": "robot"}),
+        _req(19, "grade", {"sessionID": "s", "grade": 2, "grader": "user"}),  # no commit to grade
+        _req(20, "tool.executed", {"sessionID": 7, "callID": "", "tool": None, "success": "yes"}),
+        _note("tool.executed", {"sessionID": "s", "callID": "c1", "tool": "read", "success": "true"}),
+        _req(21, "session.created", ["not", "an", "object"]),
+        _req(22, "agent.status", {}),
+        _note("session.created", {"sessionID": "s", "agent": {"id": "build"}}),
+        _note("tool.executed", {"sessionID": "s", "callID": "c2", "tool": "read", "success": True}),
+        _req(23, "agent.status", {"agentId": "build"}),
+        {"dir": "in", "frame": "Content-Length: 99999999999\r\n\r\n"},
+    ]
+
+
+def two_interleaved_sessions() -> list[dict[str, Any]]:
+    other = "$HOME/projects/web"
+    return [
+        INIT,
+        _note("session.created", {"sessionID": "ses_a", "directory": PROJECT,
+                                  "agent": {"id": "build", "model": "gpt-5", "provider": "openai"}}),
+        _note("session.created", {"sessionID": "ses_b", "directory": other,
+                                  "agent": {"id": "plan", "model": "claude-sonnet-4", "provider": "anthropic"}}),
+        _tool("ses_a", "a1"), _tool("ses_b", "b1"), _tool("ses_a", "a2"), _tool("ses_b", "b2"),
+        _tool("ses_b", "a1"),  # same callID in another session counts
+        _bash("ses_a", "a3", "git commit -am 'fix: totals'", "[main 1111111] fix: totals\n"),
+        _bash("ses_b", "b3", "git commit -am 'feat: page'", "[main 2222222] feat: page\n"),
+        _req(2, "grade", {"sessionID": "ses_b", "grade": -1, "grader": "user", "reason": "broke the build"}),
+        _req(3, "grade", {"sessionID": "ses_a", "grade": "excellence", "grader": "user"}),
+        _note("bug.reported", {"sessionID": "ses_b", "description": "page crashes"}),
+        _req(4, "agent.status", {"agentId": "plan"}),
+        _tool("ses_b", "b4"),  # halted: earns nothing
+        _req(5, "agent.status", {"agentId": "plan"}),
+        _req(6, "agent.reinstate", {"agentId": "plan", "reason": "fixed by hand"}),
+        _note("session.deleted", {"sessionID": "ses_a"}),
+        _note("session.deleted", {"sessionID": "ses_b"}),
+        _req(7, "agent.status", {"agentId": "build"}),
+        _req(8, "shutdown"), _note("exit"),
+    ]
+
+
+def restart_persistence() -> list[dict[str, Any]]:
+    return [
+        INIT,
+        _note("session.created", {"sessionID": "ses_r", "directory": PROJECT, "agent": {"id": "build"}}),
+        _tool("ses_r", "r1"), _tool("ses_r", "r2"),
+        _bash("ses_r", "r3", "git commit -m wip", "[main abcdef0] wip\n"),
+        _req(2, "agent.status", {"agentId": "build"}),
+        {"dir": "restart"},  # stdin closed: the bridge flushes and exits 0
+        INIT,
+        _req(2, "agent.status", {"agentId": "build"}),
+        _tool("ses_r", "r4"),
+        _req(3, "grade", {"sessionID": "ses_r", "grade": 1, "grader": "user"}),
+        _req(4, "agent.status", {"sessionID": "ses_r"}),
+        _req(5, "shutdown"), _note("exit"),
+    ]
+
+
+def map_full() -> list[dict[str, Any]]:
+    small = _req(1, "initialize", {"clientInfo": {"name": "opencode-plugin", "version": "0.1.0"},
+                                   "config": {"maxDatabaseSize": "1MiB"}, "project": {"directory": PROJECT}})
+    large = _req(1, "initialize", {"clientInfo": {"name": "opencode-plugin", "version": "0.1.0"},
+                                   "config": {"maxDatabaseSize": "64MiB"}, "project": {"directory": PROJECT}})
+    lines = [small, _note("session.created", {"sessionID": "ses_f", "directory": PROJECT, "agent": {"id": "build"}})]
+    lines += [_note("retrospective.recorded", {"sessionID": "ses_f", "summary": f"$BLOB(60000) {i}"})
+              for i in range(24)]
+    lines += [_tool("ses_f", "f1"), _req(2, "flush"), _req(3, "flush"), _req(4, "agent.status", {"agentId": "build"}),
+              _req(5, "shutdown"), _note("exit"), {"dir": "restart"}, large,
+              _req(2, "agent.status", {"agentId": "build"}), _req(3, "shutdown"), _note("exit")]
+    return lines
+
+
+def invalid_config() -> list[dict[str, Any]]:
+    def init(msg_id: int, config: Any) -> dict[str, Any]:
+        return _req(msg_id, "initialize", {"config": config, "project": {"directory": PROJECT}})
+    return [
+        init(1, {"maxDatabaseSize": 512}), init(2, {"maxDatabaseSize": "3GiB"}),
+        init(3, {"maxDatabaseSize": "big"}), init(4, {"databasePath": 5}),
+        init(5, {"maxDatabaseSize": 1048576, "databsePath": "typo"}),
+        init(6, {"scoring": {"toolCallXp": -1}}), init(7, "not an object"),
+        init(8, {"databasePath": "trackers/team.lmdb", "maxDatabaseSize": "2GiB"}),
+        _req(9, "shutdown"), _note("exit"),
+    ]
+
+
+SCENARIOS = {
+    "full_session": full_session, "bad_input": bad_input,
+    "two_interleaved_sessions": two_interleaved_sessions, "restart_persistence": restart_persistence,
+    "map_full": map_full, "invalid_config": invalid_config,
+}
+
+
+async def _write_all() -> None:
+    RECORDINGS.mkdir(parents=True, exist_ok=True)
+    for name, scenario in SCENARIOS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp)
+            transcript, _ = await run_lines(scenario(), home)
+            lines = [line if line["dir"] != "out" else {"dir": "out", "msg": normalise(line["msg"], home)}
+                     for line in transcript]
+        path = RECORDINGS / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+        print(f"wrote {path} ({len(lines)} lines)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python tests/replay.py --write")
+    asyncio.run(_write_all())

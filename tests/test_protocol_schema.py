@@ -1,0 +1,97 @@
+"""protocol/schema.json is the wire contract; the code must match it, both ways."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from pathlib import Path
+
+import attrs
+import pytest
+
+from bridge import messages as m
+from bridge.config import BridgeConfig, ScoringRules, _camel
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "protocol" / "schema.json").read_text())
+
+
+def resolve(node: dict) -> dict:
+    while "$ref" in node:
+        node = SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def json_type(annotation: typing.Any) -> str:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if annotation in (m.Id, str):
+        return "string"
+    if annotation is bool:
+        return "boolean"
+    if annotation is m.Grade:
+        return "grade"
+    if annotation is m.Grader:
+        return "grader"
+    if annotation == list[str]:
+        return "array"
+    return "object"  # dict[str, Any] and nested attrs classes
+
+
+def schema_type(node: dict) -> str:
+    node = resolve(node)
+    if node.get("enum") == ["agent", "user"]:
+        return "grader"
+    if "oneOf" in node and node["oneOf"][0].get("enum") == [-1, 1, 2, 5]:
+        return "grade"
+    return node["type"]
+
+
+def check_class(cls: type, node: dict, where: str) -> None:
+    node = resolve(node)
+    hints = typing.get_type_hints(cls)
+    fields = {m._wire(f.name): f for f in attrs.fields(cls)}
+    assert set(node.get("properties", {})) == set(fields), f"{where}: fields differ"
+    required = {name for name, f in fields.items() if f.default is attrs.NOTHING}
+    assert set(node.get("required", [])) == required, f"{where}: required fields differ"
+    for name, f in fields.items():
+        prop = node["properties"][name]
+        assert schema_type(prop) == json_type(hints[f.name]), f"{where}.{name}: type differs"
+        inner = hints[f.name]
+        if typing.get_origin(inner) in (typing.Union, types.UnionType):
+            (inner,) = [a for a in typing.get_args(inner) if a is not type(None)]
+        if attrs.has(inner):
+            check_class(inner, prop, f"{where}.{name}")
+
+
+def test_methods_match_both_ways() -> None:
+    assert set(SCHEMA["methods"]) == set(m.METHODS)
+
+
+@pytest.mark.parametrize("method", sorted(m.METHODS))
+def test_parameter_classes_match_schema(method: str) -> None:
+    spec = SCHEMA["methods"][method]
+    if method != "initialize":  # initialize.config is validated by bridge.config (below)
+        check_class(m.METHODS[method], spec["params"], method)
+    expected_kind = "notification" if method in m.EVENT_METHODS or method == "exit" else "request"
+    assert spec["kind"] == expected_kind
+
+
+def test_initialize_config_matches_bridge_config() -> None:
+    config = resolve(SCHEMA["$defs"]["Config"])
+    assert set(config["properties"]) == {_camel(f.name) for f in attrs.fields(BridgeConfig)}
+    scoring = resolve(SCHEMA["$defs"]["ScoringRules"])
+    defaults = ScoringRules()
+    assert {name: prop["default"] for name, prop in scoring["properties"].items()} == {
+        _camel(f.name): getattr(defaults, f.name) for f in attrs.fields(ScoringRules)}
+
+
+def test_outgoing_notifications_match() -> None:
+    assert set(SCHEMA["notificationsFromBridge"]) == set(m.OUTGOING_NOTIFICATIONS)
+
+
+def test_grades_in_schema_are_the_rules_grades() -> None:
+    from bridge.scoring import GRADE_NAMES
+    grade = SCHEMA["$defs"]["Grade"]["oneOf"]
+    assert grade[0]["enum"] == sorted(GRADE_NAMES)
+    assert grade[1]["enum"] == [GRADE_NAMES[v] for v in sorted(GRADE_NAMES)]
