@@ -281,6 +281,8 @@ def make_converter() -> cattrs.Converter:
 
 
 CONVERTER = make_converter()
+# Looked up once: cattrs' per-call dispatch shows up on the hot path.
+_STRUCTURE_HOOKS = {method: CONVERTER.get_structure_hook(cls) for method, cls in METHODS.items()}
 
 
 def structure_params(method: str, params: Any) -> Any:
@@ -291,7 +293,7 @@ def structure_params(method: str, params: Any) -> Any:
     if not isinstance(params, Mapping):
         raise InvalidParams(f"params of {method} must be an object; got {type(params).__name__}")
     try:
-        return CONVERTER.structure(params, cls)
+        return _STRUCTURE_HOOKS[method](params, cls)
     except Exception as exc:
         raise InvalidParams(f"{method}: {describe_errors(exc)}") from None
 

@@ -8,6 +8,7 @@ so concurrent bridges merge exactly and level-ups are computed on the merged sta
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import attrs
@@ -26,7 +27,7 @@ class Merge:
 
     set: dict[str, Any] = attrs.Factory(dict)
     set_default: dict[str, Any] = attrs.Factory(dict)
-    add: dict[str, float] = attrs.Factory(dict)
+    add: Counter[str] = attrs.Factory(Counter)  # missing counters start at 0
 
     def apply_to(self, record: dict[str, Any]) -> dict[str, Any]:
         for name, value in self.set_default.items():

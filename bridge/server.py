@@ -9,6 +9,7 @@ are not turned into namedtuples on the hot path. Transport: bridge.transport.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import signal
 import sys
@@ -58,21 +59,24 @@ class BridgeProtocol(JsonRPCProtocol):
                                    params=data.get("params"))
 
     def handle_message(self, message: Any) -> None:
-        if isinstance(message, JsonRPCRequestMessage):
-            if isinstance(message.id, bool) or not isinstance(message.id, (str, int)) and message.id is not None:
-                self.send_error(None, INVALID_REQUEST, "Invalid Request: id must be a string or a number.")
-                return
-            if message.jsonrpc != self.VERSION:
-                self.send_error(message.id, INVALID_REQUEST, 'Invalid Request: jsonrpc must be "2.0".')
-                return
-        elif isinstance(message, JsonRPCNotification):
+        # Dispatch on our concrete classes: pygls' version checks runtime Protocols with
+        # isinstance, which costs more than everything else per notification (measured 2 s of
+        # 5.7 s for 30,000 notifications).
+        if type(message) is JsonRPCNotification:
             if message.jsonrpc != self.VERSION:
                 self.bridge.log("warning", f'Dropped a notification whose jsonrpc is not "2.0": {message.method}')
                 return
+            self._handle_notification(message.method, message.params)
+        elif type(message) is JsonRPCRequestMessage:
+            if isinstance(message.id, bool) or not isinstance(message.id, (str, int)):
+                self.send_error(None, INVALID_REQUEST, "Invalid Request: id must be a string or a number.")
+            elif message.jsonrpc != self.VERSION:
+                self.send_error(message.id, INVALID_REQUEST, 'Invalid Request: jsonrpc must be "2.0".')
+            else:
+                # Each request runs in its own context so handlers can tell requests (msg_id set).
+                contextvars.copy_context().run(self._handle_request, message.id, message.method, message.params)
         else:
             self._invalid_message(message)
-            return
-        super().handle_message(message)
 
     def _invalid_message(self, message: Any) -> None:
         msg_id = message.get("id") if isinstance(message, dict) else None
@@ -86,13 +90,19 @@ class BridgeProtocol(JsonRPCProtocol):
                         f"Invalid Request: expected a JSON-RPC 2.0 object with a string method, got {kind}.")
 
     def _handle_notification(self, method_name: str, params: Any) -> None:
-        if method_name not in self.fm.features:
+        handler = self.fm.features.get(method_name)
+        if handler is None:
             if method_name not in self._unknown_notified:
                 self._unknown_notified.add(method_name)
                 self.bridge.log("warning", f"Ignoring unknown notification {method_name!r} "
                                            f"(logged once per method).")
             return
-        super()._handle_notification(method_name, params)
+        # Our handlers are synchronous: call them directly instead of pygls' per-message
+        # uuid4 + Future bookkeeping, which is most of the per-notification cost.
+        try:
+            handler(params)
+        except Exception as error:  # never let one event take the bridge down
+            self.bridge.report_server_error(error, None)
 
     # -- output --------------------------------------------------------------------------------
 
@@ -166,7 +176,8 @@ class BridgeServer(JsonRPCServer):
         handler = getattr(self, "_on_" + method.replace(".", "_"), None)
 
         def dispatch(raw_params: Any) -> Any:
-            is_request = self.protocol.msg_id is not None
+            # pygls sets this context variable only while handling a request.
+            is_request = self.protocol._ctx_msg_id.get() is not None
             try:
                 params = m.structure_params(method, raw_params)
             except m.InvalidParams as exc:
@@ -176,7 +187,7 @@ class BridgeServer(JsonRPCServer):
                 return None
             if handler is not None:
                 return handler(params)
-            return self._on_event(method, params, is_request)
+            return self._on_event(method, params, is_request, raw_params)
 
         dispatch.__name__ = f"handle_{method}"
         return dispatch
@@ -186,14 +197,14 @@ class BridgeServer(JsonRPCServer):
             raise JsonRpcServerNotInitialized(message=f"{method} before initialize: send initialize first.")
         return self.service
 
-    def _on_event(self, method: str, params: Any, is_request: bool) -> Any:
+    def _on_event(self, method: str, params: Any, is_request: bool, raw_params: Any) -> Any:
         if self.service is None:
             if is_request:
                 raise JsonRpcServerNotInitialized(message=f"{method} before initialize: send initialize first.")
             self.log("warning", f"Dropped {method} notification: received before initialize.")
             return None
         try:
-            result = self.service.handle(method, params)
+            result = self.service.handle(method, params, raw=raw_params)
         except EventRejected as exc:
             if is_request:
                 raise JsonRpcInvalidParams(message=str(exc)) from None

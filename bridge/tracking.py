@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import attrs
 
+from . import faults
 from . import messages as m
 from .config import ScoringRules
 from .git_commands import hashes_match, recognise_commit, recognise_push
@@ -33,8 +34,18 @@ class EventRejected(ValueError):
     """A well-formed event that the rules refuse (e.g. a second user grade for one commit)."""
 
 
+_last_now: tuple[int, str] = (0, "")
+
+
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """ISO-8601 UTC with milliseconds; formatted once per millisecond (it is on the hot path)."""
+    global _last_now
+    now_ns = time.time_ns()
+    millis = now_ns // 1_000_000
+    if millis != _last_now[0]:
+        moment = datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+        _last_now = (millis, moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    return _last_now[1]
 
 
 @attrs.define
@@ -98,12 +109,20 @@ class TrackingService:
 
     # -- intake ----------------------------------------------------------------------------
 
-    def handle(self, method: str, params: Any, received_at: str | None = None) -> Any:
-        """Check, journal, then apply one structured event. Raises EventRejected untouched."""
+    def handle(self, method: str, params: Any, received_at: str | None = None,
+               raw: dict[str, Any] | None = None) -> Any:
+        """Check, journal, then apply one structured event. Raises EventRejected untouched.
+
+        ``raw`` is the event's wire params when the caller has them (the bridge does), which
+        saves unstructuring them again for the journal.
+        """
         received_at = received_at or utc_now()
         context = self._prepare(method, params)  # may refuse: nothing journaled then
         if self.journal is not None:
-            self._journal_seq = self.journal.append(received_at, method, m.unstructure_wire(params))
+            wire = raw if raw is not None else m.unstructure_wire(params)
+            self._journal_seq = self.journal.append(received_at, method, wire)
+        if faults.ENABLED:
+            faults.crash_point("event")
         self.pending.events += 1
         event_id = f"{self.journal_id}:{self._journal_seq or self.pending.events}"
         return self._handlers[method](params, received_at, event_id, context)
@@ -246,8 +265,15 @@ class TrackingService:
             self._projected[agent_id] = state
         return state
 
-    def _add_op(self, agent_id: str, op: list[Any]) -> AgentState:
+    def _gain(self, agent_id: str, xp: float) -> float:
+        """Buffer an XP gain; returns what was earned (nothing while the agent is halted)."""
         state = self._projection(agent_id)
+        earned = 0.0 if state.skill_points <= 0 else xp
+        self._add_op(agent_id, [GAIN, earned], state)
+        return earned
+
+    def _add_op(self, agent_id: str, op: list[Any], state: AgentState | None = None) -> AgentState:
+        state = state or self._projection(agent_id)
         was_halted, sp_before = state.halted, state.skill_points
         levels = apply_op_to_projection(state, op, self.rules)
         self.pending.add_op(agent_id, op)
@@ -289,16 +315,15 @@ class TrackingService:
         if p.call_id in runtime.seen_calls:
             return {"counted": False, "reason": "duplicate callID"}
         runtime.seen_calls.add(p.call_id)
-        agent_id = self._agent_for(p.agent_id, p.session_id)
         merge = self.pending.merge("sessions", p.session_id)
         merge.set["updatedAt"] = now
         if not p.success:
-            merge.add["failedToolCalls"] = merge.add.get("failedToolCalls", 0) + 1
+            merge.add["failedToolCalls"] += 1
             return {"counted": True, "xp": 0}
-        state = self._add_op(agent_id, [GAIN, 0.0 if self._projection(agent_id).halted else self.rules.tool_call_xp])
-        earned = 0.0 if state.halted else self.rules.tool_call_xp
-        merge.add["toolCalls"] = merge.add.get("toolCalls", 0) + 1
-        merge.add["xpEarned"] = merge.add.get("xpEarned", 0) + earned
+        agent_id = p.agent_id or runtime.agent_id or self._agent_for(None, p.session_id)
+        earned = self._gain(agent_id, self.rules.tool_call_xp)
+        merge.add["toolCalls"] += 1
+        merge.add["xpEarned"] += earned
         if p.tool == "bash" and p.args and isinstance(p.args.get("command"), str):
             command = p.args["command"]
             project = runtime.directory or self.default_directory
@@ -313,15 +338,12 @@ class TrackingService:
 
     def _command_executed(self, p: m.CommandExecuted, now: str, event_id: str, context: Any = None) -> None:
         self._session(p.session_id, now)
-        agent_id = self._agent_for(p.agent_id, p.session_id)
         merge = self.pending.merge("sessions", p.session_id)
         merge.set["updatedAt"] = now
         if not p.success:
             return
-        halted = self._projection(agent_id).halted
-        self._add_op(agent_id, [GAIN, 0.0 if halted else self.rules.command_xp])
-        merge.add["commands"] = merge.add.get("commands", 0) + 1
-        merge.add["xpEarned"] = merge.add.get("xpEarned", 0) + (0.0 if halted else self.rules.command_xp)
+        merge.add["commands"] += 1
+        merge.add["xpEarned"] += self._gain(self._agent_for(p.agent_id, p.session_id), self.rules.command_xp)
 
     def _commit_completed(self, p: m.CommitCompleted, now: str, event_id: str, context: Any = None) -> dict[str, Any]:
         runtime = self._session(p.session_id, now) if p.session_id else None
@@ -375,15 +397,15 @@ class TrackingService:
             "taskDescription": task, "createdAt": now, "source": source,
         }
         self.pending.inserts[("commits", record_key)] = record
-        halted = self._projection(agent_id).halted
-        self._add_op(agent_id, [COMMIT, record_key, 0.0 if halted else self.rules.commit_xp])
+        earned = 0.0 if self._projection(agent_id).halted else self.rules.commit_xp
+        self._add_op(agent_id, [COMMIT, record_key, earned])
         self._project_heads[project] = commit_hash
         self.pending.merge("projects", project).set.update({"lastCommit": commit_hash, "lastCommitAt": now})
         if runtime:
             runtime.last_commit = (project, commit_hash)
             merge = self.pending.merge("sessions", runtime.session_id)
-            merge.add["commits"] = merge.add.get("commits", 0) + 1
-            merge.add["xpEarned"] = merge.add.get("xpEarned", 0) + (0.0 if halted else self.rules.commit_xp)
+            merge.add["commits"] += 1
+            merge.add["xpEarned"] += earned
             merge.set["lastCommit"] = commit_hash
         return {"counted": True, "commitHash": commit_hash}
 
@@ -403,15 +425,15 @@ class TrackingService:
         pushed = self._pushed_heads.get(project) or (stored_project or {}).get("lastPushedHead")
         if head and pushed and hashes_match(head, pushed):
             return {"counted": False, "reason": "this head was already pushed"}
-        halted = self._projection(agent_id).halted
-        self._add_op(agent_id, [PUSH, 0.0 if halted else self.rules.push_xp])
+        earned = 0.0 if self._projection(agent_id).halted else self.rules.push_xp
+        self._add_op(agent_id, [PUSH, earned])
         if head:
             self._pushed_heads[project] = head
         self.pending.merge("projects", project).set.update({"lastPushedHead": head, "lastPushAt": now})
         if runtime:
             merge = self.pending.merge("sessions", runtime.session_id)
-            merge.add["pushes"] = merge.add.get("pushes", 0) + 1
-            merge.add["xpEarned"] = merge.add.get("xpEarned", 0) + (0.0 if halted else self.rules.push_xp)
+            merge.add["pushes"] += 1
+            merge.add["xpEarned"] += earned
         return {"counted": True, "head": head}
 
     # -- grades, bugs, retrospectives, activities ----------------------------------------------
@@ -509,11 +531,20 @@ class TrackingService:
         if self.journal is not None or self._journal_seq:
             self.pending.meta[f"journal:{self.journal_id}"] = self._journal_seq
         now = utc_now()
+
+        def apply(view: Any) -> Any:
+            outcome = self.pending.apply(view, self.rules, now)
+            if faults.ENABLED:
+                faults.crash_point("in-flush")
+            return outcome
+
         try:
-            outcome = self.store.write(lambda view: self.pending.apply(view, self.rules, now))
+            outcome = self.store.write(apply)
         except StoreError as exc:
             self._tell_once(type(exc).__name__, str(exc), "error" if isinstance(exc, DatabaseFull) else "warning")
             return FlushResult(0, (time.perf_counter() - started) * 1000, [str(exc)], 0)
+        if faults.ENABLED:
+            faults.crash_point("after-commit")
         if self.journal is not None:
             self.journal.truncate()
         self.pending = PendingChanges()
