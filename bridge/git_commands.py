@@ -47,8 +47,8 @@ def recognise_commit(command: str, output: str | None) -> GitCommit | None:
 def recognise_push(command: str, output: str | None) -> GitPush | None:
     if "push" not in git_subcommands(command):
         return None
-    if output and _PUSH_REJECTED.search(output):
-        return None
+    if output and (_PUSH_REJECTED.search(output) or "Everything up-to-date" in output):
+        return None  # nothing was pushed
     match = _PUSH_RANGE.search(output or "")
     return GitPush(match.group(1) if match else None)
 

@@ -1,0 +1,504 @@
+"""Install the OpenCode plugin the way OpenCode 1.18 loads plugins, and remove it again.
+
+Layout (global install in ``$XDG_CONFIG_HOME/opencode`` or ``~/.config/opencode``; a
+project install in ``DIR/.opencode``, which OpenCode reads as a config folder too)::
+
+    <config>/plugin/agent-tracker/index.js, tracker.js, bridge.js, util.js   (our folder)
+    <config>/plugin/agent-tracker/install.json     (what this installer changed, for uninstall)
+    <config>/package.json        + "vscode-jsonrpc" in dependencies (OpenCode installs it there)
+    <config>/opencode.json[c]    + "plugin": [["./plugin/agent-tracker/index.js", {options}]]
+
+Why this layout (verified with OpenCode 1.18.33):
+
+- OpenCode auto-loads only top-level ``{plugin,plugins}/*.{js,ts}`` files, so the plugin's
+  modules live in a subfolder and are loaded through a ``plugin`` entry in the config file,
+  which is also the only place OpenCode passes plugin *options* from (``bridgeCommand``...).
+  A relative spec resolves against the folder of the config file that names it.
+- On start OpenCode runs its own npm install in every config folder (adding
+  ``@opencode-ai/plugin`` to ``package.json`` and keeping the dependencies already there), so
+  declaring ``vscode-jsonrpc`` in that ``package.json`` is how the plugin gets its dependency.
+- ``/grade`` needs no file: the plugin's ``config`` hook adds the command.
+
+User files are edited, never rewritten: the config file (JSON or JSONC with comments and
+trailing commas) gets a textual insertion or removal of our one ``plugin`` element, checked by
+re-parsing the result; a backup (``<file>.agent-tracker.bak``) is written before any change.
+Everything is idempotent: a second install changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+import attrs
+
+PLUGIN_DIR_NAME = "agent-tracker"
+PLUGIN_SPEC = f"./plugin/{PLUGIN_DIR_NAME}/index.js"
+MARKER = "install.json"
+BACKUP_SUFFIX = ".agent-tracker.bak"
+DEFAULT_COMMAND = ["agent-tracker", "serve"]
+
+
+class InstallError(Exception):
+    """The install cannot proceed without overwriting something of the user's."""
+
+
+@attrs.frozen
+class InstallResult:
+    """What an install or uninstall did. ``changed`` lists files written, changed or removed."""
+
+    config_dir: Path
+    changed: list[Path]
+    message: str
+    unchanged: list[Path] = attrs.field(factory=list)
+    backups: list[Path] = attrs.field(factory=list)
+    dry_run: bool = False
+
+    @property
+    def files(self) -> list[Path]:
+        return self.changed
+
+
+# ---------------------------------------------------------------------------------------------
+# where
+
+
+def global_config_dir(environ: dict[str, str] | None = None) -> Path:
+    """OpenCode's global config folder: ``$XDG_CONFIG_HOME/opencode`` or ``~/.config/opencode``."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME")
+    if base:
+        return Path(base) / "opencode"
+    home = env.get("HOME")
+    return (Path(home) if home else Path.home()) / ".config" / "opencode"
+
+
+def config_dir_for(project: Path | None) -> Path:
+    return Path(project).expanduser().resolve() / ".opencode" if project is not None else global_config_dir()
+
+
+def plugin_source() -> Any:
+    """The plugin's files shipped inside the Python package (``bridge/data/opencode-plugin``)."""
+    return resources.files("bridge") / "data" / "opencode-plugin"
+
+
+def _source_files() -> dict[str, bytes]:
+    root = plugin_source() / PLUGIN_DIR_NAME
+    files = {entry.name: entry.read_bytes() for entry in root.iterdir()
+             if entry.is_file() and entry.name.endswith(".js")}
+    if "index.js" not in files:
+        raise InstallError(f"the plugin files are missing from the package ({root})")
+    return files
+
+
+def _source_dependencies() -> dict[str, str]:
+    data = json.loads((plugin_source() / "package.json").read_text(encoding="utf-8"))
+    return dict(data.get("dependencies") or {})
+
+
+# ---------------------------------------------------------------------------------------------
+# JSONC: just enough to find and edit one top-level key's array without touching anything else
+
+
+_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|/\*.*?\*/|\s+|[A-Za-z0-9_.+\-]+|.', re.S)
+
+
+def _tokens(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, kind) of each significant token: kind is the punctuation character itself,
+    's' for a string, 'w' for a number or literal. Comments and whitespace are skipped."""
+    for match in _TOKEN.finditer(text):
+        start, end = match.span()
+        token = match.group()
+        if token.isspace() or token == "\ufeff" or token.startswith("//") or token.startswith("/*"):
+            continue
+        if token.startswith('"'):
+            yield start, end, "s"
+        elif len(token) == 1 and token in "{}[]:,":
+            yield start, end, token
+        elif re.fullmatch(r"[A-Za-z0-9_.+\-]+", token):
+            yield start, end, "w"
+        else:
+            raise ValueError(f"unexpected {token!r} at offset {start}")
+
+
+def parse_jsonc(text: str) -> Any:
+    """Parse JSON with comments and trailing commas (what OpenCode accepts in opencode.json[c])."""
+    toks = list(_tokens(text))
+    kept = [text[start:end] for i, (start, end, kind) in enumerate(toks)
+            if not (kind == "," and i + 1 < len(toks) and toks[i + 1][2] in ("]", "}"))]
+    if not kept:
+        return None
+    return json.loads(" ".join(kept))
+
+
+@attrs.define
+class _ArraySpan:
+    open: int          # index of '['
+    close: int         # index of ']'
+    elements: list[tuple[int, int]]  # (start, end) of each element's text
+
+
+def _find_top_level_array(text: str, key: str) -> tuple[int, int, _ArraySpan | None] | None:
+    """Locate the top-level object and the array value of ``key`` in it.
+
+    Returns (index of '{', index of its '}', the array span or None when the key is absent), or
+    None when the document is not an object. Raises ValueError when ``key`` is not an array.
+    """
+    toks = list(_tokens(text))
+    if not toks or toks[0][2] != "{":
+        return None
+    depth = 0
+    obj_open = toks[0][0]
+    obj_close = -1
+    found: _ArraySpan | None = None
+    i = 0
+    while i < len(toks):
+        start, end, kind = toks[i]
+        if kind in ("{", "["):
+            depth += 1
+        elif kind in ("}", "]"):
+            depth -= 1
+            if depth == 0:
+                obj_close = start
+                break
+        elif kind == "s" and depth == 1 and i + 1 < len(toks) and toks[i + 1][2] == ":":
+            if json.loads(text[start:end]) == key:
+                if i + 2 >= len(toks) or toks[i + 2][2] != "[":
+                    raise ValueError(f'"{key}" is not an array')
+                found, i = _scan_array(text, toks, i + 2)
+                continue
+        i += 1
+    if obj_close < 0:
+        raise ValueError("unbalanced braces")
+    return obj_open, obj_close, found
+
+
+def _scan_array(text: str, toks: list[tuple[int, int, str]], i: int) -> tuple[_ArraySpan, int]:
+    open_index = toks[i][0]
+    depth = 0
+    elements: list[tuple[int, int]] = []
+    element_start: int | None = None
+    element_end = -1
+    while i < len(toks):
+        start, end, kind = toks[i]
+        if kind in ("{", "["):
+            depth += 1
+            if depth == 1:
+                i += 1
+                continue
+        elif kind in ("}", "]"):
+            depth -= 1
+            if depth == 0:
+                if element_start is not None:
+                    elements.append((element_start, element_end))
+                return _ArraySpan(open_index, start, elements), i + 1
+        if depth == 1 and kind == ",":
+            if element_start is not None:
+                elements.append((element_start, element_end))
+            element_start = None
+        else:
+            if element_start is None:
+                element_start = start
+            element_end = end
+        i += 1
+    raise ValueError("unbalanced brackets")
+
+
+def _is_our_entry(value: Any) -> bool:
+    spec = value[0] if isinstance(value, list) and value else value
+    return isinstance(spec, str) and spec.replace("\\", "/").rstrip("/").endswith(f"plugin/{PLUGIN_DIR_NAME}/index.js")
+
+
+def _entry_text(options: dict[str, Any]) -> str:
+    if not options:
+        return json.dumps(PLUGIN_SPEC)
+    return json.dumps([PLUGIN_SPEC, options])
+
+
+def _indent_of(text: str, index: int) -> str:
+    line_start = text.rfind("\n", 0, index) + 1
+    return re.match(r"[ \t]*", text[line_start:]).group()  # type: ignore[union-attr]
+
+
+def upsert_plugin_entry(text: str, options: dict[str, Any]) -> str:
+    """The config text with our ``plugin`` element added or replaced; everything else untouched."""
+    if not text.strip():
+        text = "{\n}\n"
+    parse_jsonc(text)  # raises ValueError/JSONDecodeError on a broken file: we do not touch it
+    located = _find_top_level_array(text, "plugin")
+    if located is None:
+        raise ValueError("the config is not a JSON object")
+    obj_open, obj_close, array = located
+    entry = _entry_text(options)
+    if array is None:
+        body = text[obj_open + 1:obj_close]
+        member = f'\n  "plugin": [{entry}]'
+        if any(True for _ in _tokens(body)):
+            sep = "," if re.match(r"[ \t]*\r?\n", body) else ",\n  "
+            new = text[:obj_open + 1] + member + sep + text[obj_open + 1:].lstrip(" \t")
+        elif not body.strip():
+            new = text[:obj_open + 1] + member + "\n" + text[obj_close:]
+        else:  # only comments inside
+            new = text[:obj_open + 1] + member + text[obj_open + 1:]
+    else:
+        ours = [span for span in array.elements if _is_our_entry(parse_jsonc(text[span[0]:span[1]]))]
+        if ours:
+            start, end = ours[0]
+            new = text[:start] + entry + text[end:]
+        elif not array.elements:
+            new = text[:array.open + 1] + entry + text[array.close:]
+        else:
+            last_end = array.elements[-1][1]
+            new = text[:last_end] + ", " + entry + text[last_end:]
+    return new
+
+
+def remove_plugin_entry(text: str) -> str:
+    """The config text without our ``plugin`` element(s)."""
+    located = _find_top_level_array(text, "plugin")
+    if located is None or located[2] is None:
+        return text
+    array = located[2]
+    spans = array.elements
+    for index in range(len(spans) - 1, -1, -1):
+        start, end = spans[index]
+        if not _is_our_entry(parse_jsonc(text[start:end])):
+            continue
+        if index + 1 < len(spans):       # remove up to the next element
+            cut_start, cut_end = start, spans[index + 1][0]
+        elif index > 0:                  # last element: remove from the previous one's end
+            cut_start, cut_end = spans[index - 1][1], end
+        else:                            # only element
+            cut_start, cut_end = array.open + 1, array.close
+        text = text[:cut_start] + text[cut_end:]
+        located = _find_top_level_array(text, "plugin")
+        assert located is not None and located[2] is not None
+        array = located[2]
+        spans = array.elements
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# install / uninstall
+
+
+@attrs.define
+class _Plan:
+    config_dir: Path
+    dry_run: bool
+    changed: list[Path] = attrs.field(factory=list)
+    unchanged: list[Path] = attrs.field(factory=list)
+    backups: list[Path] = attrs.field(factory=list)
+
+    def write(self, path: Path, data: bytes, *, backup: bool = False) -> None:
+        if path.exists() and path.read_bytes() == data:
+            self.unchanged.append(path)
+            return
+        self.changed.append(path)
+        if self.dry_run:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if backup and path.exists():
+            saved = path.with_name(path.name + BACKUP_SUFFIX)
+            shutil.copy2(path, saved)
+            self.backups.append(saved)
+        tmp = path.with_name(f".{path.name}.agent-tracker-tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def remove(self, path: Path) -> None:
+        if not path.exists():
+            return
+        self.changed.append(path)
+        if not self.dry_run:
+            path.unlink()
+
+
+def _config_file(config_dir: Path) -> Path:
+    """The config file to edit: an existing opencode.jsonc, else opencode.json (created if needed)."""
+    for name in ("opencode.jsonc", "opencode.json"):
+        if (config_dir / name).exists():
+            return config_dir / name
+    return config_dir / "opencode.json"
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def _default_bridge_command() -> list[str] | None:
+    """None when `agent-tracker` is on PATH (the plugin's default); else this Python's module."""
+    if shutil.which("agent-tracker"):
+        return None
+    return [sys.executable, "-m", "bridge", "serve"]
+
+
+def install_plugin(project: Path | None, *, bridge_command: list[str] | None = None,
+                   dry_run: bool = False, config_dir: Path | None = None) -> InstallResult:
+    """Install (or update) the plugin globally, or for ``project`` (in ``project/.opencode``).
+
+    ``bridge_command`` is stored as the plugin's ``bridgeCommand`` option; by default the
+    plugin runs ``agent-tracker serve``, or this Python's ``-m bridge serve`` when
+    ``agent-tracker`` is not on PATH. ``config_dir`` overrides the target folder (tests).
+    """
+    target = Path(config_dir) if config_dir is not None else config_dir_for(project)
+    if project is not None and not Path(project).expanduser().is_dir():
+        raise InstallError(f"project folder {project} does not exist")
+    plan = _Plan(target, dry_run)
+    command = list(bridge_command) if bridge_command else _default_bridge_command()
+    options: dict[str, Any] = {"bridgeCommand": command} if command and command != DEFAULT_COMMAND else {}
+
+    # 1. the config entry (first: a broken user config stops the install before any write)
+    config_path = _config_file(target)
+    old_config = _read_text(config_path)
+    try:
+        new_config = upsert_plugin_entry(old_config, options)
+        parsed = parse_jsonc(new_config)
+    except ValueError as exc:
+        raise InstallError(f"{config_path} is not valid JSON/JSONC ({exc}); fix it or add "
+                           f'{_entry_text(options)} to its "plugin" list by hand') from None
+    if not any(_is_our_entry(item) for item in (parsed or {}).get("plugin", [])):
+        raise InstallError(f"could not add the plugin entry to {config_path}")
+
+    # 2. package.json dependency
+    package_path = target / "package.json"
+    old_package = _read_text(package_path)
+    try:
+        package = json.loads(old_package) if old_package.strip() else {}
+    except ValueError as exc:
+        raise InstallError(f"{package_path} is not valid JSON ({exc}); add "
+                           f"{json.dumps(_source_dependencies())} to its dependencies by hand") from None
+    if not isinstance(package, dict):
+        raise InstallError(f"{package_path} is not a JSON object")
+    dependencies = package.get("dependencies")
+    if dependencies is not None and not isinstance(dependencies, dict):
+        raise InstallError(f'"dependencies" in {package_path} is not an object')
+    marker_path = target / "plugin" / PLUGIN_DIR_NAME / MARKER
+    previous = _read_marker(marker_path)
+    added: list[str] = list(previous.get("addedDependencies", []))
+    wanted = _source_dependencies()
+    new_deps = dict(dependencies or {})
+    for name, version in wanted.items():
+        if name not in new_deps:
+            new_deps[name] = version
+            added.append(name)
+        elif name in added and new_deps[name] != version:
+            new_deps[name] = version  # ours: keep it current
+    if new_deps != (dependencies or {}):
+        package["dependencies"] = new_deps
+        indent = _json_indent(old_package)
+        plan.write(package_path, (json.dumps(package, indent=indent) + "\n").encode(), backup=True)
+    else:
+        plan.unchanged.append(package_path)
+
+    # 3. the plugin's files (our folder: stale files of an older version are removed)
+    folder = target / "plugin" / PLUGIN_DIR_NAME
+    files = _source_files()
+    for name, data in sorted(files.items()):
+        plan.write(folder / name, data)
+    if folder.is_dir():
+        for stale in sorted(folder.glob("*.js")):
+            if stale.name not in files:
+                plan.remove(stale)
+    plan.write(marker_path, (json.dumps({
+        "installedBy": "agent-tracker install-plugin",
+        "configFile": config_path.name,
+        "addedDependencies": sorted(set(added)),
+        "options": options,
+    }, indent=2) + "\n").encode())
+
+    # 4. the config entry, written last
+    plan.write(config_path, new_config.encode(), backup=True)
+
+    where = f"project {project}" if project is not None else "all projects (global)"
+    if plan.changed:
+        verb = "Would install" if dry_run else "Installed"
+        message = (f"{verb} the agent-tracker OpenCode plugin for {where} in {target}: "
+                   f"{len(plan.changed)} file(s) {'to change' if dry_run else 'written'}. OpenCode installs "
+                   f"its npm dependency ({', '.join(wanted)}) on its next start; /grade, tracker_grade, "
+                   f"tracker_status and tracker_report are available in new sessions.")
+        if options.get("bridgeCommand"):
+            message += f" Bridge command: {' '.join(options['bridgeCommand'])}."
+    else:
+        message = f"The agent-tracker OpenCode plugin is already installed for {where} in {target}; nothing changed."
+    if plan.backups:
+        message += f" Backup of the previous config: {', '.join(str(p) for p in plan.backups)}."
+    return InstallResult(target, plan.changed, message, plan.unchanged, plan.backups, dry_run)
+
+
+def uninstall_plugin(project: Path | None, *, config_dir: Path | None = None,
+                     dry_run: bool = False) -> InstallResult:
+    """Remove what :func:`install_plugin` added; the user's other config stays as it is."""
+    target = Path(config_dir) if config_dir is not None else config_dir_for(project)
+    plan = _Plan(target, dry_run)
+    folder = target / "plugin" / PLUGIN_DIR_NAME
+    marker = _read_marker(folder / MARKER)
+
+    for name in ("opencode.jsonc", "opencode.json"):
+        path = target / name
+        if not path.exists():
+            continue
+        old = _read_text(path)
+        try:
+            new = remove_plugin_entry(old)
+            parse_jsonc(new)
+        except ValueError:
+            continue  # not ours to fix; the entry (if any) stays
+        if new != old:
+            plan.write(path, new.encode(), backup=True)
+
+    package_path = target / "package.json"
+    added = marker.get("addedDependencies", [])
+    if added and package_path.exists():
+        try:
+            package = json.loads(_read_text(package_path))
+        except ValueError:
+            package = None
+        if isinstance(package, dict) and isinstance(package.get("dependencies"), dict):
+            deps = {k: v for k, v in package["dependencies"].items() if k not in added}
+            if deps != package["dependencies"]:
+                package["dependencies"] = deps
+                plan.write(package_path, (json.dumps(package, indent=_json_indent(_read_text(package_path))) + "\n").encode())
+
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and (path.suffix == ".js" or path.name == MARKER):
+                plan.remove(path)
+        if not dry_run:
+            try:
+                folder.rmdir()
+                (target / "plugin").rmdir()
+            except OSError:
+                pass  # not empty: something else lives there
+
+    where = f"project {project}" if project is not None else "all projects (global)"
+    if plan.changed:
+        verb = "Would remove" if dry_run else "Removed"
+        message = f"{verb} the agent-tracker OpenCode plugin for {where} from {target} ({len(plan.changed)} file(s))."
+    else:
+        message = f"The agent-tracker OpenCode plugin is not installed for {where} in {target}; nothing changed."
+    if plan.backups:
+        message += f" Backup of the previous config: {', '.join(str(p) for p in plan.backups)}."
+    return InstallResult(target, plan.changed, message, plan.unchanged, plan.backups, dry_run)
+
+
+def _read_marker(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _json_indent(text: str) -> int | str:
+    match = re.search(r'\n([ \t]+)"', text)
+    if not match:
+        return 2
+    indent = match.group(1)
+    return len(indent) if set(indent) == {" "} else indent

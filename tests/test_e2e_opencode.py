@@ -1,0 +1,395 @@
+"""Real OpenCode, end to end: OpenCode 1.18 + our plugin + our bridge + a scripted model.
+
+The model is a small OpenAI-compatible server on 127.0.0.1 (examples/opencode-plugin/
+scripted-model/server.py) that makes tool calls from a script. OpenCode really runs them: a
+``git commit``, the agent's ``tracker_grade``, a ``git push`` to a local bare remote; then the
+user's ``/grade``, and the session is deleted. The central database is then read through the
+CLI (``agent-tracker status --json`` and ``export --format json``).
+
+Offline-safe: OpenCode's own npm install of ``@opencode-ai/plugin`` in each config folder is
+done beforehand (OpenCode skips it when ``package-lock.json`` already lists every dependency),
+and no request is sent before the server prints its "listening" line.
+
+Set ``UPDATE_PLUGIN_FIXTURES=1`` to copy the recorded hook payloads of the run into
+examples/opencode-plugin/test/fixtures/ (they feed the Node tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.plugin_install import install_plugin
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parent.parent
+PLUGIN_PKG = REPO / "examples" / "opencode-plugin"
+FIXTURES = PLUGIN_PKG / "test" / "fixtures"
+MODEL_SERVER = PLUGIN_PKG / "scripted-model" / "server.py"
+# both under the plugin's node_modules: gitignored, and out of the way of its `npm ci`
+NPM_CACHE = PLUGIN_PKG / "node_modules" / ".cache" / "npm"
+OPENCODE_PREFIX = PLUGIN_PKG / "node_modules" / ".opencode-e2e"
+OPENCODE_VERSION = "1.18.33"
+OPENCODE_ENV = {
+    "OPENCODE_DISABLE_MODELS_FETCH": "1",
+    "OPENCODE_DISABLE_AUTOUPDATE": "1",
+    "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+    "OPENCODE_DISABLE_SHARE": "1",
+}
+
+COMMIT_CMD = "echo 'feature line' >> feature.txt && git add feature.txt && git commit -m 'feat: add feature line'"
+SCRIPT = {
+    "e2e": [
+        {"tool_calls": [{"name": "bash", "arguments": {"command": COMMIT_CMD, "description": "Commit the feature"}}]},
+        {"tool_calls": [{"name": "tracker_grade", "arguments": {"grade": 2, "reason": "small, tested change"}}]},
+        {"tool_calls": [{"name": "bash", "arguments": {"command": "git push origin main", "description": "Push"}}]},
+        {"tool_calls": [{"name": "bash", "arguments": {"command": "false", "description": "A failing command"}}]},
+        {"text": "Committed and pushed."},
+    ]
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True, timeout=timeout)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def opencode_binary() -> Path:
+    """The OpenCode binary, from the opencode-ai npm package (its platform binary ships as an
+    optional dependency), installed once into the plugin's gitignored node_modules."""
+    prefix = OPENCODE_PREFIX
+    npm = shutil.which("npm")
+    if not (PLUGIN_PKG / "node_modules" / "vscode-jsonrpc").is_dir():
+        # the plugin's own `npm ci` first: it would wipe node_modules (and OpenCode) later
+        if npm is None:
+            pytest.skip("npm is not installed")
+        proc = _run([npm, "ci", "--no-audit", "--no-fund"], cwd=PLUGIN_PKG, timeout=600)
+        if proc.returncode != 0:
+            pytest.skip(f"npm ci failed in {PLUGIN_PKG} (registry unreachable?): {proc.stderr[-2000:]}")
+    if not (prefix / "node_modules" / "opencode-ai").is_dir():
+        if npm is None:
+            pytest.skip("npm is not installed, so the opencode-ai package cannot be installed")
+        prefix.mkdir(parents=True, exist_ok=True)
+        proc = _run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--no-save",
+                     "--cache", str(NPM_CACHE), f"opencode-ai@{OPENCODE_VERSION}"], cwd=prefix, timeout=600)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot install opencode-ai@{OPENCODE_VERSION} with npm: {proc.stderr[-2000:]}")
+    found = sorted((prefix / "node_modules").glob("opencode-*-*/bin/opencode"))
+    found = [c for c in found if "baseline" not in c.parent.parent.name] + [c for c in found if "baseline" in c.parent.parent.name]
+    for candidate in found:
+        proc = _run([str(candidate), "--version"], timeout=60)
+        if proc.returncode == 0 and proc.stdout.strip() == OPENCODE_VERSION:
+            return candidate
+    pytest.skip(f"opencode-ai@{OPENCODE_VERSION} installed no runnable OpenCode binary for this platform")
+
+
+def _npm_preinstall(folder: Path, deps: dict[str, str], env: dict[str, str]) -> None:
+    """Install what OpenCode would install in a config folder, so OpenCode skips its own install."""
+    folder.mkdir(parents=True, exist_ok=True)
+    package_path = folder / "package.json"
+    package = json.loads(package_path.read_text()) if package_path.exists() else {}
+    package.setdefault("dependencies", {}).update({k: v for k, v in deps.items() if k not in package.get("dependencies", {})})
+    package_path.write_text(json.dumps(package, indent=2) + "\n")
+    proc = _run(["npm", "install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts",
+                 "--cache", str(NPM_CACHE)], cwd=folder, env=env, timeout=300)
+    if proc.returncode != 0:
+        pytest.skip(f"npm install in {folder} failed (registry unreachable?): {proc.stderr[-1500:]}")
+
+
+class Http:
+    def __init__(self, base: str, directory: Path) -> None:
+        self.base = base
+        self.directory = str(directory)
+
+    def call(self, method: str, path: str, body: Any = None, timeout: float = 90) -> tuple[int, Any]:
+        sep = "&" if "?" in path else "?"
+        url = f"{self.base}{path}{sep}directory={urllib.parse.quote(self.directory)}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method,
+                                     headers={"content-type": "application/json"} if data else {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                raw = resp.read()
+                return resp.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                return exc.code, json.loads(raw)
+            except ValueError:
+                return exc.code, raw.decode(errors="replace")
+
+
+class Proc:
+    """A child process whose stdout lines are collected by a thread."""
+
+    def __init__(self, cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
+        self.log = log.open("w")
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.log.write(line)
+            self.log.flush()
+            self.lines.put(line)
+
+    def wait_for(self, needle: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            if needle in line:
+                return line
+        raise AssertionError(f"{needle!r} not seen within {timeout}s; see {self.log.name}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.thread.join(timeout=5)
+        self.log.close()
+
+
+def _cli(args: list[str], env: dict[str, str]) -> Any:
+    proc = _run([sys.executable, "-m", "bridge", *args], cwd=REPO, env=env, timeout=60)
+    assert proc.returncode == 0, f"agent-tracker {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def _wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _agent(status: Any, agent_id: str) -> dict[str, Any]:
+    agents = [a for a in _walk(status) if a.get("agentId", a.get("id")) == agent_id and "totalCommits" in a]
+    assert agents, f"agent {agent_id} not in {status}"
+    return agents[0]
+
+
+def _processes_in(directory: Path) -> list[int]:
+    """PIDs of processes whose working directory is ``directory`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")) == directory:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _walk(value: Any):
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+# ---------------------------------------------------------------------------------------------
+# the test
+
+
+def test_real_opencode_session_is_tracked_end_to_end(tmp_path: Path) -> None:
+    started = time.monotonic()
+    binary = opencode_binary()
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    home = tmp_path / "home"
+    project = tmp_path / "project"
+    remote = tmp_path / "remote.git"
+    database = tmp_path / "db" / "agent-tracker.lmdb"
+    record = tmp_path / "record.jsonl"
+    for d in (home, project, database.parent):
+        d.mkdir(parents=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE", "AGENT_TRACKER"))},
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_STATE_HOME": str(home / ".local" / "state"),
+        "GIT_AUTHOR_NAME": "E2E", "GIT_AUTHOR_EMAIL": "e2e@example.invalid",
+        "GIT_COMMITTER_NAME": "E2E", "GIT_COMMITTER_EMAIL": "e2e@example.invalid",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "AGENT_TRACKER_DATABASE_PATH": str(database),
+        "AGENT_TRACKER_PLUGIN_RECORD": str(record),
+        **OPENCODE_ENV,
+    }
+
+    # a git project with a local bare remote
+    for cmd in (["git", "init", "-q", "--bare", "-b", "main", str(remote)],
+                ["git", "init", "-q", "-b", "main", str(project)]):
+        assert _run(cmd, env=env).returncode == 0
+    (project / "README.md").write_text("# e2e\n")
+    for cmd in (["git", "add", "README.md"], ["git", "commit", "-q", "-m", "initial"],
+                ["git", "remote", "add", "origin", str(remote)], ["git", "push", "-q", "-u", "origin", "main"]):
+        proc = _run(cmd, cwd=project, env=env)
+        assert proc.returncode == 0, proc.stderr
+
+    # our plugin, installed the way users install it
+    result = install_plugin(project, bridge_command=[sys.executable, "-m", "bridge", "serve"])
+    assert (project / ".opencode" / "plugin" / "agent-tracker" / "index.js") in result.changed
+
+    # the scripted model
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(SCRIPT))
+    model = Proc([sys.executable, str(MODEL_SERVER), "--script", str(script), "--log", str(tmp_path / "model.jsonl")],
+                 tmp_path, env, tmp_path / "model.log")
+    opencode: Proc | None = None
+    try:
+        port_line = model.wait_for("LISTENING", 20)
+        model_port = int(port_line.split()[1])
+        (project / "opencode.json").write_text(json.dumps({
+            "$schema": "https://opencode.ai/config.json",
+            "model": "scripted/scripted",
+            "small_model": "scripted/scripted",
+            "permission": {"edit": "allow", "bash": "allow", "webfetch": "allow", "external_directory": "allow"},
+            "provider": {"scripted": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "Scripted",
+                "options": {"baseURL": f"http://127.0.0.1:{model_port}/v1", "apiKey": "scripted"},
+                "models": {"scripted": {"name": "Scripted", "tool_call": True}},
+            }},
+        }, indent=2))
+
+        # what OpenCode would npm-install on start, done beforehand (offline-safe, no wait)
+        plugin_dep = {"@opencode-ai/plugin": OPENCODE_VERSION}
+        _npm_preinstall(project / ".opencode", plugin_dep, env)
+        _npm_preinstall(home / ".config" / "opencode", plugin_dep, env)
+
+        port = _free_port()
+        opencode = Proc([str(binary), "serve", "--hostname", "127.0.0.1", "--port", str(port), "--print-logs"],
+                        project, env, tmp_path / "opencode.log")
+        opencode.wait_for("listening on", 60)
+        http = Http(f"http://127.0.0.1:{port}", project)
+
+        status, session = http.call("POST", "/session", {})
+        assert status == 200, session
+        sid = session["id"]
+
+        status, reply = http.call("POST", f"/session/{sid}/message",
+                                  {"parts": [{"type": "text", "text": "Add a feature line, commit and push. SCRIPT:e2e"}]},
+                                  timeout=120)
+        assert status == 200, reply
+        texts = [p.get("text") for p in reply.get("parts", []) if p.get("type") == "text"]
+        assert "Committed and pushed." in texts, reply
+
+        log = _run(["git", "log", "--format=%h %s", "-n", "1"], cwd=project, env=env).stdout.split()
+        commit_hash = log[0]
+        remote_head = _run(["git", "rev-parse", "--short", "main"], cwd=remote, env=env).stdout.strip()
+        assert remote_head == commit_hash, "the scripted git push did not reach the bare remote"
+
+        # the push flushed: the commit and the push are in the database while the session is open
+        cli_env = {k: v for k, v in env.items() if k != "AGENT_TRACKER_PLUGIN_RECORD"}
+        build = _agent(_cli(["status", "--json", "--database", str(database)], cli_env), "build")
+        assert build["totalCommits"] == 1, build
+        assert build.get("totalPushes") == 1, build
+
+        # the user's grade: handled by the plugin, the model is not called
+        requests_before = sum(1 for _ in (tmp_path / "model.jsonl").open())
+        status, body = http.call("POST", f"/session/{sid}/command", {"command": "grade", "arguments": "5 excellent work"})
+        assert status >= 400, f"/grade should stop OpenCode before it prompts the model: {status} {body}"
+        time.sleep(0.5)
+        assert sum(1 for _ in (tmp_path / "model.jsonl").open()) == requests_before, "/grade called the model"
+
+        status, _ = http.call("DELETE", f"/session/{sid}")
+        assert status == 200
+        status, _ = http.call("POST", "/instance/dispose")  # the plugin's dispose: shutdown + exit
+        assert status == 200
+        _wait_until(lambda: '"hook": "dispose"' in record.read_text() or '"hook":"dispose"' in record.read_text(),
+                    30, "the plugin's dispose")
+        if Path("/proc").is_dir():  # dispose sent shutdown + exit: the bridge is gone, OpenCode runs on
+            others = lambda: [pid for pid in _processes_in(project) if pid != opencode.proc.pid]  # noqa: E731
+            _wait_until(lambda: not others(), 15, "the bridge to exit after dispose")
+            assert opencode.proc.poll() is None
+    finally:
+        if opencode is not None:
+            opencode.stop()
+        model.stop()
+
+    # the recorded hook payloads (optional fixture refresh)
+    hooks = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+    kinds = {h["hook"] for h in hooks}
+    assert {"init", "event", "chat.message", "tool.execute.before", "tool.execute.after",
+            "command.execute.before", "dispose"} <= kinds, kinds
+    after = [h for h in hooks if h["hook"] == "tool.execute.after" and h["input"]["tool"] == "bash"]
+    assert [h["output"]["metadata"]["exit"] for h in after] == [0, 0, 1]
+    if os.environ.get("UPDATE_PLUGIN_FIXTURES") == "1":
+        shutil.copyfile(record, FIXTURES / f"opencode-{OPENCODE_VERSION}-session.jsonl")
+        (FIXTURES / f"opencode-{OPENCODE_VERSION}-session.meta.json").write_text(json.dumps({
+            "opencode": OPENCODE_VERSION, "project": str(project), "commit": commit_hash,
+            "recordedBy": "tests/test_e2e_opencode.py",
+        }, indent=2) + "\n")
+
+    # the central database, through the CLI
+    build = _agent(_cli(["status", "--json", "--database", str(database)], cli_env), "build")
+    assert build["totalCommits"] == 1, build
+    assert build["experiencePoints"] > 0, build
+    assert build.get("pendingChanges", 0) == 0, build
+
+    export = _cli(["export", "--format", "json", "--database", str(database)], cli_env)
+    tables = export["tables"]
+    sessions = [r for r in tables["sessions"] if r["sessionID"] == sid]
+    assert len(sessions) == 1, tables["sessions"]
+    session_row = sessions[0]
+    assert (session_row["agentId"], session_row["model"], session_row["provider"]) == ("build", "scripted", "scripted")
+    assert session_row["commits"] == 1 and session_row["pushes"] == 1, session_row
+    assert session_row.get("deletedAt"), "session.deleted reached the bridge"
+    assert session_row.get("failedToolCalls") == 1, "the failing bash call (exit 1) counts as a failure"
+    commits = [r for r in tables["commits"] if r["hash"] == commit_hash]
+    assert len(commits) == 1 and commits[0]["sessionID"] == sid and commits[0]["agentId"] == "build", tables["commits"]
+    assert commits[0]["taskDescription"] == "feat: add feature line"
+    grades = {(g["grader"], g["grade"], g["commitHash"]) for g in tables["grades"]}
+    assert grades == {("agent", 2, commit_hash), ("user", 5, commit_hash)}, tables["grades"]
+    projects = [r for r in tables["projects"] if r["path"] == str(project)]
+    assert projects and projects[0]["lastPushedHead"] == commit_hash, tables["projects"]
+    assert build["communicationScore"] > 60, "both grades moved the communication score"
+
+    assert time.monotonic() - started < 180, "the e2e test must stay under 3 minutes"
