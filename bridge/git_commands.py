@@ -17,7 +17,10 @@ _GIT_SUBCOMMAND = re.compile(
 _COMMIT_LINE = re.compile(r"^\[[^\]\n]*?\b([0-9a-f]{7,40})\] (.*)$", re.MULTILINE)
 # "   1a2b3c4..5d6e7f8  main -> main" or "+ 1a2b3c4...5d6e7f8 main -> main (forced update)"
 _PUSH_RANGE = re.compile(r"^\s*[+ ]?\s*[0-9a-f]{7,40}\.\.\.?([0-9a-f]{7,40})\s+\S+\s+->\s+\S+", re.MULTILINE)
-_PUSH_REJECTED = re.compile(r"^\s*!\s+\[(?:rejected|remote rejected)\]", re.MULTILINE)
+# Output of a push that did not happen (seen when a pipe or `|| true` hides git's exit code).
+_PUSH_FAILED = re.compile(
+    r"^\s*!\s+\[(?:rejected|remote rejected)\]|^fatal: |^error: failed to push|^Everything up-to-date",
+    re.MULTILINE)
 
 
 @attrs.frozen
@@ -47,7 +50,7 @@ def recognise_commit(command: str, output: str | None) -> GitCommit | None:
 def recognise_push(command: str, output: str | None) -> GitPush | None:
     if "push" not in git_subcommands(command):
         return None
-    if output and (_PUSH_REJECTED.search(output) or "Everything up-to-date" in output):
+    if output and _PUSH_FAILED.search(output):
         return None  # nothing was pushed
     match = _PUSH_RANGE.search(output or "")
     return GitPush(match.group(1) if match else None)

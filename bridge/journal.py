@@ -3,7 +3,8 @@
 One file per running bridge, ``<database>-journal/<journalId>.jsonl``, held with an
 exclusive flock for the bridge's lifetime, so a starting bridge can tell orphans (their
 owner died) from journals in use. Each line is ``{"s": seq, "t": receivedAt, "m": method,
-"p": params}``. Appends are plain write(2) calls without fsync: they survive kill -9 (the
+"p": params}``; the first (seq 0, method ``journal.opened``) holds the bridge's project
+directory, which a replay needs for sessions that never sent ``session.created``. Appends are plain write(2) calls without fsync: they survive kill -9 (the
 kernel has the bytes) at ~1 µs each, which keeps intake above 50,000 events/s. The flush
 stores the last applied seq in the database in the same transaction as the data
 (meta key ``journal:<journalId>``), so replay is exactly-once even if the process dies
@@ -37,8 +38,13 @@ def journal_dir_for(database_path: Path) -> Path:
 class Journal:
     """The running bridge's own journal (append + truncate)."""
 
-    def __init__(self, directory: Path, journal_id: str | None = None):
+    HEADER_METHOD = "journal.opened"
+
+    def __init__(self, directory: Path, journal_id: str | None = None,
+                 header: dict[str, Any] | None = None):
         self.directory = directory
+        # Context a replay needs that no event carries (the bridge's project directory).
+        self.header = header or {}
         self.journal_id = journal_id or secrets.token_hex(6)
         self.path = directory / f"{self.journal_id}.jsonl"
         self.seq = 0
@@ -50,6 +56,10 @@ class Journal:
         self._fd = os.open(claiming, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(claiming, self.path)
+        self._write_header()
+
+    def _write_header(self) -> None:
+        os.write(self._fd, orjson.dumps({"s": 0, "t": "", "m": self.HEADER_METHOD, "p": self.header}) + b"\n")
 
     def append(self, received_at: str, method: str, params: dict[str, Any]) -> int:
         self.seq += 1
@@ -61,6 +71,7 @@ class Journal:
     def truncate(self) -> None:
         """After a committed flush: the database holds everything up to self.seq."""
         os.ftruncate(self._fd, 0)
+        self._write_header()
         self.entries_since_truncate = 0
 
     def close(self, remove: bool) -> None:
@@ -80,8 +91,10 @@ class OrphanJournal:
         self.journal_id = path.stem
         self._fd = fd
 
-    def entries(self) -> Iterator[JournalEntry]:
-        with open(self.path, "rb") as handle:
+    def _lines(self) -> Iterator[JournalEntry]:
+        # Read through our locked descriptor: the path may be gone if another bridge won a race.
+        with os.fdopen(os.dup(self._fd), "rb") as handle:
+            handle.seek(0)
             for line in handle:
                 try:
                     raw = orjson.loads(line)
@@ -89,6 +102,15 @@ class OrphanJournal:
                 except (orjson.JSONDecodeError, KeyError, TypeError):
                     # A line torn by kill -9 mid-write was never acknowledged: skip it.
                     continue
+
+    def header(self) -> dict[str, Any]:
+        for entry in self._lines():
+            if entry.method == Journal.HEADER_METHOD and isinstance(entry.params, dict):
+                return entry.params
+        return {}
+
+    def entries(self) -> Iterator[JournalEntry]:
+        return (entry for entry in self._lines() if entry.method != Journal.HEADER_METHOD)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -113,6 +135,9 @@ def find_orphans(directory: Path) -> list[OrphanJournal]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
+            continue
+        if os.fstat(fd).st_nlink == 0:  # another bridge recovered and removed it meanwhile
             os.close(fd)
             continue
         orphans.append(OrphanJournal(path, fd))

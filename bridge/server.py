@@ -232,7 +232,7 @@ class BridgeServer(JsonRPCServer):
         self.store = Store.open(config)
         migration = self._migrate(directory)
         recovered = self._recover_journals()
-        self.journal = self._open_journal()
+        self.journal = self._open_journal(directory)
         self.service = TrackingService(self.store, config.scoring, journal=self.journal,
                                        default_directory=directory, notify=self._notify)
         if not self.store.available:
@@ -268,10 +268,10 @@ class BridgeServer(JsonRPCServer):
                                            "variant": "warning" if result.get("errors") else "success"})
         return result
 
-    def _open_journal(self) -> Journal | None:
+    def _open_journal(self, directory: str | None) -> Journal | None:
         assert self.store is not None
         try:
-            return Journal(journal_dir_for(self.store.path))
+            return Journal(journal_dir_for(self.store.path), header={"directory": directory})
         except OSError as exc:
             self.log("warning", f"Crash journal unavailable ({exc}); events since the last flush "
                                 f"would be lost if the bridge were killed.")
@@ -288,6 +288,7 @@ class BridgeServer(JsonRPCServer):
             with self.store.read() as view:
                 applied = (view.get("meta", marker_key) or 0)
             service = TrackingService(self.store, self.config.scoring, journal_id=orphan.journal_id,
+                                      default_directory=orphan.header().get("directory"),
                                       notify=self._notify)
             events = service.replay(orphan, applied)
             result = service.flush()
@@ -390,6 +391,12 @@ class BridgeServer(JsonRPCServer):
             flushed = not self.service.flush().errors
         if self.journal is not None:
             self.journal.close(remove=flushed)
+            if flushed and self.store is not None and self.store.available and not self.store.read_only:
+                marker = f"journal:{self.journal.journal_id}"
+                try:  # the journal is gone, so its replay marker is no longer needed
+                    self.store.write(lambda view: view.delete("meta", marker))
+                except StoreError:
+                    pass
         if self.store is not None:
             self.store.close()
         if self.recorder is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import struct
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -182,12 +183,15 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            blocker = next((p for p in self.path.parents if p.is_file()), None)
+            reason = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
             raise StoreUnavailable(
-                f"Cannot create the folder {self.path.parent} for the database: "
-                f"{exc.strerror or exc}."
+                f"Cannot create the folder {self.path.parent} for the database: {reason}."
             ) from exc
-        if self.path.exists() and self.path.stat().st_size > 0 and _looks_like_lmdbjs(self.path):
-            raise ForeignDatabase(_foreign_message(self.path))
+        if self.path.exists() and self.path.stat().st_size > 0:
+            if _looks_like_lmdbjs(self.path):
+                raise ForeignDatabase(_foreign_message(self.path))
+            _check_not_truncated(self.path)
 
     def _explain_open_error(self, exc: lmdb.Error) -> tuple[str, bool]:
         text = str(exc)
@@ -332,6 +336,38 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_LMDB_MAGIC = 0xBEEFC0DE
+
+
+def _check_not_truncated(path: Path) -> None:
+    """Refuse a data file shorter than its own meta page says (an interrupted copy or restore).
+
+    LMDB trusts the meta page's last page number; reading past the end of a truncated file
+    is a SIGBUS that would kill the bridge at every start. Layout of a meta page (LMDB 0.9,
+    64-bit): 16-byte page header, then magic u32, version u32, address u64, mapsize u64, two
+    48-byte MDB_db records (the first one's u32 pad is the page size), last_pg u64, txnid u64.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        first = handle.read(160)
+        if len(first) < 160:
+            raise StoreUnavailable(f"The file at {path} is too short to be an LMDB database ({size} bytes).")
+        magic, version = struct.unpack_from("<II", first, 16)
+        if magic != _LMDB_MAGIC:
+            return  # not LMDB at all: py-lmdb's own error explains it
+        page_size = struct.unpack_from("<I", first, 40)[0]
+        handle.seek(page_size)
+        second = handle.read(160)
+    metas = [first] + ([second] if len(second) == 160 else [])
+    newest = max(metas, key=lambda meta: struct.unpack_from("<Q", meta, 144)[0])
+    last_page = struct.unpack_from("<Q", newest, 136)[0]
+    if page_size <= 0 or (last_page + 1) * page_size > size:
+        raise StoreUnavailable(
+            f"The database file at {path} is truncated ({size} bytes, but its last page ends at byte "
+            f"{(last_page + 1) * page_size}); it was probably copied or restored incompletely. Tracking "
+            f"is disabled; restore a complete copy or move the file away.")
 
 
 def _looks_like_lmdbjs(path: Path) -> bool:

@@ -8,6 +8,7 @@ the buffer in one Store.write transaction together with the journal sequence it 
 
 from __future__ import annotations
 
+import secrets
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,7 +79,9 @@ class TrackingService:
         self.store = store
         self.rules = rules
         self.journal = journal
-        self.journal_id = journal.journal_id if journal else (journal_id or "direct")
+        # Event ids (part of record keys) must be unique across processes and flushes.
+        self.journal_id = journal.journal_id if journal else (journal_id or secrets.token_hex(6))
+        self._events_accepted = 0
         self.default_directory = default_directory
         self._notify = notify or (lambda method, params: None)
         self.pending = PendingChanges()
@@ -89,6 +92,8 @@ class TrackingService:
         self._pushed_heads: dict[str, str] = {}
         self._journal_seq = 0
         self._told: set[str] = set()
+        # The halted state the host was last told per agent (it assumes "not halted" until told).
+        self._told_halted: dict[str, bool] = {}
         self._handlers: dict[str, Callable[[Any, str, str], Any]] = {
             "session.created": self._session_created,
             "session.updated": self._session_updated,
@@ -124,7 +129,8 @@ class TrackingService:
         if faults.ENABLED:
             faults.crash_point("event")
         self.pending.events += 1
-        event_id = f"{self.journal_id}:{self._journal_seq or self.pending.events}"
+        self._events_accepted += 1
+        event_id = f"{self.journal_id}:{self._journal_seq if self.journal is not None else self._events_accepted}"
         return self._handlers[method](params, received_at, event_id, context)
 
     def replay(self, orphan: OrphanJournal, after_seq: int) -> int:
@@ -215,7 +221,7 @@ class TrackingService:
         setups = merge.set.setdefault("setups", self._stored_setups(runtime.session_id))
         if setup not in setups:
             setups.append(setup)
-        self._projection(agent.id)  # make the agent known (status, agent.state)
+        self.refresh_agent(agent.id)  # a halt stored by another bridge reaches this host now
 
     def _stored_setups(self, session_id: str) -> list[str]:
         stored = self._read("sessions", session_id)
@@ -281,14 +287,28 @@ class TrackingService:
         if levels:
             self._notify("toast", {"message": f"{agent_id} levelled up to SP {state.skill_points:g}",
                                    "variant": "success"})
-        if state.halted != was_halted or (op[0] in (BUG, REINSTATE) and state.skill_points != sp_before):
-            self._notify("agent.state", self.status_of(agent_id))
+        if state.halted != self._told_halted.get(agent_id, False) or (
+                op[0] in (BUG, REINSTATE) and state.skill_points != sp_before):
+            self._tell_state(agent_id)
             if state.halted and not was_halted:
                 self._notify("toast", {
                     "message": f"Agent {agent_id} is halted (SP {state.skill_points:g}): its tools are "
                                f"blocked until `agent-tracker reinstate {agent_id}`.",
                     "variant": "error"})
         return state
+
+    def _tell_state(self, agent_id: str) -> None:
+        status = self.status_of(agent_id)
+        self._told_halted[agent_id] = status["halted"]
+        self._notify("agent.state", status)
+
+    def refresh_agent(self, agent_id: str) -> None:
+        """Re-read an agent another bridge may have changed; tell the host if its halt changed."""
+        if self._pending_events.get(agent_id):
+            return  # the projection holds our own pending changes on top of the stored state
+        self._projected.pop(agent_id, None)
+        if self._projection(agent_id).halted != self._told_halted.get(agent_id, False):
+            self._tell_state(agent_id)
 
     def status_of(self, agent_id: str) -> dict[str, Any]:
         state = self._projection(agent_id)
@@ -306,6 +326,7 @@ class TrackingService:
 
     def status(self, query: m.StatusQuery) -> dict[str, Any]:
         agent_id = self._agent_for(query.agent_id, query.session_id)
+        self.refresh_agent(agent_id)
         return self.status_of(agent_id)
 
     # -- tools, commands, commits, pushes ----------------------------------------------------
@@ -551,8 +572,9 @@ class TrackingService:
         self._projected.clear()
         self._pending_events.clear()
         for change in outcome.agents:
-            if change.before is not None and change.before.halted != change.after.halted:
-                self._notify("agent.state", self.status_of(change.after.agent_id))
+            # The merged state may include another bridge's halt or reinstatement.
+            if change.after.halted != self._told_halted.get(change.after.agent_id, False):
+                self._tell_state(change.after.agent_id)
         return FlushResult(outcome.entries_written, (time.perf_counter() - started) * 1000, [], 1)
 
     def _tell_once(self, topic: str, message: str, variant: str) -> None:
