@@ -126,6 +126,10 @@ def resolve_database_path(raw: str | None) -> Path | None:
         return None
     if raw == "~" or raw.startswith("~/"):
         return Path.home() / raw[2:]
+    if raw.startswith("~"):  # ~user/...: that user's home, if there is such a user
+        expanded = os.path.expanduser(raw)
+        if not expanded.startswith("~"):
+            return Path(expanded)
     path = Path(raw)
     # Never the current directory: OpenCode starts the bridge in whatever project is open.
     return path if path.is_absolute() else Path.home() / path
@@ -270,6 +274,9 @@ def load_config(
     if initialize_config is not None and not isinstance(initialize_config, Mapping):
         raise ConfigError(f"config must be an object; got {initialize_config!r}.")
     merged: dict[str, Any] = dict(initialize_config or {})
-    merged.update(environment_overrides(environ))
+    from_environment = environment_overrides(environ)
+    if "maxDatabaseSize" in from_environment:  # name the variable the user actually set
+        parse_database_size(from_environment["maxDatabaseSize"], ENV_MAX_DATABASE_SIZE)
+    merged.update(from_environment)
     merged.update({k: v for k, v in (cli_overrides or {}).items() if v is not None})
     return structure_config(merged)

@@ -238,11 +238,11 @@ def test_precedence_reads_the_process_environment(tmp_path: Path, monkeypatch: p
     assert (config.database_path, config.max_database_size) == (str(tmp_path / "env.lmdb"), 3 * MiB)
 
 
-def test_invalid_environment_size_is_rejected_with_the_option_name(tmp_path: Path) -> None:
+def test_invalid_environment_size_is_rejected_naming_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config({}, None, {"AGENT_TRACKER_MAX_DATABASE_SIZE": "lots"})
-    assert str(caught.value) == (f'maxDatabaseSize must be a number of bytes or a size like "256MiB" or '
-                                 f'"1GB" {RANGE}; got \'lots\'.')
+    assert str(caught.value) == (f'AGENT_TRACKER_MAX_DATABASE_SIZE must be a number of bytes or a size like '
+                                 f'"256MiB" or "1GB" {RANGE}; got \'lots\'.')
 
 
 async def test_precedence_in_the_real_bridge(isolated_home: Path, tmp_path: Path) -> None:
