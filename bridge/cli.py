@@ -30,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="an agent's sheet (or all agents)")
     _reading(status)
     status.add_argument("agent", nargs="?")
-    report = sub.add_parser("report", help="which setup (agent, model, stack) does best")
+    from .report import SCORE_HELP  # a light import (no matplotlib, no LMDB)
+
+    report = sub.add_parser("report", help="which setup (agent, model, stack) does best",
+                            description=SCORE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _reading(report)
     report.add_argument("--project", help="only sessions in this project path")
     report.add_argument("--stack", help="only this stack, e.g. python or python/fastapi")

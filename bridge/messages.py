@@ -184,6 +184,7 @@ class ReportQuery:
     project_path: Id | None = None
     stack: str | None = None
     since: str | None = None
+    min_sessions: int | None = None
 
 
 # Host → bridge. The value is the parameter class; `event` marks methods that change state

@@ -17,7 +17,7 @@ import threading
 from typing import Any, Mapping
 
 from pygls.exceptions import (JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest,
-                              JsonRpcMethodNotFound, JsonRpcServerNotInitialized)
+                              JsonRpcServerNotInitialized)
 from pygls.io_ import run_async
 from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCProtocol, JsonRPCRequestMessage
 from pygls.server import JsonRPCServer
@@ -330,11 +330,14 @@ class BridgeServer(JsonRPCServer):
 
     def _on_report(self, params: m.ReportQuery) -> dict[str, Any]:
         service = self._require_service("report")
-        from .report import build_report, render_text  # not needed at start-up
+        from .report import ReportError, build_report, render_text  # not needed at start-up
         if service.pending:
             self._flush()
-        report = build_report(service.store, project=params.project_path, stack=params.stack,
-                              since=params.since)
+        try:
+            report = build_report(service.store, project=params.project_path, stack=params.stack,
+                                  since=params.since, min_sessions=params.min_sessions)
+        except ReportError as exc:
+            raise JsonRpcInvalidParams(message=f"report: {exc}") from None
         return {**report.to_wire(), "text": render_text(report)}
 
     # -- running -----------------------------------------------------------------------------------

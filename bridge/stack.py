@@ -15,6 +15,9 @@ import attrs
 
 MAX_READ = 256 * 1024
 
+_PYTHON_IN_CODE = [
+    ("fastapi", r"\bfastapi\b"), ("django", r"\bdjango\b"), ("flask", r"\bflask\b"),
+]
 # (manifest file, language, [(framework, pattern in the file's text)...]) in priority order.
 _MANIFESTS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("pyproject.toml", "python", [
@@ -24,7 +27,9 @@ _MANIFESTS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("requirements.txt", "python", [
         ("fastapi", r"(?im)^fastapi\b"), ("django", r"(?im)^django\b"), ("flask", r"(?im)^flask\b"),
     ]),
-    ("setup.py", "python", []),
+    ("setup.py", "python", _PYTHON_IN_CODE),
+    ("setup.cfg", "python", _PYTHON_IN_CODE),
+    ("Pipfile", "python", _PYTHON_IN_CODE),
     ("Cargo.toml", "rust", [
         ("axum", r"\baxum\b"), ("actix-web", r"\bactix-web\b"), ("rocket", r"\brocket\b"),
         ("bevy", r"\bbevy\b"), ("tauri", r"\btauri\b"),
@@ -37,6 +42,9 @@ _MANIFESTS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("build.gradle.kts", "kotlin", [("spring-boot", r"spring-boot"), ("android", r"com\.android")]),
     ("build.gradle", "java", [("spring-boot", r"spring-boot"), ("android", r"com\.android")]),
     ("Gemfile", "ruby", [("rails", r"""gem\s+['"]rails['"]"""), ("sinatra", r"""gem\s+['"]sinatra['"]""")]),
+    ("mix.exs", "elixir", [("phoenix", r":phoenix\b")]),
+    ("pubspec.yaml", "dart", [("flutter", r"(?m)^\s*flutter\s*:")]),
+    ("Package.swift", "swift", [("vapor", r"vapor/vapor")]),
 ]
 _JS_FRAMEWORKS = [
     ("next", "next"), ("nuxt", "nuxt"), ("sveltekit", "@sveltejs/kit"), ("svelte", "svelte"),
@@ -44,7 +52,10 @@ _JS_FRAMEWORKS = [
     ("react", "react"), ("vue", "vue"), ("express", "express"), ("fastify", "fastify"),
     ("electron", "electron"),
 ]
-_STACK_LINE = re.compile(r"(?im)^\s*[-*]?\s*stack\s*:\s*([\w.+#-]+(?:/[\w.+#-]+)?)\s*$")
+# "Stack: python/fastapi", also as a list item or in bold ("- **Stack:** python/fastapi").
+_STACK_LINE = re.compile(
+    r"(?im)^\s*(?:[-*+]\s+)?(?:\*\*|__)?stack(?:\*\*|__)?\s*:\s*(?:\*\*|__)?\s*"
+    r"`?([\w.+#-]+(?:\s*/\s*[\w.+#-]+)?)`?\s*$")
 FINGERPRINT_FILES = [name for name, _, _ in _MANIFESTS] + ["package.json", "tsconfig.json", "AGENTS.md"]
 
 
@@ -87,11 +98,15 @@ def fingerprint(directory: Path) -> str:
 def classify(directory: Path) -> Stack:
     agents_md = _read(directory / "AGENTS.md")
     if agents_md and (declared := _STACK_LINE.search(agents_md)):
-        language, _, framework = declared.group(1).lower().partition("/")
+        language, _, framework = declared.group(1).lower().replace(" ", "").partition("/")
         return Stack(language, framework or None, ("AGENTS.md",))
     package = _read(directory / "package.json")
     if package is not None:
-        return _classify_package_json(directory, package)
+        javascript = _classify_package_json(directory, package)
+        # A package.json without a framework next to another manifest is usually tooling
+        # (prettier, a CSS build) for a project in that other language.
+        if javascript.framework is not None or not any((directory / name).is_file() for name, _, _ in _MANIFESTS):
+            return javascript
     for name, language, frameworks in _MANIFESTS:
         text = _read(directory / name)
         if text is None:

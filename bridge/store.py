@@ -7,7 +7,6 @@ floats round-trip exactly (shortest repr), and any tool (jq, DuckDB) can read an
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 import struct
 import tempfile
@@ -102,6 +101,14 @@ class ReadView:
                 if not raw_key.startswith(encoded):
                     return
                 yield raw_key.decode(), orjson.loads(raw_value)
+
+    def cursor(self, db: str) -> lmdb.Cursor:
+        """A raw cursor (bytes in, bytes out) for bulk readers such as the report."""
+        return self._txn.cursor(db=self._dbs[db])
+
+    def txn_id(self) -> int:
+        """Identifies the snapshot: two views with the same id saw the same data."""
+        return self._txn.id()
 
     def raw_values(self, db: str) -> Iterator[bytes]:
         """Every value, undecoded: for reports that decode in bulk."""
@@ -219,13 +226,11 @@ class Store:
                 f"agent-tracker will not write into it. Choose another databasePath."
             )
         if self._opened_readonly:
-            with self._env.begin(write=False) as txn:
-                for name in SUB_DATABASES:
-                    if name.encode() in existing:
-                        self._dbs[name] = self._env.open_db(name.encode(), txn=txn, create=False)
-            missing = [n for n in SUB_DATABASES if n not in self._dbs]
-            if missing:
+            if any(name.encode() not in existing for name in SUB_DATABASES):
                 raise StoreUnavailable(f"The database at {self.path} has not been initialised yet.")
+            # No txn=: py-lmdb closes handles opened inside a read-only transaction when it ends.
+            for name in SUB_DATABASES:
+                self._dbs[name] = self._env.open_db(name.encode(), create=False)
         else:
             try:
                 with self._env.begin(write=True) as txn:

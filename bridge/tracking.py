@@ -61,6 +61,15 @@ class SessionRuntime:
 
 
 @attrs.frozen
+class GradeTarget:
+    agent_id: str
+    project: str
+    commit_hash: str
+    model: str | None
+    provider: str | None
+
+
+@attrs.frozen
 class FlushResult:
     entries_written: int
     duration_ms: float
@@ -459,25 +468,29 @@ class TrackingService:
 
     # -- grades, bugs, retrospectives, activities ----------------------------------------------
 
-    def _resolve_grade(self, p: m.GradeGiven) -> tuple[str, str, str]:
-        """(agentId, projectPath, commitHash) of the graded commit, or EventRejected."""
+    def _resolve_grade(self, p: m.GradeGiven) -> GradeTarget:
+        """The graded commit, or EventRejected (nothing to grade, or already graded)."""
         runtime = self._session(p.session_id) if p.session_id else None
         if p.commit_hash:
             project = p.project_path or (runtime and runtime.directory) or self.default_directory
             if not project:
                 raise EventRejected("grade needs projectPath (or a session with a directory)")
-            found = self._find_commit(project, p.commit_hash)
-            commit_hash = found[1]["hash"] if found else p.commit_hash.lower()
-            commit_agent = found[1].get("agentId") if found else None
+            commit_hash = p.commit_hash.lower()
         elif runtime and runtime.last_commit:
             project, commit_hash = runtime.last_commit
-            found = self._find_commit(project, commit_hash)
-            commit_agent = found[1].get("agentId") if found else None
         else:
             raise EventRejected(
                 "There is no commit to grade: give commitHash (and projectPath), or grade in a "
                 "session after its agent committed.")
-        agent_id = p.agent_id or commit_agent or self._agent_for(None, p.session_id)
+        found = self._find_commit(project, commit_hash)
+        commit = found[1] if found else {}
+        commit_hash = commit.get("hash", commit_hash)
+        # The grade belongs to the setup that made the commit, whoever grades and from where.
+        target = GradeTarget(
+            agent_id=p.agent_id or commit.get("agentId") or self._agent_for(None, p.session_id),
+            project=project, commit_hash=commit_hash,
+            model=commit.get("model") or (runtime.model if runtime else None),
+            provider=commit.get("provider") or (runtime.provider if runtime else None))
         prefix = grade_prefix(project, commit_hash, p.grader)
         already = any(k[0] == "communication" and k[1].startswith(prefix) for k in self.pending.inserts)
         if not already and self.store.available:
@@ -490,29 +503,31 @@ class TrackingService:
             raise EventRejected(
                 f"Commit {commit_hash[:12]} was already graded by the {p.grader}: each commit gets one "
                 f"agent grade and one user grade.")
-        return agent_id, project, commit_hash
+        return target
 
     def _grade(self, p: m.GradeGiven, now: str, event_id: str, context: Any = None) -> dict[str, Any]:
-        agent_id, project, commit_hash = context
-        prefix = grade_prefix(project, commit_hash, p.grader)
+        target: GradeTarget = context
+        prefix = grade_prefix(target.project, target.commit_hash, p.grader)
         record_key = prefix + key(now, event_id)
-        runtime = self._sessions.get(p.session_id) if p.session_id else None
         self.pending.inserts[("communication", record_key)] = {
-            "agentId": agent_id, "projectPath": project, "commitHash": commit_hash,
+            "agentId": target.agent_id, "projectPath": target.project, "commitHash": target.commit_hash,
             "grade": p.grade, "gradeName": GRADE_NAMES[p.grade], "grader": p.grader,
             "reason": p.reason, "sessionID": p.session_id, "createdAt": now,
-            "model": runtime.model if runtime else None,
-            "provider": runtime.provider if runtime else None,
+            "model": target.model, "provider": target.provider,
         }
-        state = self._add_op(agent_id, [GRADE, p.grade, record_key, prefix])
-        return {"agentId": agent_id, "commitHash": commit_hash, "grade": p.grade,
+        state = self._add_op(target.agent_id, [GRADE, p.grade, record_key, prefix])
+        return {"agentId": target.agent_id, "commitHash": target.commit_hash, "grade": p.grade,
                 "communicationScore": state.communication_score}
 
     def _bug_reported(self, p: m.BugReported, now: str, event_id: str, context: Any = None) -> dict[str, Any]:
         agent_id = self._agent_for(p.agent_id, p.session_id)
+        runtime = self._sessions.get(p.session_id) if p.session_id else None
         self._insert_activity(agent_id, "bug", now, event_id, {
             "description": p.description, "commitHash": p.commit_hash,
-            "projectPath": p.project_path, "sessionID": p.session_id})
+            "projectPath": p.project_path or (runtime.directory if runtime else None),
+            "sessionID": p.session_id,
+            "model": runtime.model if runtime else None,
+            "provider": runtime.provider if runtime else None})
         state = self._add_op(agent_id, [BUG])
         return self.status_of(state.agent_id)
 

@@ -79,7 +79,6 @@ async def run_lines(lines: list[dict[str, Any]], home: Path) -> tuple[list[dict[
         seen = len(bridge.received)
 
     async def finish() -> None:
-        nonlocal seen
         if bridge.process.stdin and not bridge.process.stdin.is_closing():
             bridge.process.stdin.close()
         exit_codes.append(await bridge.wait())

@@ -29,6 +29,8 @@ def json_type(annotation: typing.Any) -> str:
         return "string"
     if annotation is bool:
         return "boolean"
+    if annotation is int:
+        return "integer"
     if annotation is m.Grade:
         return "grade"
     if annotation is m.Grader:

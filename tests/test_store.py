@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 import lmdb
-import orjson
 import pytest
 
 from bridge.config import MiB, BridgeConfig

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from bridge.config import ScoringRules
 from bridge.tracking import EventRejected
 from helpers_tracking import (FULL_HASH, GRADES_TEXT, OTHER_FULL_HASH, ServiceHarness, bash_commit, bash_push,
                               close_harness, make_harness, new_agent_status, open_store, spawn_bridge, tool)

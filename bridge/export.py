@@ -1,0 +1,202 @@
+"""`agent-tracker export`: every table of the central database, for spreadsheets, DuckDB or pandas.
+
+Tables: agents, projects, sessions, commits, grades (the ``communication`` sub-database),
+activities (bugs, reinstatements, ...) and retrospectives. Sessions, commits and grades get a
+derived ``stack`` column (the project's stack, as in the report); session counters that are
+absent in the database (= 0) are written as 0.
+
+Formats (``--format``, default json):
+  json   one object: {"format": "agent-tracker-export", "schemaVersion": 1, "exportedAt", "database",
+         "tables": {"agents": [...], ...}}; to stdout or the ``--output`` file.
+  jsonl  one record per line with its table first: {"table": "commits", "hash": ..., ...};
+         to stdout or the ``--output`` file. (``pd.read_json(f, lines=True)``, DuckDB ``read_json``.)
+  csv    with ``--output DIR``: one file per table, DIR/<table>.csv, fixed columns per table plus
+         ``extra`` (a JSON object of any other field, e.g. migration details). Without --output:
+         one CSV on stdout whose first column is ``table`` and whose header is the union of all
+         tables' columns (filter on ``table``).
+  CSV cells: empty = null, true/false, numbers as Python writes them (floats round-trip exactly),
+  lists and objects as JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import attrs
+import orjson
+
+from .store import ReadView, Store
+
+FORMAT_NAME = "agent-tracker-export"
+EXPORT_VERSION = 1
+
+# table -> (sub-database, columns). "stack" is derived; "extra" (CSV only) holds other fields.
+TABLES: dict[str, tuple[str, list[str]]] = {
+    "agents": ("agents", ["id", "skillPoints", "experiencePoints", "communicationScore", "totalCommits",
+                          "totalBugs", "totalPushes", "halted", "createdAt", "updatedAt"]),
+    "projects": ("projects", ["path", "stack", "language", "framework", "sources", "fingerprint",
+                              "classifiedAt", "firstSeenAt", "lastSeenAt", "lastCommit", "lastCommitAt",
+                              "lastPushedHead", "lastPushAt"]),
+    "sessions": ("sessions", ["sessionID", "projectPath", "stack", "agentId", "provider", "model", "setups",
+                              "title", "parentID", "createdAt", "updatedAt", "lastIdleAt", "deletedAt",
+                              "toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned",
+                              "lastCommit"]),
+    "commits": ("commits", ["hash", "projectPath", "stack", "agentId", "sessionID", "provider", "model",
+                            "taskDescription", "createdAt", "source"]),
+    "grades": ("communication", ["createdAt", "agentId", "projectPath", "stack", "commitHash", "grade",
+                                 "gradeName", "grader", "reason", "sessionID", "provider", "model"]),
+    "activities": ("activities", ["createdAt", "agentId", "kind", "description", "sessionID", "commitHash",
+                                  "projectPath", "reason", "data"]),
+    "retrospectives": ("retrospectives", ["createdAt", "agentId", "sessionID", "summary", "wentWell",
+                                          "toImprove", "lessons"]),
+}
+SESSION_COUNTERS = ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned")
+WITH_STACK = {"sessions", "commits", "grades"}
+
+
+class ExportError(Exception):
+    pass
+
+
+@attrs.define
+class ExportSummary:
+    format: str
+    target: str
+    counts: dict[str, int]
+
+
+def _records(view: ReadView, table: str, stack_of: Any) -> Iterator[dict[str, Any]]:
+    db, _ = TABLES[table]
+    for raw in view.raw_values(db):
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        if table == "sessions":
+            for name in SESSION_COUNTERS:
+                record.setdefault(name, 0)
+        if table in WITH_STACK:
+            path = record.get("projectPath")
+            record["stack"] = stack_of(path if isinstance(path, str) else None)
+        yield record
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return value
+
+
+def _csv_row(record: dict[str, Any], columns: list[str]) -> list[Any]:
+    row = [_cell(record.get(name)) for name in columns]
+    extra = {k: v for k, v in record.items() if k not in columns}
+    row.append(orjson.dumps(extra).decode() if extra else "")
+    return row
+
+
+def export_database(store: Store, fmt: str, output: str | None, *,
+                    stdout: IO[str] | None = None) -> ExportSummary:
+    from .report import _Scope  # the report's stack resolution, so both agree
+
+    out = stdout or sys.stdout
+    counts = {table: 0 for table in TABLES}
+    with store.read() as view:
+        stack_of = _Scope(view, None, None, None, None).stack_of
+        if fmt == "csv":
+            target = _export_csv(view, stack_of, output, out, counts)
+        elif fmt in ("json", "jsonl"):
+            path = _file_target(output, fmt)
+            handle: IO[str] = open(path, "w", encoding="utf-8", newline="") if path else out
+            try:
+                if fmt == "json":
+                    _write_json(view, stack_of, handle, str(store.path), counts)
+                else:
+                    for table in TABLES:
+                        for record in _records(view, table, stack_of):
+                            handle.write(orjson.dumps({"table": table, **record}).decode() + "\n")
+                            counts[table] += 1
+            finally:
+                if path:
+                    handle.close()
+                else:
+                    handle.flush()
+            target = str(path) if path else "stdout"
+        else:
+            raise ExportError(f"--format must be json, csv or jsonl; got {fmt!r}.")
+    return ExportSummary(fmt, target, counts)
+
+
+def _file_target(output: str | None, fmt: str) -> Path | None:
+    if not output or output == "-":
+        return None
+    path = Path(output).expanduser()
+    if path.is_dir():
+        path = path / f"agent-tracker-export.{fmt}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"Cannot create the folder {path.parent}: {exc.strerror or exc}.") from None
+    return path
+
+
+def _write_json(view: ReadView, stack_of: Any, handle: IO[str], database: str, counts: dict[str, int]) -> None:
+    exported_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    header = {"format": FORMAT_NAME, "schemaVersion": EXPORT_VERSION, "exportedAt": exported_at,
+              "database": database}
+    handle.write(orjson.dumps(header).decode()[:-1] + ',"tables":{')
+    for index, table in enumerate(TABLES):
+        handle.write(("," if index else "") + f'"{table}":[')
+        for record in _records(view, table, stack_of):
+            handle.write(("," if counts[table] else "") + "\n" + orjson.dumps(record).decode())
+            counts[table] += 1
+        handle.write("]")
+    handle.write("}}\n")
+
+
+def _export_csv(view: ReadView, stack_of: Any, output: str | None, out: IO[str],
+                counts: dict[str, int]) -> str:
+    if not output or output == "-":
+        union: list[str] = []
+        for _, columns in TABLES.values():
+            union.extend(name for name in columns if name not in union)
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["table", *union, "extra"])
+        for table, (_, columns) in TABLES.items():
+            for record in _records(view, table, stack_of):
+                writer.writerow([table, *_csv_row(record, union)])
+                counts[table] += 1
+        out.flush()
+        return "stdout"
+    folder = Path(output).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"--output for csv must be a folder (one file per table); {folder} is a file.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"Cannot create the folder {folder}: {exc.strerror or exc}.") from None
+    for table, (_, columns) in TABLES.items():
+        with open(folder / f"{table}.csv", "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow([*columns, "extra"])
+            for record in _records(view, table, stack_of):
+                writer.writerow(_csv_row(record, columns))
+                counts[table] += 1
+    return str(folder)
+
+
+def read_csv_table(text: str) -> list[dict[str, str]]:
+    """Parse one exported CSV back into dicts of strings (used by the tests and handy in scripts)."""
+    return list(csv.DictReader(io.StringIO(text)))
