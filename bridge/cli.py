@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     install = sub.add_parser("install-plugin", help="install the OpenCode plugin (global, or --project DIR)")
     install.add_argument("--project", metavar="DIR")
     install.add_argument("--dry-run", action="store_true")
+    install.add_argument("--bridge-command", metavar="CMD",
+                         help='how OpenCode starts the bridge (default: "agent-tracker serve" if on PATH, '
+                              'else this Python with -m bridge serve)')
     uninstall = sub.add_parser("uninstall-plugin", help="remove the OpenCode plugin")
     uninstall.add_argument("--project", metavar="DIR")
     return parser

@@ -3,7 +3,7 @@
 Exit codes (documented in docs/README-report.md):
   0  done
   1  the command ran but could not do what was asked (unknown agent, unreadable file, ...)
-  2  usage or configuration error, or a feature not available in this build
+  2  usage or configuration error
   3  no database at the path (nothing recorded yet)
   4  the file at the path is not a usable agent-tracker database (written by the older
      TypeScript plugin: run `agent-tracker migrate`; corrupt; another program's; no permission)
@@ -443,72 +443,110 @@ def cmd_reinstate(args: argparse.Namespace) -> int:
 
 # -- thin calls into modules written elsewhere --------------------------------------------------------------
 
-def _not_available(feature: str, where: str) -> CommandError:
-    return CommandError(f"`agent-tracker {feature}` is not available in this build ({where} is missing).",
-                        EXIT_USAGE)
-
-
 def cmd_migrate(args: argparse.Namespace) -> int:
-    try:
-        from .migration import migrate_paths
-    except ImportError:
-        raise _not_available("migrate", "bridge.migration.migrate_paths") from None
+    from .migration import migrate_on_initialize, migrate_paths
+
     config = command_config(args)
     path = _database_path(config)
     sources = [Path(p).expanduser().resolve() for p in args.paths]
     results: list[dict[str, Any]] = []
-    store = Store.open(config)
-    try:
-        if not store.available and (store.foreign or _is_lmdbjs(path)):
-            if args.dry_run:
-                scratch = Store.open(BridgeConfig(database_path=":memory:"))
-                try:
-                    results.append(migrate_paths(scratch, [path], dry_run=True).to_wire())
-                finally:
-                    scratch.close()
-            else:
-                try:
-                    from .migration import migrate_on_initialize
-                except ImportError:
-                    raise _not_available("migrate", "bridge.migration.migrate_on_initialize") from None
-                store, wire = migrate_on_initialize(store, config, None)
-                if wire:
-                    results.append(wire)
-        if sources:
-            if not store.available:
-                raise _unusable(store)
-            results.append(migrate_paths(store, sources, dry_run=args.dry_run).to_wire())
-        elif not results:
-            message = (f"The database at {path} is not from the older plugin; nothing to migrate there. "
-                       f"Give project folders or lmdb-js database files: agent-tracker migrate ~/code/*")
-            if args.json:
-                _print_json({"database": str(path), "sources": [], "message": message})
-            else:
-                print(message)
-            return EXIT_OK
-    finally:
-        store.close()
+    with _migration_progress(enabled=not args.json) as progress:
+        store = Store.open(config)
+        try:
+            if not store.available and (store.foreign or _is_lmdbjs(path)):
+                # The older plugin's database at the central path: moved aside, then imported.
+                if args.dry_run:
+                    with Store.open(BridgeConfig(database_path=":memory:")) as scratch:
+                        results.append(migrate_paths(scratch, [path], dry_run=True, progress=progress).to_wire())
+                else:
+                    store, wire = migrate_on_initialize(store, config, None)
+                    if wire:
+                        results.append(wire)
+            if sources:
+                if not store.available:
+                    raise _unusable(store)
+                results.append(migrate_paths(store, sources, dry_run=args.dry_run, progress=progress).to_wire())
+            elif not results:
+                message = (f"The database at {path} is not from the older plugin; nothing to migrate there. "
+                           f"Give project folders or lmdb-js database files: agent-tracker migrate ~/code/*")
+                if args.json:
+                    _print_json({"database": str(path), "sources": [], "message": message})
+                else:
+                    print(message)
+                return EXIT_OK
+        finally:
+            store.close()
     errors = [error for wire in results for error in wire.get("errors", [])]
     if args.json:
         _print_json({"database": str(path), "results": results})
     else:
-        for wire in results:
-            print(wire.get("message", ""))
-            for source in wire.get("sources", []):
-                imported = sum((source.get("imported") or {}).values())
-                print(f"  {source.get('path')}: {imported} imported, {source.get('alreadyPresent', 0)} already "
-                      f"present, {source.get('errorCount', 0)} errors")
+        _print_migration_summary(results, dry_run=args.dry_run)
     return EXIT_FAILED if errors else EXIT_OK
 
 
+class _migration_progress:
+    """A rich progress bar per source while records are imported (off for --json)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> Callable[[str, int, int], None] | None:
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  console=_console(sys.stderr), transient=True)
+        self._progress.start()
+        return self._advance
+
+    def _advance(self, source: str, done: int, total: int) -> None:
+        task = self._tasks.get(source)
+        if task is None:
+            task = self._tasks[source] = self._progress.add_task(Path(source).name, total=total)
+        self._progress.update(task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _print_migration_summary(results: list[dict[str, Any]], dry_run: bool) -> None:
+    from rich.table import Table
+
+    console = _console()
+    title = "Migration (dry run: nothing written)" if dry_run else "Migration"
+    table = Table(title=title, title_justify="left")
+    for column in ("source", "layout", "agents", "commits", "grades", "retros", "activities", "projects",
+                   "already there", "errors"):
+        table.add_column(column, justify="left" if column in ("source", "layout") else "right")
+    for wire in results:
+        for source in wire.get("sources", []):
+            imported = source.get("imported") or {}
+            label = source.get("path", "")
+            if source.get("movedAsideFrom"):
+                label += f"\n(moved aside from {source['movedAsideFrom']})"
+            if source.get("upToDate"):
+                label += "\n(already imported)"
+            table.add_row(label, source.get("layout", ""), *(str(imported.get(t, 0)) for t in (
+                "agents", "commits", "communication", "retrospectives", "activities", "projects")),
+                str(source.get("alreadyPresent", 0)), str(source.get("errorCount", 0)))
+    console.print(table)
+    for wire in results:
+        console.print(wire.get("message", ""))
+        for error in wire.get("errors", [])[:10]:
+            console.print(f"  [yellow]{error}[/yellow]")
+
+
 def cmd_install_plugin(args: argparse.Namespace) -> int:
-    try:
-        from .plugin_install import InstallError, install_plugin
-    except ImportError:
-        raise _not_available("install-plugin", "bridge.plugin_install.install_plugin") from None
+    from .plugin_install import InstallError, install_plugin
+
     project = Path(args.project).expanduser().resolve() if args.project else None
     try:
-        result = install_plugin(project, dry_run=args.dry_run)
+        bridge_command = args.bridge_command.split() if args.bridge_command else None
+        result = install_plugin(project, bridge_command=bridge_command, dry_run=args.dry_run)
     except InstallError as exc:
         raise CommandError(str(exc), EXIT_FAILED) from None
     print(getattr(result, "message", result))
@@ -516,10 +554,8 @@ def cmd_install_plugin(args: argparse.Namespace) -> int:
 
 
 def cmd_uninstall_plugin(args: argparse.Namespace) -> int:
-    try:
-        from .plugin_install import InstallError, uninstall_plugin
-    except ImportError:
-        raise _not_available("uninstall-plugin", "bridge.plugin_install.uninstall_plugin") from None
+    from .plugin_install import InstallError, uninstall_plugin
+
     project = Path(args.project).expanduser().resolve() if args.project else None
     try:
         result = uninstall_plugin(project)

@@ -157,13 +157,13 @@ def migrate_source(store: Store, source: Path, *, dry_run: bool = False,
     result.fingerprint = hashlib.sha256(
         f"{stat.st_size}:{stat.st_mtime_ns}:{snapshot.txnid}".encode()).hexdigest()[:16]
     result.errors.extend(snapshot.errors)
+    result.layout = "subdatabases" if any(name for name in snapshot.databases if name) else "flat"
     record_key = key(str(source), result.fingerprint)
     with store.read() as view:
         if view.get("migrations", record_key) is not None:
             result.up_to_date = True
             return result
     rows = list(_rows(snapshot, result))
-    result.layout = "subdatabases" if any(name for name in snapshot.databases if name) else "flat"
 
     def apply(view: WriteView) -> None:
         importer = _Importer(view, result, dry_run)

@@ -265,20 +265,7 @@ def test_reinstate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
 
 # -- thin commands -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("argv", "module"), [
-    (["migrate"], "bridge.migration"),
-    (["install-plugin", "--dry-run"], "bridge.plugin_install"),
-    (["uninstall-plugin"], "bridge.plugin_install"),
-])
-def test_features_missing_from_the_build_exit_2(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-                                                argv: list[str], module: str) -> None:
-    monkeypatch.setitem(sys.modules, module, None)  # import fails as if the module were absent
-    code, _, err = cli(capsys, *argv)
-    assert code == 2 and "is not available in this build" in err
-
-
 def test_migrate_on_a_database_of_ours_has_nothing_to_do(capsys: pytest.CaptureFixture[str], database: Path) -> None:
-    pytest.importorskip("bridge.migration")
     code, out, _ = cli(capsys, "migrate", "--database", str(database))
     assert code == 0 and "nothing to migrate there" in out
 

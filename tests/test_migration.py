@@ -213,3 +213,35 @@ async def test_project_database_is_imported_on_initialize(isolated_home: Path, t
         assert await again.shutdown_and_exit() == 0
     finally:
         again.kill()
+
+
+def test_cli_migrate_shows_a_summary_and_dry_run_writes_nothing(isolated_home: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from rpc_client import test_env
+
+    project = tmp_path / "project"
+    source = project / LEGACY_RELATIVE
+    source.parent.mkdir(parents=True)
+    shutil.copy(FIXTURES / "subdbs.mdb", source)
+    database = tmp_path / "central.lmdb"
+
+    def migrate(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bridge", "migrate", "--database", str(database), *flags,
+                               str(project)], capture_output=True, text=True, env=test_env(isolated_home),
+                              timeout=60)
+
+    dry = migrate("--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    (planned,) = json.loads(dry.stdout)["results"]
+    assert planned["dryRun"] is True and planned["imported"] == 347
+    with Store.open(BridgeConfig(database_path=str(database))) as store:
+        assert all(not rows for rows in dump(store).values())
+    real = migrate()
+    assert real.returncode == 0, real.stderr
+    assert "Imported 347 records from 1 old database(s)." in real.stdout
+    assert "subdatabases" in real.stdout and "already there" in real.stdout
+    again = migrate("--json")
+    (second,) = json.loads(again.stdout)["results"]
+    assert second["imported"] == 0 and second["sources"][0]["upToDate"] is True
