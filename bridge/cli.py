@@ -76,11 +76,24 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
             "maxDatabaseSize": getattr(args, "max_database_size", None)}
 
 
+def _serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agent-tracker serve",
+                                     description="Run the bridge on stdio (what the OpenCode plugin spawns).")
+    _common(parser)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command in (None, "serve"):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        # What OpenCode spawns: skip building every subcommand (the report's help text alone
+        # imports bridge.report), because start-up time is part of each OpenCode session.
         from .server import serve
-        return serve(cli_overrides(args) if args.command else {})
+        return serve(cli_overrides(_serve_parser().parse_args(argv[1:])))
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return 2
     from . import commands
     return commands.run(args)
 

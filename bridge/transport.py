@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import sys
+import threading
 from typing import Any, BinaryIO, Callable
 
 import orjson
@@ -102,13 +104,27 @@ async def stdin_reader(stdin: BinaryIO | None = None) -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
     pipe = stdin or sys.stdin.buffer
-    try:
+    mode = os.fstat(pipe.fileno()).st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        # The normal case (spawned by the plugin): the event loop reads the pipe directly.
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    except ValueError:
-        # Not a pipe/socket/character device (e.g. a regular file redirected in): read it all.
-        reader.feed_data(pipe.read())
-        reader.feed_eof()
+    else:
+        # A file, a terminal or /dev/null: epoll cannot wait on those, so a thread reads.
+        threading.Thread(target=_pump, args=(pipe.fileno(), reader, loop), daemon=True,
+                         name="stdin-reader").start()
     return reader
+
+
+def _pump(fd: int, reader: asyncio.StreamReader, loop: asyncio.AbstractEventLoop) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            loop.call_soon_threadsafe(reader.feed_eof)
+            return
+        loop.call_soon_threadsafe(reader.feed_data, chunk)
 
 
 class StdoutWriter:
