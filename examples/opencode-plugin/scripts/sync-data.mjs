@@ -1,22 +1,15 @@
-// Copies the plugin (the canonical source, plugin/agent-tracker/) into the Python package
-// (bridge/data/opencode-plugin/), where `agent-tracker install-plugin` installs it from.
-// tests/test_plugin_install.py fails when the two copies differ: run `npm run sync`.
+// Writes bridge/data/opencode-plugin/package.json: the plugin's runtime dependencies, which
+// `agent-tracker install-plugin` declares in OpenCode's config folder. The plugin's files need no
+// copy: bridge/data/opencode-plugin/agent-tracker is a symlink to plugin/agent-tracker (the wheel
+// build follows it). tests/test_plugin_install.py fails when this file is stale: `npm run sync`.
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
-const source = path.join(root, "plugin", "agent-tracker");
 const target = path.resolve(root, "..", "..", "bridge", "data", "opencode-plugin");
-const targetPlugin = path.join(target, "agent-tracker");
 
-fs.mkdirSync(targetPlugin, { recursive: true });
-const names = fs.readdirSync(source).filter((name) => name.endsWith(".js")).sort();
-for (const name of fs.readdirSync(targetPlugin)) {
-  if (name.endsWith(".js") && !names.includes(name)) fs.rmSync(path.join(targetPlugin, name));
-}
-for (const name of names) fs.copyFileSync(path.join(source, name), path.join(targetPlugin, name));
 /** @type {{dependencies?: Record<string, string>}} */
 const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
 const data = {
@@ -24,4 +17,4 @@ const data = {
   dependencies: pkg.dependencies ?? {},
 };
 fs.writeFileSync(path.join(target, "package.json"), JSON.stringify(data, null, 2) + "\n");
-console.log(`synced ${names.length} files to ${path.relative(process.cwd(), targetPlugin) || targetPlugin}`);
+console.log(`wrote ${path.relative(process.cwd(), path.join(target, "package.json"))}`);
