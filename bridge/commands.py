@@ -23,7 +23,7 @@ from typing import Any, Callable, TextIO
 import orjson
 
 from .config import BridgeConfig, ConfigError, load_config
-from .store import DatabaseFull, Store, StoreError
+from .store import DatabaseFull, Store, StoreError, key
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_DATABASE, EXIT_UNUSABLE, EXIT_WRITE = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130
@@ -187,7 +187,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             agents = {record.get("id", k): record for k, record in view.scan("agents")}
             recent: deque[dict[str, Any]] = deque(maxlen=5)
             if args.agent and args.agent in agents:
-                for _, activity in view.scan("activities", args.agent + "\x00"):
+                for _, activity in view.scan("activities", key(args.agent, "")):
                     if activity.get("kind") in ("bug", "reinstate"):
                         recent.append(activity)
         if not args.agent:

@@ -58,5 +58,8 @@ def recognise_push(command: str, output: str | None) -> GitPush | None:
 
 def hashes_match(a: str, b: str) -> bool:
     """A short hash and a full hash of the same commit (git abbreviates to >= 4 hex digits)."""
-    shorter, longer = sorted((a.lower(), b.lower()), key=len)
+    a, b = a.lower(), b.lower()
+    if a == b:
+        return True
+    shorter, longer = sorted((a, b), key=len)
     return len(shorter) >= 4 and longer.startswith(shorter)

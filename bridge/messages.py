@@ -263,6 +263,12 @@ def _string_list(value: Any, _type: Any) -> list[str]:
     return value
 
 
+def _objects_only(hook: Any) -> Any:
+    def structure(value: Any, cls: Any) -> Any:
+        return hook(_object(value, cls), cls)
+    return structure
+
+
 def make_converter() -> cattrs.Converter:
     converter = cattrs.Converter()
     converter.register_structure_hook(str, _strict(str, "a string"))
@@ -275,9 +281,13 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook_func(lambda t: t == dict[str, Any], _object)
     converter.register_structure_hook_func(lambda t: t == list[str], _string_list)
     # Nested classes first: generated hooks capture the hooks of their field types.
-    for cls in (AgentRef, ProjectRef, ClientInfo, *dict.fromkeys(METHODS.values())):
+    nested = (AgentRef, ProjectRef, ClientInfo)
+    for cls in (*nested, *dict.fromkeys(METHODS.values())):
         overrides = {f.name: override(rename=_wire(f.name)) for f in attrs.fields(cls)}
-        converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter, **overrides))
+        hook = make_dict_structure_fn(cls, converter, **overrides)
+        if cls in nested:  # a string or a list must not pass for an object of optional fields
+            hook = _objects_only(hook)
+        converter.register_structure_hook(cls, hook)
     return converter
 
 

@@ -406,7 +406,7 @@ class _Scope:
 
     def prefetch_commits(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Exact-key lookups for many commits at once, in key order (misses are left to commit())."""
-        keys = sorted((f"{path}\x00{commit_hash.lower()}".encode(), path, commit_hash) for path, commit_hash in wanted)
+        keys = sorted((key(path, commit_hash.lower()).encode(), path, commit_hash) for path, commit_hash in wanted)
         found: dict[tuple[str, str], dict[str, Any]] = {}
         with _cursor(self.view, "commits") as cursor:
             set_key, value = cursor.set_key, cursor.value

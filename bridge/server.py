@@ -17,9 +17,9 @@ import threading
 from typing import Any, Mapping
 
 from pygls.exceptions import (JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest,
-                              JsonRpcServerNotInitialized)
+                              JsonRpcServerError, JsonRpcServerNotInitialized)
 from pygls.io_ import run_async
-from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCProtocol, JsonRPCRequestMessage
+from pygls.protocol.json_rpc import JsonRPCProtocol
 from pygls.server import JsonRPCServer
 
 from . import SERVER_NAME, __version__
@@ -33,7 +33,14 @@ from .transport import MAX_FRAME_BYTES, GuardedReader, StdoutWriter, stdin_reade
 
 logger = logging.getLogger(__name__)
 
-PARSE_ERROR, INVALID_REQUEST = -32700, -32600
+PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR = -32700, -32600, -32603
+DATABASE_UNAVAILABLE = -32001  # a request that needs the database while tracking is disabled
+
+
+class WireMessage(dict):
+    """A JSON object that has "jsonrpc" and a string "method": a message if it is the top level."""
+
+    __slots__ = ()
 
 
 class BridgeProtocol(JsonRPCProtocol):
@@ -48,39 +55,38 @@ class BridgeProtocol(JsonRPCProtocol):
     # -- input ---------------------------------------------------------------------------------
 
     def structure_message(self, data: dict[str, Any]) -> Any:
-        # Called by json.loads for every object, innermost first; only top-level messages
-        # carry "jsonrpc" and a string "method". Params stay plain dicts (structured later).
-        if "jsonrpc" not in data or not isinstance(data.get("method"), str):
-            return data
-        if "id" in data:
-            return JsonRPCRequestMessage(id=data["id"], method=data["method"],
-                                         jsonrpc=data["jsonrpc"], params=data.get("params"))
-        return JsonRPCNotification(method=data["method"], jsonrpc=data["jsonrpc"],
-                                   params=data.get("params"))
+        # Called by json.loads for every object, innermost first, so it cannot tell a message
+        # from an object inside params that happens to look like one: mark candidates with a
+        # dict subclass (still a plain object wherever it is nested) and decide at the top.
+        if "jsonrpc" in data and isinstance(data.get("method"), str):
+            return WireMessage(data)
+        return data
 
     def handle_message(self, message: Any) -> None:
-        # Dispatch on our concrete classes: pygls' version checks runtime Protocols with
-        # isinstance, which costs more than everything else per notification (measured 2 s of
-        # 5.7 s for 30,000 notifications).
-        if type(message) is JsonRPCNotification:
-            if message.jsonrpc != self.VERSION:
-                self.bridge.log("warning", f'Dropped a notification whose jsonrpc is not "2.0": {message.method}')
-                return
-            self._handle_notification(message.method, message.params)
-        elif type(message) is JsonRPCRequestMessage:
-            if isinstance(message.id, bool) or not isinstance(message.id, (str, int)):
-                self.send_error(None, INVALID_REQUEST, "Invalid Request: id must be a string or a number.")
-            elif message.jsonrpc != self.VERSION:
-                self.send_error(message.id, INVALID_REQUEST, 'Invalid Request: jsonrpc must be "2.0".')
-            else:
-                # Each request runs in its own context so handlers can tell requests (msg_id set).
-                contextvars.copy_context().run(self._handle_request, message.id, message.method, message.params)
-        else:
+        # Dispatch here: pygls' version checks runtime Protocols with isinstance, which costs
+        # more than everything else per notification (measured 2 s of 5.7 s for 30,000).
+        if type(message) is not WireMessage:
             self._invalid_message(message)
+            return
+        method, params = message["method"], message.get("params")
+        if "id" not in message:
+            if message["jsonrpc"] != self.VERSION:
+                self.bridge.log("warning", f'Dropped a notification whose jsonrpc is not "2.0": {method}')
+                return
+            self._handle_notification(method, params)
+            return
+        msg_id = message["id"]
+        if isinstance(msg_id, bool) or not isinstance(msg_id, (str, int, float)):
+            self.send_error(None, INVALID_REQUEST, "Invalid Request: id must be a string or a number.")
+        elif message["jsonrpc"] != self.VERSION:
+            self.send_error(msg_id, INVALID_REQUEST, 'Invalid Request: jsonrpc must be "2.0".')
+        else:
+            # Each request runs in its own context so handlers can tell requests (msg_id set).
+            contextvars.copy_context().run(self._handle_request, msg_id, method, params)
 
     def _invalid_message(self, message: Any) -> None:
         msg_id = message.get("id") if isinstance(message, dict) else None
-        if not isinstance(msg_id, (str, int)) or isinstance(msg_id, bool):
+        if not isinstance(msg_id, (str, int, float)) or isinstance(msg_id, bool):
             msg_id = None
         if isinstance(message, dict) and ("result" in message or "error" in message):
             self.bridge.log("warning", "Ignored a response: the bridge sends no requests.")
@@ -119,6 +125,23 @@ class BridgeProtocol(JsonRPCProtocol):
         else:
             self._send_data({"jsonrpc": self.VERSION, "id": msg_id, "result": result})
 
+    def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
+        # pygls puts the whole traceback (with absolute paths) into -32603 answers; the host
+        # gets one line, stderr gets the traceback.
+        self._request_futures.pop(msg_id, None)
+        if future.cancelled():
+            self.send_error(msg_id, -32800, f'Request with id "{msg_id}" was cancelled.')
+            return
+        error = future.exception()
+        if error is None:
+            self._send_response(msg_id, result=future.result())
+        elif isinstance(error, JsonRpcException):
+            self._send_response(msg_id, error=error)
+        else:
+            logger.error("Request %s failed", msg_id, exc_info=error)
+            self.send_error(msg_id, INTERNAL_ERROR, f"Internal error: {type(error).__name__}: {error}"[:1000])
+            self.bridge.log("error", f"Internal error in request {msg_id}: {type(error).__name__}: {error}"[:1000])
+
     def send_error(self, msg_id: Any, code: int, message: str) -> None:
         self._send_data({"jsonrpc": self.VERSION, "id": msg_id, "error": {"code": code, "message": message}})
 
@@ -142,6 +165,7 @@ class BridgeServer(JsonRPCServer):
         self.recorder: Recorder | None = recorder_from_env()
         self._main_task: asyncio.Task[Any] | None = None
         self._flush_task: asyncio.Task[Any] | None = None
+        self._told_topics: set[str] = set()  # what the host was told once (shared by all services)
         self._finalized = False
         for method in m.METHODS:
             self.feature(method)(self._dispatcher(method))
@@ -234,8 +258,10 @@ class BridgeServer(JsonRPCServer):
         recovered = self._recover_journals()
         self.journal = self._open_journal(directory)
         self.service = TrackingService(self.store, config.scoring, journal=self.journal,
-                                       default_directory=directory, notify=self._notify)
+                                       default_directory=directory, notify=self._notify,
+                                       told=self._told_topics)
         if not self.store.available:
+            self._told_topics.add("StoreUnavailable")  # the toast below says it; flushes need not
             self.log("error", f"Tracking disabled: {self.store.error}")
             self.protocol.notify("toast", {"message": f"agent-tracker: tracking disabled. {self.store.error}",
                                            "variant": "error"})
@@ -289,7 +315,7 @@ class BridgeServer(JsonRPCServer):
                 applied = (view.get("meta", marker_key) or 0)
             service = TrackingService(self.store, self.config.scoring, journal_id=orphan.journal_id,
                                       default_directory=orphan.header().get("directory"),
-                                      notify=self._notify)
+                                      notify=self._notify, told=self._told_topics)
             events = service.replay(orphan, applied)
             result = service.flush()
             if result.errors:
@@ -338,6 +364,9 @@ class BridgeServer(JsonRPCServer):
                                   since=params.since, min_sessions=params.min_sessions)
         except ReportError as exc:
             raise JsonRpcInvalidParams(message=f"report: {exc}") from None
+        except StoreError as exc:
+            raise JsonRpcServerError(message=f"report: the database is unavailable: {exc}",
+                                     code=DATABASE_UNAVAILABLE) from None
         return {**report.to_wire(), "text": render_text(report)}
 
     # -- running -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ floats round-trip exactly (shortest repr), and any tool (jq, DuckDB) can read an
 from __future__ import annotations
 
 import errno
+import hashlib
 import shutil
 import struct
 import tempfile
@@ -46,8 +47,40 @@ class DatabaseFull(StoreError):
     pass
 
 
+class CorruptRecord(StoreError):
+    def __init__(self, db: str, record_key: str, cause: Exception):
+        super().__init__(
+            f"A record in the database is damaged ({db} {record_key!r}: {cause}); LMDB has no checksums, "
+            f"so the file was changed behind its back. Nothing was written; pending changes are kept. "
+            f"Restore the database from a backup or move it away.")
+
+
+MAX_KEY_BYTES = 511  # LMDB's compiled-in limit
+MAX_PART_BYTES = 96  # five parts and their separators stay under MAX_KEY_BYTES
+
+
+def key_part(part: str) -> str:
+    """A key part as stored: long ids and paths become a readable head plus a digest.
+
+    Deterministic, so prefix scans built from the same parts still match; the full value
+    is always kept in the record itself.
+    """
+    encoded = part.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_PART_BYTES:
+        return part
+    head = encoded[:48].decode("utf-8", "ignore")
+    return f"{head}~{hashlib.sha256(encoded).hexdigest()[:40]}"
+
+
 def key(*parts: str) -> str:
-    return SEP.join(parts)
+    return SEP.join(key_part(part) for part in parts)
+
+
+def _encode_key(k: str) -> bytes:
+    encoded = k.encode()
+    if len(encoded) > MAX_KEY_BYTES:  # a single long id used directly as a key
+        encoded = key_part(k).encode()
+    return encoded
 
 
 def split_key(raw: str) -> list[str]:
@@ -88,8 +121,13 @@ class ReadView:
         self._dbs = dbs
 
     def get(self, db: str, k: str) -> dict[str, Any] | None:
-        raw = self._txn.get(k.encode(), db=self._dbs[db])
-        return None if raw is None else orjson.loads(raw)
+        raw = self._txn.get(_encode_key(k), db=self._dbs[db])
+        if raw is None:
+            return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise CorruptRecord(db, k, exc) from None
 
     def scan(self, db: str, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
         """Entries whose key starts with prefix, in key order."""
@@ -100,7 +138,10 @@ class ReadView:
             for raw_key, raw_value in cursor:
                 if not raw_key.startswith(encoded):
                     return
-                yield raw_key.decode(), orjson.loads(raw_value)
+                try:
+                    yield raw_key.decode(), orjson.loads(raw_value)
+                except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise CorruptRecord(db, repr(raw_key), exc) from None
 
     def cursor(self, db: str) -> lmdb.Cursor:
         """A raw cursor (bytes in, bytes out) for bulk readers such as the report."""
@@ -123,14 +164,14 @@ class WriteView(ReadView):
     """Write access inside the single write transaction of Store.write."""
 
     def put(self, db: str, k: str, value: Any) -> None:
-        self._txn.put(k.encode(), orjson.dumps(value), db=self._dbs[db])
+        self._txn.put(_encode_key(k), orjson.dumps(value), db=self._dbs[db])
 
     def insert(self, db: str, k: str, value: Any) -> bool:
         """Put only if the key is absent; True if written."""
-        return self._txn.put(k.encode(), orjson.dumps(value), db=self._dbs[db], overwrite=False)
+        return self._txn.put(_encode_key(k), orjson.dumps(value), db=self._dbs[db], overwrite=False)
 
     def delete(self, db: str, k: str) -> bool:
-        return self._txn.delete(k.encode(), db=self._dbs[db])
+        return self._txn.delete(_encode_key(k), db=self._dbs[db])
 
 
 class Store:
@@ -178,6 +219,10 @@ class Store:
             self._fail(f"Cannot use the database at {self.path}: {exc.strerror or exc}.")
 
     def _check_path(self) -> None:
+        if self.path.exists() and not self.path.is_dir() and not self.path.is_file():
+            raise StoreUnavailable(
+                f"The database path {self.path} is not a regular file (a pipe, socket or device); "
+                f"set databasePath to a file path.")
         if self.path.is_dir():
             raise StoreUnavailable(
                 f"The database path {self.path} is a directory; agent-tracker needs a file path "
@@ -315,6 +360,9 @@ class Store:
             self._writes_refused = True
             self.error = full_message(self.map_size)
             raise DatabaseFull(self.error) from exc
+        except lmdb.Error as exc:
+            txn.abort()
+            raise StoreError(f"The database refused the write: {exc}. Nothing was written.") from exc
         except BaseException:
             txn.abort()
             raise

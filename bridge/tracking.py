@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import attrs
+import orjson
 
 from . import faults
 from . import messages as m
@@ -33,6 +34,38 @@ Notify = Callable[[str, dict[str, Any]], None]
 
 class EventRejected(ValueError):
     """A well-formed event that the rules refuse (e.g. a second user grade for one commit)."""
+
+
+class AlreadyCounted(Exception):
+    """An event that was counted before (a repeated callID): answered, not journaled."""
+
+    def __init__(self, result: dict[str, Any]):
+        super().__init__(result)
+        self.result = result
+
+
+MAX_NESTING = 200
+
+
+def sanitize(value: Any, depth: int = 0) -> Any:
+    """Replace what orjson cannot encode: lone surrogates, integers beyond 64 bits, deep nesting."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if depth >= MAX_NESTING:
+        return "<nested too deep>"
+    if isinstance(value, dict):
+        return {sanitize(k, depth + 1): sanitize(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [sanitize(v, depth + 1) for v in value]
+    return value
 
 
 _last_now: tuple[int, str] = (0, "")
@@ -84,7 +117,7 @@ class FlushResult:
 class TrackingService:
     def __init__(self, store: Store, rules: ScoringRules, *, journal: Journal | None = None,
                  journal_id: str | None = None, default_directory: str | None = None,
-                 notify: Notify | None = None):
+                 notify: Notify | None = None, told: set[str] | None = None):
         self.store = store
         self.rules = rules
         self.journal = journal
@@ -100,7 +133,8 @@ class TrackingService:
         self._project_heads: dict[str, str] = {}
         self._pushed_heads: dict[str, str] = {}
         self._journal_seq = 0
-        self._told: set[str] = set()
+        # Topics the host was already told about (shared by the bridge's services: say it once).
+        self._told: set[str] = told if told is not None else set()
         # The halted state the host was last told per agent (it assumes "not halted" until told).
         self._told_halted: dict[str, bool] = {}
         self._handlers: dict[str, Callable[[Any, str, str], Any]] = {
@@ -131,10 +165,24 @@ class TrackingService:
         saves unstructuring them again for the journal.
         """
         received_at = received_at or utc_now()
-        context = self._prepare(method, params)  # may refuse: nothing journaled then
-        if self.journal is not None:
-            wire = raw if raw is not None else m.unstructure_wire(params)
-            self._journal_seq = self.journal.append(received_at, method, wire)
+        try:
+            context = self._prepare(method, params)  # may refuse: nothing journaled then
+        except AlreadyCounted as counted:
+            return counted.result  # changes nothing, so it is not journaled either
+        wire = raw if raw is not None else m.unstructure_wire(params)
+        try:
+            if self.journal is not None:
+                self._journal_seq = self.journal.append(received_at, method, wire)
+            else:
+                orjson.dumps(wire)  # the same check: records are written with orjson too
+        except TypeError:
+            # Valid JSON that orjson cannot write (a lone surrogate from a cut emoji, an integer
+            # beyond 64 bits, nesting deeper than 254): keep the event, with those values replaced.
+            wire = sanitize(wire)
+            params = m.structure_params(method, wire)
+            context = self._prepare(method, params)
+            if self.journal is not None:
+                self._journal_seq = self.journal.append(received_at, method, wire)
         if faults.ENABLED:
             faults.crash_point("event")
         self.pending.events += 1
@@ -151,7 +199,7 @@ class TrackingService:
             try:
                 params = m.structure_params(entry.method, entry.params)
                 context = self._prepare(entry.method, params)
-            except (m.InvalidParams, EventRejected):
+            except (m.InvalidParams, EventRejected, AlreadyCounted):
                 continue
             self._journal_seq = entry.seq
             self.pending.events += 1
@@ -161,6 +209,11 @@ class TrackingService:
 
     def _prepare(self, method: str, params: Any) -> Any:
         """The checks that can refuse an event, run before it is journaled."""
+        if method == "tool.executed":
+            runtime = self._sessions.get(params.session_id)
+            if runtime is not None and params.call_id in runtime.seen_calls:
+                raise AlreadyCounted({"counted": False, "reason": "duplicate callID"})
+            return None
         if method == "grade":
             return self._resolve_grade(params)
         if method in ("commit.completed", "commit.pushed"):
@@ -342,9 +395,7 @@ class TrackingService:
 
     def _tool_executed(self, p: m.ToolExecuted, now: str, event_id: str, context: Any = None) -> dict[str, Any]:
         runtime = self._session(p.session_id, now)
-        if p.call_id in runtime.seen_calls:
-            return {"counted": False, "reason": "duplicate callID"}
-        runtime.seen_calls.add(p.call_id)
+        runtime.seen_calls.add(p.call_id)  # repeats were answered in _prepare
         merge = self.pending.merge("sessions", p.session_id)
         merge.set["updatedAt"] = now
         if not p.success:

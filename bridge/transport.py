@@ -9,7 +9,9 @@ and the writer encodes with orjson (correct byte lengths for non-ASCII, and fast
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import stat
 import sys
 import threading
@@ -19,6 +21,7 @@ import orjson
 
 MAX_FRAME_BYTES = 8 * 1024 * 1024
 MAX_HEADER_LINE = 64 * 1024
+_LENIENT_CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?\n$", re.IGNORECASE)
 
 
 class FrameTooLarge(Exception):
@@ -77,8 +80,13 @@ class GuardedReader:
                 return line
         line = bytes(self._buffer[self._pos:end + 1])
         self._pos = end + 1
-        # pygls honours exactly "Content-Length: <digits>"; only such a header can ask for a body.
-        if line.startswith(b"Content-Length: ") and len(line) > 24:
+        if line[:1] in b"Cc":
+            # pygls honours exactly "Content-Length: <digits>\r\n"; accept what HTTP-style
+            # framing allows too (any case, spaces, a bare \n), or the next frames would be lost.
+            match = _LENIENT_CONTENT_LENGTH.match(line)
+            if match:
+                line = b"Content-Length: %s\r\n" % match.group(1)
+        if len(line) > 24 and line.startswith(b"Content-Length: "):
             length = line[16:].strip()
             if length.isdigit() and int(length) > MAX_FRAME_BYTES:
                 # The stream cannot be resynchronised safely: stop reading (the server flushes).
@@ -139,7 +147,12 @@ class StdoutWriter:
     def send(self, message: Any) -> None:
         if self.broken:
             return
-        body = orjson.dumps(message)
+        try:
+            body = orjson.dumps(message)
+        except TypeError:
+            # An id beyond 64 bits or a lone surrogate echoed from the host: the stdlib encoder
+            # writes both as valid JSON (escaped), so the host still gets its answer.
+            body = json.dumps(message, ensure_ascii=True, default=str).encode()
         data = b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         try:
             view = memoryview(data)

@@ -144,8 +144,6 @@ async def test_a_restart_with_the_same_small_map_keeps_both_journals_then_applie
     record("full-disk-same-limit-restart", toasts_in_second_bridge=len(toasts), events_lost=0)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a bridge restarted on a still-full map toasts 'database is full' twice: "
-                                       "once from the journal recovery's TrackingService, once from its own")
 async def test_a_restart_with_the_same_small_map_tells_the_host_once(isolated_home: Path, tmp_path: Path) -> None:
     toasts = await restart_with_the_same_small_map(isolated_home, tmp_path, base_seed() + 3)
     assert len(toasts) == 1, f"the second bridge told the host {len(toasts)} times: {toasts}"

@@ -204,9 +204,6 @@ async def test_a_read_only_home_disables_tracking_cleanly(tmp_path: Path) -> Non
     record("hostile", read_only_home="unshare -m + read-only bind mount (EROFS)")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a FIFO at the database path hangs initialize forever (lmdb.open blocks "
-                                       "in store.py Store._open; SIGTERM cannot end it): the path is not checked to "
-                                       "be a regular file")
 async def test_a_fifo_at_the_database_path_is_refused_not_a_hang(isolated_home: Path, tmp_path: Path) -> None:
     target = _a_fifo(tmp_path)
     bridge = await Bridge.spawn(isolated_home, env=bridge_env(isolated_home))
@@ -219,8 +216,6 @@ async def test_a_fifo_at_the_database_path_is_refused_not_a_hang(isolated_home: 
         bridge.kill()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: tracking disabled is toasted twice: once by initialize, once more by the "
-                                       "first failing flush (TrackingService._tell_once has its own topic)")
 async def test_tracking_disabled_is_told_once(isolated_home: Path, tmp_path: Path) -> None:
     target = _a_directory(tmp_path)
     bridge, init, _ = await spawn(isolated_home, tmp_path, databasePath=str(target))
@@ -231,9 +226,6 @@ async def test_tracking_disabled_is_told_once(isolated_home: Path, tmp_path: Pat
     assert len(outcome["toasts"]) == 1, outcome["toasts"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a record whose bytes rotted inside a data page (LMDB opens the file: no "
-                                       "checksums) makes every event of that agent fail with -32603; the journaled "
-                                       "event is then dropped by the next flush's journal truncation, silently")
 async def test_a_corrupt_record_is_a_clear_error_and_loses_no_event(isolated_home: Path, tmp_path: Path) -> None:
     target = tmp_path / "rotten.lmdb"
     await _make_database(tmp_path, target)
@@ -291,9 +283,6 @@ async def test_paths_with_spaces_and_unicode_work_end_to_end(tmp_path: Path) -> 
     record("hostile-unicode-paths", rounds=2, events_received=240, events_lost=0, seconds=timer.seconds)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `report` while tracking is disabled answers -32603 Internal error with a "
-                                       "traceback (StoreUnavailable escapes BridgeServer._on_report) instead of a "
-                                       "clear JSON-RPC error or an empty report")
 async def test_report_while_tracking_is_disabled_is_a_clear_answer(isolated_home: Path, tmp_path: Path) -> None:
     target = _a_directory(tmp_path)
     bridge, init, _ = await spawn(isolated_home, tmp_path, databasePath=str(target))
