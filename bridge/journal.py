@@ -63,8 +63,10 @@ class Journal:
 
     def append(self, received_at: str, method: str, params: dict[str, Any]) -> int:
         self.seq += 1
-        line = orjson.dumps({"s": self.seq, "t": received_at, "m": method, "p": params})
-        os.write(self._fd, line + b"\n")
+        # Same line as orjson.dumps({"s", "t", "m", "p"}) would write, without building the dict
+        # (method and timestamp are JSON-safe: a known method name and our own ISO string).
+        os.write(self._fd, b'{"s":%d,"t":"%s","m":"%s","p":%s}\n' % (
+            self.seq, received_at.encode(), method.encode(), orjson.dumps(params)))
         self.entries_since_truncate += 1
         return self.seq
 

@@ -13,12 +13,10 @@ import contextvars
 import logging
 import signal
 import sys
-import threading
 from typing import Any, Mapping
 
 from pygls.exceptions import (JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest,
                               JsonRpcServerError, JsonRpcServerNotInitialized)
-from pygls.io_ import run_async
 from pygls.protocol.json_rpc import JsonRPCProtocol
 from pygls.server import JsonRPCServer
 
@@ -29,18 +27,12 @@ from .journal import Journal, find_orphans, journal_dir_for
 from .recorder import Recorder, recorder_from_env
 from .store import Store, StoreError
 from .tracking import EventRejected, TrackingService
-from .transport import MAX_FRAME_BYTES, GuardedReader, StdoutWriter, stdin_reader
+from .transport import MAX_FRAME_BYTES, GuardedReader, StdoutWriter, read_messages, stdin_reader
 
 logger = logging.getLogger(__name__)
 
 PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR = -32700, -32600, -32603
 DATABASE_UNAVAILABLE = -32001  # a request that needs the database while tracking is disabled
-
-
-class WireMessage(dict):
-    """A JSON object that has "jsonrpc" and a string "method": a message if it is the top level."""
-
-    __slots__ = ()
 
 
 class BridgeProtocol(JsonRPCProtocol):
@@ -54,18 +46,11 @@ class BridgeProtocol(JsonRPCProtocol):
 
     # -- input ---------------------------------------------------------------------------------
 
-    def structure_message(self, data: dict[str, Any]) -> Any:
-        # Called by json.loads for every object, innermost first, so it cannot tell a message
-        # from an object inside params that happens to look like one: mark candidates with a
-        # dict subclass (still a plain object wherever it is nested) and decide at the top.
-        if "jsonrpc" in data and isinstance(data.get("method"), str):
-            return WireMessage(data)
-        return data
-
     def handle_message(self, message: Any) -> None:
-        # Dispatch here: pygls' version checks runtime Protocols with isinstance, which costs
-        # more than everything else per notification (measured 2 s of 5.7 s for 30,000).
-        if type(message) is not WireMessage:
+        # Dispatch here, on the parsed JSON: pygls' version checks runtime Protocols with
+        # isinstance, which cost more than everything else per notification (measured 2 s of
+        # 5.7 s for 30,000), and params stay plain dicts until structured for their method.
+        if type(message) is not dict or "jsonrpc" not in message or not isinstance(message.get("method"), str):
             self._invalid_message(message)
             return
         method, params = message["method"], message.get("params")
@@ -185,13 +170,13 @@ class BridgeServer(JsonRPCServer):
         else:
             self.protocol.notify(method, params)
 
+    def _parse_error(self, error: Exception) -> None:
+        """The body was not JSON (or not UTF-8, or nested too deep): answer -32700, go on."""
+        self.protocol.send_error(None, PARSE_ERROR, f"Parse error: {error}"[:500])
+
     def report_server_error(self, error: Exception, source: Any) -> None:
         if isinstance(error, JsonRpcException):
             return  # already answered to the requester with this error
-        if isinstance(error, (ValueError, RecursionError)):
-            # From run_async: the body was not JSON (or not UTF-8, or nested too deep).
-            self.protocol.send_error(None, PARSE_ERROR, f"Parse error: {error}"[:500])
-            return
         self.log("error", f"Internal error: {type(error).__name__}: {error}"[:1000])
 
     # -- dispatch -------------------------------------------------------------------------------
@@ -396,9 +381,9 @@ class BridgeServer(JsonRPCServer):
                                record_frame=self.recorder.incoming_frame if self.recorder else None)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
-        self._main_task = asyncio.ensure_future(run_async(
-            stop_event=threading.Event(), reader=reader, protocol=self.protocol,
-            logger=logging.getLogger("pygls.io_"), error_handler=self.report_server_error))
+        self._main_task = asyncio.ensure_future(read_messages(
+            reader, self.protocol.handle_message, self._parse_error,
+            lambda error: self.report_server_error(error, None)))
         try:
             await self._main_task
         except asyncio.CancelledError:

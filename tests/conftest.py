@@ -17,3 +17,11 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
         if name.startswith("AGENT_TRACKER_"):
             monkeypatch.delenv(name)
     return home
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """An empty project folder."""
+    directory = tmp_path / "project"
+    directory.mkdir()
+    return directory

@@ -24,13 +24,6 @@ HASHES = [f"{i:02d}" + "a1b2c3d4e5" * 3 + "abcdef12" for i in range(40)]  # 40 h
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    directory = tmp_path / "project"
-    directory.mkdir()
-    return directory
-
-
-@pytest.fixture
 def make(tmp_path: Path, project: Path):
     """A real service on a real LMDB store, with optional rule overrides."""
     made: list[ServiceHarness] = []

@@ -21,13 +21,6 @@ T0 = "2026-11-26T05:00:00.123Z"
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    directory = tmp_path / "project"
-    directory.mkdir()
-    return directory
-
-
-@pytest.fixture
 def h(tmp_path: Path, project: Path):
     harness = make_harness(open_store(tmp_path / "t.lmdb"), directory=str(project))
     harness.send("session.created", {"sessionID": "s1", "directory": str(project),
