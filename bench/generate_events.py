@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from bridge.config import BridgeConfig, ScoringRules  # noqa: E402
 from bridge.scoring import GRADE_NAMES, AgentState, level_up  # noqa: E402
 from bridge.store import Store, key  # noqa: E402
+from bridge.timestamps import iso_utc as iso  # noqa: E402
 
 PROJECTS = [
     # (path, stack, language, framework, manifest)
@@ -59,10 +60,6 @@ OTHER_ACTIVITIES = ["test-run", "lint", "note", "review-requested", "deploy"]
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 DAYS = 365
 BATCH = 100_000
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def setup_quality(rng: random.Random, agent: str, provider: str, model: str, stack: str) -> tuple[float, float, float]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -31,6 +30,7 @@ import attrs
 import orjson
 
 from .store import ReadView, Store
+from .timestamps import utc_now
 
 FORMAT_NAME = "agent-tracker-export"
 EXPORT_VERSION = 1
@@ -153,7 +153,7 @@ def _file_target(output: str | None, fmt: str) -> Path | None:
 
 
 def _write_json(view: ReadView, stack_of: Any, handle: IO[str], database: str, counts: dict[str, int]) -> None:
-    exported_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    exported_at = utc_now()
     header = {"format": FORMAT_NAME, "schemaVersion": EXPORT_VERSION, "exportedAt": exported_at,
               "database": database}
     handle.write(orjson.dumps(header).decode()[:-1] + ',"tables":{')

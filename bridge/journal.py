@@ -48,7 +48,6 @@ class Journal:
         self.journal_id = journal_id or secrets.token_hex(6)
         self.path = directory / f"{self.journal_id}.jsonl"
         self.seq = 0
-        self.entries_since_truncate = 0
         directory.mkdir(parents=True, exist_ok=True)
         # Lock under a name orphan scans ignore, then rename: a starting bridge must never
         # mistake our fresh, not yet locked journal for an orphan.
@@ -67,14 +66,12 @@ class Journal:
         # (method and timestamp are JSON-safe: a known method name and our own ISO string).
         os.write(self._fd, b'{"s":%d,"t":"%s","m":"%s","p":%s}\n' % (
             self.seq, received_at.encode(), method.encode(), orjson.dumps(params)))
-        self.entries_since_truncate += 1
         return self.seq
 
     def truncate(self) -> None:
         """After a committed flush: the database holds everything up to self.seq."""
         os.ftruncate(self._fd, 0)
         self._write_header()
-        self.entries_since_truncate = 0
 
     def close(self, remove: bool) -> None:
         if self._fd < 0:

@@ -22,7 +22,7 @@ import attrs
 from . import __version__
 from .config import DATABASE_FILE_NAME, BridgeConfig
 from .store import DatabaseFull, Store, StoreError, WriteView, key, split_key
-from .tracking import utc_now
+from .timestamps import iso_utc, utc_now
 
 LEGACY_RELATIVE = Path("~") / ".config" / "opencode" / DATABASE_FILE_NAME
 VALID_GRADES = {-1, 1, 2, 5}
@@ -237,7 +237,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_plain(v) for v in value]
     if isinstance(value, datetime):
-        return iso(value)
+        return iso_utc(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
@@ -255,10 +255,6 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)  # e.g. InvalidDate
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Importer:

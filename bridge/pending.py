@@ -50,7 +50,6 @@ class AgentChange:
 class FlushOutcome:
     entries_written: int = 0
     agents: list[AgentChange] = attrs.Factory(list)
-    duplicates: int = 0
 
 
 @attrs.define
@@ -88,7 +87,7 @@ class PendingChanges:
             before = AgentState.from_record(stored) if stored else None
             state = before.copy() if before else AgentState.new(agent_id, rules, now)
             for op in ops:
-                outcome.duplicates += not self._apply_op(view, state, op, rules)
+                self._apply_op(view, state, op, rules)
             state.updated_at = now
             view.put("agents", agent_id, state.to_record())
             outcome.entries_written += 1
@@ -105,14 +104,14 @@ class PendingChanges:
             outcome.entries_written += 1
         return outcome
 
-    def _apply_op(self, view: WriteView, state: AgentState, op: list[Any], rules: ScoringRules) -> bool:
-        """Apply one operation; False if it was a duplicate another process already wrote."""
+    def _apply_op(self, view: WriteView, state: AgentState, op: list[Any], rules: ScoringRules) -> None:
+        """Apply one operation; a commit or grade another process already wrote changes nothing."""
         kind = op[0]
         if kind == GAIN:
             earn(state, op[1], rules)
         elif kind == COMMIT:
             if not view.insert("commits", op[1], self.inserts[("commits", op[1])]):
-                return False
+                return
             state.total_commits += 1
             earn(state, op[2], rules)
         elif kind == PUSH:
@@ -121,14 +120,13 @@ class PendingChanges:
         elif kind == GRADE:
             record_key, grade_prefix = op[2], op[3]
             if any(True for _ in view.scan("communication", grade_prefix)):
-                return False  # this grader already graded this commit (another bridge)
+                return  # this grader already graded this commit (another bridge)
             view.put("communication", record_key, self.inserts[("communication", record_key)])
             apply_grade(state, op[1], rules)
         elif kind == BUG:
             report_bug(state, rules)
         elif kind == REINSTATE:
             reinstate(state, rules)
-        return True
 
 
 def apply_op_to_projection(state: AgentState, op: list[Any], rules: ScoringRules) -> int:

@@ -44,6 +44,7 @@ import orjson
 from .config import BridgeConfig
 from .git_commands import hashes_match
 from .store import ReadView, Store, key
+from .timestamps import utc_now
 
 DEFAULT_MIN_SESSIONS = 3
 UNKNOWN = "unknown"
@@ -1046,10 +1047,6 @@ def _read_agents(view: ReadView) -> dict[str, dict[str, Any]]:
     return agents
 
 
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class _NoGC:
     """Building millions of short-lived dicts: the cyclic GC only costs time here."""
 
@@ -1119,7 +1116,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         rows.append(row)
     rows = _rank(rows, min_sessions)
     report = Report(
-        database=str(store.path), generated_at=_now_iso(),
+        database=str(store.path), generated_at=utc_now(),
         filters={"project": project_key, "stack": stack, "since": since_key, "agent": agent},
         min_sessions=min_sessions, setups=rows, recommendations=_recommend(rows, min_sessions),
         agents=[_agent_wire(record) for _, record in sorted(agents.items())

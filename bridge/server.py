@@ -374,8 +374,7 @@ class BridgeServer(JsonRPCServer):
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
         sender = StdoutWriter(record=self.recorder.outgoing if self.recorder else None)
-        self.protocol.sender = sender
-        self.protocol.set_writer(sender, include_headers=True)
+        self.protocol.sender = sender  # _send_data writes through it; pygls' writer is unused
         reader = GuardedReader(await stdin_reader(), on_oversized=self._on_oversized,
                                record=self.recorder.incoming if self.recorder else None,
                                record_frame=self.recorder.incoming_frame if self.recorder else None)

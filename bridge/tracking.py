@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,6 +26,7 @@ from .pending import (BUG, COMMIT, GAIN, GRADE, PUSH, REINSTATE, PendingChanges,
 from .scoring import GRADE_NAMES, AgentState
 from .stack import classify, fingerprint
 from .store import DatabaseFull, Store, StoreError, key
+from .timestamps import utc_now
 
 UNKNOWN_AGENT = "unknown"
 Notify = Callable[[str, dict[str, Any]], None]
@@ -66,20 +66,6 @@ def sanitize(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return [sanitize(v, depth + 1) for v in value]
     return value
-
-
-_last_now: tuple[int, str] = (0, "")
-
-
-def utc_now() -> str:
-    """ISO-8601 UTC with milliseconds; formatted once per millisecond (it is on the hot path)."""
-    global _last_now
-    now_ns = time.time_ns()
-    millis = now_ns // 1_000_000
-    if millis != _last_now[0]:
-        moment = datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
-        _last_now = (millis, moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
-    return _last_now[1]
 
 
 @attrs.define

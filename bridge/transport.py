@@ -211,9 +211,3 @@ class StdoutWriter:
             return
         if self._record is not None:
             self._record(message)
-
-    def close(self) -> None:
-        pass
-
-    def write(self, data: bytes) -> None:  # pygls' Writer protocol (unused: send() is used)
-        os.write(self._fd, data)
