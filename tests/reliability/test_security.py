@@ -102,7 +102,9 @@ async def test_the_bridge_writes_only_its_database_runs_nothing_and_never_calls_
     use_strace = shutil.which("strace") is not None
     command = [sys.executable, "-m", "bridge", "serve"]
     if use_strace:
-        command = ["strace", "-f", "-qq", "-o", str(trace), "-e", f"trace={WRITE_SYSCALLS}", *command]
+        # -s 4096: strace cuts string arguments (argv) at 32 characters by default, so a long
+        # checkout path would hide the command line the exec check compares against.
+        command = ["strace", "-f", "-qq", "-s", "4096", "-o", str(trace), "-e", f"trace={WRITE_SYSCALLS}", *command]
     before = {name: listing(folder) for name, folder in (("home", home), ("project", project), ("bin", bin_dir))}
     process = await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.PIPE, env=env, cwd=str(ROOT))
