@@ -31,11 +31,21 @@ if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
-from bench import BENCH_DIR, unavailable  # noqa: E402
+from bench import BENCH_DIR, ROOT, unavailable  # noqa: E402
 
 RESULTS_DIR = BENCH_DIR / "results"
 README = BENCH_DIR / "README.md"
 TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
+# The project README shows a summary: every target, plus the figures a target is measured against.
+PROJECT_README = ROOT / "README.md"
+SUMMARY_START, SUMMARY_END = "<!-- bench-table -->", "<!-- /bench-table -->"
+SUMMARY_KEYS = (
+    "session_buffer_rate", "session_flush_ms", "session_transactions", "baseline_a_total_ms",
+    "baseline_b_flush_ms", "session_flush_vs_b_ceiling", "session_total_vs_a_ceiling", "session_flush_vs_b",
+    "session_total_vs_a", "replay_bridge", "replay_floor", "node_bridge", "node_floor", "node_bridge_vs_floor",
+    "cold_bridge_ms", "cold_pygls_ms", "cold_bridge_vs_pygls", "idle_rss_mib", "report_seconds",
+    "migration_records_per_s", "hook_after_p50_us",
+)
 
 # Every figure the bench prints, by section (stable keys: --compare and the smoke test use them).
 SECTIONS: dict[str, tuple[str, list[tuple[str, str]]]] = {
@@ -188,20 +198,26 @@ def render_text(figures: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def render_markdown(result: dict[str, Any]) -> str:
+def run_line(result: dict[str, Any]) -> str:
     m = result["machine"]
-    lines = [
-        f"Run {result['finished_at']} ({'--quick' if result['quick'] else 'full'}, "
-        f"{result['seconds']:.0f} s): {m['nproc']} cores, {m['cpu']}, Python {m['python']}, "
-        f"Node {m['node']}, pygls {m['packages'].get('pygls')}, py-lmdb {m['packages'].get('lmdb')}, "
-        f"vscode-jsonrpc {m.get('vscode_jsonrpc')}.",
-        "",
-        "| figure | median | target | holds | notes |",
-        "|---|---:|---|---|---|",
-    ]
+    return (f"Run {result['finished_at']} ({'--quick' if result['quick'] else 'full'}, "
+            f"{result['seconds']:.0f} s): {m['nproc']} cores, {m['cpu']}, Python {m['python']}, "
+            f"Node {m['node']}, pygls {m['packages'].get('pygls')}, py-lmdb {m['packages'].get('lmdb')}, "
+            f"vscode-jsonrpc {m.get('vscode_jsonrpc')}.")
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    lines = [run_line(result), "", "| figure | median | target | holds | notes |", "|---|---:|---|---|---|"]
     for item, row in zip(result["figures"], table_rows(result["figures"])):
         detail = item["detail"].replace("|", "\\|")
         lines.append(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]} | {detail} |")
+    return "\n".join(lines)
+
+
+def render_summary(result: dict[str, Any]) -> str:
+    figures = [f for f in result["figures"] if f["key"] in SUMMARY_KEYS]
+    lines = [run_line(result), "", "| figure | median | target | holds |", "|---|---:|---|---|"]
+    lines += [f"| {row[0]} | {row[1]} | {row[2]} | {row[3]} |" for row in table_rows(figures)]
     return "\n".join(lines)
 
 
@@ -253,16 +269,26 @@ def run_section(name: str, quick: bool, log: Callable[[str], None]) -> list[dict
     return ordered
 
 
-def update_readme(result: dict[str, Any]) -> bool:
-    if not README.exists():
+def replace_between(path: Path, start: str, end: str, content: str) -> bool:
+    if not path.exists():
         return False
-    text = README.read_text()
-    if TABLE_START not in text or TABLE_END not in text:
+    text = path.read_text()
+    if start not in text or end not in text:
         return False
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    README.write_text(f"{head}{TABLE_START}\n{render_markdown(result)}\n{TABLE_END}{tail}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{content}\n{end}{tail}")
     return True
+
+
+def update_readmes(result: dict[str, Any]) -> list[str]:
+    """The full table into bench/README.md, the summary into README.md; the files updated."""
+    updated = []
+    if replace_between(README, TABLE_START, TABLE_END, render_markdown(result)):
+        updated.append("bench/README.md")
+    if replace_between(PROJECT_README, SUMMARY_START, SUMMARY_END, render_summary(result)):
+        updated.append("README.md")
+    return updated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="results file (default bench/results/latest.json, "
                                                      "latest-quick.json with --quick)")
     parser.add_argument("--no-save", action="store_true", help="write no results file")
-    parser.add_argument("--update-readme", action="store_true", help="put the table into bench/README.md")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="put the table into bench/README.md and its summary into README.md")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target does not hold")
     args = parser.parse_args(argv)
 
@@ -324,8 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(output, RESULTS_DIR / f"{'quick-' if args.quick else ''}{stamp}.json")
         print(f"results: {output}")
     if args.update_readme:
-        print("bench/README.md table updated" if update_readme(result)
-              else "bench/README.md has no results markers: not updated")
+        updated = update_readmes(result)
+        print(f"tables updated: {', '.join(updated)}" if updated else "no README has the table markers: not updated")
     if args.compare:
         print()
         print(render_compare(json.loads(Path(args.compare[0]).read_text()), result))
