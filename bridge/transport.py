@@ -34,9 +34,9 @@ class FrameTooLarge(Exception):
 
 
 class GuardedReader:
-    """What pygls' run_async reads from: ``readline`` and ``readexactly``.
+    """What the read loop reads from: lines and bodies, taken from the buffer when whole there.
 
-    Serves lines and bodies from its own buffer, filled by large reads of the pipe:
+    Serves them from its own buffer, filled by large reads of the pipe:
     asyncio.StreamReader.readline costs more per call than parsing the frame does.
     """
 
