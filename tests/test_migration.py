@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bridge.config import BridgeConfig
-from bridge.migration import LEGACY_RELATIVE, migrate_paths, migrate_source
+from bridge.migration.importer import LEGACY_RELATIVE, migrate_paths, migrate_source
 from bridge.store import Store, key
 from rpc_client import Bridge
 

@@ -19,10 +19,10 @@ from typing import Any, Callable, Iterable
 
 import attrs
 
-from . import __version__
-from .config import DATABASE_FILE_NAME, BridgeConfig
-from .store import DatabaseFull, Store, StoreError, WriteView, key, split_key
-from .timestamps import iso_utc, utc_now
+from .. import __version__
+from ..config import DATABASE_FILE_NAME, BridgeConfig
+from ..store import DatabaseFull, Store, StoreError, WriteView, key, split_key
+from ..timestamps import iso_utc, utc_now
 
 LEGACY_RELATIVE = Path("~") / ".config" / "opencode" / DATABASE_FILE_NAME
 VALID_GRADES = {-1, 1, 2, 5}
@@ -144,7 +144,7 @@ def migrate_paths(store: Store, paths: list[Path], *, dry_run: bool = False,
 
 def migrate_source(store: Store, source: Path, *, dry_run: bool = False,
                    progress: Progress | None = None) -> SourceResult:
-    from .lmdbjs import LmdbJsError, LmdbJsSnapshot
+    from ..lmdbjs import LmdbJsError, LmdbJsSnapshot
 
     result = SourceResult(str(source))
     started = utc_now()
@@ -230,7 +230,7 @@ def _rows(snapshot: Any, result: SourceResult) -> Iterable[tuple[str, Any]]:
 
 def _plain(value: Any) -> Any:
     """lmdb-js/msgpackr values → JSON-safe values (dates as ISO strings, undefined dropped)."""
-    from .lmdbjs import JsError, JsRegExp, JsTypedArray, Symbol, Undefined
+    from ..lmdbjs import JsError, JsRegExp, JsTypedArray, Symbol, Undefined
 
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items() if v is not Undefined}

@@ -1,0 +1,5 @@
+"""migration: the older TypeScript plugin's lmdb-js databases, imported additively and idempotently.
+
+Owns: finding old databases, moving one aside, mapping its records (importer). Reads files with
+bridge.lmdbjs; writes through store. May import store, config, timestamps, lmdbjs.
+"""
