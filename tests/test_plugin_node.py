@@ -8,6 +8,7 @@ plugin's node_modules is missing; HOME is a temp dir (set by conftest) for npm a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,7 +49,10 @@ def test_plugin_node_tests(node_env: dict[str, str]) -> None:
                           capture_output=True, text=True, timeout=600)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"node --test failed:\n{output[-20000:]}"
-    assert "# fail 0" in output, output[-5000:]
+    # node --test ends with a summary: tests ran, and every one of them passed.
+    summary = {name: int(count) for name, count in re.findall(r"^# (tests|pass|fail) (\d+)$", output, re.M)}
+    assert summary.get("tests", 0) > 0, output[-5000:]
+    assert summary == {"tests": summary["tests"], "pass": summary["tests"], "fail": 0}, output[-5000:]
 
 
 def test_plugin_typechecks(node_env: dict[str, str]) -> None:

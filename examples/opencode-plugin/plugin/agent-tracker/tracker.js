@@ -16,20 +16,20 @@
 //  - `dispose()` when the instance is disposed (not on SIGTERM: the bridge then sees EOF).
 
 import { BridgeClient, message } from "./bridge.js";
+import { trackerTools } from "./tools.js";
 import {
   Recorder,
   VALID_GRADES_TEXT,
   boundArgs,
   excerpt,
+  nonEmpty,
   normalizeOptions,
-  parseGrade,
   parseGradeArguments,
   toolSucceeded,
 } from "./util.js";
 
 /** @typedef {import("@opencode-ai/plugin").PluginInput} PluginInput */
 /** @typedef {import("@opencode-ai/plugin").Hooks} Hooks */
-/** @typedef {import("@opencode-ai/plugin").ToolDefinition} ToolDefinition */
 /** @typedef {import("./util.js").TrackerOptions} TrackerOptions */
 /** @typedef {{id: string, model?: string, provider?: string}} AgentRef */
 /** @typedef {{directory?: string, title?: string, parentID?: string, agent?: AgentRef}} SessionInfo */
@@ -431,7 +431,7 @@ export class Tracker {
         // The TUI ignores the failed request; our toast tells the user what happened.
         throw new Error(await this.userGrade(input.sessionID, input.arguments));
       },
-      tool: this.tools(),
+      tool: trackerTools(this),
       dispose: async () => {
         try {
           rec?.write("dispose", {});
@@ -479,68 +479,6 @@ export class Tracker {
     }
   }
 
-  /** @returns {Record<string, ToolDefinition>} */
-  tools() {
-    // Plain JSON Schema per argument: OpenCode 1.18 accepts it for plugin tools (it uses zod
-    // only when every arg is a zod schema), so the plugin needs no zod of its own.
-    const grade = /** @type {any} */ ({
-      description: `Record your own grade for the last commit you made in this session: ${VALID_GRADES_TEXT}, with a short honest reason. Your communication score rises when your self-grades match the user's.`,
-      args: {
-        grade: { type: "integer", enum: [-1, 1, 2, 5], description: `The grade: ${VALID_GRADES_TEXT}` },
-        reason: { type: "string", description: "Why this grade, in one or two sentences" },
-      },
-      /** @param {any} args @param {any} context */
-      execute: async (args, context) => {
-        const value = parseGrade(args?.grade);
-        if (value === undefined) return `Invalid grade ${JSON.stringify(args?.grade)}: use ${VALID_GRADES_TEXT}.`;
-        const sessionID = context?.sessionID;
-        const agentId = this.sessions.get(sessionID)?.agent?.id ?? nonEmpty(context?.agent);
-        try {
-          const r = await this.bridge.request("grade", {
-            sessionID,
-            ...(agentId ? { agentId } : {}),
-            projectPath: nonEmpty(context?.directory) ?? this.directory,
-            grade: value,
-            grader: "agent",
-            ...(typeof args?.reason === "string" && args.reason ? { reason: args.reason } : {}),
-          });
-          return `Recorded your grade ${value} for commit ${r?.commitHash ?? "?"}. Communication score: ${r?.communicationScore ?? "?"}.`;
-        } catch (error) {
-          return `Could not record the grade: ${message(error)}`;
-        }
-      },
-    });
-    const status = /** @type {any} */ ({
-      description: "Show your agent sheet from the agent tracker: skill points (SP), experience points (XP), communication score, commits, bugs, and whether you are halted.",
-      args: {},
-      /** @param {any} _args @param {any} context */
-      execute: async (_args, context) => {
-        const sessionID = context?.sessionID;
-        const agentId = this.sessions.get(sessionID)?.agent?.id ?? nonEmpty(context?.agent);
-        try {
-          const r = await this.bridge.request("agent.status", { ...(agentId ? { agentId } : {}), ...(sessionID ? { sessionID } : {}) });
-          if (r && typeof r.agentId === "string") this.agents.set(r.agentId, { ...r, halted: r.halted === true });
-          return formatStatus(r);
-        } catch (error) {
-          return `The agent tracker is not available: ${message(error)}`;
-        }
-      },
-    });
-    const report = /** @type {any} */ ({
-      description: "Show the agent tracker's setup report for this project's stack: which agent/model setups did best, with recommendations.",
-      args: {},
-      /** @param {any} _args @param {any} context */
-      execute: async (_args, context) => {
-        try {
-          const r = await this.bridge.request("report", { projectPath: nonEmpty(context?.directory) ?? this.directory }, 30_000);
-          return typeof r?.text === "string" && r.text ? r.text : JSON.stringify(r, null, 2);
-        } catch (error) {
-          return `The agent tracker is not available: ${message(error)}`;
-        }
-      },
-    });
-    return { tracker_grade: grade, tracker_status: status, tracker_report: report };
-  }
 }
 
 /**
@@ -563,25 +501,6 @@ export function haltedMessage(agentId, tool, state) {
   return `agent-tracker: agent "${agentId}" is halted${sp}, so the "${tool}" tool is blocked. ` +
     `Stop and ask the user to review your work: the user can grade it with /grade, or reinstate the agent with \`agent-tracker reinstate ${agentId}\`. ` +
     "tracker_status shows your sheet.";
-}
-
-/** @param {any} r */
-function formatStatus(r) {
-  if (!r || typeof r !== "object") return "No status.";
-  const lines = [
-    `Agent: ${r.agentId}`,
-    `Skill points (SP): ${r.skillPoints}${r.halted ? "  — HALTED (SP ≤ 0): tools are blocked" : ""}`,
-    `Experience points (XP): ${r.experiencePoints}`,
-    `Communication score: ${r.communicationScore}`,
-    `Commits: ${r.totalCommits}   Bugs: ${r.totalBugs}`,
-  ];
-  if (typeof r.pendingChanges === "number" && r.pendingChanges > 0) lines.push(`Pending (not yet flushed): ${r.pendingChanges}`);
-  return lines.join("\n");
-}
-
-/** @param {unknown} value */
-function nonEmpty(value) {
-  return typeof value === "string" && value ? value : undefined;
 }
 
 function ignore() {}

@@ -233,3 +233,12 @@ export class Recorder {
     return new Promise((resolve) => stream.end(() => resolve()));
   }
 }
+
+/**
+ * A non-empty string, else undefined.
+ * @param {unknown} value
+ * @returns {string | undefined}
+ */
+export function nonEmpty(value) {
+  return typeof value === "string" && value ? value : undefined;
+}

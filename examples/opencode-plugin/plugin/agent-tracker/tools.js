@@ -1,0 +1,89 @@
+// The plugin's own tools, offered to the model: tracker_grade, tracker_status, tracker_report.
+// They are meta calls, never reported to the bridge as `tool.executed`; a halted agent may still
+// use tracker_status and tracker_report (tracker.js, ALLOWED_WHEN_HALTED).
+
+import { message } from "./bridge.js";
+import { VALID_GRADES_TEXT, nonEmpty, parseGrade } from "./util.js";
+
+/** @typedef {import("@opencode-ai/plugin").ToolDefinition} ToolDefinition */
+/** @typedef {import("./tracker.js").Tracker} Tracker */
+
+/**
+ * @param {Tracker} tracker
+ * @returns {Record<string, ToolDefinition>}
+ */
+export function trackerTools(tracker) {
+  // Plain JSON Schema per argument: OpenCode 1.18 accepts it for plugin tools (it uses zod
+  // only when every arg is a zod schema), so the plugin needs no zod of its own.
+  const grade = /** @type {any} */ ({
+    description: `Record your own grade for the last commit you made in this session: ${VALID_GRADES_TEXT}, with a short honest reason. Your communication score rises when your self-grades match the user's.`,
+    args: {
+      grade: { type: "integer", enum: [-1, 1, 2, 5], description: `The grade: ${VALID_GRADES_TEXT}` },
+      reason: { type: "string", description: "Why this grade, in one or two sentences" },
+    },
+    /** @param {any} args @param {any} context */
+    execute: async (args, context) => {
+      const value = parseGrade(args?.grade);
+      if (value === undefined) return `Invalid grade ${JSON.stringify(args?.grade)}: use ${VALID_GRADES_TEXT}.`;
+      const sessionID = context?.sessionID;
+      const agentId = tracker.sessions.get(sessionID)?.agent?.id ?? nonEmpty(context?.agent);
+      try {
+        const r = await tracker.bridge.request("grade", {
+          sessionID,
+          ...(agentId ? { agentId } : {}),
+          projectPath: nonEmpty(context?.directory) ?? tracker.directory,
+          grade: value,
+          grader: "agent",
+          ...(typeof args?.reason === "string" && args.reason ? { reason: args.reason } : {}),
+        });
+        return `Recorded your grade ${value} for commit ${r?.commitHash ?? "?"}. Communication score: ${r?.communicationScore ?? "?"}.`;
+      } catch (error) {
+        return `Could not record the grade: ${message(error)}`;
+      }
+    },
+  });
+  const status = /** @type {any} */ ({
+    description: "Show your agent sheet from the agent tracker: skill points (SP), experience points (XP), communication score, commits, bugs, and whether you are halted.",
+    args: {},
+    /** @param {any} _args @param {any} context */
+    execute: async (_args, context) => {
+      const sessionID = context?.sessionID;
+      const agentId = tracker.sessions.get(sessionID)?.agent?.id ?? nonEmpty(context?.agent);
+      try {
+        const r = await tracker.bridge.request("agent.status", { ...(agentId ? { agentId } : {}), ...(sessionID ? { sessionID } : {}) });
+        if (r && typeof r.agentId === "string") tracker.agents.set(r.agentId, { ...r, halted: r.halted === true });
+        return formatStatus(r);
+      } catch (error) {
+        return `The agent tracker is not available: ${message(error)}`;
+      }
+    },
+  });
+  const report = /** @type {any} */ ({
+    description: "Show the agent tracker's setup report for this project's stack: which agent/model setups did best, with recommendations.",
+    args: {},
+    /** @param {any} _args @param {any} context */
+    execute: async (_args, context) => {
+      try {
+        const r = await tracker.bridge.request("report", { projectPath: nonEmpty(context?.directory) ?? tracker.directory }, 30_000);
+        return typeof r?.text === "string" && r.text ? r.text : JSON.stringify(r, null, 2);
+      } catch (error) {
+        return `The agent tracker is not available: ${message(error)}`;
+      }
+    },
+  });
+  return { tracker_grade: grade, tracker_status: status, tracker_report: report };
+}
+
+/** @param {any} r */
+function formatStatus(r) {
+  if (!r || typeof r !== "object") return "No status.";
+  const lines = [
+    `Agent: ${r.agentId}`,
+    `Skill points (SP): ${r.skillPoints}${r.halted ? "  — HALTED (SP ≤ 0): tools are blocked" : ""}`,
+    `Experience points (XP): ${r.experiencePoints}`,
+    `Communication score: ${r.communicationScore}`,
+    `Commits: ${r.totalCommits}   Bugs: ${r.totalBugs}`,
+  ];
+  if (typeof r.pendingChanges === "number" && r.pendingChanges > 0) lines.push(`Pending (not yet flushed): ${r.pendingChanges}`);
+  return lines.join("\n");
+}
