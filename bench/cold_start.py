@@ -14,8 +14,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import (BENCH_DIR, PYTHON, RpcProcess, bench_env, check, console_script, figure, median,
-               temp_home, vm_rss_kib)
+from . import (
+    BENCH_DIR,
+    PYTHON,
+    RpcProcess,
+    bench_env,
+    check,
+    console_script,
+    figure,
+    median,
+    temp_home,
+    vm_rss_kib,
+)
 
 SECTION = "cold start"
 

@@ -31,7 +31,6 @@ MiB = 1024 * 1024
 
 def database_size(events: int) -> dict[str, Any]:
     """Feed ``events`` hook events through TrackingService into a fresh database; stat it."""
-    from bridge.protocol import params as m
     from bridge.config import BridgeConfig
     from bridge.store import Store
     from bridge.tracking.service import TrackingService
@@ -57,7 +56,7 @@ def database_size(events: int) -> dict[str, Any]:
                     params["commitHash"] = hashlib.sha1(f"{session_no}-{params['commitHash']}".encode()).hexdigest()
                 if "callID" in params:
                     params["callID"] = f"{session_no}-{params['callID']}"
-                service.handle(method, m.structure_params(method, params))
+                service.handle(method, params)
                 fed += 1
                 if service.flush_requested:
                     service.flush()

@@ -30,8 +30,18 @@ from typing import Any, Callable
 import lmdb
 import orjson
 
-from . import (PYTHON, RpcProcess, bench_env, bridge_command, check, figure, median, notification,
-               request, temp_home)
+from . import (
+    PYTHON,
+    RpcProcess,
+    bench_env,
+    bridge_command,
+    check,
+    figure,
+    median,
+    notification,
+    request,
+    temp_home,
+)
 
 SECTION = "session"
 AGENT = "build"
@@ -239,7 +249,6 @@ class _RecordingView:
 
 def capture_rows(events: list[Event], flush_after: Callable[[str], bool]) -> tuple[list[list[Row]], list[float]]:
     """Run the tracking service in-process; return the rows of each flush and its durationMs."""
-    from bridge.protocol import params as m
     from bridge.config import BridgeConfig
     from bridge.store import Store
     from bridge.tracking.service import TrackingService
@@ -266,7 +275,7 @@ def capture_rows(events: list[Event], flush_after: Callable[[str], bool]) -> tup
         service = TrackingService(store, BridgeConfig().scoring, default_directory=project)
         durations: list[float] = []
         for method, params in events:
-            service.handle(method, m.structure_params(method, params))
+            service.handle(method, params)
             if flush_after(method) or service.flush_requested:
                 result = service.flush()
                 durations.append(result.duration_ms)

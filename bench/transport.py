@@ -19,8 +19,20 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from . import (BENCH_DIR, PYTHON, RpcProcess, bench_env, bridge_command, check, figure, median,
-               notification, request, temp_home, unavailable)
+from . import (
+    BENCH_DIR,
+    PYTHON,
+    RpcProcess,
+    bench_env,
+    bridge_command,
+    check,
+    figure,
+    median,
+    notification,
+    request,
+    temp_home,
+    unavailable,
+)
 
 SECTION = "transport"
 AGENT = "build"

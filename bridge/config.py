@@ -14,11 +14,17 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
+
+from .protocol.names import wire_name
+
+# cattrs' stub types the attribute overrides (**kwargs) and its own flags as one namespace, which
+# mypy cannot tell apart when the overrides come as a dict; the function itself takes both.
+_structure_fn: Callable[..., Callable[[Any, Any], Any]] = make_dict_structure_fn
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -95,10 +101,10 @@ def parse_database_size(value: Any, option: str = "maxDatabaseSize") -> int:
                 f"{option} must be a number of bytes or a size like \"256MiB\" or \"1GB\" "
                 f"{_SIZE_RANGE}; got {value!r}."
             )
-        size = float(match.group(1)) * unit
-        if not size.is_integer():
+        amount = float(match.group(1)) * unit
+        if not amount.is_integer():
             raise ConfigError(f"{option} must be a whole number of bytes {_SIZE_RANGE}; got {value!r}.")
-        size = int(size)
+        size = int(amount)
     else:
         raise ConfigError(f"{option} must be a size in bytes {_SIZE_RANGE}; got {value!r}.")
     if not MIN_DATABASE_SIZE <= size <= MAX_DATABASE_SIZE:
@@ -119,7 +125,7 @@ def default_database_path() -> Path:
 
 
 def resolve_database_path(raw: str | None) -> Path | None:
-    """R1/R3: default path, ``~`` expansion, relative paths against the home directory."""
+    """The default path, ``~`` expansion, relative paths against the home directory."""
     if raw is None:
         return default_database_path()
     if raw == MEMORY_PATH:
@@ -165,7 +171,7 @@ def _flush_interval(value: Any, _type: Any) -> float | None:
     return float(value) or None
 
 
-def _number(option: str, minimum: float = 0.0):
+def _number(option: str, minimum: float = 0.0) -> Callable[[Any, Any], float]:
     def structure(value: Any, _type: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or value < minimum:
@@ -174,18 +180,13 @@ def _number(option: str, minimum: float = 0.0):
     return structure
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 def make_config_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     converter.register_structure_hook(str, _strict_str)
     # ScoringRules first: BridgeConfig's generated hook captures the nested class's hook.
     for cls, hooks in (
         (ScoringRules, {
-            field.name: _number(_camel(field.name), 1.0 if field.name == "level_cost" else 0.0)
+            field.name: _number(wire_name(field.name), 1.0 if field.name == "level_cost" else 0.0)
             for field in attrs.fields(ScoringRules)
         }),
         (BridgeConfig, {
@@ -196,16 +197,12 @@ def make_config_converter() -> cattrs.Converter:
     ):
         overrides = {}
         for field in attrs.fields(cls):
-            kwargs: dict[str, Any] = {"rename": _camel(field.name)}
+            kwargs: dict[str, Any] = {"rename": wire_name(field.name)}
             if field.name in hooks:
                 kwargs["struct_hook"] = hooks[field.name]
             overrides[field.name] = override(**kwargs)
         converter.register_structure_hook(
-            cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)
-        )
-        converter.register_unstructure_hook(
-            cls, lambda obj, _cls=cls: {_camel(f.name): converter.unstructure(getattr(obj, f.name))
-                                        for f in attrs.fields(_cls)}
+            cls, _structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)
         )
     return converter
 
@@ -242,17 +239,13 @@ def structure_config(raw: Mapping[str, Any] | None) -> BridgeConfig:
     if scoring is not None and not isinstance(scoring, Mapping):
         raise ConfigError(f"scoring must be an object of rule overrides; got {scoring!r}.")
     if scoring is not None:
-        unknown = sorted(set(scoring) - {_camel(f.name) for f in attrs.fields(ScoringRules)})
+        unknown = sorted(set(scoring) - {wire_name(f.name) for f in attrs.fields(ScoringRules)})
         if unknown:
             raise ConfigError(f"Unknown scoring rule(s): {', '.join(map(str, unknown))}.")
     try:
         return CONVERTER.structure(dict(raw), BridgeConfig)
     except Exception as exc:  # cattrs wraps errors in groups; flatten to one sentence
         raise ConfigError(_first_error(exc)) from exc
-
-
-def unstructure_config(config: BridgeConfig) -> dict[str, Any]:
-    return CONVERTER.unstructure(config)
 
 
 def environment_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

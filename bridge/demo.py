@@ -5,23 +5,20 @@
 2. Small manifest trees (pyproject.toml with FastAPI, package.json with React, Cargo.toml with
    axum) are created under ``<dir>/projects``: the example sessions were recorded in
    ``/demo/projects/<name>``, which is rewritten to these folders while replaying, so the stack
-   comes from real files through bridge.stack, as it would in real use.
+   comes from real files through bridge.tracking.stack, as it would in real use.
 3. The real bridge runs as a subprocess (``python -m bridge serve --database <dir>/...``) and the
-   ``in`` messages of examples/sessions/*.jsonl are sent to it over stdio (JSON-RPC with
-   Content-Length framing, written here by hand); each recorded request waits for its answer.
+   ``in`` messages of examples/sessions/*.jsonl are sent to it over stdio with bridge.rpc.client;
+   each recorded request waits for its answer. Its log goes to ``<dir>/bridge.log``.
 4. The report of that database is printed, and where the database is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import queue
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -64,128 +61,6 @@ def examples_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "examples" / "sessions"
 
 
-# -- a small JSON-RPC client over the bridge's stdio -------------------------------------------------
-
-class BridgeProcess:
-    """The real bridge as a subprocess, spoken to with Content-Length framed JSON-RPC."""
-
-    def __init__(self, database: Path, home: Path, *, extra_env: dict[str, str] | None = None,
-                 cwd: Path | None = None):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_TRACKER_")}
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "PYTHONUNBUFFERED": "1",
-                    "PYTHONPATH": os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)})
-        env.update(extra_env or {})
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "serve", "--database", str(database)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=str(cwd or home))
-        self.notifications: list[dict[str, Any]] = []
-        self.stderr_lines: list[str] = []
-        self._responses: dict[Any, queue.Queue[dict[str, Any]]] = {}
-        self._lock = threading.Lock()
-        self._next_id = 0
-        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self._reader.start()
-        self._err_reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._err_reader.start()
-
-    def _read_stdout(self) -> None:
-        stdout = self.process.stdout
-        assert stdout is not None
-        while True:
-            length = None
-            while True:
-                line = stdout.readline()
-                if not line:
-                    return
-                if line in (b"\r\n", b"\n"):
-                    break
-                name, _, value = line.decode("ascii", errors="replace").partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip())
-            if length is None:
-                continue
-            body = stdout.read(length)
-            try:
-                message = json.loads(body)
-            except ValueError:
-                continue
-            if "method" in message:
-                self.notifications.append(message)
-                continue
-            with self._lock:
-                waiter = self._responses.get(message.get("id"))
-            if waiter is not None:
-                waiter.put(message)
-
-    def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.stderr_lines.append(line.decode(errors="replace").rstrip())
-
-    def _send(self, message: dict[str, Any]) -> None:
-        body = json.dumps(message).encode()
-        assert self.process.stdin is not None
-        try:
-            self.process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise DemoError(f"The bridge stopped unexpectedly: {self.last_error()}") from None
-
-    def notify(self, method: str, params: Any = None) -> None:
-        self._send({"jsonrpc": "2.0", "method": method, **({"params": params} if params is not None else {})})
-
-    def request(self, method: str, params: Any = None, timeout: float = TIMEOUT) -> dict[str, Any]:
-        """The whole response (``result`` or ``error``)."""
-        with self._lock:
-            self._next_id += 1
-            msg_id = self._next_id
-            waiter: queue.Queue[dict[str, Any]] = queue.Queue()
-            self._responses[msg_id] = waiter
-        self._send({"jsonrpc": "2.0", "id": msg_id, "method": method,
-                    **({"params": params} if params is not None else {})})
-        try:
-            return waiter.get(timeout=timeout)
-        except queue.Empty:
-            raise DemoError(f"The bridge did not answer {method} within {timeout:g} s: "
-                            f"{self.last_error()}") from None
-        finally:
-            with self._lock:
-                self._responses.pop(msg_id, None)
-
-    def last_error(self) -> str:
-        return self.stderr_lines[-1] if self.stderr_lines else f"exit code {self.process.poll()}"
-
-    def shutdown(self, timeout: float = TIMEOUT) -> int:
-        response = self.request("shutdown", timeout=timeout)
-        if "error" in response:
-            raise DemoError(f"shutdown failed: {response['error'].get('message')}")
-        self.notify("exit")
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise DemoError("The bridge did not exit after shutdown.") from None
-        self._reader.join(timeout)
-        self._err_reader.join(timeout)
-        return code
-
-    def kill(self) -> None:
-        """Stop the process if it still runs, and close our ends of its pipes."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._reader.join(5)  # they see end-of-file now that the process is gone
-        self._err_reader.join(5)
-        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
-            try:
-                if pipe is not None:
-                    pipe.close()
-            except OSError:
-                pass
-
-
 # -- the demo ---------------------------------------------------------------------------------------
 
 def create_projects(root: Path) -> dict[str, Path]:
@@ -199,31 +74,62 @@ def create_projects(root: Path) -> dict[str, Path]:
     return projects
 
 
-def replay_through_bridge(bridge: BridgeProcess, files: list[Path], projects_root: Path) -> dict[str, int]:
-    """Send each file's ``in`` messages (control messages excepted) to the running bridge."""
+def _bridge_env(home: Path) -> dict[str, str]:
+    """This environment with the demo's home and the checkout on PYTHONPATH (``-m bridge`` from anywhere)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_TRACKER_")}
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)})
+    return env
+
+
+async def replay_through_bridge(database: Path, home: Path, files: list[Path],
+                                projects_root: Path) -> dict[str, int]:
+    """Start the real bridge on ``database`` and send it each file's ``in`` messages over stdio."""
     from .replay import read_recording, rewrite_paths
+    from .rpc.client import BridgeProcess, RpcError
 
     counts = {"files": 0, "notifications": 0, "requests": 0, "rejected": 0, "skipped": 0}
     new_prefix = str(projects_root) + "/"
-    for path in files:
-        counts["files"] += 1
-        for _, direction, message, problem in read_recording(path):
-            if problem or direction != "in" or not isinstance(message, dict):
-                counts["skipped"] += 1
-                continue
-            method = message.get("method")
-            if not isinstance(method, str) or method in CONTROL_METHODS:
-                counts["skipped"] += 1
-                continue
-            params = rewrite_paths(message.get("params"), PLACEHOLDER, new_prefix)
-            if "id" in message:
-                response = bridge.request(method, params)
-                counts["requests"] += 1
-                counts["rejected"] += "error" in response
-            else:
-                bridge.notify(method, params)
-                counts["notifications"] += 1
+    log_path = home.parent / "bridge.log"
+    with open(log_path, "wb") as log:
+        bridge = await BridgeProcess.spawn("--database", str(database), env=_bridge_env(home),
+                                           cwd=home.parent, stderr=log)
+        try:
+            init = await bridge.request_raw("initialize", {
+                "clientInfo": {"name": "agent-tracker-demo", "version": "1"}, "config": {}}, TIMEOUT)
+            if "error" in init:
+                raise DemoError(f"The bridge refused to start: {init['error'].get('message')}")
+            for path in files:
+                counts["files"] += 1
+                for _, direction, message, problem in read_recording(path):
+                    method = message.get("method") if isinstance(message, dict) else None
+                    if problem or direction != "in" or not isinstance(method, str) or method in CONTROL_METHODS:
+                        counts["skipped"] += 1
+                        continue
+                    params = rewrite_paths(message.get("params"), PLACEHOLDER, new_prefix)
+                    if "id" in message:
+                        response = await bridge.request_raw(method, params, TIMEOUT)
+                        counts["requests"] += 1
+                        counts["rejected"] += "error" in response
+                    else:
+                        bridge.notify(method, params)
+                        counts["notifications"] += 1
+            await bridge.request("shutdown", timeout=TIMEOUT)
+            bridge.notify("exit")
+            code = await bridge.wait(TIMEOUT)
+        except (OSError, asyncio.TimeoutError, RpcError) as exc:
+            raise DemoError(f"The bridge stopped unexpectedly ({exc}): {_last_line(log_path)}") from None
+        finally:
+            bridge.kill()
+    if code != 0:
+        raise DemoError(f"The bridge exited with code {code}: {_last_line(log_path)}")
     return counts
+
+
+def _last_line(path: Path) -> str:
+    lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    return lines[-1] if lines else "(it logged nothing)"
 
 
 def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any = None) -> int:
@@ -257,18 +163,7 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
         console.print(f"Demo home: {root} (your own home directory is not touched)")
         console.print("Projects: " + ", ".join(f"{name} ({', '.join(DEMO_PROJECTS[name])})" for name in projects))
         started = time.perf_counter()
-        bridge = BridgeProcess(database, home, cwd=root)
-        try:
-            init = bridge.request("initialize", {"clientInfo": {"name": "agent-tracker-demo", "version": "1"},
-                                                 "config": {}})
-            if "error" in init:
-                raise DemoError(f"The bridge refused to start: {init['error'].get('message')}")
-            counts = replay_through_bridge(bridge, files, projects_root)
-            code = bridge.shutdown()
-        finally:
-            bridge.kill()
-        if code != 0:
-            raise DemoError(f"The bridge exited with code {code}: {bridge.last_error()}")
+        counts = asyncio.run(replay_through_bridge(database, home, files, projects_root))
         console.print(f"Replayed {counts['notifications']} notifications and {counts['requests']} requests "
                       f"from {counts['files']} recorded sessions through the real bridge in "
                       f"{time.perf_counter() - started:.1f} s ({counts['rejected']} rejected by its rules).")

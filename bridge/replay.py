@@ -13,8 +13,6 @@ from typing import Any, Iterator
 from .config import BridgeConfig
 from .store import Store
 
-
-
 # -- replay ------------------------------------------------------------------------------------------------
 
 # -- recordings ------------------------------------------------------------------------------------
@@ -63,7 +61,8 @@ def replay_files(store: Store, config: BridgeConfig, paths: list[Path]) -> dict[
     does; ``initialize`` only sets the default project directory, ``flush`` flushes, and
     shutdown/exit/queries are skipped. Everything is flushed at the end of each file.
     """
-    from .protocol.params import EVENT_METHODS, InvalidParams, structure_params
+    from .protocol.methods import EVENT_METHODS
+    from .protocol.structure import InvalidParams
     from .tracking.service import EventRejected, TrackingService
 
     files = []
@@ -95,7 +94,7 @@ def replay_files(store: Store, config: BridgeConfig, paths: list[Path]) -> dict[
                 skipped += 1  # shutdown, exit, agent.status, report, unknown methods
                 continue
             try:
-                service.handle(method, structure_params(method, params))
+                service.handle(method, params)
                 events += 1
             except (InvalidParams, EventRejected) as exc:
                 rejected += 1

@@ -20,6 +20,7 @@ import lmdb
 import orjson
 
 from .config import BridgeConfig, MiB
+from .lmdbjs import is_lmdbjs_file
 
 SCHEMA_VERSION = 1
 SUB_DATABASES = (
@@ -43,8 +44,16 @@ class ForeignDatabase(StoreUnavailable):
     """The path holds a database this store must not write into (e.g. lmdb-js data format v2)."""
 
 
+class NotInitialised(StoreUnavailable):
+    """Opened read-only before any bridge created our sub-databases: nothing recorded there yet."""
+
+
+class ReadOnlyDatabase(StoreError):
+    """A write through a store opened read-only."""
+
+
 class DatabaseFull(StoreError):
-    pass
+    """The map (maxDatabaseSize) is full: writes are refused until it is raised."""
 
 
 class CorruptRecord(StoreError):
@@ -125,9 +134,15 @@ class ReadView:
         if raw is None:
             return None
         try:
-            return orjson.loads(raw)
+            record: dict[str, Any] = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise CorruptRecord(db, k, exc) from None
+        return record
+
+    def meta(self, k: str) -> Any:
+        """A value of the ``meta`` sub-database (plain JSON values, not records)."""
+        raw = self._txn.get(_encode_key(k), db=self._dbs["meta"])
+        return None if raw is None else orjson.loads(raw)
 
     def scan(self, db: str, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
         """Entries whose key starts with prefix, in key order."""
@@ -136,10 +151,10 @@ class ReadView:
             if not cursor.set_range(encoded):
                 return
             for raw_key, raw_value in cursor:
-                if not raw_key.startswith(encoded):
+                if not bytes(raw_key).startswith(encoded):
                     return
                 try:
-                    yield raw_key.decode(), orjson.loads(raw_value)
+                    yield bytes(raw_key).decode(), orjson.loads(raw_value)
                 except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise CorruptRecord(db, repr(raw_key), exc) from None
 
@@ -154,7 +169,8 @@ class ReadView:
     def raw_values(self, db: str) -> Iterator[bytes]:
         """Every value, undecoded: for reports that decode in bulk."""
         with self._txn.cursor(db=self._dbs[db]) as cursor:
-            yield from cursor.iternext(keys=False, values=True)
+            # Values come back as bytes: the environment is opened without buffers=True.
+            yield from cursor.iternext(keys=False, values=True)  # type: ignore[misc]
 
     def count(self, db: str) -> int:
         return self._txn.stat(self._dbs[db])["entries"]
@@ -186,8 +202,8 @@ class Store:
         self._dbs: dict[str, Any] = {}
         self._opened_readonly = readonly
         self._writes_refused = readonly
-        self.error: str | None = None
-        self.foreign = False
+        # Why the store is unavailable or refuses writes; its type says which kind of problem.
+        self.failure: StoreError | None = None
 
     # -- opening -----------------------------------------------------------------------
 
@@ -211,12 +227,12 @@ class Store:
                 lock=True, readahead=False, meminit=False, create=not self._opened_readonly,
             )
             self._open_sub_databases()
-        except StoreUnavailable as exc:
-            self._fail(str(exc), foreign=isinstance(exc, ForeignDatabase))
+        except StoreError as exc:
+            self._fail(exc)
         except lmdb.Error as exc:
-            self._fail(*self._explain_open_error(exc))
+            self._fail(self._explain_open_error(exc))
         except OSError as exc:
-            self._fail(f"Cannot use the database at {self.path}: {exc.strerror or exc}.")
+            self._fail(StoreUnavailable(f"Cannot use the database at {self.path}: {exc.strerror or exc}."))
 
     def _check_path(self) -> None:
         if self.path.exists() and not self.path.is_dir() and not self.path.is_file():
@@ -245,19 +261,20 @@ class Store:
                 raise ForeignDatabase(_foreign_message(self.path))
             _check_not_truncated(self.path)
 
-    def _explain_open_error(self, exc: lmdb.Error) -> tuple[str, bool]:
+    def _explain_open_error(self, exc: lmdb.Error) -> StoreError:
         text = str(exc)
         if "format v2" in text or (self.path.exists() and _looks_like_lmdbjs(self.path)):
-            return _foreign_message(self.path), True
+            return ForeignDatabase(_foreign_message(self.path))
         if isinstance(exc, (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError)) \
                 or "Invalid argument" in text:
-            return (f"The file at {self.path} is not a readable agent-tracker database "
-                    f"(corrupt or another program's file: {text}). Tracking is disabled; move the "
-                    f"file away or choose another databasePath."), False
+            return StoreUnavailable(
+                f"The file at {self.path} is not a readable agent-tracker database "
+                f"(corrupt or another program's file: {text}). Tracking is disabled; move the "
+                f"file away or choose another databasePath.")
         if isinstance(exc, lmdb.ReadonlyError) or getattr(exc, "errno", None) in (errno.EACCES, errno.EROFS) \
                 or "Permission denied" in text or "Read-only" in text:
-            return f"No permission to open the database at {self.path}: {text}.", False
-        return f"Cannot open the database at {self.path}: {text}.", False
+            return StoreUnavailable(f"No permission to open the database at {self.path}: {text}.")
+        return StoreUnavailable(f"Cannot open the database at {self.path}: {text}.")
 
     def _open_sub_databases(self) -> None:
         assert self._env is not None
@@ -272,7 +289,7 @@ class Store:
             )
         if self._opened_readonly:
             if any(name.encode() not in existing for name in SUB_DATABASES):
-                raise StoreUnavailable(f"The database at {self.path} has not been initialised yet.")
+                raise NotInitialised(f"The database at {self.path} has not been initialised yet.")
             # No txn=: py-lmdb closes handles opened inside a read-only transaction when it ends.
             for name in SUB_DATABASES:
                 self._dbs[name] = self._env.open_db(name.encode(), create=False)
@@ -286,7 +303,7 @@ class Store:
                         txn.put(b"schemaVersion", orjson.dumps(SCHEMA_VERSION), db=meta)
             except lmdb.MapFullError:
                 self._writes_refused = True
-                raise StoreUnavailable(full_message(self.map_size))
+                raise DatabaseFull(full_message(self.map_size)) from None
         with self._env.begin(write=False) as txn:
             version = txn.get(b"schemaVersion", db=self._dbs["meta"])
         if version is not None and orjson.loads(version) > SCHEMA_VERSION:
@@ -295,14 +312,21 @@ class Store:
                 f"this agent-tracker understands ({SCHEMA_VERSION}); upgrade agent-tracker."
             )
 
-    def _fail(self, message: str, foreign: bool = False) -> None:
-        self.error = message
-        self.foreign = foreign
+    def _fail(self, failure: StoreError) -> None:
+        self.failure = failure
         if self._env is not None:
             self._env.close()
             self._env = None
 
     # -- state ---------------------------------------------------------------------------
+
+    @property
+    def error(self) -> str | None:
+        return str(self.failure) if self.failure is not None else None
+
+    @property
+    def foreign(self) -> bool:
+        return isinstance(self.failure, ForeignDatabase)
 
     @property
     def available(self) -> bool:
@@ -349,7 +373,9 @@ class Store:
         if self._env is None:
             raise StoreUnavailable(self.error or "The database is not open.")
         if self._writes_refused:
-            raise DatabaseFull(self.error or f"The database at {self.path} is open read-only.")
+            if self.failure is not None:
+                raise self.failure
+            raise ReadOnlyDatabase(f"The database at {self.path} is open read-only.")
         txn = self._begin(write=True)
         try:
             result = apply(WriteView(txn, self._dbs))
@@ -358,8 +384,8 @@ class Store:
         except lmdb.MapFullError as exc:
             txn.abort()
             self._writes_refused = True
-            self.error = full_message(self.map_size)
-            raise DatabaseFull(self.error) from exc
+            self.failure = DatabaseFull(full_message(self.map_size))
+            raise self.failure from exc
         except lmdb.Error as exc:
             txn.abort()
             raise StoreError(f"The database refused the write: {exc}. Nothing was written.") from exc
@@ -424,10 +450,6 @@ def _check_not_truncated(path: Path) -> None:
 
 
 def _looks_like_lmdbjs(path: Path) -> bool:
-    try:
-        from .lmdbjs import is_lmdbjs_file
-    except ImportError:  # reader not installed: fall back on py-lmdb's own refusal
-        return False
     try:
         return is_lmdbjs_file(path)
     except OSError:

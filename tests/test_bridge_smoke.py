@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rpc_client import Bridge, RpcError
+from support.bridges import RpcError, start_bridge
 
 
 async def test_session_counts_tools_commit_grade_and_push(isolated_home: Path, tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    bridge = await Bridge.spawn(isolated_home)
+    bridge = await start_bridge(isolated_home)
     try:
         result = await bridge.initialize(project)
         assert result["database"] == {

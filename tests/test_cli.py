@@ -10,17 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import bridges
+from test_report import CLAUDE, Tracker, make_projects, populate
 
 from bridge import demo
 from bridge.cli import main
 from bridge.config import BridgeConfig
 from bridge.report.build import build_report
 from bridge.store import Store
-import rpc_client
-from test_report import CLAUDE, Tracker, make_projects, populate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lmdbjs"
-EXAMPLES = rpc_client.ROOT / "examples" / "sessions"
+EXAMPLES = bridges.ROOT / "examples" / "sessions"
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -34,7 +34,7 @@ def run_script(home: Path, *argv: str, timeout: float = 120, **env: str) -> subp
     script = Path(sys.executable).with_name("agent-tracker")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "bridge"]
     return subprocess.run([*command, *argv], capture_output=True, text=True, timeout=timeout,
-                          env=rpc_client.test_env(home, **env), cwd=str(home))
+                          env=bridges.bridge_env(home, **env), cwd=str(home))
 
 
 @pytest.fixture

@@ -9,10 +9,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.bridges import ROOT, BridgeProcess
+from support.tracking import (
+    FULL_HASH,
+    new_agent_status,
+    open_store,
+    read_database,
+    spawn_bridge,
+    tool,
+)
 
 from bridge.config import MiB
-from helpers_tracking import FULL_HASH, new_agent_status, open_store, read_database, spawn_bridge, tool
-from rpc_client import ROOT, Bridge
 
 pytestmark = pytest.mark.reliability
 
@@ -61,7 +68,7 @@ def test_two_processes_increment_one_counter_exactly(tmp_path: Path) -> None:
             assert view.get("meta", "counter") == 10000
 
 
-async def _feed(bridge: Bridge, index: int, events: int, rounds: int) -> list[dict]:
+async def _feed(bridge: BridgeProcess, index: int, events: int, rounds: int) -> list[dict]:
     bridge.notify("session.created", {"sessionID": f"s{index}", "directory": str(ROOT),
                                       "agent": {"id": "build", "model": f"m{index}", "provider": "p"}})
     results = []

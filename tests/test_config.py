@@ -10,12 +10,22 @@ import os
 from pathlib import Path
 
 import pytest
+from support.bridges import bridge_env, start_bridge
+from support.tracking import spawn_bridge
 
-from bridge.config import (GiB, MiB, BridgeConfig, ConfigError, ScoringRules, default_database_path,
-                           load_config, parse_database_size, resolve_database_path, structure_config)
+from bridge.config import (
+    BridgeConfig,
+    ConfigError,
+    GiB,
+    MiB,
+    ScoringRules,
+    default_database_path,
+    load_config,
+    parse_database_size,
+    resolve_database_path,
+    structure_config,
+)
 from bridge.store import Store
-from helpers_tracking import spawn_bridge
-from rpc_client import test_env as bridge_env
 
 RANGE = "between 1 MiB (1048576 bytes) and 2 GiB (2147483648 bytes)"
 
@@ -38,7 +48,7 @@ def _open_and_close(config: BridgeConfig) -> Path:
         store.close()
 
 
-# -- R1: the default path ---------------------------------------------------------------------
+# -- the default path ---------------------------------------------------------------------
 
 
 def test_default_path_without_xdg_is_home_dot_config(isolated_home: Path, elsewhere: Path,
@@ -76,7 +86,7 @@ def test_empty_or_relative_xdg_config_home_is_ignored(isolated_home: Path, elsew
     assert not (elsewhere / "relative").exists()
 
 
-# -- R3: ~, relative, absolute, :memory: ------------------------------------------------------------
+# -- ~, relative, absolute, :memory: ------------------------------------------------------------
 
 
 def test_tilde_path_expands_to_home(isolated_home: Path, elsewhere: Path) -> None:
@@ -268,8 +278,8 @@ async def test_precedence_in_the_real_bridge(isolated_home: Path, tmp_path: Path
 
 
 async def test_the_bridge_rejects_unknown_options_in_initialize(isolated_home: Path, tmp_path: Path) -> None:
-    from rpc_client import Bridge, RpcError
-    bridge = await Bridge.spawn(isolated_home)
+    from support.bridges import RpcError
+    bridge = await start_bridge(isolated_home)
     try:
         with pytest.raises(RpcError) as caught:
             await bridge.initialize(None, databasePath=str(tmp_path / "t.lmdb"), colour="red")

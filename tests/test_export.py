@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_report import CLAUDE, GPT, Tracker, populate
 
 from bridge.cli import main
 from bridge.config import BridgeConfig
 from bridge.report.export import TABLES
 from bridge.store import Store
-from test_report import CLAUDE, GPT, Tracker, populate
 
 
 def stored(database: Path) -> dict[str, list[dict[str, Any]]]:

@@ -13,13 +13,27 @@ from typing import Any
 
 import orjson
 import pytest
+from support.bridges import BridgeProcess
+from support.tracking import (
+    FULL_HASH,
+    bash_commit,
+    close_harness,
+    make_harness,
+    new_agent_status,
+    open_store,
+    read_database,
+    spawn_bridge,
+    tool,
+)
 
 from bridge.config import MiB
-from bridge.tracking.journal import Journal, OrphanJournal, find_orphans, journal_dir_for
 from bridge.store import full_message
-from helpers_tracking import (FULL_HASH, bash_commit, close_harness, make_harness, new_agent_status, open_store,
-                              read_database, spawn_bridge, tool)
-from rpc_client import Bridge
+from bridge.tracking.journal import (
+    Journal,
+    OrphanJournal,
+    find_orphans,
+    journal_dir_for,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -29,7 +43,7 @@ def event_lines(journal: Path) -> list[bytes]:
     return [line for line in journal.read_bytes().splitlines() if orjson.loads(line)["s"] > 0]
 
 
-async def _kill(bridge: Bridge) -> None:
+async def _kill(bridge: BridgeProcess) -> None:
     bridge.process.send_signal(signal.SIGKILL)
     assert await bridge.wait() == -signal.SIGKILL
 
@@ -39,7 +53,7 @@ def _agent_numbers(record: dict[str, Any]) -> dict[str, Any]:
                                    "totalBugs", "totalPushes", "halted")}
 
 
-def _send_session(bridge: Bridge, project: Path, calls: int, prefix: str = "c") -> int:
+def _send_session(bridge: BridgeProcess, project: Path, calls: int, prefix: str = "c") -> int:
     """A realistic burst of events (none of which triggers a flush); returns how many were sent."""
     sent = [("session.created", {"sessionID": "s1", "directory": str(project),
                                  "agent": {"id": "build", "model": "m", "provider": "p"}})]
@@ -261,8 +275,8 @@ async def test_map_full_keeps_everything_pending_until_a_bigger_map(isolated_hom
 def test_journal_lines_truncate_and_orphans(tmp_path: Path) -> None:
     directory = tmp_path / "j"
     live = Journal(directory, "live", header={"directory": "/p"})
-    assert live.append("2026-01-01T00:00:00.000Z", "tool.executed", {"sessionID": "s"}) == 1
-    assert live.append("2026-01-01T00:00:00.001Z", "grade", {"grade": 5}) == 2
+    assert live.append("2026-01-01T00:00:00.000Z", "tool.executed", orjson.dumps({"sessionID": "s"})) == 1
+    assert live.append("2026-01-01T00:00:00.001Z", "grade", orjson.dumps({"grade": 5})) == 2
     assert [orjson.loads(line) for line in live.path.read_bytes().splitlines()] == [
         {"s": 0, "t": "", "m": "journal.opened", "p": {"directory": "/p"}},
         {"s": 1, "t": "2026-01-01T00:00:00.000Z", "m": "tool.executed", "p": {"sessionID": "s"}},
@@ -272,7 +286,7 @@ def test_journal_lines_truncate_and_orphans(tmp_path: Path) -> None:
     assert find_orphans(directory) == []
     live.truncate()
     assert event_lines(live.path) == []
-    assert live.append("2026-01-01T00:00:01.000Z", "flush-free", {}) == 3
+    assert live.append("2026-01-01T00:00:01.000Z", "flush-free", b"{}") == 3
     live.close(remove=False)
     [orphan] = find_orphans(directory)
     assert orphan.journal_id == "live"
@@ -324,7 +338,7 @@ def test_killed_process_leaves_an_orphan_that_a_live_one_does_not(tmp_path: Path
             os.close(ready_read)
             os.close(hold_write)
             journal = Journal(directory, "child")
-            journal.append("2026-01-01T00:00:00.000Z", "tool.executed", {"n": 1})
+            journal.append("2026-01-01T00:00:00.000Z", "tool.executed", b"{\"n\":1}")
             os.write(ready_write, b"x")
             os.read(hold_read, 1)
         finally:

@@ -7,10 +7,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from support.bridges import BridgeProcess, start_bridge
 
 from bridge.config import BridgeConfig
 from bridge.store import Store
-from rpc_client import Bridge
 
 
 def stored_xp(database: Path, agent: str = "build") -> float | None:
@@ -21,8 +21,8 @@ def stored_xp(database: Path, agent: str = "build") -> float | None:
     return None if record is None else record["experiencePoints"]
 
 
-async def start(home: Path, database: Path, **config: object) -> Bridge:
-    bridge = await Bridge.spawn(home)
+async def start(home: Path, database: Path, **config: object) -> BridgeProcess:
+    bridge = await start_bridge(home)
     await bridge.initialize(home / "project", databasePath=str(database), **config)
     bridge.notify("session.created", {"sessionID": "s", "agent": {"id": "build"}})
     for call in range(7):

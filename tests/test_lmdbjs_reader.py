@@ -35,9 +35,12 @@ from bridge.lmdbjs import (
     LmdbJsSnapshot,
     Symbol,
     Undefined,
+    compression,
     is_lmdbjs_file,
+    keys,
+    pages,
+    snapshot,
 )
-from bridge.lmdbjs import compression, keys, pages, snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lmdbjs"
 

@@ -1,4 +1,4 @@
-"""R4: the older TypeScript plugin's lmdb-js databases are imported exactly, additively, idempotently."""
+"""The older TypeScript plugin's lmdb-js databases are imported exactly, additively, idempotently."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.bridges import start_bridge
 
 from bridge.config import BridgeConfig
 from bridge.migration.importer import LEGACY_RELATIVE, migrate_paths, migrate_source
 from bridge.store import Store, key
-from rpc_client import Bridge
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lmdbjs"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())["fixtures"]
@@ -174,7 +174,7 @@ async def test_bridge_moves_an_lmdbjs_central_database_aside_and_imports_it(isol
     central.parent.mkdir(parents=True)
     shutil.copy(FIXTURES / "flat.mdb", central)
     original = fingerprint(central)
-    bridge = await Bridge.spawn(isolated_home)
+    bridge = await start_bridge(isolated_home)
     try:
         result = await bridge.initialize(isolated_home / "project")
         assert result["database"]["available"] is True and result["database"]["readOnly"] is False
@@ -200,14 +200,14 @@ async def test_project_database_is_imported_on_initialize(isolated_home: Path, t
     source = project / LEGACY_RELATIVE
     source.parent.mkdir(parents=True)
     shutil.copy(FIXTURES / "subdbs.mdb", source)
-    bridge = await Bridge.spawn(isolated_home)
+    bridge = await start_bridge(isolated_home)
     try:
         result = await bridge.initialize(project)
         assert result["migration"]["imported"] > 0
         assert await bridge.shutdown_and_exit() == 0
     finally:
         bridge.kill()
-    again = await Bridge.spawn(isolated_home)
+    again = await start_bridge(isolated_home)
     try:
         assert (await again.initialize(project))["migration"] is None  # already imported: silent
         assert await again.shutdown_and_exit() == 0
@@ -219,7 +219,7 @@ def test_cli_migrate_shows_a_summary_and_dry_run_writes_nothing(isolated_home: P
     import subprocess
     import sys
 
-    from rpc_client import test_env
+    from support.bridges import bridge_env
 
     project = tmp_path / "project"
     source = project / LEGACY_RELATIVE
@@ -229,7 +229,7 @@ def test_cli_migrate_shows_a_summary_and_dry_run_writes_nothing(isolated_home: P
 
     def migrate(*flags: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "bridge", "migrate", "--database", str(database), *flags,
-                               str(project)], capture_output=True, text=True, env=test_env(isolated_home),
+                               str(project)], capture_output=True, text=True, env=bridge_env(isolated_home),
                               timeout=60)
 
     dry = migrate("--dry-run", "--json")

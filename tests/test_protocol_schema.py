@@ -10,8 +10,13 @@ from pathlib import Path
 import attrs
 import pytest
 
+from bridge.config import BridgeConfig, ScoringRules
 from bridge.protocol import params as m
-from bridge.config import BridgeConfig, ScoringRules, _camel
+from bridge.protocol.methods import EVENT_METHODS, METHODS, OUTGOING_NOTIFICATIONS, Kind
+from bridge.protocol.names import wire_name
+from bridge.rpc.server import ANSWERS
+from bridge.tracking.service import TrackingService  # noqa: F401  (registers the event handlers)
+from bridge.tracking.state import CHECKS, EVENTS
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "protocol" / "schema.json").read_text())
 
@@ -52,7 +57,7 @@ def schema_type(node: dict) -> str:
 def check_class(cls: type, node: dict, where: str) -> None:
     node = resolve(node)
     hints = typing.get_type_hints(cls)
-    fields = {m._wire(f.name): f for f in attrs.fields(cls)}
+    fields = {wire_name(f.name): f for f in attrs.fields(cls)}
     assert set(node.get("properties", {})) == set(fields), f"{where}: fields differ"
     required = {name for name, f in fields.items() if f.default is attrs.NOTHING}
     assert set(node.get("required", [])) == required, f"{where}: required fields differ"
@@ -67,29 +72,40 @@ def check_class(cls: type, node: dict, where: str) -> None:
 
 
 def test_methods_match_both_ways() -> None:
-    assert set(SCHEMA["methods"]) == set(m.METHODS)
+    assert set(SCHEMA["methods"]) == set(METHODS)
 
 
-@pytest.mark.parametrize("method", sorted(m.METHODS))
+def test_every_method_has_exactly_one_handler_and_every_handler_a_method() -> None:
+    """Events are handled by tracking, everything else by the bridge itself: never both, never neither."""
+    answered, tracked = set(ANSWERS), set(EVENTS)
+    assert answered.isdisjoint(tracked)
+    assert answered | tracked == set(SCHEMA["methods"])
+    assert tracked == EVENT_METHODS
+    assert set(CHECKS) <= EVENT_METHODS
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
 def test_parameter_classes_match_schema(method: str) -> None:
     spec = SCHEMA["methods"][method]
     if method != "initialize":  # initialize.config is validated by bridge.config (below)
-        check_class(m.METHODS[method], spec["params"], method)
-    expected_kind = "notification" if method in m.EVENT_METHODS or method == "exit" else "request"
-    assert spec["kind"] == expected_kind
+        check_class(METHODS[method].params, spec["params"], method)
+    assert spec["kind"] == METHODS[method].kind.value
+    # Every event is sent as a notification; of the bridge's own methods only `exit` is.
+    assert METHODS[method].kind is (Kind.NOTIFICATION if method in EVENT_METHODS or method == "exit"
+                                    else Kind.REQUEST)
 
 
 def test_initialize_config_matches_bridge_config() -> None:
     config = resolve(SCHEMA["$defs"]["Config"])
-    assert set(config["properties"]) == {_camel(f.name) for f in attrs.fields(BridgeConfig)}
+    assert set(config["properties"]) == {wire_name(f.name) for f in attrs.fields(BridgeConfig)}
     scoring = resolve(SCHEMA["$defs"]["ScoringRules"])
     defaults = ScoringRules()
     assert {name: prop["default"] for name, prop in scoring["properties"].items()} == {
-        _camel(f.name): getattr(defaults, f.name) for f in attrs.fields(ScoringRules)}
+        wire_name(f.name): getattr(defaults, f.name) for f in attrs.fields(ScoringRules)}
 
 
 def test_outgoing_notifications_match() -> None:
-    assert set(SCHEMA["notificationsFromBridge"]) == set(m.OUTGOING_NOTIFICATIONS)
+    assert set(SCHEMA["notificationsFromBridge"]) == set(OUTGOING_NOTIFICATIONS)
 
 
 def test_grades_in_schema_are_the_rules_grades() -> None:

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
-from replay import RECORDINGS, SCENARIOS, normalise, outputs, read_recording, run_lines
+from support.bridges import start_bridge
+from support.recordings import (
+    RECORDINGS,
+    SCENARIOS,
+    normalise,
+    outputs,
+    read_recording,
+    run_lines,
+)
 
 SCHEMA = json.loads((RECORDINGS.parent / "schema.json").read_text())
 REQUIRED = {"full_session", "bad_input", "two_interleaved_sessions", "restart_persistence", "map_full",
@@ -58,12 +65,12 @@ async def test_results_and_notifications_follow_the_schema(tmp_path: Path) -> No
 
 async def test_recorder_writes_a_replayable_file(tmp_path: Path) -> None:
     """AGENT_TRACKER_RECORD turns a live session into a recording that replays identically."""
-    from rpc_client import Bridge, test_env
+    from support.bridges import bridge_env
 
     record = tmp_path / "recorded.jsonl"
     home = tmp_path / "home"
     home.mkdir()
-    bridge = await Bridge.spawn(home, env=test_env(home, AGENT_TRACKER_RECORD=str(record)))
+    bridge = await start_bridge(home, env=bridge_env(home, AGENT_TRACKER_RECORD=str(record)))
     try:
         await bridge.initialize(home / "p")
         bridge.notify("session.created", {"sessionID": "s", "agent": {"id": "build"}})

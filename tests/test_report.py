@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.bridges import start_bridge
 
 from bridge.config import BridgeConfig, MiB, ScoringRules
-from bridge.protocol.params import structure_params
 from bridge.report.build import build_report
 from bridge.report.filters import normalise_since, stack_matches
 from bridge.report.model import ReportError
@@ -20,7 +20,6 @@ from bridge.report.score import DEFAULT_MIN_SESSIONS, score_parts
 from bridge.report.timeline import build_timeline
 from bridge.store import Store
 from bridge.tracking.service import TrackingService
-from rpc_client import Bridge
 
 CLAUDE = ("anthropic", "claude-sonnet-4-5")
 GPT = ("openai", "gpt-5")
@@ -50,7 +49,7 @@ class Tracker:
         self.clock = datetime.fromisoformat(moment.replace("Z", "+00:00")) - timedelta(seconds=1)
 
     def send(self, method: str, params: dict[str, Any]) -> Any:
-        result = self.service.handle(method, structure_params(method, params), received_at=self.now())
+        result = self.service.handle(method, params, received_at=self.now())
         if self.service.flush_requested:  # as the bridge does (push, session deleted, reinstate)
             self.flush()
         return result
@@ -512,7 +511,7 @@ def test_chart_png_and_html(reference, tmp_path: Path) -> None:
 
 async def test_report_method_of_the_real_bridge(isolated_home: Path, tmp_path: Path) -> None:
     shop, _ = make_projects(tmp_path)
-    bridge = await Bridge.spawn(isolated_home)
+    bridge = await start_bridge(isolated_home)
     try:
         await bridge.initialize(shop)
         calls = 0
@@ -579,7 +578,7 @@ def test_helper_process_gives_the_same_report(reference, isolated_home: Path) ->
     import subprocess
     import sys
 
-    import rpc_client
+    from support import bridges
 
     tracker, *_ = reference
     sequential = build_report(tracker.store)
@@ -592,7 +591,7 @@ def test_helper_process_gives_the_same_report(reference, isolated_home: Path) ->
               "'totals': report.totals, 'unattributed': report.unattributed_bugs})); "
               "import os; print(json.dumps({'pid': os.getpid(), 'readers': store._env.readers()}))")
     result = subprocess.run([sys.executable, "-c", script, str(tracker.store.path)], capture_output=True, text=True,
-                            env=rpc_client.test_env(isolated_home), cwd=str(rpc_client.ROOT), timeout=60)
+                            env=bridges.bridge_env(isolated_home), cwd=str(bridges.ROOT), timeout=60)
     assert result.returncode == 0, result.stderr
     first, readers = result.stdout.splitlines()
     forked = json.loads(first)

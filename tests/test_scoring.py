@@ -12,13 +12,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.tracking import (
+    GRADES_TEXT,
+    ServiceHarness,
+    close_harness,
+    make_harness,
+    new_agent_status,
+    open_store,
+    tool,
+)
 
 from bridge.config import ScoringRules
-from bridge.protocol.params import InvalidParams
 from bridge.protocol.grades import InvalidGrade, parse_grade
-from bridge.tracking.scoring import AgentState, apply_grade, earn, level_up, reinstate, report_bug
-from helpers_tracking import (GRADES_TEXT, ServiceHarness, close_harness, make_harness, new_agent_status,
-                              open_store, tool)
+from bridge.protocol.structure import InvalidParams
+from bridge.tracking.scoring import (
+    AgentState,
+    apply_grade,
+    earn,
+    level_up,
+    reinstate,
+    report_bug,
+)
 
 RULES = ScoringRules()
 HASHES = [f"{i:02d}" + "a1b2c3d4e5" * 3 + "abcdef12" for i in range(40)]  # 40 hex digits each

@@ -1,4 +1,4 @@
-"""Stack classification (bridge/stack.py) and how the tracker and the report use it."""
+"""Stack classification (bridge/tracking/stack.py) and how the tracker and the report use it."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from bridge.config import BridgeConfig, MiB, ScoringRules
-from bridge.protocol.params import structure_params
 from bridge.report.build import build_report
-from bridge.tracking.stack import FINGERPRINT_FILES, Stack, classify, fingerprint
 from bridge.store import Store
 from bridge.tracking.service import TrackingService
+from bridge.tracking.stack import FINGERPRINT_FILES, Stack, classify, fingerprint
 
 
 def project(tmp_path: Path, files: dict[str, str], name: str = "project") -> Path:
@@ -159,7 +158,7 @@ def _service(tmp_path: Path, default_directory: str | None = None) -> TrackingSe
 
 
 def _send(service: TrackingService, method: str, params: dict, at: str) -> None:
-    service.handle(method, structure_params(method, params), received_at=at)
+    service.handle(method, params, received_at=at)
 
 
 def test_tracker_classifies_on_session_created_and_refreshes_when_the_fingerprint_changes(tmp_path: Path) -> None:

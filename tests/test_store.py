@@ -13,11 +13,18 @@ from pathlib import Path
 
 import lmdb
 import pytest
+from support.bridges import ROOT, RpcError, start_bridge
+from support.tracking import open_store, spawn_bridge
 
-from bridge.config import MiB, BridgeConfig
-from bridge.store import SCHEMA_VERSION, SUB_DATABASES, DatabaseFull, Store, StoreUnavailable, full_message
-from helpers_tracking import open_store, spawn_bridge
-from rpc_client import ROOT, Bridge, RpcError
+from bridge.config import BridgeConfig, MiB
+from bridge.store import (
+    SCHEMA_VERSION,
+    SUB_DATABASES,
+    DatabaseFull,
+    Store,
+    StoreUnavailable,
+    full_message,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lmdbjs"
 
@@ -363,7 +370,7 @@ async def test_initialize_reports_an_unavailable_database(isolated_home: Path, t
 async def test_initialize_rejects_an_invalid_size(isolated_home: Path, tmp_path: Path, size: object,
                                                   shown: str) -> None:
     path = tmp_path / "t.lmdb"
-    bridge = await Bridge.spawn(isolated_home)
+    bridge = await start_bridge(isolated_home)
     try:
         with pytest.raises(RpcError) as caught:
             await bridge.initialize(None, databasePath=str(path), maxDatabaseSize=size)

@@ -11,11 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.bridges import BridgeProcess, RpcError
+from support.tracking import (
+    FULL_HASH,
+    GRADES_TEXT,
+    OTHER_FULL_HASH,
+    ServiceHarness,
+    bash_commit,
+    bash_push,
+    close_harness,
+    make_harness,
+    new_agent_status,
+    open_store,
+    spawn_bridge,
+    tool,
+)
 
 from bridge.tracking.service import EventRejected
-from helpers_tracking import (FULL_HASH, GRADES_TEXT, OTHER_FULL_HASH, ServiceHarness, bash_commit, bash_push,
-                              close_harness, make_harness, new_agent_status, open_store, spawn_bridge, tool)
-from rpc_client import Bridge, RpcError
 
 T0 = "2026-11-26T05:00:00.123Z"
 
@@ -104,7 +116,7 @@ def test_status_reads_its_own_pending_writes(h: ServiceHarness) -> None:
 
 
 def test_status_by_session_resolves_the_agent(h: ServiceHarness) -> None:
-    from bridge.protocol.params import structure_params
+    from bridge.protocol.structure import structure_params
     h.send("tool.executed", tool("s1", "c1"))
     assert h.service.status(structure_params("agent.status", {"sessionID": "s1"})) == \
         new_agent_status("build", experiencePoints=1.0, pendingChanges=1)
@@ -343,7 +355,7 @@ async def bridge(isolated_home: Path, tmp_path: Path, project: Path):
     await running.wait()
 
 
-async def test_the_bridge_rejects_invalid_grades_with_invalid_params(bridge: Bridge, project: Path) -> None:
+async def test_the_bridge_rejects_invalid_grades_with_invalid_params(bridge: BridgeProcess, project: Path) -> None:
     bridge.notify("commit.completed", {"sessionID": "s1", "commitHash": FULL_HASH})
     before = await bridge.request("agent.status", {"agentId": "build"})
     assert before == new_agent_status("build", experiencePoints=5.0, totalCommits=1, pendingChanges=1)
@@ -366,7 +378,7 @@ async def test_the_bridge_rejects_invalid_grades_with_invalid_params(bridge: Bri
     assert (await bridge.request("agent.status", {"agentId": "build"}))["communicationScore"] == 62.0
 
 
-async def test_the_bridge_notifies_agent_state_on_halt_and_reinstate(bridge: Bridge) -> None:
+async def test_the_bridge_notifies_agent_state_on_halt_and_reinstate(bridge: BridgeProcess) -> None:
     bridge.notify("tool.executed", tool("s1", "c1"))
     bridge.notify("bug.reported", {"sessionID": "s1", "description": "bad"})
     halted = await bridge.wait_for_notification("agent.state")

@@ -13,8 +13,17 @@ import importlib
 import sys
 from typing import Callable, Sequence
 
-from .common import (EXIT_INTERRUPTED, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE, EXIT_WRITE, CommandError,
-                     cli_overrides, print_error, report_failure)
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNUSABLE,
+    EXIT_USAGE,
+    EXIT_WRITE,
+    CommandError,
+    cli_overrides,
+    print_error,
+    report_failure,
+)
 from .parser import build_parser, serve_parser
 
 # command -> (module in this package, function): imported only when that command runs.

@@ -21,8 +21,7 @@ from typing import Any, TextIO
 import orjson
 
 from ..config import BridgeConfig, ConfigError, load_config
-from ..store import Store
-
+from ..store import DatabaseFull, NotInitialised, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_DATABASE, EXIT_UNUSABLE, EXIT_WRITE = 0, 1, 2, 3, 4, 5
 
@@ -79,30 +78,14 @@ def command_config(args: argparse.Namespace) -> BridgeConfig:
 
 
 def unusable(store: Store) -> CommandError:
-    info = store.info()
+    """The store could not be opened: its failure's kind chooses the exit code."""
+    failure = store.failure
     message = store.error or f"Cannot open the database at {store.path}."
-    foreign = info.foreign or _is_lmdbjs(store.path)
-    if foreign and "agent-tracker migrate" not in message:
-        message = (f"The database at {store.path} was written by the older TypeScript plugin (lmdb-js). "
-                   f"Run `agent-tracker migrate` to move it aside and import its history.")
-    if "has not been initialised yet" in message:
+    if isinstance(failure, NotInitialised):
         return CommandError(f"{message} Nothing has been recorded there yet.", EXIT_NO_DATABASE)
-    if "database is full" in message:
+    if isinstance(failure, DatabaseFull):
         return CommandError(message, EXIT_WRITE)
     return CommandError(message, EXIT_UNUSABLE)
-
-
-
-def _is_lmdbjs(path: Path) -> bool:
-    try:
-        from ..lmdbjs import is_lmdbjs_file
-    except ImportError:
-        return False
-    try:
-        return bool(is_lmdbjs_file(path))
-    except Exception:  # a reader problem must not hide the real error
-        return False
-
 
 
 def database_path(config: BridgeConfig) -> Path:

@@ -7,8 +7,6 @@ import sys
 
 from .common import EXIT_OK, EXIT_USAGE, CommandError, command_config, open_for_reading
 
-
-
 # -- export ------------------------------------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:

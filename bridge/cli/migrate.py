@@ -9,46 +9,55 @@ from typing import Any, Callable
 
 from ..config import BridgeConfig
 from ..store import Store
-from .common import (EXIT_FAILED, EXIT_OK, make_console, database_path, _is_lmdbjs, print_json, unusable,
-                     command_config)
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    command_config,
+    database_path,
+    make_console,
+    print_json,
+    unusable,
+)
 
-
-
-# -- thin calls into modules written elsewhere --------------------------------------------------------------
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from ..migration.importer import migrate_on_initialize, migrate_paths
+    from ..lmdbjs import is_lmdbjs_file
+    from ..migration.importer import (
+        import_at_start,
+        migrate_paths,
+        move_aside_if_lmdbjs,
+    )
 
     config = command_config(args)
     path = database_path(config)
     sources = [Path(p).expanduser().resolve() for p in args.paths]
+    old_at_central_path = path.is_file() and is_lmdbjs_file(path)
+    if not sources and not old_at_central_path:
+        message = (f"The database at {path} is not from the older plugin; nothing to migrate there. "
+                   f"Give project folders or lmdb-js database files: agent-tracker migrate ~/code/*")
+        if args.json:
+            print_json({"database": str(path), "sources": [], "message": message})
+        else:
+            print(message)
+        return EXIT_OK
     results: list[dict[str, Any]] = []
     with _migration_progress(enabled=not args.json) as progress:
-        store = Store.open(config)
-        try:
-            if not store.available and (store.foreign or _is_lmdbjs(path)):
-                # The older plugin's database at the central path: moved aside, then imported.
-                if args.dry_run:
-                    with Store.open(BridgeConfig(database_path=":memory:")) as scratch:
-                        results.append(migrate_paths(scratch, [path], dry_run=True, progress=progress).to_wire())
-                else:
-                    store, wire = migrate_on_initialize(store, config, None)
-                    if wire:
-                        results.append(wire)
+        moved_aside = None
+        if old_at_central_path and args.dry_run:
+            with Store.open(BridgeConfig(database_path=":memory:")) as scratch:
+                results.append(migrate_paths(scratch, [path], dry_run=True, progress=progress).to_wire())
+        elif old_at_central_path:
+            # Moved aside before the store opens, so it opens once, at the path, as ours.
+            moved_aside = move_aside_if_lmdbjs(path)
+        with Store.open(config) as store:
+            if moved_aside is not None:
+                wire = import_at_start(store, moved_aside, None)
+                if wire:
+                    results.append(wire)
             if sources:
                 if not store.available:
                     raise unusable(store)
                 results.append(migrate_paths(store, sources, dry_run=args.dry_run, progress=progress).to_wire())
-            elif not results:
-                message = (f"The database at {path} is not from the older plugin; nothing to migrate there. "
-                           f"Give project folders or lmdb-js database files: agent-tracker migrate ~/code/*")
-                if args.json:
-                    print_json({"database": str(path), "sources": [], "message": message})
-                else:
-                    print(message)
-                return EXIT_OK
-        finally:
-            store.close()
     errors = [error for wire in results for error in wire.get("errors", [])]
     if args.json:
         print_json({"database": str(path), "results": results})

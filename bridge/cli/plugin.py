@@ -8,7 +8,6 @@ from pathlib import Path
 from .common import EXIT_FAILED, EXIT_OK, CommandError
 
 
-
 def cmd_install_plugin(args: argparse.Namespace) -> int:
     from ..opencode.install import InstallError, install_plugin
 

@@ -7,12 +7,9 @@ import secrets
 
 from .common import EXIT_OK, EXIT_WRITE, CommandError, command_config, open_for_writing
 
-
-
 # -- reinstate ---------------------------------------------------------------------------------------------
 
 def cmd_reinstate(args: argparse.Namespace) -> int:
-    from ..protocol.params import structure_params
     from ..tracking.service import TrackingService
 
     config = command_config(args)
@@ -28,7 +25,7 @@ def cmd_reinstate(args: argparse.Namespace) -> int:
             return EXIT_OK
         service = TrackingService(store, config.scoring, journal_id=f"cli-{secrets.token_hex(6)}")
         params = {"agentId": args.agent, **({"reason": args.reason} if args.reason else {})}
-        service.handle("agent.reinstate", structure_params("agent.reinstate", params))
+        service.handle("agent.reinstate", params)
         result = service.flush()
         if result.errors:
             raise CommandError(result.errors[0], EXIT_WRITE)

@@ -6,9 +6,17 @@ import argparse
 from pathlib import Path
 
 from ..replay import replay_files
-from .common import (EXIT_FAILED, EXIT_OK, EXIT_WRITE, CommandError, make_console, print_error, print_json,
-                     command_config, open_for_writing)
-
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_WRITE,
+    CommandError,
+    command_config,
+    make_console,
+    open_for_writing,
+    print_error,
+    print_json,
+)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -7,9 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Store
-from .common import EXIT_OK, EXIT_USAGE, CommandError, make_console, print_json, command_config, open_for_reading
-
-
+from .common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    command_config,
+    make_console,
+    open_for_reading,
+    print_json,
+)
 
 # -- report ------------------------------------------------------------------------------------------------
 

@@ -7,11 +7,16 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from ..config import BridgeConfig
 from ..store import key
-from .common import EXIT_OK, CommandError, make_console, print_json, command_config, open_for_reading
-
-
+from ..tracking.scoring import AgentState, agent_sheet_detail
+from .common import (
+    EXIT_OK,
+    CommandError,
+    command_config,
+    make_console,
+    open_for_reading,
+    print_json,
+)
 
 # -- status ----------------------------------------------------------------------------------------------
 
@@ -26,7 +31,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                     if activity.get("kind") in ("bug", "reinstate"):
                         recent.append(activity)
         if not args.agent:
-            rows = [_agent_sheet(record, config) for _, record in sorted(agents.items())]
+            rows = [agent_sheet_detail(AgentState.from_record(record), config.scoring)
+                    for _, record in sorted(agents.items())]
             if args.json:
                 print_json({"database": str(store.path), "agents": rows})
             else:
@@ -38,7 +44,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         from ..report.build import build_report
 
         report = build_report(store, agent=args.agent)
-    sheet = _agent_sheet(agents[args.agent], config)
+    sheet = agent_sheet_detail(AgentState.from_record(agents[args.agent]), config.scoring)
     if args.json:
         print_json({"database": str(store.path), "agent": sheet,
                      "setups": [row.to_wire() for row in report.setups],
@@ -46,24 +52,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     _render_agent(sheet, report, list(recent), store.path)
     return EXIT_OK
-
-
-
-def _agent_sheet(record: dict[str, Any], config: BridgeConfig) -> dict[str, Any]:
-    rules = config.scoring
-    sp = record.get("skillPoints") or 0
-    xp = record.get("experiencePoints") or 0
-    return {
-        "agentId": record.get("id"), "skillPoints": sp, "experiencePoints": xp,
-        "nextLevelAt": rules.level_cost * sp if sp >= 1 else None,
-        "communicationScore": record.get("communicationScore"),
-        "communicationCap": rules.communication_cap_per_skill_point * max(sp, 0),
-        "totalCommits": record.get("totalCommits", 0), "totalBugs": record.get("totalBugs", 0),
-        "totalPushes": record.get("totalPushes", 0),
-        "halted": bool(record.get("halted", sp <= 0)),
-        "createdAt": record.get("createdAt"), "updatedAt": record.get("updatedAt"),
-    }
-
 
 
 def _render_agents(rows: list[dict[str, Any]], path: Path) -> None:
@@ -82,7 +70,6 @@ def _render_agents(rows: list[dict[str, Any]], path: Path) -> None:
                       str(row["totalPushes"]), "[red]halted[/red]" if row["halted"] else "active",
                       (row["updatedAt"] or "-")[:19].replace("T", " "))
     console.print(table)
-
 
 
 def _render_agent(sheet: dict[str, Any], report: Any, recent: list[dict[str, Any]], path: Path) -> None:

@@ -5,6 +5,9 @@ its own LMDB fork ("data format v2") that py-lmdb refuses to open. This package
 reads such a file directly (pages, B-trees, lmdb-js compression, ordered-binary
 keys, msgpackr values) without writing to it or to its ``-lock`` file.
 
+Owns: the lmdb-js file format, read-only. Imports nothing of the bridge: the store uses it to
+recognise (and refuse) such a file, the migration to import one.
+
     from bridge.lmdbjs import LmdbJsSnapshot, is_lmdbjs_file
 
     if is_lmdbjs_file(path):

@@ -75,4 +75,4 @@ def decompress(value: bytes, dictionary: bytes | None = None) -> bytes:
             raise DecodeError(
                 f"LZ4 block decompressed to {len(out)} bytes, header says {size}"
             )
-    return out
+    return bytes(out)

@@ -469,10 +469,10 @@ class Decoder:
         if length > 0:
             start = bundle[3]
             bundle[3] = start + length
-            return bundle[1][start : start + length]
+            return str(bundle[1][start : start + length])
         start = bundle[2]
         bundle[2] = start - length
-        return bundle[0][start * 2 : (start - length) * 2].decode("utf-16-le", "surrogatepass")
+        return str(bundle[0][start * 2 : (start - length) * 2].decode("utf-16-le", "surrogatepass"))
 
 
 def _timestamp(data: bytes, start: int, length: int) -> Any:

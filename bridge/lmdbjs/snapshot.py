@@ -191,8 +191,7 @@ def _collect(
         if leaf.flags & pages.F_SUBDATA and not leaf.flags & pages.F_DUPDATA:
             if len(leaf.data) != 48:
                 raise ForeignFormatError("main database: bad sub-database record")
-            name = _db_name(leaf.key)
-            named.append((name, pages.DbRecord.parse(bytes(leaf.data)), []))
+            named.append((_db_name(leaf.key), pages.DbRecord.parse(bytes(leaf.data)), []))
         else:
             main.append(leaf)
     result: list[tuple[str | None, pages.DbRecord, list[pages.Leaf]]] = [

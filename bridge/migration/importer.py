@@ -1,4 +1,4 @@
-"""R4: import every database the older TypeScript plugin wrote, additively and idempotently.
+"""Import every database the older TypeScript plugin wrote, additively and idempotently.
 
 Sources: per-project databases created by its ``~`` bug at
 ``<project>/~/.config/opencode/agent-tracker.lmdb``, and an lmdb-js database at the central
@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 import attrs
 
 from .. import __version__
-from ..config import DATABASE_FILE_NAME, BridgeConfig
+from ..config import DATABASE_FILE_NAME
 from ..store import DatabaseFull, Store, StoreError, WriteView, key, split_key
 from ..timestamps import iso_utc, utc_now
 
@@ -111,26 +111,30 @@ def move_aside(path: Path) -> Path:
 
 # -- entry points -------------------------------------------------------------------------------
 
-def migrate_on_initialize(store: Store, config: BridgeConfig,
-                          directory: str | None) -> tuple[Store, dict[str, Any] | None]:
-    """At bridge start: the central path (if lmdb-js) and the session's project directory."""
+def move_aside_if_lmdbjs(path: Path | None) -> Path | None:
+    """Before the store opens: an lmdb-js database at ``path`` is renamed aside; returns where to."""
+    from ..lmdbjs import is_lmdbjs_file
+
+    if path is None or not path.is_file() or not is_lmdbjs_file(path):
+        return None
+    return move_aside(path)
+
+
+def import_at_start(store: Store, moved_aside: Path | None, directory: str | None) -> dict[str, Any] | None:
+    """At bridge start: the database moved aside from the central path, and the project's own."""
     report = MigrationReport()
-    if store.foreign and not store.available:
-        backup = move_aside(store.path)
-        store.close()
-        store = Store.open(config)
-        if store.available:
-            result = migrate_source(store, backup)
-            result.backup_of = str(store.path)
-            report.sources.append(result)
+    if moved_aside is not None and store.available:
+        result = migrate_source(store, moved_aside)
+        result.backup_of = str(store.path)
+        report.sources.append(result)
     if directory and store.available and not store.read_only:
         for source in find_sources([Path(directory)]):
             result = migrate_source(store, source)
             if not result.up_to_date:  # imported on an earlier start: nothing to tell
                 report.sources.append(result)
     if not report.sources:
-        return store, None
-    return store, report.to_wire()
+        return None
+    return report.to_wire()
 
 
 def migrate_paths(store: Store, paths: list[Path], *, dry_run: bool = False,
@@ -319,7 +323,7 @@ class _Importer:
         if isinstance(grade, bool) or not isinstance(grade, (int, float)) or grade not in VALID_GRADES:
             raise ValueError(f"grade {grade!r} is not one of -1, 1, 2, 5; not imported")
         project, commit_hash = _text(v, "projectPath"), _text(v, "commitHash").lower()
-        grader = v.get("grader") if v.get("grader") in ("agent", "user") else "unknown"
+        grader = str(v["grader"]) if v.get("grader") in ("agent", "user") else "unknown"
         content = [v.get("agentId"), project, commit_hash, int(grade), grader, v.get("reason")]
         digest = hashlib.sha1(repr(content).encode()).hexdigest()[:16]
         prefix = key(project, commit_hash, grader, "")
@@ -372,5 +376,5 @@ def _number(value: dict[str, Any], name: str, default: float) -> float:
     return found
 
 
-__all__ = ["MigrationReport", "SourceResult", "find_sources", "legacy_path_for", "migrate_on_initialize",
-           "migrate_paths", "migrate_source", "move_aside"]
+__all__ = ["MigrationReport", "SourceResult", "find_sources", "import_at_start", "legacy_path_for",
+           "migrate_paths", "migrate_source", "move_aside", "move_aside_if_lmdbjs"]

@@ -1,4 +1,5 @@
-"""opencode: what the bridge knows of OpenCode's own files: installing the plugin into its config.
+"""opencode: what the bridge knows of OpenCode's own files.
 
-May import config. Never imports rpc, tracking or report.
+Owns: installing the plugin into OpenCode's config folder (install). May import config; never
+imports rpc, tracking, report or migration.
 """

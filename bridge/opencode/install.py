@@ -221,11 +221,6 @@ def _entry_text(options: dict[str, Any]) -> str:
     return json.dumps([PLUGIN_SPEC, options])
 
 
-def _indent_of(text: str, index: int) -> str:
-    line_start = text.rfind("\n", 0, index) + 1
-    return re.match(r"[ \t]*", text[line_start:]).group()  # type: ignore[union-attr]
-
-
 def upsert_plugin_entry(text: str, options: dict[str, Any]) -> str:
     """The config text with our ``plugin`` element added or replaced; everything else untouched."""
     if not text.strip():

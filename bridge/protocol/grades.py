@@ -15,7 +15,7 @@ class InvalidGrade(ValueError):
 
 
 def parse_grade(value: Any) -> int:
-    """R7: exactly -1, 1, 2, 5 or their names. "2", 2.5, 3, true, null, NaN are rejected."""
+    """Exactly -1, 1, 2, 5 or their names. "2", 2.5, 3, true, null, NaN are rejected."""
     if isinstance(value, str) and value in GRADE_VALUES:
         return GRADE_VALUES[value]
     # JSON has one number type, so 2.0 is the number 2; a bool is never a grade.

@@ -7,7 +7,7 @@ Modules: build (the entry point), collect + decode (the scan), helper (a forked 
 score + rank (the rules), model (rows and wire form), filters, timeline, render, chart, export.
 
 A *setup* is the OpenCode agent, the provider/model it ran on and the stack of the project
-(language/framework, bridge.stack). Every session, commit, grade and bug in the database is
+(language/framework, bridge.tracking.stack). Every session, commit, grade and bug in the database is
 attributed to one setup (rules below), aggregated, scored and ranked within its stack.
 
 Attribution

@@ -4,36 +4,56 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Any
 
 import orjson
 
+from ..config import ScoringRules
 from ..store import ReadView, Store
 from ..timestamps import utc_now
-from .collect import Scope, Totals, collect_bugs, collect_commits, collect_grades, collect_sessions
+from ..tracking.scoring import AgentState, agent_sheet_detail
+from .collect import (
+    Scope,
+    Totals,
+    collect_bugs,
+    collect_commits,
+    collect_grades,
+    collect_sessions,
+)
 from .decode import codec_named
 from .filters import normalise_project, normalise_since
 from .helper import Helper, merge_helper_result
 from .model import Report, ReportError, SetupRow
 from .rank import rank_rows, recommend
-from .score import (AGENT_N, AGENT_SUM, BAD, BUGS, COMMITS, DEFAULT_MIN_SESSIONS, EXCELLENT, SESSIONS, USER_N,
-                    USER_SUM, XP, score_parts)
+from .score import (
+    AGENT_N,
+    AGENT_SUM,
+    BAD,
+    BUGS,
+    COMMITS,
+    DEFAULT_MIN_SESSIONS,
+    EXCELLENT,
+    SESSIONS,
+    USER_N,
+    USER_SUM,
+    XP,
+    score_parts,
+)
 
 _loads = orjson.loads
 
 
 # -- building ----------------------------------------------------------------------------------------
 
-def _read_agents(view: ReadView) -> dict[str, dict[str, Any]]:
-    agents: dict[str, dict[str, Any]] = {}
+def _read_agents(view: ReadView) -> dict[str, AgentState]:
+    agents: dict[str, AgentState] = {}
     for raw in view.raw_values("agents"):
         try:
             record = _loads(raw)
-            agents[str(record["id"])] = record
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        except orjson.JSONDecodeError:
             continue
+        if isinstance(record, dict) and record.get("id") is not None:
+            agents[str(record["id"])] = AgentState.from_record(record)
     return agents
-
 
 
 class NoGC:
@@ -51,13 +71,15 @@ class NoGC:
 
 def build_report(store: Store, *, project: str | None = None, stack: str | None = None,
                  since: str | None = None, min_sessions: int | None = None, agent: str | None = None,
-                 decoder: str | None = None, parallel: bool = False, _force_slow: bool = False) -> Report:
+                 decoder: str | None = None, parallel: bool = False, rules: ScoringRules | None = None,
+                 _force_slow: bool = False) -> Report:
     """Aggregate, score and rank every setup (see the module docstring and SCORE_HELP).
 
     ``parallel``: count grades and bugs in a forked helper process meanwhile (the CLI does; the
     bridge does not, as it runs threads). The result is identical either way.
     """
     started = time.perf_counter()
+    rules = rules or ScoringRules()
     min_sessions = DEFAULT_MIN_SESSIONS if min_sessions is None else int(min_sessions)
     if min_sessions < 1:
         raise ReportError(f"--min-sessions must be at least 1; got {min_sessions}.")
@@ -96,34 +118,22 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                        bugs=int(acc[BUGS]), last_used=totals.last_used.get(setup),
                        projects=len(scope.paths.get(setup, ())))
         row.score, row.parts = score_parts(acc)
-        sheet = agents.get(agent_id)
-        if sheet:
-            row.skill_points = sheet.get("skillPoints")
-            row.communication_score = sheet.get("communicationScore")
-            row.halted = bool(sheet.get("halted", (sheet.get("skillPoints") or 0) <= 0))
+        state = agents.get(agent_id)
+        if state is not None:
+            row.skill_points = state.skill_points
+            row.communication_score = state.communication_score
+            row.halted = state.halted
         rows.append(row)
     rows = rank_rows(rows, min_sessions)
     report = Report(
         database=str(store.path), generated_at=utc_now(),
         filters={"project": project_key, "stack": stack, "since": since_key, "agent": agent},
         min_sessions=min_sessions, setups=rows, recommendations=recommend(rows, min_sessions),
-        agents=[_agent_wire(record) for _, record in sorted(agents.items())
-                if agent is None or record.get("id") == agent],
+        agents=[agent_sheet_detail(state, rules) for _, state in sorted(agents.items())
+                if agent is None or state.agent_id == agent],
         totals={**totals.counts, "setups": len(rows), "rankedSetups": sum(r.ranked for r in rows)},
         decoder=codec.name, parallel=used_helper,
         unattributed_bugs=totals.unattributed_bugs,
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report
-
-
-
-def _agent_wire(record: dict[str, Any]) -> dict[str, Any]:
-    sp = record.get("skillPoints")
-    return {"agentId": record.get("id"), "skillPoints": sp,
-            "experiencePoints": record.get("experiencePoints"),
-            "communicationScore": record.get("communicationScore"),
-            "totalCommits": record.get("totalCommits", 0), "totalBugs": record.get("totalBugs", 0),
-            "totalPushes": record.get("totalPushes", 0),
-            "halted": bool(record.get("halted", isinstance(sp, (int, float)) and sp <= 0)),
-            "updatedAt": record.get("updatedAt")}

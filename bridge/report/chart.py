@@ -47,7 +47,8 @@ def _figure(report: Report, store: Any) -> Any:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     for label, points in timeline.series.items():
-        xs = [bucket_datetime(stamp) for stamp, _ in points]
+        # matplotlib plots datetimes (its stub types x as arrays of numbers only).
+        xs: Any = [bucket_datetime(stamp) for stamp, _ in points]
         ys = [score for _, score in points]
         axes.step(xs, ys, where="post", label=label, linewidth=1.8,
                   marker="o" if len(points) <= 40 else None, markersize=4)
@@ -64,9 +65,9 @@ def _figure(report: Report, store: Any) -> Any:
         axes.legend(fontsize=8, loc="lower left", title="agent · model · stack", title_fontsize=8)
     else:
         axes.text(0.5, 0.5, "no sessions to draw yet", ha="center", va="center", transform=axes.transAxes)
-    locator = AutoDateLocator()
+    locator = AutoDateLocator()  # type: ignore[no-untyped-call]  # matplotlib leaves it unannotated
     axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     return figure
 
 

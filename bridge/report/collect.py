@@ -12,10 +12,23 @@ import orjson
 
 from ..store import ReadView, key
 from ..tracking.git_commands import hashes_match
+from ..tracking.setups import UNKNOWN_AGENT, model_name, split_setup_name
 from .decode import count_groups, raw_cursor, scan_rows
-from .filters import model_name, stack_matches, normal_path
-from .model import UNKNOWN, UNKNOWN_MODEL, SetupKey
-from .score import AGENT_N, AGENT_SUM, BAD, BUGS, COMMITS, EXCELLENT, SESSIONS, USER_N, USER_SUM, XP, SLOTS
+from .filters import normal_path, stack_matches
+from .model import UNKNOWN_STACK, SetupKey
+from .score import (
+    AGENT_N,
+    AGENT_SUM,
+    BAD,
+    BUGS,
+    COMMITS,
+    EXCELLENT,
+    SESSIONS,
+    SLOTS,
+    USER_N,
+    USER_SUM,
+    XP,
+)
 
 _loads = orjson.loads
 
@@ -58,7 +71,7 @@ class Scope:
 
     def _classify(self, path: str | None) -> str:
         if not path:
-            return UNKNOWN
+            return UNKNOWN_STACK
         record = self.projects.get(path)
         if record and record.get("stack"):
             return str(record["stack"])
@@ -66,7 +79,7 @@ class Scope:
         if candidate.is_absolute() and candidate.is_dir():
             from ..tracking.stack import classify
             return classify(candidate).name
-        return UNKNOWN
+        return UNKNOWN_STACK
 
     def setup(self, agent: Any, provider: Any, model: Any, path: Any) -> SetupKey | None:
         """The setup of a record, or None when the filters leave it out."""
@@ -77,7 +90,7 @@ class Scope:
             pass
         except TypeError:  # an unhashable field (foreign data): not attributable
             return None
-        found = self.setups_cache[cache_key] = self._resolve(agent or UNKNOWN, model_name(provider, model), path)
+        found = self.setups_cache[cache_key] = self._resolve(agent or UNKNOWN_AGENT, model_name(provider, model), path)
         return found
 
     def named_setup(self, name: str, path: Any) -> SetupKey | None:
@@ -85,8 +98,7 @@ class Scope:
         cache_key = (str(name), path if isinstance(path, str) else None)
         found = self._named.get(cache_key, False)
         if found is False:
-            agent, _, model = str(name).partition("|")
-            found = self._named[cache_key] = self._resolve(agent or UNKNOWN, model or UNKNOWN_MODEL, path)
+            found = self._named[cache_key] = self._resolve(*split_setup_name(str(name)), path)
         return found  # type: ignore[return-value]
 
     def _resolve(self, agent: str, model: str, path: Any) -> SetupKey | None:
@@ -459,7 +471,7 @@ def _bug_setup(scope: Scope, record: dict[str, Any]) -> tuple[SetupKey | None, b
         return scope.setup(agent or session.get("agentId"), session.get("provider"), session.get("model"),
                            path), True
     # Reported for another agent of that session: its last provider/model there, if any.
-    mine = [name for name in session.get("setups") or [] if str(name).partition("|")[0] == agent]
+    mine = [name for name in session.get("setups") or [] if split_setup_name(str(name))[0] == agent]
     if mine:
         return scope.named_setup(mine[-1], path), True
     return scope.setup(agent, None, None, path), True

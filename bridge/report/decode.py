@@ -17,7 +17,6 @@ import orjson
 from ..store import ReadView
 from .model import ReportError
 
-
 _loads = orjson.loads
 
 
@@ -104,7 +103,7 @@ def codec_named(name: str | None = None) -> Any:
 @contextmanager
 def raw_cursor(view: ReadView, db: str) -> Iterator[Any]:
     """A raw py-lmdb cursor: the fast paths iterate it directly and, after a record fails,
-    read the value it still points at (ReadView has no public cursor yet)."""
+    read the value it still points at (ReadView.cursor, closed here)."""
     cursor = view.cursor(db)
     try:
         yield cursor
@@ -148,18 +147,18 @@ def scan_rows(view: ReadView, db: str, fields: tuple[str, ...], codec: Any,
 
 
 def count_groups(view: ReadView, db: str, fields: tuple[str, ...], codec: Any,
-           one_by_one: Callable[[dict[str, Any] | None], None], since: str | None = None) -> Counter:
+           one_by_one: Callable[[dict[str, Any] | None], None], since: str | None = None) -> Counter[Any]:
     """Counter of ``fields`` tuples: like scan_rows, but the whole loop runs in C."""
     decode = codec.decoder(fields + ("createdAt",))
     getter = codec.getter(fields)
     created_of = codec.getter(("createdAt",))
     group_keys, as_tuple = codec.keys(fields)
-    counts: Counter = Counter()
+    counts: Counter[Any] = Counter()
 
-    def result() -> Counter:
+    def result() -> Counter[Any]:
         if since:
             return counts
-        tuples: Counter = Counter()
+        tuples: Counter[Any] = Counter()
         for group, count in counts.items():
             tuples[as_tuple(group)] += count
         return tuples

@@ -21,7 +21,6 @@ Formats (``--format``, default json):
 from __future__ import annotations
 
 import csv
-import io
 import sys
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -195,8 +194,3 @@ def _export_csv(view: ReadView, stack_of: Any, output: str | None, out: IO[str],
                 writer.writerow(_csv_row(record, columns))
                 counts[table] += 1
     return str(folder)
-
-
-def read_csv_table(text: str) -> list[dict[str, str]]:
-    """Parse one exported CSV back into dicts of strings (used by the tests and handy in scripts)."""
-    return list(csv.DictReader(io.StringIO(text)))

@@ -6,8 +6,7 @@ import os
 import re
 from datetime import datetime, timedelta, timezone
 
-from .model import UNKNOWN_MODEL, ReportError
-
+from .model import ReportError
 
 _SINCE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]+(?:Z|[+-]\d\d:?\d\d)?)?$")
 
@@ -56,13 +55,6 @@ def stack_matches(stack: str, wanted: str | None) -> bool:
     stack, wanted = stack.lower(), wanted.lower().strip().rstrip("/")
     return stack == wanted or ("/" not in wanted and stack.startswith(wanted + "/"))
 
-
-
-def model_name(provider: str | None, model: str | None) -> str:
-    """Same naming as tracking.setup_name: provider/model, else model, else unknown-model."""
-    if provider and model:
-        return f"{provider}/{model}"
-    return model or UNKNOWN_MODEL
 
 
 

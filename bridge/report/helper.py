@@ -12,8 +12,6 @@ from .collect import Scope, Totals, collect_bugs, collect_grades
 from .decode import codec_named
 from .score import AGENT_N, AGENT_SUM, BAD, BUGS, EXCELLENT, USER_N, USER_SUM
 
-
-
 # -- a helper process ------------------------------------------------------------------------------
 
 HELPER_THRESHOLD = 20_000  # grades + activities from which the helper process pays off
@@ -83,9 +81,10 @@ class Helper:
         if status != 0 or not chunks:
             return None
         try:
-            return pickle.loads(b"".join(chunks))
+            part: dict[str, Any] = pickle.loads(b"".join(chunks))
         except Exception:
             return None
+        return part
 
     def cancel(self) -> None:
         import signal

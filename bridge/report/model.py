@@ -8,11 +8,9 @@ import attrs
 
 from .score import FORMULA, GRADE_PRIOR, SCORE_HELP, TIE_BREAK, WEIGHTS
 
+UNKNOWN_STACK = "unknown"
 
-UNKNOWN = "unknown"
 
-
-UNKNOWN_MODEL = "unknown-model"
 
 
 SetupKey = tuple[str, str, str]  # (agent, model name, stack)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import UNKNOWN, UNKNOWN_MODEL, Recommendation, SetupRow, fmt, plural
-
+from ..tracking.setups import UNKNOWN_AGENT, UNKNOWN_MODEL
+from .model import UNKNOWN_STACK, Recommendation, SetupRow, fmt, plural
 
 
 def sort_key(row: SetupRow) -> tuple[Any, ...]:
@@ -23,7 +23,7 @@ def _descending(text: str) -> tuple[int, ...]:
 
 def rank_rows(rows: list[SetupRow], min_sessions: int) -> list[SetupRow]:
     for row in rows:
-        if row.agent == UNKNOWN or row.model == UNKNOWN_MODEL:
+        if row.agent == UNKNOWN_AGENT or row.model == UNKNOWN_MODEL:
             row.note = "agent or model unknown: not ranked"
         elif row.sessions < min_sessions:
             row.note = f"{row.sessions} of {min_sessions} sessions needed to be ranked"
@@ -53,7 +53,7 @@ def recommend(rows: list[SetupRow], min_sessions: int) -> list[Recommendation]:
     for stack_name in seen:
         group = [row for row in rows if row.stack == stack_name]
         best = next((row for row in group if row.rank == 1), None)
-        label = f"{stack_name} projects" if stack_name != UNKNOWN else "projects of unknown stack"
+        label = f"{stack_name} projects" if stack_name != UNKNOWN_STACK else "projects of unknown stack"
         if best is None:
             most = max(group, key=lambda row: row.sessions)
             recommendations.append(Recommendation(stack_name, (

@@ -7,8 +7,6 @@ from typing import Any
 from .model import Report, fmt
 from .score import FORMULA
 
-
-
 # -- rendering -------------------------------------------------------------------------------------------
 
 COLUMNS = ["#", "Stack", "Agent", "Model", "Sessions", "Commits", "C/S", "XP/S", "Agent grade",

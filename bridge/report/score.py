@@ -6,7 +6,6 @@ scan, the forked helper and the timeline share one scoring rule.
 
 from __future__ import annotations
 
-
 DEFAULT_MIN_SESSIONS = 3
 
 

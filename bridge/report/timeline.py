@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import attrs
 
@@ -14,8 +14,6 @@ from .decode import OrjsonCodec
 from .filters import normalise_project, normalise_since
 from .model import SetupKey
 from .score import SESSIONS, SLOTS, score_parts
-
-
 
 # -- timeline (for the chart) ----------------------------------------------------------------------------
 
@@ -43,8 +41,7 @@ def build_timeline(store: Store, *, project: str | None = None, stack: str | Non
     with NoGC(), store.read() as view:
         for granularity, width in _GRANULARITY.items():
             scope = Scope(view, project_key, stack, since_key, None)
-            totals = collect_all(view, scope, OrjsonCodec(), bucket=lambda created, w=width: created[:w]
-                              if isinstance(created, str) else "")
+            totals = collect_all(view, scope, OrjsonCodec(), bucket=_bucket_of(width))
             if len({stamp for (_, stamp) in totals.acc if stamp}) >= 3:
                 break
     per_setup: dict[SetupKey, dict[str, list[float]]] = {}
@@ -72,3 +69,10 @@ def bucket_datetime(stamp: str) -> datetime:
     if suffix is None:
         return datetime.fromisoformat(stamp[:19])
     return datetime.fromisoformat(stamp + suffix)
+
+
+def _bucket_of(width: int) -> Callable[[Any], str]:
+    """createdAt → its bucket: the timestamp cut to ``width`` characters (no timestamp: "")."""
+    def bucket(created: Any) -> str:
+        return created[:width] if isinstance(created, str) else ""
+    return bucket

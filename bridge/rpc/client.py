@@ -1,22 +1,23 @@
-"""An independent JSON-RPC 2.0 client for tests: spawns the real bridge and speaks over pipes.
+"""A JSON-RPC 2.0 client for the bridge process: `agent-tracker demo` and the tests drive it with this.
 
-Deliberately shares no code with bridge/: framing, ids and matching are written here again
-so a bug in the bridge's transport cannot hide behind the same bug in the client.
+It shares no code with the server side (bridge.rpc.transport, protocol, server): framing, ids
+and matching are written here again, so a bug in the bridge's transport cannot hide behind the
+same bug in the client. (The plugin side is tested with vscode-jsonrpc; bench/ keeps its own
+client, which sends pre-encoded frames to time the bridge and nothing else.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
-
-ROOT = Path(__file__).resolve().parent.parent
+from typing import IO, Any, Mapping
 
 
 class RpcError(Exception):
+    """An error answer: ``code`` and ``message`` as the bridge sent them."""
+
     def __init__(self, error: dict[str, Any]):
         super().__init__(f"{error.get('code')}: {error.get('message')}")
         self.code = error.get("code")
@@ -24,15 +25,8 @@ class RpcError(Exception):
         self.error = error
 
 
-def test_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_TRACKER_")}
-    env.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "PYTHONUNBUFFERED": "1"})
-    env.update(extra)
-    return env
-
-
-class Bridge:
-    """A running bridge subprocess."""
+class BridgeProcess:
+    """A running bridge subprocess (``python -m bridge serve``), its stdin and stdout piped to us."""
 
     def __init__(self, process: asyncio.subprocess.Process):
         self.process = process
@@ -45,11 +39,17 @@ class Bridge:
         self._notification_event = asyncio.Event()
 
     @classmethod
-    async def spawn(cls, home: Path, *args: str, env: dict[str, str] | None = None) -> "Bridge":
+    async def spawn(cls, *args: str, env: Mapping[str, str] | None = None, cwd: Path | str | None = None,
+                    stderr: int | IO[bytes] = asyncio.subprocess.PIPE) -> "BridgeProcess":
+        """Start ``python -m bridge serve ARGS`` with this Python.
+
+        Its stderr is piped by default (read it with ``stderr`` once it ended); a long run should
+        pass a file instead, as the bridge logs every warning there.
+        """
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bridge", "serve", *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env or test_env(home), cwd=str(ROOT),
+            stderr=stderr, env=env, cwd=None if cwd is None else str(cwd),
         )
         return cls(process)
 
@@ -115,11 +115,14 @@ class Bridge:
             raise RpcError(response["error"])
         return response["result"]
 
-    async def initialize(self, directory: str | Path | None = None, **config: Any) -> dict[str, Any]:
-        params: dict[str, Any] = {"clientInfo": {"name": "tests", "version": "0"}, "config": config}
+    async def initialize(self, directory: str | Path | None = None, *, client: str = "tests",
+                         **config: Any) -> dict[str, Any]:
+        """``initialize`` with ``config`` as the plugin options and ``directory`` as the project."""
+        params: dict[str, Any] = {"clientInfo": {"name": client, "version": "0"}, "config": config}
         if directory is not None:
             params["project"] = {"directory": str(directory)}
-        return await self.request("initialize", params)
+        result: dict[str, Any] = await self.request("initialize", params)
+        return result
 
     def notifications_of(self, method: str) -> list[dict[str, Any]]:
         return [n["params"] for n in self.notifications if n["method"] == method]

@@ -1,143 +1,59 @@
 """The bridge: a pygls JSON-RPC server over stdio that feeds the tracking service.
 
-Protocol: ``BridgeProtocol`` keeps pygls' dispatch (handlers registered by method name) but
-structures params itself, only for known methods, into the attrs classes of bridge.messages,
-so bad params get an error naming the field instead of a generic failure, and nested params
-are not turned into namedtuples on the hot path. Transport: bridge.transport.
+Every method of protocol.methods.METHODS gets one entry point (``dispatch``): events go to the
+tracking service, the bridge's own requests to the handlers below, each registered with
+``ANSWERS`` next to its method name. protocol.py says what pygls does and what we replaced;
+transport.py reads and writes the frames.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import signal
 import sys
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
-from pygls.exceptions import (JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest,
-                              JsonRpcServerError, JsonRpcServerNotInitialized)
-from pygls.protocol.json_rpc import JsonRPCProtocol
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcServerError,
+    JsonRpcServerNotInitialized,
+)
 from pygls.server import JsonRPCServer
 
 from .. import SERVER_NAME, __version__
 from ..config import BridgeConfig, ConfigError, load_config
-from ..protocol import params as m
+from ..protocol.methods import METHODS, HandlerTable
+from ..protocol.params import InitializeParams, NoParams, ReportQuery, StatusQuery
+from ..protocol.structure import CONVERTER, InvalidParams, structure_params
 from ..store import Store, StoreError
 from ..tracking.journal import Journal, find_orphans, journal_dir_for
 from ..tracking.service import EventRejected, TrackingService
+from .protocol import PARSE_ERROR, BridgeProtocol
 from .recorder import Recorder, recorder_from_env
-from .transport import MAX_FRAME_BYTES, GuardedReader, StdoutWriter, read_messages, stdin_reader
+from .transport import (
+    MAX_FRAME_BYTES,
+    GuardedReader,
+    StdoutWriter,
+    read_messages,
+    stdin_reader,
+)
 
 logger = logging.getLogger(__name__)
 
-PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR = -32700, -32600, -32603
 DATABASE_UNAVAILABLE = -32001  # a request that needs the database while tracking is disabled
 
-
-class BridgeProtocol(JsonRPCProtocol):
-    """JSON-RPC protocol with fast message structuring and plain-dict output."""
-
-    def __init__(self, server: "BridgeServer", converter: Any):
-        super().__init__(server, converter)
-        self.bridge = server
-        self.sender: StdoutWriter | None = None
-        self._unknown_notified: set[str] = set()
-
-    # -- input ---------------------------------------------------------------------------------
-
-    def handle_message(self, message: Any) -> None:
-        # Dispatch here, on the parsed JSON: pygls' version checks runtime Protocols with
-        # isinstance, which cost more than everything else per notification (measured 2 s of
-        # 5.7 s for 30,000), and params stay plain dicts until structured for their method.
-        if type(message) is not dict or "jsonrpc" not in message or not isinstance(message.get("method"), str):
-            self._invalid_message(message)
-            return
-        method, params = message["method"], message.get("params")
-        if "id" not in message:
-            if message["jsonrpc"] != self.VERSION:
-                self.bridge.log("warning", f'Dropped a notification whose jsonrpc is not "2.0": {method}')
-                return
-            self._handle_notification(method, params)
-            return
-        msg_id = message["id"]
-        if isinstance(msg_id, bool) or not isinstance(msg_id, (str, int, float)):
-            self.send_error(None, INVALID_REQUEST, "Invalid Request: id must be a string or a number.")
-        elif message["jsonrpc"] != self.VERSION:
-            self.send_error(msg_id, INVALID_REQUEST, 'Invalid Request: jsonrpc must be "2.0".')
-        else:
-            # Each request runs in its own context so handlers can tell requests (msg_id set).
-            contextvars.copy_context().run(self._handle_request, msg_id, method, params)
-
-    def _invalid_message(self, message: Any) -> None:
-        msg_id = message.get("id") if isinstance(message, dict) else None
-        if not isinstance(msg_id, (str, int, float)) or isinstance(msg_id, bool):
-            msg_id = None
-        if isinstance(message, dict) and ("result" in message or "error" in message):
-            self.bridge.log("warning", "Ignored a response: the bridge sends no requests.")
-            return
-        kind = "a batch (arrays are not supported)" if isinstance(message, list) else type(message).__name__
-        self.send_error(msg_id, INVALID_REQUEST,
-                        f"Invalid Request: expected a JSON-RPC 2.0 object with a string method, got {kind}.")
-
-    def _handle_notification(self, method_name: str, params: Any) -> None:
-        handler = self.fm.features.get(method_name)
-        if handler is None:
-            if method_name not in self._unknown_notified:
-                self._unknown_notified.add(method_name)
-                self.bridge.log("warning", f"Ignoring unknown notification {method_name!r} "
-                                           f"(logged once per method).")
-            return
-        # Our handlers are synchronous: call them directly instead of pygls' per-message
-        # uuid4 + Future bookkeeping, which is most of the per-notification cost.
-        try:
-            handler(params)
-        except Exception as error:  # never let one event take the bridge down
-            self.bridge.report_server_error(error, None)
-
-    # -- output --------------------------------------------------------------------------------
-
-    def _send_data(self, data: Any) -> None:
-        if self.sender is not None and data:
-            self.sender.send(data)
-
-    def _send_response(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
-        if error is not None:
-            body: dict[str, Any] = {"code": error.code, "message": error.message}
-            if getattr(error, "data", None) is not None:
-                body["data"] = error.data
-            self._send_data({"jsonrpc": self.VERSION, "id": msg_id, "error": body})
-        else:
-            self._send_data({"jsonrpc": self.VERSION, "id": msg_id, "result": result})
-
-    def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
-        # pygls puts the whole traceback (with absolute paths) into -32603 answers; the host
-        # gets one line, stderr gets the traceback.
-        self._request_futures.pop(msg_id, None)
-        if future.cancelled():
-            self.send_error(msg_id, -32800, f'Request with id "{msg_id}" was cancelled.')
-            return
-        error = future.exception()
-        if error is None:
-            self._send_response(msg_id, result=future.result())
-        elif isinstance(error, JsonRpcException):
-            self._send_response(msg_id, error=error)
-        else:
-            logger.error("Request %s failed", msg_id, exc_info=error)
-            self.send_error(msg_id, INTERNAL_ERROR, f"Internal error: {type(error).__name__}: {error}"[:1000])
-            self.bridge.log("error", f"Internal error in request {msg_id}: {type(error).__name__}: {error}"[:1000])
-
-    def send_error(self, msg_id: Any, code: int, message: str) -> None:
-        self._send_data({"jsonrpc": self.VERSION, "id": msg_id, "error": {"code": code, "message": message}})
-
-    def notify(self, method: str, params: Any = None) -> None:
-        self._send_data({"jsonrpc": self.VERSION, "method": method, "params": params})
+Answer = Callable[["BridgeServer", Any], Any]
+ANSWERS: HandlerTable[Answer] = HandlerTable("bridge")
 
 
 class BridgeServer(JsonRPCServer):
     def __init__(self, cli_overrides: Mapping[str, Any] | None = None,
                  environ: Mapping[str, str] | None = None):
-        super().__init__(protocol_cls=BridgeProtocol, converter_factory=lambda: m.CONVERTER)
+        super().__init__(protocol_cls=BridgeProtocol, converter_factory=lambda: CONVERTER)
         self.protocol: BridgeProtocol
         self.cli_overrides = dict(cli_overrides or {})
         self.environ = environ
@@ -152,8 +68,9 @@ class BridgeServer(JsonRPCServer):
         self._flush_task: asyncio.Task[Any] | None = None
         self._told_topics: set[str] = set()  # what the host was told once (shared by all services)
         self._finalized = False
-        for method in m.METHODS:
-            self.feature(method)(self._dispatcher(method))
+        for name in METHODS:
+            # pygls runs requests through the handler registered for their method name.
+            self.feature(name)(self._request_entry(name))
 
     # -- host notifications ----------------------------------------------------------------
 
@@ -181,55 +98,53 @@ class BridgeServer(JsonRPCServer):
 
     # -- dispatch -------------------------------------------------------------------------------
 
-    def _dispatcher(self, method: str):
-        handler = getattr(self, "_on_" + method.replace(".", "_"), None)
+    @staticmethod
+    def knows(method: str) -> bool:
+        return method in METHODS
 
-        def dispatch(raw_params: Any) -> Any:
-            # pygls sets this context variable only while handling a request.
-            is_request = self.protocol._ctx_msg_id.get() is not None
-            try:
-                params = m.structure_params(method, raw_params)
-            except m.InvalidParams as exc:
-                if is_request:
-                    raise JsonRpcInvalidParams(message=str(exc)) from None
-                self.log("warning", f"Dropped {method} notification: {exc}")
-                return None
-            if handler is not None:
-                return handler(params)
-            return self._on_event(method, params, is_request, raw_params)
+    def _request_entry(self, method: str) -> Callable[[Any], Any]:
+        def entry(raw_params: Any) -> Any:
+            return self.dispatch(method, raw_params, is_request=True)
+        entry.__name__ = f"request_{method}"
+        return entry
 
-        dispatch.__name__ = f"handle_{method}"
-        return dispatch
+    def dispatch(self, method: str, raw_params: Any, *, is_request: bool) -> Any:
+        """One message of a known method: an error answer for a request, a log line for a notification."""
+        try:
+            if METHODS[method].event:
+                return self._event(method, raw_params, is_request)
+            return ANSWERS[method](self, structure_params(method, raw_params))
+        except (InvalidParams, EventRejected) as exc:
+            if is_request:
+                raise JsonRpcInvalidParams(message=str(exc)) from None
+            self.log("warning", f"Dropped {method} notification: {exc}")
+            return None
+
+    def _event(self, method: str, raw_params: Any, is_request: bool) -> Any:
+        if self.service is None:
+            structure_params(method, raw_params)  # bad params are named even before initialize
+            if is_request:
+                raise JsonRpcServerNotInitialized(message=f"{method} before initialize: send initialize first.")
+            self.log("warning", f"Dropped {method} notification: received before initialize.")
+            return None
+        result = self.service.handle(method, raw_params)
+        if self.service.flush_requested:
+            self._flush()
+        return result if result is not None else {}
 
     def _require_service(self, method: str) -> TrackingService:
         if self.service is None:
             raise JsonRpcServerNotInitialized(message=f"{method} before initialize: send initialize first.")
         return self.service
 
-    def _on_event(self, method: str, params: Any, is_request: bool, raw_params: Any) -> Any:
-        if self.service is None:
-            if is_request:
-                raise JsonRpcServerNotInitialized(message=f"{method} before initialize: send initialize first.")
-            self.log("warning", f"Dropped {method} notification: received before initialize.")
-            return None
-        try:
-            result = self.service.handle(method, params, raw=raw_params)
-        except EventRejected as exc:
-            if is_request:
-                raise JsonRpcInvalidParams(message=str(exc)) from None
-            self.log("warning", f"Dropped {method} notification: {exc}")
-            return None
-        if self.service.flush_requested:
-            self._flush()
-        return result if result is not None else {}
-
     def _flush(self) -> dict[str, Any]:
         assert self.service is not None
         return self.service.flush().to_wire()
 
-    # -- lifecycle ------------------------------------------------------------------------------
+    # -- the bridge's own requests ------------------------------------------------------------------
 
-    def _on_initialize(self, params: m.InitializeParams) -> dict[str, Any]:
+    @ANSWERS("initialize")
+    def _initialize(self, params: InitializeParams) -> dict[str, Any]:
         if self.service is not None:
             raise JsonRpcInvalidRequest(message="initialize was already received.")
         try:
@@ -238,8 +153,9 @@ class BridgeServer(JsonRPCServer):
             raise JsonRpcInvalidParams(message=str(exc)) from None
         self.config = config
         directory = params.project.directory if params.project else None
+        moved_aside = self._move_old_database_aside(config)
         self.store = Store.open(config)
-        migration = self._migrate(directory)
+        migration = self._migrate(moved_aside, directory)
         recovered = self._recover_journals()
         self.journal = self._open_journal(directory)
         self.service = TrackingService(self.store, config.scoring, journal=self.journal,
@@ -261,15 +177,68 @@ class BridgeServer(JsonRPCServer):
             "journal": {"path": str(self.journal.path) if self.journal else None},
         }
 
-    def _migrate(self, directory: str | None) -> dict[str, Any] | None:
-        """Import the old TypeScript plugin's databases (bridge.migration), never blocking start-up."""
-        assert self.store is not None and self.config is not None
+    @ANSWERS("shutdown")
+    def _shutdown(self, params: NoParams) -> dict[str, Any]:
+        self.shutdown_requested = True
+        if self.service is None:
+            return {"entriesWritten": 0, "durationMs": 0, "errors": [], "transactions": 0}
+        return self._flush()
+
+    @ANSWERS("exit")
+    def _exit(self, params: NoParams) -> None:
+        self.exit_code = 0 if self.shutdown_requested else 1
+        self._stop()
+
+    @ANSWERS("flush")
+    def _flush_request(self, params: NoParams) -> dict[str, Any]:
+        self._require_service("flush")
+        return self._flush()
+
+    @ANSWERS("agent.status")
+    def _agent_status(self, params: StatusQuery) -> dict[str, Any]:
+        service = self._require_service("agent.status")
+        if not params.agent_id and not params.session_id:
+            raise JsonRpcInvalidParams(message="agent.status: give params.agentId or params.sessionID")
+        return service.status(params)
+
+    @ANSWERS("report")
+    def _report(self, params: ReportQuery) -> dict[str, Any]:
+        service = self._require_service("report")
+        from ..report.build import build_report  # not needed at start-up
+        from ..report.model import ReportError
+        from ..report.render import render_text
+        if service.pending:
+            self._flush()
         try:
-            from ..migration.importer import migrate_on_initialize
-        except ImportError:
+            report = build_report(service.store, project=params.project_path, stack=params.stack,
+                                  since=params.since, min_sessions=params.min_sessions,
+                                  rules=service.rules)
+        except ReportError as exc:
+            raise JsonRpcInvalidParams(message=f"report: {exc}") from None
+        except StoreError as exc:
+            raise JsonRpcServerError(  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
+                message=f"report: the database is unavailable: {exc}", code=DATABASE_UNAVAILABLE) from None
+        return {**report.to_wire(), "text": render_text(report)}
+
+    # -- starting up ---------------------------------------------------------------------------------
+
+    def _move_old_database_aside(self, config: BridgeConfig) -> Path | None:
+        """An lmdb-js database at the central path is renamed (nothing deleted) so ours can open there."""
+        from ..migration.importer import move_aside_if_lmdbjs
+
+        try:
+            return move_aside_if_lmdbjs(config.resolved_database_path())
+        except OSError as exc:
+            self.log("error", f"Migration failed: cannot move the old database aside: {exc}")
             return None
+
+    def _migrate(self, moved_aside: Path | None, directory: str | None) -> dict[str, Any] | None:
+        """Import the old TypeScript plugin's databases, never blocking start-up."""
+        assert self.store is not None
+        from ..migration.importer import import_at_start
+
         try:
-            self.store, result = migrate_on_initialize(self.store, self.config, directory)
+            result = import_at_start(self.store, moved_aside, directory)
         except Exception as exc:  # a migration problem must never stop tracking
             self.log("error", f"Migration failed: {exc}")
             return {"error": str(exc)}
@@ -297,7 +266,7 @@ class BridgeServer(JsonRPCServer):
         for orphan in find_orphans(journal_dir_for(self.store.path)):
             marker_key = f"journal:{orphan.journal_id}"
             with self.store.read() as view:
-                applied = (view.get("meta", marker_key) or 0)
+                applied = view.meta(marker_key) or 0
             service = TrackingService(self.store, self.config.scoring, journal_id=orphan.journal_id,
                                       default_directory=orphan.header().get("directory"),
                                       notify=self._notify, told=self._told_topics)
@@ -318,43 +287,6 @@ class BridgeServer(JsonRPCServer):
             self.log("info", f"Recovered {recovered['events']} events from "
                              f"{recovered['journals']} interrupted session(s).")
         return recovered
-
-    def _on_shutdown(self, params: m.NoParams) -> dict[str, Any]:
-        self.shutdown_requested = True
-        if self.service is None:
-            return {"entriesWritten": 0, "durationMs": 0, "errors": [], "transactions": 0}
-        return self._flush()
-
-    def _on_exit(self, params: m.NoParams) -> None:
-        self.exit_code = 0 if self.shutdown_requested else 1
-        self._stop()
-
-    def _on_flush(self, params: m.NoParams) -> dict[str, Any]:
-        self._require_service("flush")
-        return self._flush()
-
-    def _on_agent_status(self, params: m.StatusQuery) -> dict[str, Any]:
-        service = self._require_service("agent.status")
-        if not params.agent_id and not params.session_id:
-            raise JsonRpcInvalidParams(message="agent.status: give params.agentId or params.sessionID")
-        return service.status(params)
-
-    def _on_report(self, params: m.ReportQuery) -> dict[str, Any]:
-        service = self._require_service("report")
-        from ..report.build import build_report  # not needed at start-up
-        from ..report.model import ReportError
-        from ..report.render import render_text
-        if service.pending:
-            self._flush()
-        try:
-            report = build_report(service.store, project=params.project_path, stack=params.stack,
-                                  since=params.since, min_sessions=params.min_sessions)
-        except ReportError as exc:
-            raise JsonRpcInvalidParams(message=f"report: {exc}") from None
-        except StoreError as exc:
-            raise JsonRpcServerError(message=f"report: the database is unavailable: {exc}",
-                                     code=DATABASE_UNAVAILABLE) from None
-        return {**report.to_wire(), "text": render_text(report)}
 
     # -- running -----------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Stdio transport for pygls' ``run_async``: an asyncio reader that guards the framing.
+"""Stdio transport: the read loop that replaces pygls' ``run_async``, and the writer.
 
 pygls' default stdio reader hops to a thread for every header line and body (measured
 3 hops/message); an asyncio StreamReader on the stdin pipe reads without them. The guard
@@ -27,10 +27,6 @@ MAX_HEADER_LINE = 64 * 1024
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 _NINETEEN_DIGITS = b"0" * 19
 _LENIENT_CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?\n$", re.IGNORECASE)
-
-
-class FrameTooLarge(Exception):
-    pass
 
 
 class GuardedReader:
@@ -117,7 +113,7 @@ class GuardedReader:
         while len(self._buffer) - self._pos < n:
             if not await self._fill():
                 return b""  # host gone mid-frame: treat as end of input
-        return self.take_exactly(n)
+        return self.take_exactly(n) or b""
 
     def take_exactly(self, n: int) -> bytes | None:
         """The next n bytes if the buffer holds them, else None (then await ``readexactly``)."""

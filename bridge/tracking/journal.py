@@ -60,12 +60,13 @@ class Journal:
     def _write_header(self) -> None:
         os.write(self._fd, orjson.dumps({"s": 0, "t": "", "m": self.HEADER_METHOD, "p": self.header}) + b"\n")
 
-    def append(self, received_at: str, method: str, params: dict[str, Any]) -> int:
+    def append(self, received_at: str, method: str, params_json: bytes) -> int:
+        """Append one accepted event (its params already encoded as JSON); returns its seq."""
         self.seq += 1
         # Same line as orjson.dumps({"s", "t", "m", "p"}) would write, without building the dict
         # (method and timestamp are JSON-safe: a known method name and our own ISO string).
         os.write(self._fd, b'{"s":%d,"t":"%s","m":"%s","p":%s}\n' % (
-            self.seq, received_at.encode(), method.encode(), orjson.dumps(params)))
+            self.seq, received_at.encode(), method.encode(), params_json))
         return self.seq
 
     def truncate(self) -> None:

@@ -8,7 +8,7 @@ so concurrent bridges merge exactly and level-ups are computed on the merged sta
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
 from typing import Any
 
 import attrs
@@ -27,7 +27,8 @@ class Merge:
 
     set: dict[str, Any] = attrs.Factory(dict)
     set_default: dict[str, Any] = attrs.Factory(dict)
-    add: Counter[str] = attrs.Factory(Counter)  # missing counters start at 0
+    # Counters added on flush; missing ones start at 0 (an int: counts stay ints, XP may be a float).
+    add: defaultdict[str, float] = attrs.Factory(lambda: defaultdict(int))
 
     def apply_to(self, record: dict[str, Any]) -> dict[str, Any]:
         for name, value in self.set_default.items():
@@ -89,7 +90,8 @@ class PendingChanges:
             for op in ops:
                 self._apply_op(view, state, op, rules)
             state.updated_at = now
-            view.put("agents", agent_id, state.to_record())
+            # Fields we do not model (e.g. what a migration kept) stay as they were.
+            view.put("agents", agent_id, {**(stored or {}), **state.to_record()})
             outcome.entries_written += 1
             outcome.agents.append(AgentChange(before, state))
         for (db, record_key), record in self.inserts.items():

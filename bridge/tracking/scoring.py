@@ -14,6 +14,15 @@ import attrs
 from ..config import ScoringRules
 
 
+def is_halted(skill_points: float) -> bool:
+    """The one halt rule: an agent at SP 0 or below is halted (its tools are blocked)."""
+    return skill_points <= 0
+
+
+def _number(value: Any) -> float:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
 @attrs.define
 class AgentState:
     agent_id: str
@@ -28,7 +37,7 @@ class AgentState:
 
     @property
     def halted(self) -> bool:
-        return self.skill_points <= 0
+        return is_halted(self.skill_points)
 
     @classmethod
     def new(cls, agent_id: str, rules: ScoringRules, now: str | None = None) -> "AgentState":
@@ -37,14 +46,15 @@ class AgentState:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "AgentState":
+        """A stored agent; a field that is missing or not a number (foreign or damaged data) reads as 0."""
         return cls(
-            agent_id=record["id"],
-            skill_points=record["skillPoints"],
-            experience_points=record["experiencePoints"],
-            communication_score=record["communicationScore"],
-            total_commits=record.get("totalCommits", 0),
-            total_bugs=record.get("totalBugs", 0),
-            total_pushes=record.get("totalPushes", 0),
+            agent_id=str(record.get("id")),
+            skill_points=_number(record.get("skillPoints")),
+            experience_points=_number(record.get("experiencePoints")),
+            communication_score=_number(record.get("communicationScore")),
+            total_commits=int(_number(record.get("totalCommits"))),
+            total_bugs=int(_number(record.get("totalBugs"))),
+            total_pushes=int(_number(record.get("totalPushes"))),
             created_at=record.get("createdAt"),
             updated_at=record.get("updatedAt"),
         )
@@ -105,3 +115,28 @@ def reinstate(state: AgentState, rules: ScoringRules) -> None:
 def _clamp(score: float, state: AgentState, rules: ScoringRules) -> float:
     cap = max(0.0, rules.communication_cap_per_skill_point * state.skill_points)
     return min(max(score, 0.0), cap)
+
+
+def agent_sheet(state: AgentState) -> dict[str, Any]:
+    """An agent as the bridge reports it (``agent.status``, ``agent.state``, the report's agents)."""
+    return {
+        "agentId": state.agent_id,
+        "skillPoints": state.skill_points,
+        "experiencePoints": state.experience_points,
+        "communicationScore": state.communication_score,
+        "totalCommits": state.total_commits,
+        "totalBugs": state.total_bugs,
+        "totalPushes": state.total_pushes,
+        "halted": state.halted,
+    }
+
+
+def agent_sheet_detail(state: AgentState, rules: ScoringRules) -> dict[str, Any]:
+    """The sheet with what the rules say about it and its dates (`agent-tracker status`, the report)."""
+    return {
+        **agent_sheet(state),
+        "nextLevelAt": rules.level_cost * state.skill_points if state.skill_points >= 1 else None,
+        "communicationCap": rules.communication_cap_per_skill_point * max(state.skill_points, 0),
+        "createdAt": state.created_at,
+        "updatedAt": state.updated_at,
+    }

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -69,7 +70,7 @@ class Stack:
     def name(self) -> str:
         return f"{self.language}/{self.framework}" if self.framework else self.language
 
-    def to_record(self) -> dict:
+    def to_record(self) -> dict[str, Any]:
         return {"stack": self.name, "language": self.language, "framework": self.framework,
                 "sources": list(self.sources)}
 

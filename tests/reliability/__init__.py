@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import random
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,14 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import lmdb
-
-TESTS_DIR = Path(__file__).resolve().parent.parent
-ROOT = TESTS_DIR.parent
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-from rpc_client import Bridge  # noqa: E402
-from rpc_client import test_env as bridge_env  # noqa: E402  (not named test_*: pytest would collect it)
+from support.bridges import ROOT, BridgeProcess, bridge_env, start_bridge  # noqa: F401  (re-exported to the suite)
 
 SOAK = os.environ.get("AGENT_TRACKER_SOAK", "").strip().lower() not in ("", "0", "false", "no")
 MODE = "soak" if SOAK else "ci"
@@ -446,6 +438,20 @@ def actual_view(data: dict[str, Any]) -> dict[str, Any]:
     return comparable(totals_view(data))
 
 
+def lost_and_double_counted(expected: dict[str, Any], actual: dict[str, Any]) -> tuple[int, int]:
+    """(events missing, events counted more than once): the session counters and stored rows of two views."""
+    def counts(view: dict[str, Any]) -> Counter:
+        total: Counter = Counter()
+        for counters in view["sessions"].values():
+            total.update({name: value for name, value in counters.items() if name != "xpEarned"})
+        total.update(view["rows"])
+        return total
+
+    want, got = counts(expected), counts(actual)
+    kinds = set(want) | set(got)
+    return (sum(max(0, want[k] - got[k]) for k in kinds), sum(max(0, got[k] - want[k]) for k in kinds))
+
+
 def events_before(steps: list[Step], index: int) -> int:
     return sum(1 for step in steps[:index] if step.kind == "event")
 
@@ -453,7 +459,7 @@ def events_before(steps: list[Step], index: int) -> int:
 # -- driving real bridges --------------------------------------------------------------------------------
 
 
-def drain_stderr(bridge: Bridge) -> asyncio.Task:
+def drain_stderr(bridge: BridgeProcess) -> asyncio.Task:
     """Keep reading the bridge's stderr (a full pipe would block its log writes); result = all text."""
     async def pump() -> str:
         assert bridge.process.stderr is not None
@@ -467,8 +473,8 @@ def drain_stderr(bridge: Bridge) -> asyncio.Task:
 
 
 async def spawn(home: Path, directory: Path | str | None = None, *, env: dict[str, str] | None = None,
-                args: tuple[str, ...] = (), **config: Any) -> tuple[Bridge, dict[str, Any], asyncio.Task]:
-    bridge = await Bridge.spawn(home, *args, env=env or bridge_env(home))
+                args: tuple[str, ...] = (), **config: Any) -> tuple[BridgeProcess, dict[str, Any], asyncio.Task]:
+    bridge = await start_bridge(home, *args, env=env or bridge_env(home))
     stderr = drain_stderr(bridge)
     try:
         init = await bridge.initialize(directory, **config)
@@ -478,7 +484,7 @@ async def spawn(home: Path, directory: Path | str | None = None, *, env: dict[st
     return bridge, init, stderr
 
 
-async def safe_drain(bridge: Bridge) -> bool:
+async def safe_drain(bridge: BridgeProcess) -> bool:
     """Flow control toward a bridge that may have died (kill -9): False once the pipe is gone."""
     assert bridge.process.stdin is not None
     try:
@@ -488,14 +494,14 @@ async def safe_drain(bridge: Bridge) -> bool:
         return False
 
 
-def send_request_nowait(bridge: Bridge, msg_id: Any, method: str, params: Any) -> asyncio.Future:
+def send_request_nowait(bridge: BridgeProcess, msg_id: Any, method: str, params: Any) -> asyncio.Future:
     future: asyncio.Future = asyncio.get_running_loop().create_future()
     bridge.responses[msg_id] = future
     bridge.send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
     return future
 
 
-async def send_steps(bridge: Bridge, steps: list[Step], start: int = 0, stop: int | None = None,
+async def send_steps(bridge: BridgeProcess, steps: list[Step], start: int = 0, stop: int | None = None,
                      id_prefix: str = "r") -> dict[int, asyncio.Future]:
     """Pipeline the steps (no waiting for answers); returns the futures of the requests by step index."""
     futures: dict[int, asyncio.Future] = {}
@@ -514,7 +520,7 @@ async def send_steps(bridge: Bridge, steps: list[Step], start: int = 0, stop: in
     return futures
 
 
-async def wait_exit(bridge: Bridge, timeout: float = 120) -> int:
+async def wait_exit(bridge: BridgeProcess, timeout: float = 120) -> int:
     code = await asyncio.wait_for(bridge.process.wait(), timeout)
     await asyncio.wait_for(bridge._reader_task, timeout)
     return code

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-TESTS_DIR = Path(__file__).resolve().parent.parent
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-from reliability import FIGURES, MODE, ROOT, base_seed  # noqa: E402
+from reliability import FIGURES, MODE, ROOT, base_seed
 
 # Hypothesis caches (unicode tables, constants) go to the temp dir, not into the repository.
 try:

@@ -26,9 +26,26 @@ from typing import Any
 
 import pytest
 
-from reliability import (ROOT, Model, Timer, Workload, base_seed, bridge_env, earned_of, invariant_violations,
-                         model_through, open_reader, read_db, read_snapshot, record, scaled, send_steps, spawn,
-                         totals_view, wait_exit)
+from reliability import (
+    ROOT,
+    Model,
+    Timer,
+    Workload,
+    base_seed,
+    bridge_env,
+    earned_of,
+    invariant_violations,
+    model_through,
+    open_reader,
+    read_db,
+    read_snapshot,
+    record,
+    scaled,
+    send_steps,
+    spawn,
+    totals_view,
+    wait_exit,
+)
 
 pytestmark = pytest.mark.reliability
 

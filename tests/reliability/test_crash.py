@@ -25,10 +25,32 @@ from pathlib import Path
 
 import pytest
 
-from reliability import (Bridge, Model, Step, Timer, Workload, actual_view, answered, base_seed, bridge_env,
-                         events_before, expected_view, flush_boundaries, invariant_violations, journal_events,
-                         model_through, models_between, read_db, record, scaled, send_request_nowait, send_steps,
-                         spawn, wait_exit)
+from reliability import (
+    Model,
+    Step,
+    Timer,
+    Workload,
+    actual_view,
+    answered,
+    base_seed,
+    bridge_env,
+    events_before,
+    expected_view,
+    flush_boundaries,
+    invariant_violations,
+    journal_events,
+    lost_and_double_counted,
+    model_through,
+    models_between,
+    read_db,
+    record,
+    scaled,
+    send_request_nowait,
+    send_steps,
+    spawn,
+    start_bridge,
+    wait_exit,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -143,7 +165,7 @@ async def crash_run(run: int, rng: random.Random, home: Path, project: Path, db:
     if mode != "external" and received > committed_events and rng.random() < 0.3:
         fault = rng.choice(["in-flush:1", "after-commit:1"])
         stats["double-" + fault.split(":")[0]] += 1
-        recovering = await Bridge.spawn(home, env=bridge_env(home, AGENT_TRACKER_CRASH_AT=fault))
+        recovering = await start_bridge(home, env=bridge_env(home, AGENT_TRACKER_CRASH_AT=fault))
         try:
             init_future = send_request_nowait(recovering, "init", "initialize",
                                               {"clientInfo": {"name": "tests", "version": "0"}, "config": {}})
@@ -210,11 +232,13 @@ async def test_kill_9_at_random_points_loses_nothing_and_counts_nothing_twice(is
             error.add_note(f"reproduce: run {run}, seed {seed} (AGENT_TRACKER_SEED={base_seed()})")
             raise
     final = read_db(db)
+    lost, doubled = lost_and_double_counted(expected_view(model), actual_view(final))
     record("crash", runs=RUNS, faults_survived=RUNS + stats["double-in-flush"] + stats["double-after-commit"],
            by_fault={k: v for k, v in stats.items() if not k.startswith("events")},
            events_sent=stats["events sent"], events_received=stats["events received"],
            events_replayed=stats["events replayed"],
-           commits_stored=len(final["commits"]), events_lost=0, events_double_counted=0, seconds=timer.seconds)
+           commits_stored=len(final["commits"]), events_lost=lost, events_double_counted=doubled,
+           seconds=timer.seconds)
 
 
 async def test_a_repeated_call_id_after_a_flush_is_not_counted_again_by_the_replay(isolated_home: Path,
@@ -284,4 +308,6 @@ async def test_three_bridges_killed_at_once_are_all_recovered_exactly_once(isola
     assert invariant_violations(data) == []
     assert actual_view(data) == expected_view(model)
     assert not list(db.with_name(db.name + "-journal").glob("*.jsonl"))
-    record("crash-three-at-once", bridges=3, faults=faults, events_received=sum(r for _, _, r in runs), events_lost=0)
+    lost, doubled = lost_and_double_counted(expected_view(model), actual_view(data))
+    record("crash-three-at-once", bridges=3, faults=faults, events_received=sum(r for _, _, r in runs),
+           events_lost=lost, events_double_counted=doubled)

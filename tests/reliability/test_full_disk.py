@@ -16,8 +16,24 @@ from typing import Any
 
 import pytest
 
-from reliability import (MiB, Model, Step, Timer, Workload, actual_view, base_seed, events_before, expected_view,
-                         invariant_violations, journal_events, model_through, read_db, record, send_steps, spawn)
+from reliability import (
+    MiB,
+    Model,
+    Step,
+    Timer,
+    Workload,
+    actual_view,
+    base_seed,
+    events_before,
+    expected_view,
+    invariant_violations,
+    journal_events,
+    model_through,
+    read_db,
+    record,
+    send_steps,
+    spawn,
+)
 
 pytestmark = pytest.mark.reliability
 

@@ -28,9 +28,28 @@ from typing import Any, Callable
 
 import pytest
 
-from reliability import (ROOT, Bridge, Model, Timer, Workload, actual_view, base_seed, bridge_env, bump,
-                         drain_stderr, expected_view, invariant_violations, journal_events, model_through, read_db, record,
-                         send_steps, spawn, wait_exit)
+from reliability import (
+    ROOT,
+    BridgeProcess,
+    Model,
+    Timer,
+    Workload,
+    actual_view,
+    base_seed,
+    bridge_env,
+    bump,
+    drain_stderr,
+    expected_view,
+    invariant_violations,
+    journal_events,
+    model_through,
+    read_db,
+    record,
+    send_steps,
+    spawn,
+    start_bridge,
+    wait_exit,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -118,7 +137,7 @@ def snapshot_tree(root: Path) -> dict[str, Any]:
     return out
 
 
-async def exercise_disabled(bridge: Bridge, init: dict[str, Any], target: Path, journal_writable: bool) -> dict[str, Any]:
+async def exercise_disabled(bridge: BridgeProcess, init: dict[str, Any], target: Path, journal_writable: bool) -> dict[str, Any]:
     """What the contract promises once tracking is disabled: answers, a toast, journaled events, exit 0."""
     database = init["database"]
     assert database["available"] is False and database["readOnly"] is True, database
@@ -190,7 +209,7 @@ async def test_a_read_only_home_disables_tracking_cleanly(tmp_path: Path) -> Non
     process = await asyncio.create_subprocess_exec(
         "unshare", "-m", "sh", "-c", script, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env=bridge_env(home), cwd=str(ROOT))
-    bridge = Bridge(process)
+    bridge = BridgeProcess(process)
     drain_stderr(bridge)
     before = snapshot_tree(home)
     try:
@@ -206,7 +225,7 @@ async def test_a_read_only_home_disables_tracking_cleanly(tmp_path: Path) -> Non
 
 async def test_a_fifo_at_the_database_path_is_refused_not_a_hang(isolated_home: Path, tmp_path: Path) -> None:
     target = _a_fifo(tmp_path)
-    bridge = await Bridge.spawn(isolated_home, env=bridge_env(isolated_home))
+    bridge = await start_bridge(isolated_home, env=bridge_env(isolated_home))
     drain_stderr(bridge)
     try:
         init = await bridge.request("initialize", {"clientInfo": {"name": "t"}, "config": {"databasePath": str(target)}},

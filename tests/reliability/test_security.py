@@ -27,7 +27,15 @@ from typing import Any
 
 import pytest
 
-from reliability import ROOT, Bridge, Timer, bridge_env, drain_stderr, read_db, record
+from reliability import (
+    ROOT,
+    BridgeProcess,
+    Timer,
+    bridge_env,
+    drain_stderr,
+    read_db,
+    record,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -108,7 +116,7 @@ async def test_the_bridge_writes_only_its_database_runs_nothing_and_never_calls_
     before = {name: listing(folder) for name, folder in (("home", home), ("project", project), ("bin", bin_dir))}
     process = await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.PIPE, env=env, cwd=str(ROOT))
-    bridge = Bridge(process)
+    bridge = BridgeProcess(process)
     drain_stderr(bridge)
     events = hostile_events(tmp_path, project)
     try:

@@ -6,7 +6,7 @@ A recording is one message per line: ``{"dir": "in"|"out", "msg": {...}}``, plus
 the ``in`` lines (waiting for the answer of each request, so the output order is
 deterministic), and returns everything the bridge wrote, normalised.
 
-``python tests/replay.py --write`` regenerates the recordings from SCENARIOS below (review
+``cd tests && python -m support.recordings --write`` regenerates the recordings from SCENARIOS below (review
 the diff before committing: it is the contract's regression baseline). A real OpenCode
 session recorded with AGENT_TRACKER_RECORD=<file> can be dropped into protocol/recordings/
 after replacing its home directory with ``$HOME``.
@@ -23,10 +23,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-from rpc_client import Bridge, test_env  # noqa: E402
+from .bridges import bridge_env, start_bridge
 
-RECORDINGS = Path(__file__).resolve().parent.parent / "protocol" / "recordings"
+RECORDINGS = Path(__file__).resolve().parent.parent.parent / "protocol" / "recordings"
 _BLOB = re.compile(r"\$BLOB\((\d+)\)")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
 _JOURNAL_ID = re.compile(r"[0-9a-f]{12}(?=\.jsonl|:\d)")
@@ -69,7 +68,7 @@ async def run_lines(lines: list[dict[str, Any]], home: Path) -> tuple[list[dict[
     """Feed the ``in`` lines to a fresh bridge; return (lines with real outputs, exit codes)."""
     transcript: list[dict[str, Any]] = []
     exit_codes: list[int] = []
-    bridge = await Bridge.spawn(home, env=test_env(home))
+    bridge = await start_bridge(home, env=bridge_env(home))
     seen = 0
 
     def collect() -> None:
@@ -92,7 +91,7 @@ async def run_lines(lines: list[dict[str, Any]], home: Path) -> tuple[list[dict[
             if direction == "restart":
                 await finish()
                 transcript.append({"dir": "restart"})
-                bridge = await Bridge.spawn(home, env=test_env(home))
+                bridge = await start_bridge(home, env=bridge_env(home))
                 seen = 0
                 continue
             transcript.append(line)
@@ -308,5 +307,5 @@ async def _write_all() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python tests/replay.py --write")
+        sys.exit("usage (in tests/): python -m support.recordings --write")
     asyncio.run(_write_all())

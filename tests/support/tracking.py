@@ -13,11 +13,11 @@ from typing import Any
 import attrs
 
 from bridge.config import BridgeConfig, MiB, ScoringRules
-from bridge.tracking.journal import Journal, journal_dir_for
-from bridge.protocol.params import structure_params
 from bridge.store import Store
+from bridge.tracking.journal import Journal, journal_dir_for
 from bridge.tracking.service import TrackingService
-from rpc_client import Bridge, test_env
+
+from .bridges import BridgeProcess, bridge_env, start_bridge
 
 GRADES_TEXT = "-1 (bad), 1 (neutral), 2 (good) or 5 (excellence)"
 FULL_HASH = "abc1234def5678abc1234def5678abc1234def56"  # 40 hex digits; short form abc1234
@@ -40,7 +40,7 @@ class ServiceHarness:
 
     def send(self, method: str, params: dict[str, Any], received_at: str | None = None) -> Any:
         """Structure wire params exactly as the bridge does, then hand them to the service."""
-        return self.service.handle(method, structure_params(method, params), received_at)
+        return self.service.handle(method, params, received_at)
 
     def status(self, agent: str) -> dict[str, Any]:
         return self.service.status_of(agent)
@@ -97,9 +97,9 @@ def bash_push(session: str, call: str, old: str, new: str) -> dict[str, Any]:
 
 
 async def spawn_bridge(home: Path, database: Path | str, *args: str, directory: Path | None = None,
-                       env: dict[str, str] | None = None, **config: Any) -> tuple[Bridge, dict[str, Any]]:
+                       env: dict[str, str] | None = None, **config: Any) -> tuple[BridgeProcess, dict[str, Any]]:
     """A real bridge on ``database``, initialized; returns it and its initialize result."""
-    bridge = await Bridge.spawn(home, *args, env=env or test_env(home))
+    bridge = await start_bridge(home, *args, env=env or bridge_env(home))
     try:
         result = await bridge.initialize(directory, databasePath=str(database), **config)
     except BaseException:

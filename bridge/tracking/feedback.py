@@ -1,0 +1,118 @@
+"""Feedback events: grades, bugs, reinstatements, retrospectives and activities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ..protocol.grades import GRADE_NAMES
+from ..protocol.params import (
+    ActivityLogged,
+    AgentReinstated,
+    BugReported,
+    GradeGiven,
+    RetrospectiveRecorded,
+)
+from ..store import StoreError, key
+from .pending import BUG, GRADE, REINSTATE, grade_prefix
+from .state import CHECKS, EVENTS, EventRejected, TrackingState
+
+
+@attrs.frozen
+class GradeTarget:
+    agent_id: str
+    project: str
+    commit_hash: str
+    model: str | None
+    provider: str | None
+
+
+class FeedbackEvents(TrackingState):
+    @CHECKS("grade")
+    def _resolve_grade(self, p: GradeGiven) -> GradeTarget:
+        """The graded commit, or EventRejected (nothing to grade, or already graded)."""
+        runtime = self._session(p.session_id) if p.session_id else None
+        if p.commit_hash:
+            project = p.project_path or (runtime and runtime.directory) or self.default_directory
+            if not project:
+                raise EventRejected("grade needs projectPath (or a session with a directory)")
+            commit_hash = p.commit_hash.lower()
+        elif runtime and runtime.last_commit:
+            project, commit_hash = runtime.last_commit
+        else:
+            raise EventRejected(
+                "There is no commit to grade: give commitHash (and projectPath), or grade in a "
+                "session after its agent committed.")
+        found = self._find_commit(project, commit_hash)
+        commit = found[1] if found else {}
+        commit_hash = commit.get("hash", commit_hash)
+        # The grade belongs to the setup that made the commit, whoever grades and from where.
+        target = GradeTarget(
+            agent_id=p.agent_id or commit.get("agentId") or self._agent_for(None, p.session_id),
+            project=project, commit_hash=commit_hash,
+            model=commit.get("model") or (runtime.model if runtime else None),
+            provider=commit.get("provider") or (runtime.provider if runtime else None))
+        prefix = grade_prefix(project, commit_hash, p.grader)
+        already = any(k[0] == "communication" and k[1].startswith(prefix) for k in self.pending.inserts)
+        if not already and self.store.available:
+            try:
+                with self.store.read() as view:
+                    already = any(True for _ in view.scan("communication", prefix))
+            except StoreError:
+                pass
+        if already:
+            raise EventRejected(
+                f"Commit {commit_hash[:12]} was already graded by the {p.grader}: each commit gets one "
+                f"agent grade and one user grade.")
+        return target
+
+    @EVENTS("grade")
+    def _grade(self, p: GradeGiven, now: str, event_id: str, target: GradeTarget) -> dict[str, Any]:
+        prefix = grade_prefix(target.project, target.commit_hash, p.grader)
+        record_key = prefix + key(now, event_id)
+        self.pending.inserts[("communication", record_key)] = {
+            "agentId": target.agent_id, "projectPath": target.project, "commitHash": target.commit_hash,
+            "grade": p.grade, "gradeName": GRADE_NAMES[p.grade], "grader": p.grader,
+            "reason": p.reason, "sessionID": p.session_id, "createdAt": now,
+            "model": target.model, "provider": target.provider,
+        }
+        state = self._add_op(target.agent_id, [GRADE, p.grade, record_key, prefix])
+        return {"agentId": target.agent_id, "commitHash": target.commit_hash, "grade": p.grade,
+                "communicationScore": state.communication_score}
+
+    @EVENTS("bug.reported")
+    def _bug_reported(self, p: BugReported, now: str, event_id: str, context: Any = None) -> dict[str, Any]:
+        agent_id = self._agent_for(p.agent_id, p.session_id)
+        runtime = self._sessions.get(p.session_id) if p.session_id else None
+        self._insert_activity(agent_id, "bug", now, event_id, {
+            "description": p.description, "commitHash": p.commit_hash,
+            "projectPath": p.project_path or (runtime.directory if runtime else None),
+            "sessionID": p.session_id,
+            "model": runtime.model if runtime else None,
+            "provider": runtime.provider if runtime else None})
+        state = self._add_op(agent_id, [BUG])
+        return self.status_of(state.agent_id)
+
+    @EVENTS("agent.reinstate")
+    def _reinstate(self, p: AgentReinstated, now: str, event_id: str, context: Any = None) -> dict[str, Any]:
+        self._insert_activity(p.agent_id, "reinstate", now, event_id, {"reason": p.reason})
+        self._add_op(p.agent_id, [REINSTATE])
+        self.flush_requested = True
+        return self.status_of(p.agent_id)
+
+    @EVENTS("retrospective.recorded")
+    def _retrospective(self, p: RetrospectiveRecorded, now: str, event_id: str, context: Any = None) -> None:
+        agent_id = self._agent_for(p.agent_id, p.session_id)
+        self.pending.inserts[("retrospectives", key(agent_id, now, event_id))] = {
+            "agentId": agent_id, "sessionID": p.session_id, "summary": p.summary,
+            "wentWell": p.went_well, "toImprove": p.to_improve, "lessons": p.lessons,
+            "createdAt": now}
+        self._count_pending(agent_id)
+
+    @EVENTS("activity.logged")
+    def _activity(self, p: ActivityLogged, now: str, event_id: str, context: Any = None) -> None:
+        agent_id = self._agent_for(p.agent_id, p.session_id)
+        self._insert_activity(agent_id, p.kind, now, event_id, {
+            "description": p.description, "data": p.data, "sessionID": p.session_id})
+        self._count_pending(agent_id)

@@ -1,0 +1,82 @@
+"""Session events: which agent and model a session uses, in which project, and when it ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..protocol.params import AgentRef, SessionCreated, SessionRef, SessionUpdated
+from .setups import setup_name
+from .stack import classify, fingerprint
+from .state import EVENTS, SessionRuntime, TrackingState
+
+
+class SessionEvents(TrackingState):
+    @EVENTS("session.created")
+    def _session_created(self, p: SessionCreated, now: str, event_id: str, context: Any = None) -> None:
+        runtime = self._session(p.session_id, now)
+        runtime.directory = p.directory or runtime.directory or self.default_directory
+        merge = self.pending.merge("sessions", p.session_id)
+        merge.set_default.update({"sessionID": p.session_id, "createdAt": now})
+        merge.set.update({"projectPath": runtime.directory, "updatedAt": now})
+        if p.title is not None:
+            merge.set["title"] = p.title
+        if p.parent_id is not None:
+            merge.set["parentID"] = p.parent_id
+        if p.agent is not None:
+            self._set_agent(runtime, p.agent, now)
+        if runtime.directory:
+            self._refresh_project(runtime.directory, now)
+
+    @EVENTS("session.updated")
+    def _session_updated(self, p: SessionUpdated, now: str, event_id: str, context: Any = None) -> None:
+        runtime = self._session(p.session_id, now)
+        merge = self.pending.merge("sessions", p.session_id)
+        merge.set["updatedAt"] = now
+        if p.title is not None:
+            merge.set["title"] = p.title
+        if p.agent is not None:
+            self._set_agent(runtime, p.agent, now)
+
+    @EVENTS("session.idle")
+    def _session_idle(self, p: SessionRef, now: str, event_id: str, context: Any = None) -> None:
+        self._session(p.session_id, now)
+        self.pending.merge("sessions", p.session_id).set["lastIdleAt"] = now
+
+    @EVENTS("session.deleted")
+    def _session_deleted(self, p: SessionRef, now: str, event_id: str, context: Any = None) -> None:
+        self._session(p.session_id, now)
+        self.pending.merge("sessions", p.session_id).set.update({"deletedAt": now, "updatedAt": now})
+        self._sessions.pop(p.session_id, None)
+        self.flush_requested = True
+
+    def _set_agent(self, runtime: SessionRuntime, agent: AgentRef, now: str) -> None:
+        runtime.agent_id = agent.id
+        runtime.model = agent.model or runtime.model
+        runtime.provider = agent.provider or runtime.provider
+        merge = self.pending.merge("sessions", runtime.session_id)
+        merge.set.update({"agentId": runtime.agent_id, "model": runtime.model,
+                          "provider": runtime.provider, "updatedAt": now})
+        merge.set_default.update({"sessionID": runtime.session_id, "createdAt": now,
+                                  "projectPath": runtime.directory})
+        setup = setup_name(runtime.agent_id, runtime.provider, runtime.model)
+        setups = merge.set.setdefault("setups", self._stored_setups(runtime.session_id))
+        if setup not in setups:
+            setups.append(setup)
+        self.refresh_agent(agent.id)  # a halt stored by another bridge reaches this host now
+
+    def _stored_setups(self, session_id: str) -> list[str]:
+        stored = self._read("sessions", session_id)
+        return list(stored.get("setups", [])) if stored else []
+
+    def _refresh_project(self, directory: str, now: str) -> None:
+        path = Path(directory)
+        if not path.is_absolute():
+            return
+        print_ = fingerprint(path)
+        stored = self._read("projects", directory)
+        merge = self.pending.merge("projects", directory)
+        merge.set_default.update({"path": directory, "firstSeenAt": now})
+        merge.set["lastSeenAt"] = now
+        if stored is None or stored.get("fingerprint") != print_:
+            merge.set.update({**classify(path).to_record(), "fingerprint": print_, "classifiedAt": now})

@@ -1,0 +1,211 @@
+"""What the tracking service knows between flushes, and the helpers every event handler shares.
+
+``TrackingState`` holds the write buffer, the runtime state of live sessions and an in-memory
+projection of each touched agent (read-your-writes, immediate halt detection). The event
+handlers (sessions, work, feedback) are mixins on it; service.TrackingService puts them
+together with intake and flushing. Handlers register with ``EVENTS`` (and, for checks that may
+refuse an event before it is journaled, ``CHECKS``) next to their method name.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Callable
+
+import attrs
+
+from ..config import ScoringRules
+from ..protocol.methods import HandlerTable
+from ..store import Store, StoreError, key
+from ..timestamps import utc_now
+from .git_commands import hashes_match
+from .journal import Journal
+from .pending import BUG, GAIN, REINSTATE, PendingChanges, apply_op_to_projection
+from .scoring import AgentState, agent_sheet
+from .setups import UNKNOWN_AGENT
+
+Notify = Callable[[str, dict[str, Any]], None]
+# (service, params, receivedAt, eventId, what the method's check returned) -> the answer
+EventHandler = Callable[[Any, Any, str, str, Any], Any]
+# (service, params) -> context for the handler; raises EventRejected or AlreadyCounted
+EventCheck = Callable[[Any, Any], Any]
+
+EVENTS: HandlerTable[EventHandler] = HandlerTable("tracking")
+CHECKS: HandlerTable[EventCheck] = HandlerTable("tracking checks")
+
+
+class EventRejected(ValueError):
+    """A well-formed event that the rules refuse (e.g. a second user grade for one commit)."""
+
+
+class AlreadyCounted(Exception):
+    """An event that was counted before (a repeated callID): answered, not journaled."""
+
+    def __init__(self, result: dict[str, Any]):
+        super().__init__(result)
+        self.result = result
+
+
+@attrs.define
+class SessionRuntime:
+    session_id: str
+    directory: str | None = None
+    agent_id: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    last_commit: tuple[str, str] | None = None  # (projectPath, hash)
+    seen_calls: set[str] = attrs.Factory(set)
+
+
+class TrackingState:
+    def __init__(self, store: Store, rules: ScoringRules, *, journal: Journal | None = None,
+                 journal_id: str | None = None, default_directory: str | None = None,
+                 notify: Notify | None = None, told: set[str] | None = None):
+        self.store = store
+        self.rules = rules
+        self.journal = journal
+        # Event ids (part of record keys) must be unique across processes and flushes.
+        self.journal_id = journal.journal_id if journal else (journal_id or secrets.token_hex(6))
+        self.default_directory = default_directory
+        self._notify: Notify = notify or (lambda method, params: None)
+        self.pending = PendingChanges()
+        self._projected: dict[str, AgentState] = {}
+        self._pending_events: dict[str, int] = {}
+        self._sessions: dict[str, SessionRuntime] = {}
+        self._project_heads: dict[str, str] = {}
+        self._pushed_heads: dict[str, str] = {}
+        # Topics the host was already told about (shared by the bridge's services: say it once).
+        self._told: set[str] = told if told is not None else set()
+        # The halted state the host was last told per agent (it assumes "not halted" until told).
+        self._told_halted: dict[str, bool] = {}
+        # Set by handlers whose event must be flushed right away (push, session deleted).
+        self.flush_requested = False
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def _session(self, session_id: str, now: str | None = None) -> SessionRuntime:
+        """The session's runtime state; an unknown session (e.g. after a restart) is adopted."""
+        runtime = self._sessions.get(session_id)
+        if runtime is None:
+            runtime = self._sessions[session_id] = SessionRuntime(session_id)
+            stored = self._read("sessions", session_id)
+            if stored:
+                runtime.directory = stored.get("projectPath")
+                runtime.agent_id = stored.get("agentId")
+                runtime.model = stored.get("model")
+                runtime.provider = stored.get("provider")
+                if stored.get("lastCommit"):
+                    runtime.last_commit = (stored.get("projectPath") or "", stored["lastCommit"])
+            else:
+                runtime.directory = self.default_directory
+                self.pending.merge("sessions", session_id).set_default.update(
+                    {"sessionID": session_id, "createdAt": now or utc_now(),
+                     "projectPath": runtime.directory})
+        return runtime
+
+    # -- agents --------------------------------------------------------------------------------
+
+    def _agent_for(self, explicit: str | None, session_id: str | None) -> str:
+        if explicit:
+            return explicit
+        if session_id:
+            runtime = self._sessions.get(session_id)
+            if runtime is not None and runtime.agent_id:
+                return runtime.agent_id
+            stored = None if runtime is not None else self._read("sessions", session_id)
+            if stored and stored.get("agentId"):
+                return str(stored["agentId"])
+        return UNKNOWN_AGENT
+
+    def _projection(self, agent_id: str) -> AgentState:
+        state = self._projected.get(agent_id)
+        if state is None:
+            stored = self._read("agents", agent_id)
+            state = AgentState.from_record(stored) if stored else AgentState.new(agent_id, self.rules)
+            self._projected[agent_id] = state
+        return state
+
+    def _gain(self, agent_id: str, xp: float) -> float:
+        """Buffer an XP gain; returns what was earned (nothing while the agent is halted)."""
+        state = self._projection(agent_id)
+        earned = 0.0 if state.halted else xp
+        self._add_op(agent_id, [GAIN, earned], state)
+        return earned
+
+    def _add_op(self, agent_id: str, op: list[Any], state: AgentState | None = None) -> AgentState:
+        state = state or self._projection(agent_id)
+        was_halted, sp_before = state.halted, state.skill_points
+        levels = apply_op_to_projection(state, op, self.rules)
+        self.pending.add_op(agent_id, op)
+        self._count_pending(agent_id)
+        if levels:
+            self._notify("toast", {"message": f"{agent_id} levelled up to SP {state.skill_points:g}",
+                                   "variant": "success"})
+        if state.halted != self._told_halted.get(agent_id, False) or (
+                op[0] in (BUG, REINSTATE) and state.skill_points != sp_before):
+            self._tell_state(agent_id)
+            if state.halted and not was_halted:
+                self._notify("toast", {
+                    "message": f"Agent {agent_id} is halted (SP {state.skill_points:g}): its tools are "
+                               f"blocked until `agent-tracker reinstate {agent_id}`.",
+                    "variant": "error"})
+        return state
+
+    def _count_pending(self, agent_id: str) -> None:
+        self._pending_events[agent_id] = self._pending_events.get(agent_id, 0) + 1
+
+    def _tell_state(self, agent_id: str) -> None:
+        status = self.status_of(agent_id)
+        self._told_halted[agent_id] = status["halted"]
+        self._notify("agent.state", status)
+
+    def refresh_agent(self, agent_id: str) -> None:
+        """Re-read an agent another bridge may have changed; tell the host if its halt changed."""
+        if self._pending_events.get(agent_id):
+            return  # the projection holds our own pending changes on top of the stored state
+        self._projected.pop(agent_id, None)
+        if self._projection(agent_id).halted != self._told_halted.get(agent_id, False):
+            self._tell_state(agent_id)
+
+    def status_of(self, agent_id: str) -> dict[str, Any]:
+        """The agent's sheet with our pending changes applied (see scoring.agent_sheet)."""
+        return {**agent_sheet(self._projection(agent_id)),
+                "pendingChanges": self._pending_events.get(agent_id, 0)}
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _find_commit(self, project: str, commit_hash: str) -> tuple[str, dict[str, Any]] | None:
+        """A known commit in this project whose hash matches (short or full, either way)."""
+        prefix = key(project, "")
+        for (db, record_key), record in self.pending.inserts.items():
+            if db == "commits" and record_key.startswith(prefix) and hashes_match(record["hash"], commit_hash):
+                return record_key, record
+        if self.store.available:
+            try:
+                with self.store.read() as view:
+                    for record_key, record in view.scan("commits", key(project, commit_hash[:4].lower())):
+                        if hashes_match(record["hash"], commit_hash):
+                            return record_key, record
+            except StoreError:
+                pass
+        return None
+
+    def _insert_activity(self, agent_id: str, kind: str, now: str, event_id: str,
+                         fields: dict[str, Any]) -> None:
+        self.pending.inserts[("activities", key(agent_id, now, event_id))] = {
+            "agentId": agent_id, "kind": kind, "createdAt": now, **fields}
+
+    def _read(self, db: str, record_key: str) -> dict[str, Any] | None:
+        if not self.store.available:
+            return None
+        try:
+            with self.store.read() as view:
+                return view.get(db, record_key)
+        except StoreError:
+            return None
+
+    def _tell_once(self, topic: str, message: str, variant: str) -> None:
+        self._notify("log", {"level": "error" if variant == "error" else "warning", "message": message})
+        if topic not in self._told:
+            self._told.add(topic)
+            self._notify("toast", {"message": message, "variant": variant})

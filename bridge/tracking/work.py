@@ -1,0 +1,158 @@
+"""Work events: tool calls, commands, commits and pushes (a bash `git commit` / `git push` included)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol.params import (
+    CommandExecuted,
+    CommitCompleted,
+    CommitPushed,
+    ToolExecuted,
+)
+from ..store import key
+from .git_commands import hashes_match, recognise_commit, recognise_push
+from .pending import COMMIT, PUSH
+from .state import (
+    CHECKS,
+    EVENTS,
+    AlreadyCounted,
+    EventRejected,
+    SessionRuntime,
+    TrackingState,
+)
+
+
+class WorkEvents(TrackingState):
+    @CHECKS("tool.executed")
+    def _check_tool_call(self, p: ToolExecuted) -> None:
+        runtime = self._sessions.get(p.session_id)
+        if runtime is not None and p.call_id in runtime.seen_calls:
+            raise AlreadyCounted({"counted": False, "reason": "duplicate callID"})
+
+    @EVENTS("tool.executed")
+    def _tool_executed(self, p: ToolExecuted, now: str, event_id: str, context: Any = None) -> dict[str, Any]:
+        runtime = self._session(p.session_id, now)
+        runtime.seen_calls.add(p.call_id)  # repeats were answered by the check
+        merge = self.pending.merge("sessions", p.session_id)
+        merge.set["updatedAt"] = now
+        if not p.success:
+            merge.add["failedToolCalls"] += 1
+            return {"counted": True, "xp": 0}
+        agent_id = p.agent_id or runtime.agent_id or self._agent_for(None, p.session_id)
+        earned = self._gain(agent_id, self.rules.tool_call_xp)
+        merge.add["toolCalls"] += 1
+        merge.add["xpEarned"] += earned
+        if p.tool == "bash" and p.args and isinstance(p.args.get("command"), str):
+            command = p.args["command"]
+            project = runtime.directory or self.default_directory
+            commit = recognise_commit(command, p.output)
+            if commit and project:
+                self._record_commit(runtime, agent_id, project, commit.short_hash, commit.message, now,
+                                    source="bash")
+            push = recognise_push(command, p.output)
+            if push and project:
+                self._record_push(runtime, agent_id, project, push.head, now)
+        return {"counted": True, "xp": earned}
+
+    @EVENTS("command.executed")
+    def _command_executed(self, p: CommandExecuted, now: str, event_id: str, context: Any = None) -> None:
+        self._session(p.session_id, now)
+        merge = self.pending.merge("sessions", p.session_id)
+        merge.set["updatedAt"] = now
+        if not p.success:
+            return
+        merge.add["commands"] += 1
+        merge.add["xpEarned"] += self._gain(self._agent_for(p.agent_id, p.session_id), self.rules.command_xp)
+
+    @CHECKS("commit.completed")
+    def _check_commit(self, p: CommitCompleted) -> str:
+        return self._project_of(p.project_path, p.session_id, "commit.completed")
+
+    @CHECKS("commit.pushed")
+    def _check_push(self, p: CommitPushed) -> str:
+        return self._project_of(p.project_path, p.session_id, "commit.pushed")
+
+    def _project_of(self, project_path: str | None, session_id: str | None, method: str) -> str:
+        runtime = self._session(session_id) if session_id else None
+        project = project_path or (runtime and runtime.directory) or self.default_directory
+        if not project:
+            raise EventRejected(f"{method} needs projectPath (or a session with a directory)")
+        return project
+
+    @EVENTS("commit.completed")
+    def _commit_completed(self, p: CommitCompleted, now: str, event_id: str, project: str) -> dict[str, Any]:
+        runtime = self._session(p.session_id, now) if p.session_id else None
+        agent_id = self._agent_for(p.agent_id, p.session_id)
+        return self._record_commit(runtime, agent_id, project, p.commit_hash, p.task_description, now,
+                                   source="commit.completed")
+
+    def _record_commit(self, runtime: SessionRuntime | None, agent_id: str, project: str,
+                       commit_hash: str, task: str | None, now: str, source: str) -> dict[str, Any]:
+        commit_hash = commit_hash.lower()
+        found = self._find_commit(project, commit_hash)
+        if found:
+            record_key, record = found
+            update: dict[str, Any] = {}
+            if len(commit_hash) > len(record["hash"]):
+                update["hash"] = commit_hash
+            if task and not record.get("taskDescription"):
+                update["taskDescription"] = task
+            if update:
+                pending = self.pending.inserts.get(("commits", record_key))
+                if pending is not None:
+                    pending.update(update)
+                else:
+                    self.pending.merge("commits", record_key).set.update(update)
+            if runtime:
+                runtime.last_commit = (project, update.get("hash", record["hash"]))
+            return {"counted": False, "commitHash": update.get("hash", record["hash"]),
+                    "reason": "already recorded"}
+        record_key = key(project, commit_hash)
+        record = {
+            "hash": commit_hash, "projectPath": project, "agentId": agent_id,
+            "sessionID": runtime.session_id if runtime else None,
+            "model": runtime.model if runtime else None,
+            "provider": runtime.provider if runtime else None,
+            "taskDescription": task, "createdAt": now, "source": source,
+        }
+        self.pending.inserts[("commits", record_key)] = record
+        earned = 0.0 if self._projection(agent_id).halted else self.rules.commit_xp
+        self._add_op(agent_id, [COMMIT, record_key, earned])
+        self._project_heads[project] = commit_hash
+        self.pending.merge("projects", project).set.update({"lastCommit": commit_hash, "lastCommitAt": now})
+        if runtime:
+            runtime.last_commit = (project, commit_hash)
+            merge = self.pending.merge("sessions", runtime.session_id)
+            merge.add["commits"] += 1
+            merge.add["xpEarned"] += earned
+            merge.set["lastCommit"] = commit_hash
+        return {"counted": True, "commitHash": commit_hash}
+
+    @EVENTS("commit.pushed")
+    def _commit_pushed(self, p: CommitPushed, now: str, event_id: str, project: str) -> dict[str, Any]:
+        runtime = self._session(p.session_id, now) if p.session_id else None
+        agent_id = self._agent_for(p.agent_id, p.session_id)
+        return self._record_push(runtime, agent_id, project, p.head, now)
+
+    def _record_push(self, runtime: SessionRuntime | None, agent_id: str, project: str,
+                     head: str | None, now: str) -> dict[str, Any]:
+        self.flush_requested = True
+        stored_project = None
+        if project not in self._project_heads or project not in self._pushed_heads:
+            stored_project = self._read("projects", project) or {}
+        head = (head or self._project_heads.get(project)
+                or (stored_project or {}).get("lastCommit"))
+        pushed = self._pushed_heads.get(project) or (stored_project or {}).get("lastPushedHead")
+        if head and pushed and hashes_match(head, pushed):
+            return {"counted": False, "reason": "this head was already pushed"}
+        earned = 0.0 if self._projection(agent_id).halted else self.rules.push_xp
+        self._add_op(agent_id, [PUSH, earned])
+        if head:
+            self._pushed_heads[project] = head
+        self.pending.merge("projects", project).set.update({"lastPushedHead": head, "lastPushAt": now})
+        if runtime:
+            merge = self.pending.merge("sessions", runtime.session_id)
+            merge.add["pushes"] += 1
+            merge.add["xpEarned"] += earned
+        return {"counted": True, "head": head}
