@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from pygls.exceptions import JsonRpcException
 from pygls.protocol.json_rpc import JsonRPCProtocol
 
 from .transport import StdoutWriter
-
-if TYPE_CHECKING:
-    from .server import BridgeServer
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +40,24 @@ PYGLS_PRIVATE = (
 )
 
 
+class Bridge(Protocol):
+    """What the protocol needs of the server it serves (rpc.server.BridgeServer)."""
+
+    def knows(self, method: str) -> bool: ...
+
+    def dispatch(self, method: str, raw_params: Any, *, is_request: bool) -> Any: ...
+
+    def log(self, level: str, message: str, data: Any = None) -> None: ...
+
+    def report_server_error(self, error: Exception, source: Any) -> None: ...
+
+
 class BridgeProtocol(JsonRPCProtocol):
     """JSON-RPC protocol with fast message dispatch and plain-dict output."""
 
-    def __init__(self, server: "BridgeServer", converter: Any):
+    def __init__(self, server: Any, converter: Any):
         super().__init__(server, converter)
-        self.bridge = server
+        self.bridge: Bridge = server
         self.sender: StdoutWriter | None = None
         self._unknown_notified: set[str] = set()
 
