@@ -44,7 +44,8 @@ def normalise_since(since: str | None, now: datetime | None = None) -> str | Non
 def normalise_project(project: str | None) -> str | None:
     if not project:
         return None
-    return os.path.normpath(os.path.abspath(os.path.expanduser(project)))
+    # Stored project paths are canonical (symlinks resolved): the filter must be too.
+    return os.path.realpath(os.path.expanduser(project))
 
 
 

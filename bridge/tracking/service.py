@@ -130,6 +130,7 @@ class TrackingService(SessionEvents, WorkEvents, FeedbackEvents):
         if self.journal is not None:
             self.journal.truncate()
         self.pending = PendingChanges()
+        self._pending_pushes.clear()
         self._projected.clear()
         self._pending_events.clear()
         for change in outcome.agents:

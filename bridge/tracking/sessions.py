@@ -7,6 +7,7 @@ from typing import Any
 
 from ..protocol.params import AgentRef, SessionCreated, SessionRef, SessionUpdated
 from .setups import setup_name
+from .projects import optional_project_path
 from .stack import classify, fingerprint
 from .state import EVENTS, SessionRuntime, TrackingState
 
@@ -15,7 +16,7 @@ class SessionEvents(TrackingState):
     @EVENTS("session.created")
     def _session_created(self, p: SessionCreated, now: str, event_id: str, context: Any = None) -> None:
         runtime = self._session(p.session_id, now)
-        runtime.directory = p.directory or runtime.directory or self.default_directory
+        runtime.directory = optional_project_path(p.directory) or runtime.directory or self.default_directory
         merge = self.pending.merge("sessions", p.session_id)
         merge.set_default.update({"sessionID": p.session_id, "createdAt": now})
         merge.set.update({"projectPath": runtime.directory, "updatedAt": now})
