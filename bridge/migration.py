@@ -3,9 +3,30 @@
 Sources: per-project databases created by its ``~`` bug at
 ``<project>/~/.config/opencode/agent-tracker.lmdb``, and an lmdb-js database at the central
 path itself (moved aside first, nothing deleted). Sources are only read (bridge.lmdbjs reads
-the file without taking its lock). Every entry is written only if its key is absent; grade
-events are deduplicated by content (the old plugin stored the same grade again on each run),
-so a second migration adds nothing. One write transaction per source.
+the file without taking its lock). One write transaction per source.
+
+What the plugin stored (its ``src/types.ts`` and ``src/lmdb-database.ts``; the fixtures in
+tests/fixtures/lmdbjs are written by the same calls): msgpackr records with snake_case fields,
+``Date`` fields as msgpack timestamps, either in named sub-databases (``agents``, ``commits``,
+``communication``, ``retrospectives``, ``activities``, ``migrations``, ``projects``) or, in its
+first versions, in one database with the record type as a key prefix (``agent:``, ``commit:``,
+``communication:``). The field mapping is in protocol/storage.md; the rules:
+
+* Only the plugin's shapes are imported. An entry of a database or key prefix the plugin never
+  wrote, or a record without a field its type requires, is reported as an error for that entry
+  (never guessed at); the rest of the source is still imported.
+* Values are kept exactly as stored, even where they break today's rules (a negative
+  communication score, a fractional SP); our rules apply from the next event on. Fields we have
+  no column for are kept, under their original names, in the record's ``legacy`` object; every
+  imported record names its source in ``migratedFrom``. An agent with SP <= 0 is halted, as the
+  plugin's status said.
+* Commits and grades carry the setup the report needs: the agent, and the model of the source's
+  agent record (the plugin recorded no model per commit; its placeholder ``unknown`` means none).
+* Additive at the key level: an entry is written only if its key is absent, so a second run adds
+  nothing. An agent already in our database is kept as it is; the source's record is listed in
+  the result (``skippedAgents``, with its totals) so nothing is silently ignored. Grade events
+  are keyed by their content: the plugin's own keys hold the Date.now() of the write, and its
+  own migration copied events under new keys, so the same event can appear several times.
 """
 
 from __future__ import annotations
@@ -18,15 +39,21 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import attrs
+import orjson
 
 from . import __version__
 from .config import DATABASE_FILE_NAME, BridgeConfig
-from .store import DatabaseFull, Store, StoreError, WriteView, key, split_key
+from .git_commands import hashes_match
+from .scoring import GRADE_NAMES
+from .store import DatabaseFull, Store, StoreError, WriteView, key
 from .timestamps import iso_utc, utc_now
 
 LEGACY_RELATIVE = Path("~") / ".config" / "opencode" / DATABASE_FILE_NAME
-VALID_GRADES = {-1, 1, 2, 5}
-TABLES = ("agents", "commits", "communication", "retrospectives", "activities", "projects")
+# Imported record types, in the order they are imported (agents first: commits and grades
+# take their model from the agent record).
+TABLES = ("agents", "projects", "commits", "communication", "retrospectives", "activities", "migrations")
+UNKNOWN_GRADER = "unknown"  # the plugin did not record who gave a grade
+PLUGIN_MIGRATION = "typescript-plugin"  # layout of the plugin's own migration records, as imported
 Progress = Callable[[str, int, int], None]
 
 
@@ -38,6 +65,7 @@ class SourceResult:
     imported: dict[str, int] = attrs.Factory(lambda: {t: 0 for t in TABLES})
     already_present: int = 0
     skipped: int = 0
+    skipped_agents: list[dict[str, Any]] = attrs.Factory(list)
     errors: list[str] = attrs.Factory(list)
     backup_of: str | None = None
     up_to_date: bool = False
@@ -45,6 +73,7 @@ class SourceResult:
     def to_wire(self) -> dict[str, Any]:
         wire = {"path": self.path, "layout": self.layout, "imported": self.imported,
                 "alreadyPresent": self.already_present, "skipped": self.skipped,
+                "skippedAgents": self.skipped_agents,
                 "errors": self.errors[:50], "errorCount": len(self.errors), "upToDate": self.up_to_date}
         if self.backup_of:
             wire["movedAsideFrom"] = self.backup_of
@@ -64,11 +93,18 @@ class MigrationReport:
     def errors(self) -> list[str]:
         return [f"{s.path}: {e}" for s in self.sources for e in s.errors]
 
+    @property
+    def skipped_agents(self) -> int:
+        return sum(len(s.skipped_agents) for s in self.sources)
+
     def message(self) -> str:
         if not self.sources:
             return "No databases from the older TypeScript plugin found."
         verb = "Would import" if self.dry_run else "Imported"
         parts = [f"{verb} {self.imported} records from {len(self.sources)} old database(s)"]
+        if self.skipped_agents:
+            parts.append(f"{self.skipped_agents} agent(s) were already in the database and are kept as they "
+                         f"are (the old records are listed as skipped)")
         if self.errors:
             parts.append(f"{len(self.errors)} entries could not be imported (see the migration result)")
         return "; ".join(parts) + "."
@@ -163,18 +199,19 @@ def migrate_source(store: Store, source: Path, *, dry_run: bool = False,
         if view.get("migrations", record_key) is not None:
             result.up_to_date = True
             return result
-    rows = list(_rows(snapshot, result))
+    rows = _rows(snapshot, result)
 
     def apply(view: WriteView) -> None:
-        importer = _Importer(view, result, dry_run)
-        for done, (table, value) in enumerate(rows, 1):
-            importer.add(table, value)
+        importer = _Importer(view, result, dry_run, _agent_models(rows))
+        for done, row in enumerate(rows, 1):
+            importer.add(row)
             if progress and (done % 1000 == 0 or done == len(rows)):
                 progress(str(source), done, len(rows))
         if not dry_run:
             view.put("migrations", record_key, {
                 "sourcePath": str(source), "fingerprint": result.fingerprint, "layout": result.layout,
                 "counts": result.imported, "alreadyPresent": result.already_present,
+                "skippedAgents": [agent["agentId"] for agent in result.skipped_agents][:100],
                 "errors": result.errors[:100], "startedAt": started, "finishedAt": utc_now(),
                 "version": __version__, "txnid": snapshot.txnid})
 
@@ -195,37 +232,71 @@ def migrate_source(store: Store, source: Path, *, dry_run: bool = False,
 
 # -- reading the old layouts --------------------------------------------------------------------
 
-_FLAT_PREFIXES = {"agent:": "agents", "commit:": "commits", "communication:": "communication",
-                  "retrospective:": "retrospectives", "activity:": "activities", "project:": "projects"}
-_SKIPPED_DATABASES = {"migrations"}  # the old plugin's own bookkeeping
+# The flat layout's key prefixes (the plugin's first versions stored nothing else).
+_FLAT_PREFIXES = {"agent:": "agents", "commit:": "commits", "communication:": "communication"}
+_SUBDATABASES = set(TABLES)  # the plugin's sub-databases have our table names
 
 
-def _rows(snapshot: Any, result: SourceResult) -> Iterable[tuple[str, Any]]:
+@attrs.frozen
+class _Row:
+    table: str
+    label: str  # where the entry is in the source, for messages: agents['build'], main['agent:build']
+    key: str  # its key in the source, without the flat layout's prefix
+    value: dict[str, Any]
+
+
+def _rows(snapshot: Any, result: SourceResult) -> list[_Row]:
+    """The source's entries that have a plugin record type, in import order; the rest are errors."""
+    from .lmdbjs import Symbol
+
+    rows: list[_Row] = []
     for name, entries in snapshot.databases.items():
         for entry in entries:
-            if not isinstance(entry.key, (str, int, float)):  # symbols: msgpackr shared structures
-                result.skipped += 1
+            if isinstance(entry.key, Symbol) and entry.key.description.startswith("structures:"):
+                result.skipped += 1  # msgpackr's shared structures (Symbol.for('structures:<db>')), not a record
                 continue
             label = f"{name or 'main'}[{entry.key!r}]"
             if entry.error is not None:
                 result.errors.append(f"{label}: {entry.error}")
                 continue
-            if name in _SKIPPED_DATABASES:
-                result.skipped += 1
-                continue
-            table = name if name in TABLES else None
-            if name is None and isinstance(entry.key, str):
-                table = next((t for prefix, t in _FLAT_PREFIXES.items() if entry.key.startswith(prefix)), None)
-                if entry.key.startswith("migration"):
-                    result.skipped += 1
-                    continue
+            table, source_key, problem = _locate(name, entry.key)
             if table is None:
-                result.errors.append(f"{label}: unknown key, not imported")
+                result.errors.append(f"{label}: {problem}; not imported")
                 continue
             if not isinstance(entry.value, dict):
-                result.errors.append(f"{label}: expected an object, got {type(entry.value).__name__}")
+                result.errors.append(f"{label}: expected a {table} record (an object), got "
+                                     f"{type(entry.value).__name__}; not imported")
                 continue
-            yield table, (label, _plain(entry.value))
+            rows.append(_Row(table, label, source_key, entry.value))
+    rows.sort(key=lambda row: TABLES.index(row.table))  # stable: source order within a table
+    return rows
+
+
+def _locate(database: str | None, entry_key: Any) -> tuple[str | None, str, str]:
+    """(table, key without prefix, "") for a plugin record, else (None, "", why not)."""
+    if database is None:
+        if isinstance(entry_key, str):
+            for prefix, table in _FLAT_PREFIXES.items():
+                if entry_key.startswith(prefix):
+                    return table, entry_key[len(prefix):], ""
+        return None, "", "not a key the TypeScript plugin wrote (agent:, commit:, communication:)"
+    if database not in _SUBDATABASES:
+        return None, "", f"sub-database {database!r} is not one the TypeScript plugin wrote"
+    if not isinstance(entry_key, str):
+        return None, "", f"the TypeScript plugin's keys are strings, not {type(entry_key).__name__}"
+    return database, entry_key, ""
+
+
+def _agent_models(rows: list[_Row]) -> dict[str, str]:
+    """agent id -> the model in the source's agent record (the only model the plugin recorded)."""
+    models = {}
+    for row in rows:
+        if row.table == "agents":
+            model = row.value.get("model")
+            # createAgentData() wrote "unknown" when OpenCode gave no model: that is no model
+            if isinstance(model, str) and model.strip() and model != "unknown":
+                models[row.key] = model
+    return models
 
 
 def _plain(value: Any) -> Any:
@@ -257,119 +328,264 @@ def _plain(value: Any) -> Any:
     return str(value)  # e.g. InvalidDate
 
 
-class _Importer:
-    """Maps old records onto our layout, inserting only what is absent."""
+# -- the plugin's records, field by field --------------------------------------------------------
 
-    def __init__(self, view: WriteView, result: SourceResult, dry_run: bool):
+class _NotImported(ValueError):
+    """The entry is not a record of the plugin's shape (the message says which field)."""
+
+
+def _present(value: dict[str, Any], name: str) -> bool:
+    from .lmdbjs import Undefined
+
+    return name in value and value[name] is not Undefined  # `undefined` is how JS leaves a field out
+
+
+def _required(value: dict[str, Any], name: str, what: str) -> Any:
+    if not _present(value, name):
+        fields = ", ".join(map(str, value)) or "none"
+        raise _NotImported(f"not {what} of the TypeScript plugin: field {name!r} is missing (fields: {fields})")
+    return value[name]
+
+
+def _number(value: dict[str, Any], name: str, what: str) -> int | float:
+    found = _required(value, name, what)
+    if isinstance(found, bool) or not isinstance(found, (int, float)):
+        raise _NotImported(f"field {name!r} is not a number: {found!r}")
+    if isinstance(found, float) and not math.isfinite(found):
+        raise _NotImported(f"field {name!r} is {found!r}, which JSON cannot hold")
+    if isinstance(found, int) and abs(found) >= 2**63:
+        raise _NotImported(f"field {name!r} is {found}, beyond a 64-bit integer")
+    return found
+
+
+def _text(value: dict[str, Any], name: str, what: str) -> str:
+    """A string that is part of one of our keys: non-empty, no NUL (our key separator)."""
+    found = _required(value, name, what)
+    if not isinstance(found, str) or not found:
+        raise _NotImported(f"field {name!r} is not a non-empty string: {found!r}")
+    if "\x00" in found:
+        raise _NotImported(f"field {name!r} contains a NUL character")
+    return found
+
+
+def _moment(value: dict[str, Any], name: str, what: str, *, required: bool = True) -> str | None:
+    """A Date (msgpack timestamp) as our ISO string; an ISO string (how the plugin stored some
+    timestamps) exactly as it is."""
+    if not required and not _present(value, name):
+        return None
+    found = _required(value, name, what)
+    if isinstance(found, datetime):
+        return iso_utc(found)
+    if isinstance(found, str) and found and "\x00" not in found:
+        return found
+    raise _NotImported(f"field {name!r} is not a date: {found!r}")
+
+
+def _owner(source_key: str, suffix: str) -> str:
+    """The agent id of a ``<agentId>:<suffix>`` key (retrospectives, activities)."""
+    tail = ":" + suffix
+    if source_key.endswith(tail) and len(source_key) > len(tail):
+        return source_key[: -len(tail)]
+    # The plugin's own reading of these keys (getAllRetrospectives): up to the first ':'
+    head, _, _ = source_key.partition(":")
+    return head or source_key
+
+
+def _key_text(text: str, what: str) -> str:
+    if not text or "\x00" in text:
+        raise _NotImported(f"{what} {text!r} cannot be a key (empty, or contains NUL)")
+    return text
+
+
+def _stack(language: Any, framework: Any) -> str | None:
+    """A ProjectProfile's language/framework as our stack name; None when the plugin did not
+    know the language (the report then classifies the folder, if it still exists)."""
+    if not isinstance(language, str) or language.strip().lower() in ("", "unknown"):
+        return None
+    name = language.strip().lower().replace(" ", "")
+    if isinstance(framework, str) and framework.strip().lower() not in ("", "unknown", "none"):
+        name += "/" + framework.strip().lower().replace(" ", "")
+    return name
+
+
+class _Importer:
+    """Maps the plugin's records onto our layout, inserting only what is absent."""
+
+    def __init__(self, view: WriteView, result: SourceResult, dry_run: bool, models: dict[str, str]):
         self.view = view
         self.result = result
         self.dry_run = dry_run
         self.source = result.path
-        self.grade_contents: set[str] = set()
+        self.models = models
+        self.planned: set[tuple[str, str]] = set()  # keys this source wrote (or would, in a dry run)
 
-    def add(self, table: str, item: tuple[str, dict[str, Any]]) -> None:
-        label, value = item
+    def add(self, row: _Row) -> None:
         try:
-            record_key, record = getattr(self, "_" + table)(value)
-        except (KeyError, TypeError, ValueError) as exc:
-            self.result.errors.append(f"{label}: {exc}")
+            record_key, record = _MAPPERS[row.table](self, row)
+        except _NotImported as exc:
+            self.result.errors.append(f"{row.label}: {exc}; not imported")
             return
-        if record_key is None:
+        if (row.table, record_key) in self.planned:  # the same record twice in this source
             self.result.already_present += 1
             return
-        if self.view.get(table, record_key) is not None:
-            self.result.already_present += 1
+        existing = self._existing(row.table, record_key, record)
+        if existing is not None:
+            if row.table == "agents" and _without_provenance(existing) != _without_provenance(record):
+                self.result.skipped_agents.append(_agent_totals(row, record))
+            else:
+                self.result.already_present += 1
             return
         if not self.dry_run:
-            self.view.insert(table, record_key, record)
-        self.result.imported[table] += 1
+            try:
+                self.view.insert(row.table, record_key, record)
+            except (TypeError, ValueError) as exc:  # e.g. a lone surrogate JSON cannot encode
+                self.result.errors.append(f"{row.label}: cannot be stored ({exc}); not imported")
+                return
+        self.planned.add((row.table, record_key))
+        self.result.imported[row.table] += 1
 
-    def _legacy(self, value: dict[str, Any], known: set[str]) -> dict[str, Any]:
-        extra = {k: v for k, v in value.items() if k not in known}
-        return {"migratedFrom": self.source, **({"legacy": extra} if extra else {})}
+    def _existing(self, table: str, record_key: str, record: dict[str, Any]) -> dict[str, Any] | None:
+        found = self.view.get(table, record_key)
+        if found is None and table == "commits":
+            # A bridge may have recorded the same commit under its short hash (or the full one).
+            project, commit_hash = record["projectPath"], record["hash"]
+            for _, stored in self.view.scan("commits", key(project, commit_hash[:4].lower())):
+                if isinstance(stored.get("hash"), str) and hashes_match(stored["hash"], commit_hash):
+                    return stored
+        return found
 
-    def _agents(self, v: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        agent_id = _text(v, "id")
-        sp = _number(v, "skillPoints", 1)
-        known = {"id", "skillPoints", "experiencePoints", "communicationScore", "totalCommits",
-                 "totalBugs", "totalPushes", "halted", "createdAt", "updatedAt"}
-        return agent_id, {
+    def _provenance(self, value: dict[str, Any], mapped: set[str]) -> dict[str, Any]:
+        from .lmdbjs import Undefined
+
+        legacy = {str(k): _plain(v) for k, v in value.items() if k not in mapped and v is not Undefined}
+        return {"migratedFrom": self.source, **({"legacy": legacy} if legacy else {})}
+
+    # AgentData: id, name, model, scope, skill_points, experience_points, communication_score,
+    # total_commits, total_bugs, active, created_at, updated_at
+    def _agent(self, row: _Row) -> tuple[str, dict[str, Any]]:
+        v, what = row.value, "an AgentData record"
+        agent_id = _key_text(row.key, "agent id")
+        sp = _number(v, "skill_points", what)
+        record = {
             "id": agent_id, "skillPoints": sp,
-            "experiencePoints": _number(v, "experiencePoints", 0),
-            "communicationScore": _number(v, "communicationScore", 60),
-            "totalCommits": int(_number(v, "totalCommits", 0)), "totalBugs": int(_number(v, "totalBugs", 0)),
-            "totalPushes": int(_number(v, "totalPushes", 0)),
-            "halted": bool(v.get("halted", sp <= 0)),
-            "createdAt": v.get("createdAt"), "updatedAt": v.get("updatedAt"),
-            **self._legacy(v, known)}
+            "experiencePoints": _number(v, "experience_points", what),
+            "communicationScore": _number(v, "communication_score", what),
+            "totalCommits": _number(v, "total_commits", what), "totalBugs": _number(v, "total_bugs", what),
+            "totalPushes": 0,  # the plugin did not count pushes
+            "halted": sp <= 0,  # as its status said (halted: skill_points <= 0)
+            "createdAt": _moment(v, "created_at", what, required=False),
+            "updatedAt": _moment(v, "updated_at", what, required=False),
+        }
+        mapped = {"skill_points", "experience_points", "communication_score", "total_commits", "total_bugs",
+                  "created_at", "updated_at"}
+        if v.get("id") == agent_id:
+            mapped.add("id")  # a different id in the value stays in legacy: the key is how it was found
+        return agent_id, {**record, **self._provenance(v, mapped)}
 
-    def _commits(self, v: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        project, commit_hash = _text(v, "projectPath"), _text(v, "hash").lower()
-        known = {"hash", "projectPath", "agentId", "taskDescription", "timestamp", "createdAt", "pushed",
-                 "sessionID", "model", "provider"}
-        return key(project, commit_hash), {
-            "hash": commit_hash, "projectPath": project, "agentId": v.get("agentId"),
-            "sessionID": v.get("sessionID"), "model": v.get("model"), "provider": v.get("provider"),
-            "taskDescription": v.get("taskDescription"),
-            "createdAt": v.get("timestamp") or v.get("createdAt"), "pushed": v.get("pushed"),
-            "source": "migration", **self._legacy(v, known)}
+    # CommitData: agent_id, commit_hash, project_path, task_description, experience_gained,
+    # communication_score_change, timestamp
+    def _commit(self, row: _Row) -> tuple[str, dict[str, Any]]:
+        v, what = row.value, "a CommitData record"
+        project, commit_hash = _text(v, "project_path", what), _text(v, "commit_hash", what)
+        agent_id = _text(v, "agent_id", what)
+        record: dict[str, Any] = {"hash": commit_hash, "projectPath": project, "agentId": agent_id}
+        if agent_id in self.models:
+            record["model"] = self.models[agent_id]
+        mapped = {"commit_hash", "project_path", "agent_id", "timestamp"}
+        if _present(v, "task_description"):
+            record["taskDescription"] = _plain(v["task_description"])
+            mapped.add("task_description")
+        record.update({"createdAt": _moment(v, "timestamp", what), "source": "migration"})
+        return key(project, commit_hash.lower()), {**record, **self._provenance(v, mapped)}
 
-    def _communication(self, v: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-        grade = v.get("grade")
-        if isinstance(grade, bool) or not isinstance(grade, (int, float)) or grade not in VALID_GRADES:
-            raise ValueError(f"grade {grade!r} is not one of -1, 1, 2, 5; not imported")
-        project, commit_hash = _text(v, "projectPath"), _text(v, "commitHash").lower()
-        grader = v.get("grader") if v.get("grader") in ("agent", "user") else "unknown"
-        content = [v.get("agentId"), project, commit_hash, int(grade), grader, v.get("reason")]
-        digest = hashlib.sha1(repr(content).encode()).hexdigest()[:16]
-        prefix = key(project, commit_hash, grader, "")
-        # Same content already stored (any timestamp) or seen earlier in this source: a duplicate.
-        if digest in self.grade_contents or any(
-                split_key(k)[-1] == f"m:{digest}" for k, _ in self.view.scan("communication", prefix)):
-            return None, {}
-        self.grade_contents.add(digest)
-        created = v.get("timestamp") or v.get("createdAt") or ""
-        known = {"agentId", "commitHash", "projectPath", "grade", "grader", "reason", "timestamp", "createdAt"}
-        return prefix + key(str(created), f"m:{digest}"), {
-            "agentId": v.get("agentId"), "projectPath": project, "commitHash": commit_hash,
-            "grade": int(grade), "gradeName": {-1: "bad", 1: "neutral", 2: "good", 5: "excellence"}[int(grade)],
-            "grader": grader, "reason": v.get("reason"), "createdAt": created or None,
-            **self._legacy(v, known)}
+    # CommunicationScoreEvent: agent_id, commit_hash, project_path, grade, timestamp, reason?
+    def _grade(self, row: _Row) -> tuple[str, dict[str, Any]]:
+        v, what = row.value, "a CommunicationScoreEvent record"
+        agent_id, project = _text(v, "agent_id", what), _text(v, "project_path", what)
+        commit_hash = _text(v, "commit_hash", what)
+        grade = _required(v, "grade", what)
+        if isinstance(grade, bool) or not isinstance(grade, int) or grade not in GRADE_NAMES:
+            raise _NotImported(f"grade {grade!r} is not one of -1, 1, 2, 5")
+        created = _moment(v, "timestamp", what)
+        record: dict[str, Any] = {"agentId": agent_id, "projectPath": project, "commitHash": commit_hash,
+                                  "grade": grade, "gradeName": GRADE_NAMES[grade], "grader": UNKNOWN_GRADER}
+        mapped = {"agent_id", "project_path", "commit_hash", "grade", "timestamp"}
+        if _present(v, "reason"):
+            record["reason"] = _plain(v["reason"])
+            mapped.add("reason")
+        if agent_id in self.models:
+            record["model"] = self.models[agent_id]
+        record.update({"createdAt": created, "source": "migration"})
+        # Keyed by the whole stored event: the same event stored twice is one grade.
+        content = orjson.dumps(_plain(v), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        event_id = "m:" + hashlib.sha256(content).hexdigest()[:16]
+        record_key = key(project, commit_hash.lower(), UNKNOWN_GRADER, created or "", event_id)
+        return record_key, {**record, **self._provenance(v, mapped)}
 
-    def _retrospectives(self, v: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        agent_id = str(v.get("agentId") or "unknown")
-        created = str(v.get("createdAt") or v.get("timestamp") or "")
-        ident = str(v.get("id") or hashlib.sha1(repr(sorted(v.items())).encode()).hexdigest()[:16])
-        return key(agent_id, created, f"m:{ident}"), {**v, "agentId": agent_id, "createdAt": created or None,
-                                                        "migratedFrom": self.source}
+    # RetrospectiveEntry (key <agentId>:<commitHash>): commit, timestamp, task, agent_grade,
+    # user_grade, score_before, score_after, agent_note, user_note
+    def _retrospective(self, row: _Row) -> tuple[str, dict[str, Any]]:
+        v, what = row.value, "a RetrospectiveEntry record"
+        commit_hash = _text(v, "commit", what)
+        created = _moment(v, "timestamp", what)
+        agent_id = _key_text(_owner(row.key, commit_hash), "agent id")
+        record = {"agentId": agent_id, "commitHash": commit_hash, "createdAt": created}
+        return key(agent_id, created or "", "m:" + commit_hash), {
+            **record, **self._provenance(v, {"commit", "timestamp"})}
 
-    def _activities(self, v: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        agent_id = str(v.get("agentId") or "unknown")
-        created = str(v.get("timestamp") or v.get("createdAt") or "")
-        ident = str(v.get("id") or hashlib.sha1(repr(sorted(v.items())).encode()).hexdigest()[:16])
-        kind = v.get("kind") or v.get("type") or "activity"
-        return key(agent_id, created, f"m:{ident}"), {**v, "agentId": agent_id, "kind": str(kind),
-                                                        "createdAt": created or None, "migratedFrom": self.source}
+    # ActivityEntry (key <agentId>:<timestamp>): timestamp, task, actions, outcome, decisions
+    def _activity(self, row: _Row) -> tuple[str, dict[str, Any]]:
+        v, what = row.value, "an ActivityEntry record"
+        created = _moment(v, "timestamp", what)
+        agent_id = _key_text(_owner(row.key, created or ""), "agent id")
+        record = {"agentId": agent_id, "kind": "activity", "createdAt": created}
+        return key(agent_id, created or "", "m:activity"), {**record, **self._provenance(v, {"timestamp"})}
 
-    def _projects(self, v: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        path = _text(v, "path")
-        known = {"path", "firstSeen", "lastSeen"}
-        return path, {"path": path, "firstSeenAt": v.get("firstSeen"), "lastSeenAt": v.get("lastSeen"),
-                      **self._legacy(v, known)}
+    # ProjectProfile: path, language, framework, scope, dependencies, manifestType, classifiedAt,
+    # agentsmdHash
+    def _project(self, row: _Row) -> tuple[str, dict[str, Any]]:
+        v, what = row.value, "a ProjectProfile record"
+        path = _text(v, "path", what)
+        record: dict[str, Any] = {"path": path}
+        stack = _stack(v.get("language"), v.get("framework"))
+        if stack:
+            record["stack"] = stack
+        mapped = {"path"}
+        for name in ("language", "framework", "classifiedAt"):
+            if _present(v, name):
+                record[name] = _plain(v[name])
+                mapped.add(name)
+        return path, {**record, **self._provenance(v, mapped)}
+
+    # MigrationRecord (the plugin's own migrations): sourcePath, version, timestamp, entriesMigrated
+    def _old_migration(self, row: _Row) -> tuple[str, dict[str, Any]]:
+        v, what = row.value, "a MigrationRecord record"
+        source = _text(v, "sourcePath", what)
+        record: dict[str, Any] = {"sourcePath": source, "layout": PLUGIN_MIGRATION}
+        mapped = {"sourcePath", "timestamp"}
+        if _present(v, "version"):
+            record["version"] = _plain(v["version"])
+            mapped.add("version")
+        record["finishedAt"] = _moment(v, "timestamp", what, required=False)
+        return key(source, PLUGIN_MIGRATION), {**record, **self._provenance(v, mapped)}
 
 
-def _text(value: dict[str, Any], name: str) -> str:
-    found = value.get(name)
-    if not isinstance(found, str) or not found or "\x00" in found:
-        raise ValueError(f"field {name!r} missing or not a string")
-    return found
+_MAPPERS: dict[str, Callable[[_Importer, _Row], tuple[str, dict[str, Any]]]] = {
+    "agents": _Importer._agent, "commits": _Importer._commit, "communication": _Importer._grade,
+    "retrospectives": _Importer._retrospective, "activities": _Importer._activity,
+    "projects": _Importer._project, "migrations": _Importer._old_migration,
+}
 
 
-def _number(value: dict[str, Any], name: str, default: float) -> float:
-    found = value.get(name, default)
-    if isinstance(found, bool) or not isinstance(found, (int, float)):
-        raise ValueError(f"field {name!r} is not a number: {found!r}")
-    return found
+def _without_provenance(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "migratedFrom"}
+
+
+def _agent_totals(row: _Row, record: dict[str, Any]) -> dict[str, Any]:
+    """A skipped source agent, as the summary lists it."""
+    return {"agentId": record["id"], "entry": row.label,
+            **{name: record[name] for name in ("skillPoints", "experiencePoints", "communicationScore",
+                                               "totalCommits", "totalBugs", "halted")}}
 
 
 __all__ = ["MigrationReport", "SourceResult", "find_sources", "legacy_path_for", "migrate_on_initialize",
