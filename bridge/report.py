@@ -124,6 +124,8 @@ class SetupRow:
     rank: int | None = None
     overall_rank: int | None = None
     note: str | None = None
+    # of its commits and grades, how many were imported from the older TypeScript plugin
+    imported: dict[str, int] = attrs.Factory(lambda: {"commits": 0, "grades": 0})
 
     @property
     def setup(self) -> str:
@@ -174,6 +176,7 @@ class SetupRow:
             "halted": self.halted, "lastUsed": self.last_used, "projects": self.projects,
             "score": self.score, "scoreParts": self.parts, "ranked": self.ranked,
             "rank": self.rank, "overallRank": self.overall_rank, "note": self.note,
+            "imported": self.imported,
         }
 
 
@@ -208,6 +211,8 @@ class Report:
     duration_ms: float = 0.0
     decoder: str = "orjson"
     parallel: bool = False
+    # commits and grades (of those counted) imported from the older TypeScript plugin
+    imported: dict[str, int] = attrs.Factory(lambda: {"commits": 0, "grades": 0})
 
     @property
     def ranked(self) -> list[SetupRow]:
@@ -219,7 +224,7 @@ class Report:
             "scoring": {"formula": FORMULA, "weights": WEIGHTS, "gradePrior": GRADE_PRIOR,
                         "minSessions": self.min_sessions, "tieBreak": TIE_BREAK,
                         "rankedWithin": "stack", "explanation": SCORE_HELP},
-            "totals": self.totals, "unattributedBugs": self.unattributed_bugs,
+            "totals": self.totals, "imported": self.imported, "unattributedBugs": self.unattributed_bugs,
             "setups": [row.to_wire() for row in self.setups],
             "recommendations": [rec.to_wire() for rec in self.recommendations],
             "agents": self.agents, "durationMs": round(self.duration_ms, 3), "decoder": self.decoder,
@@ -830,6 +835,37 @@ def _grades_without_model(view: ReadView, codec: Any, since: str | None,
 
 
 _BUG_REF = itemgetter("projectPath", "commitHash")
+_MIGRATED = re.compile(rb'"migratedFrom"').search  # cheaper than decoding every commit and grade
+
+
+def _imported_by_setup(view: ReadView, scope: _Scope) -> dict[SetupKey, dict[str, int]]:
+    """Per setup, its commits and grades imported from the older plugin (bridge.migration marks
+    them with ``migratedFrom``), so the report can say so. They are counted like any other
+    commit and grade by _collect_commits and _collect_grades; this only tells them apart."""
+    found: dict[SetupKey, dict[str, int]] = {}
+    if not view.count("migrations"):  # every import writes a migrations record
+        return found
+    since = scope.since
+    for db, name in (("commits", "commits"), ("communication", "grades")):
+        for raw in filter(_MIGRATED, view.raw_values(db)):
+            try:
+                record = _loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(record, dict) or "migratedFrom" not in record:
+                continue
+            created = record.get("createdAt")
+            if since and (not isinstance(created, str) or created < since):
+                continue
+            if db == "commits":
+                setup = scope.setup(record.get("agentId"), record.get("provider"), record.get("model"),
+                                    record.get("projectPath"))
+            else:
+                setup = _grade_setup(scope, record)
+            if setup is not None:
+                counts = found.setdefault(setup, {"commits": 0, "grades": 0})
+                counts[name] += 1
+    return found
 
 
 def _collect_bugs(view: ReadView, scope: _Scope, totals: _Totals, bucket: Bucket | None) -> None:
@@ -1095,6 +1131,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                     _collect_grades(view, scope, totals, codec, None, _force_slow)
                     _collect_bugs(view, scope, totals, None)
                 agents = _read_agents(view)
+                imported = _imported_by_setup(view, scope)
         finally:
             if helper is not None:
                 helper.cancel()
@@ -1108,6 +1145,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                        bugs=int(acc[BUGS]), last_used=totals.last_used.get(setup),
                        projects=len(scope.paths.get(setup, ())))
         row.score, row.parts = score_parts(acc)
+        if setup in imported:
+            row.imported = imported[setup]
         sheet = agents.get(agent_id)
         if sheet:
             row.skill_points = sheet.get("skillPoints")
@@ -1124,6 +1163,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         totals={**totals.counts, "setups": len(rows), "rankedSetups": sum(r.ranked for r in rows)},
         decoder=codec.name, parallel=used_helper,
         unattributed_bugs=totals.unattributed_bugs,
+        imported={"commits": sum(r.imported["commits"] for r in rows),
+                  "grades": sum(r.imported["grades"] for r in rows)},
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report
@@ -1307,6 +1348,10 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True) -
     console.print(
         f"[dim]{FORMULA}; * = not ranked (fewer than {report.min_sessions} sessions, or agent/model "
         f"unknown). Ranks are per stack. Details: agent-tracker report --help.[/dim]", highlight=False)
+    if report.imported["commits"] or report.imported["grades"]:
+        console.print(f"[dim]Includes {report.imported['commits']} commit(s) and "
+                      f"{report.imported['grades']} grade(s) imported from the older TypeScript plugin "
+                      f"(agent-tracker migrate); `--json` shows them per setup.[/dim]", highlight=False)
     if report.unattributed_bugs:
         console.print(f"[dim]{report.unattributed_bugs} bug(s) named neither a commit nor a session "
                       f"and count for no setup.[/dim]", highlight=False)

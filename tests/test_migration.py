@@ -336,6 +336,74 @@ def test_every_record_round_trips_through_migrate_status_and_export(
     assert_exact(by_content(migrations), by_content(expected.old_migrations))
 
 
+def test_report_shows_migrated_commits_and_grades_under_their_setups(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    project, source = project_with(tmp_path, "subdbs.mdb")
+    database = tmp_path / "central.lmdb"
+    expected = Expected(EXPECTED["subdbs.mdb"], source)
+    cli_json(capsys, "migrate", "--database", str(database), str(project))
+    report = cli_json(capsys, "report", "--database", str(database))
+
+    # setup = (agent, the agent record's model, the project's stack)
+    def setup_of(record: dict[str, Any]) -> tuple[str, str, str]:
+        return record["agentId"], record.get("model", "unknown-model"), record["stack"]
+
+    want: dict[tuple[str, str, str], dict[str, int]] = {}
+    for kind, records in (("commits", expected.commits), ("grades", expected.grades)):
+        for record in records:
+            want.setdefault(setup_of(record), {"commits": 0, "grades": 0})[kind] += 1
+    got = {(row["agent"], row["model"], row["stack"]): row for row in report["setups"]}
+    assert set(got) == set(want)
+    for setup, counts in want.items():
+        row = got[setup]
+        assert (row["commits"], row["imported"]) == (counts["commits"], counts), setup
+        assert (row["sessions"], row["ranked"]) == (0, False)  # no sessions came with the old history
+    assert report["totals"]["commits"] == len(expected.commits) == report["imported"]["commits"]
+    assert report["totals"]["grades"] == len(expected.grades) == report["imported"]["grades"]
+    # the stacks came from the source's project profiles (the folders do not exist here)
+    assert {row["stack"] for row in report["setups"]} == {"typescript/next", "php/laravel", "python", "unknown"}
+    code, text, _ = cli(capsys, "report", "--database", str(database))
+    assert code == 0 and (f"Includes {len(expected.commits)} commit(s) and {len(expected.grades)} grade(s) "
+                          f"imported from the older TypeScript plugin") in words(text)
+
+    # status AGENT: the migrated totals and the setups they count under
+    agent = next(a for a in expected.agents if a["id"] == "build")
+    status = cli_json(capsys, "status", "build", "--database", str(database))
+    assert_exact({k: status["agent"][k] for k in ("skillPoints", "experiencePoints", "communicationScore",
+                                                  "totalCommits", "totalBugs", "halted")},
+                 {k: agent[k] for k in ("skillPoints", "experiencePoints", "communicationScore", "totalCommits",
+                                        "totalBugs", "halted")})
+    mine = {setup: counts for setup, counts in want.items() if setup[0] == "build"}
+    assert {(row["agent"], row["model"], row["stack"]): row["imported"] for row in status["setups"]} == mine
+
+
+@needs_node
+def test_a_stack_comes_from_the_profile_else_the_folder_else_unknown(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    profiled, classified, gone = tmp_path / "profiled", tmp_path / "api", tmp_path / "deleted"
+    for folder in (profiled, classified):
+        folder.mkdir()
+    (classified / "pyproject.toml").write_text('[project]\ndependencies = ["fastapi"]\n')
+    (profiled / "pyproject.toml").write_text('[project]\ndependencies = ["django"]\n')  # the profile wins
+    source = tmp_path / "old.lmdb"
+    write_plugin_db(source, {
+        "layout": "subdbs",
+        "agents": [["build", agent_data("build", "anthropic/claude-sonnet-4-5")]],
+        "commits": [[str(p), h, commit_data("build", str(p), h, 1714552200123 + i)]
+                    for i, (p, h) in enumerate(((profiled, "a" * 40), (classified, "b" * 40), (gone, "c" * 40)))],
+        "projects": [[str(profiled), {"path": str(profiled), "language": "typescript", "framework": "next",
+                                      "scope": "frontend", "dependencies": ["next"], "manifestType": "package.json",
+                                      "classifiedAt": "2024-05-01T08:30:00.000Z", "agentsmdHash": ""}]],
+    })
+    database = tmp_path / "central.lmdb"
+    cli_json(capsys, "migrate", "--database", str(database), str(source))
+    report = cli_json(capsys, "report", "--database", str(database))
+    rows = {row["stack"]: (row["agent"], row["model"], row["commits"], row["imported"]) for row in report["setups"]}
+    model = "anthropic/claude-sonnet-4-5"
+    assert rows == {stack: ("build", model, 1, {"commits": 1, "grades": 0})
+                    for stack in ("typescript/next", "python/fastapi", "unknown")}
+
+
 # -- additive and idempotent -------------------------------------------------------------------------------------
 
 def test_second_run_adds_nothing_and_sources_stay_byte_and_mtime_identical(
