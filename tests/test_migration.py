@@ -475,6 +475,19 @@ def test_dry_run_counts_without_writing(capsys: pytest.CaptureFixture[str], tmp_
                                                   "migrations").values())
 
 
+def test_a_migrated_agent_keeps_its_values_until_its_next_event_and_its_legacy_fields_after(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    project, source = project_with(tmp_path, "flat.mdb")
+    database = tmp_path / "central.lmdb"
+    cli_json(capsys, "migrate", "--database", str(database), str(project))
+    halted = next(a for a in Expected(EXPECTED["flat.mdb"], source).agents if a["skillPoints"] < 0)
+    code, out, err = cli(capsys, "reinstate", halted["id"], "--database", str(database))
+    assert code == 0, err
+    (after,) = [r for r in export(capsys, database)["agents"] if r["id"] == halted["id"]]
+    assert after["skillPoints"] == 1 and after["halted"] is False  # our rules, from this event on
+    assert (after["legacy"], after["migratedFrom"]) == (halted["legacy"], halted["migratedFrom"])
+
+
 # -- what is not the plugin's is reported per entry, never guessed -----------------------------------------------
 
 def test_entries_of_unknown_databases_are_reported_one_by_one(
