@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -36,9 +37,9 @@ EXPECTED = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))[
 FLAT = ["flat.mdb", "flat-lmdb2.mdb", "flat-16k.mdb"]
 SUBDBS = ["subdbs.mdb", "subdbs-uncompressed.mdb"]
 NODE = shutil.which("node")
-needs_node = pytest.mark.skipif(
-    not (NODE and (FIXTURES / "node_modules" / "lmdb" / "package.json").exists()),
-    reason="needs node and tests/fixtures/lmdbjs/node_modules (npm ci there)")
+HAS_NODE_MODULES = (FIXTURES / "node_modules" / "lmdb" / "package.json").exists()
+needs_node = pytest.mark.skipif(not (NODE and HAS_NODE_MODULES),
+                                reason="needs node and tests/fixtures/lmdbjs/node_modules (npm ci there)")
 
 # The plugin's record types (src/types.ts), every field.
 AGENT_FIELDS = {"id", "name", "model", "scope", "skill_points", "experience_points", "communication_score",
@@ -300,16 +301,19 @@ def test_fixtures_hold_the_awkward_values_of_real_histories(tmp_path: Path) -> N
 
 # -- every record round-trips --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fixture", FLAT + SUBDBS)
-def test_every_record_round_trips_through_migrate_status_and_export(
-        capsys: pytest.CaptureFixture[str], tmp_path: Path, fixture: str) -> None:
-    project, source = project_with(tmp_path, fixture)
+def assert_round_trip(capsys: pytest.CaptureFixture[str], tmp_path: Path, fixture_file: Path,
+                      fixture: dict[str, Any]) -> None:
+    """migrate → status --json / export --format jsonl gives back every record of ``fixture``."""
+    project = tmp_path / "project"
+    source = project / LEGACY_RELATIVE
+    source.parent.mkdir(parents=True)
+    shutil.copy(fixture_file, source)
     database = tmp_path / "central.lmdb"
-    expected = Expected(EXPECTED[fixture], source)
+    expected = Expected(fixture, source)
     result = cli_json(capsys, "migrate", "--database", str(database), str(project))
     (wire,) = result["results"]
     (summary,) = wire["sources"]
-    assert summary["layout"] == ("flat" if fixture in FLAT else "subdatabases")
+    assert summary["layout"] == ("flat" if fixture["layout"] == "flat" else "subdatabases")
     assert summary["imported"] == expected.counts() and wire["imported"] == sum(expected.counts().values())
     assert (summary["errors"], summary["skippedAgents"], summary["alreadyPresent"]) == ([], [], expected.grade_copies)
 
@@ -334,6 +338,29 @@ def test_every_record_round_trips_through_migrate_status_and_export(
     migrations = [record for _, record in stored_tables(database, "migrations")["migrations"]
                   if record["layout"] == "typescript-plugin"]
     assert_exact(by_content(migrations), by_content(expected.old_migrations))
+
+
+@pytest.mark.parametrize("fixture", FLAT + SUBDBS)
+def test_every_record_round_trips_through_migrate_status_and_export(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, fixture: str) -> None:
+    assert_round_trip(capsys, tmp_path, FIXTURES / fixture, EXPECTED[fixture])
+
+
+def test_every_record_of_freshly_regenerated_fixtures_round_trips(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The same with fixtures written right now by the real npm lmdb (as CI does: there
+    AGENT_TRACKER_REGENERATE_FIXTURES=1 makes this mandatory)."""
+    if os.environ.get("AGENT_TRACKER_REGENERATE_FIXTURES") == "1":
+        assert NODE and HAS_NODE_MODULES, "AGENT_TRACKER_REGENERATE_FIXTURES=1 needs node and npm ci in " \
+                                          "tests/fixtures/lmdbjs"
+    elif not (NODE and HAS_NODE_MODULES):
+        pytest.skip("needs node and tests/fixtures/lmdbjs/node_modules (npm ci there)")
+    out = tmp_path / "regenerated"
+    subprocess.run([NODE, str(FIXTURES / "generate.mjs"), "--out", str(out), "--only", ",".join(FLAT + SUBDBS)],
+                   cwd=FIXTURES, capture_output=True, text=True, timeout=600, check=True)
+    regenerated = json.loads((out / "expected.json").read_text(encoding="utf-8"))["fixtures"]
+    for name in FLAT + SUBDBS:
+        assert_round_trip(capsys, tmp_path / name, out / name, regenerated[name])
 
 
 def test_report_shows_migrated_commits_and_grades_under_their_setups(
