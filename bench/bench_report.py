@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bridge.config import BridgeConfig, parse_database_size  # noqa: E402
-from bridge.report import build_report  # noqa: E402
+from bridge.report.build import build_report  # noqa: E402
 from bridge.store import Store  # noqa: E402
 
 TARGET_SECONDS = 1.0
@@ -33,9 +33,8 @@ EVENT_TABLES = ("sessions", "commits", "communication", "activities", "retrospec
 
 
 def open_store(path: Path, size: int) -> Store:
-    from bridge.report import open_readonly
 
-    store = open_readonly(BridgeConfig(database_path=str(path), max_database_size=size))
+    store = Store.open(BridgeConfig(database_path=str(path), max_database_size=size), readonly=True)
     if not store.available:
         raise SystemExit(f"cannot open {path}: {store.error}")
     return store

@@ -31,10 +31,10 @@ MiB = 1024 * 1024
 
 def database_size(events: int) -> dict[str, Any]:
     """Feed ``events`` hook events through TrackingService into a fresh database; stat it."""
-    from bridge import messages as m
+    from bridge.protocol import params as m
     from bridge.config import BridgeConfig
     from bridge.store import Store
-    from bridge.tracking import TrackingService
+    from bridge.tracking.service import TrackingService
 
     from .session_stream import make_project, session_events
 

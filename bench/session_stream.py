@@ -239,10 +239,10 @@ class _RecordingView:
 
 def capture_rows(events: list[Event], flush_after: Callable[[str], bool]) -> tuple[list[list[Row]], list[float]]:
     """Run the tracking service in-process; return the rows of each flush and its durationMs."""
-    from bridge import messages as m
+    from bridge.protocol import params as m
     from bridge.config import BridgeConfig
     from bridge.store import Store
-    from bridge.tracking import TrackingService
+    from bridge.tracking.service import TrackingService
 
     groups: list[list[Row]] = []
 

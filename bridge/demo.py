@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 PLACEHOLDER = "/demo/projects/"
 DEMO_PROJECTS: dict[str, dict[str, str]] = {
@@ -62,44 +62,6 @@ class DemoError(Exception):
 def examples_dir() -> Path:
     """examples/sessions of the checkout this package runs from (an editable install)."""
     return Path(__file__).resolve().parent.parent / "examples" / "sessions"
-
-
-# -- recordings ------------------------------------------------------------------------------------
-
-def read_recording(path: Path) -> Iterator[tuple[int, str | None, Any, str | None]]:
-    """(line number, direction, message, problem) for each non-empty line of a recording.
-
-    Format (protocol/recordings): ``{"dir": "in"|"out", "msg": {...}}`` per line; a line that is
-    not JSON or has no message comes back with ``problem`` set.
-    """
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError as exc:
-                yield number, None, None, f"not JSON ({exc})"
-                continue
-            if not isinstance(entry, dict):
-                yield number, None, None, "not an object"
-                continue
-            direction = entry.get("dir")
-            if "msg" not in entry:
-                yield number, direction, None, "no msg (a raw or marker line)"
-                continue
-            yield number, direction, entry["msg"], None
-
-
-def rewrite_paths(value: Any, old: str, new: str) -> Any:
-    """Every string starting with ``old`` (e.g. /demo/projects/) starts with ``new`` instead."""
-    if isinstance(value, str):
-        return new + value[len(old):] if value.startswith(old) else value
-    if isinstance(value, dict):
-        return {k: rewrite_paths(v, old, new) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rewrite_paths(v, old, new) for v in value]
-    return value
 
 
 # -- a small JSON-RPC client over the bridge's stdio -------------------------------------------------
@@ -239,6 +201,8 @@ def create_projects(root: Path) -> dict[str, Path]:
 
 def replay_through_bridge(bridge: BridgeProcess, files: list[Path], projects_root: Path) -> dict[str, int]:
     """Send each file's ``in`` messages (control messages excepted) to the running bridge."""
+    from .replay import read_recording, rewrite_paths
+
     counts = {"files": 0, "notifications": 0, "requests": 0, "rejected": 0, "skipped": 0}
     new_prefix = str(projects_root) + "/"
     for path in files:
@@ -266,7 +230,9 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
     from rich.console import Console
 
     from .config import BridgeConfig
-    from .report import build_report, render_rich
+    from .report.build import build_report
+    from .report.render import render_rich
+    from .store import Store
 
     console = console or Console()
     source = examples_dir()
@@ -306,16 +272,14 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
         console.print(f"Replayed {counts['notifications']} notifications and {counts['requests']} requests "
                       f"from {counts['files']} recorded sessions through the real bridge in "
                       f"{time.perf_counter() - started:.1f} s ({counts['rejected']} rejected by its rules).")
-        from .report import open_readonly
-
-        store = open_readonly(BridgeConfig(database_path=str(database)))
+        store = Store.open(BridgeConfig(database_path=str(database)), readonly=True)
         if not store.available:
             raise DemoError(f"The demo database cannot be read: {store.error}")
         with store:
             report = build_report(store)
             render_rich(report, console)
             if chart:
-                from .chart import ChartError, draw_chart
+                from .report.chart import ChartError, draw_chart
 
                 try:
                     console.print(f"Chart: {draw_chart(store, report, Path(chart).expanduser())}")

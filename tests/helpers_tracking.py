@@ -13,10 +13,10 @@ from typing import Any
 import attrs
 
 from bridge.config import BridgeConfig, MiB, ScoringRules
-from bridge.journal import Journal, journal_dir_for
-from bridge.messages import structure_params
+from bridge.tracking.journal import Journal, journal_dir_for
+from bridge.protocol.params import structure_params
 from bridge.store import Store
-from bridge.tracking import TrackingService
+from bridge.tracking.service import TrackingService
 from rpc_client import Bridge, test_env
 
 GRADES_TEXT = "-1 (bad), 1 (neutral), 2 (good) or 5 (excellence)"

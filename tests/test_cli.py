@@ -14,7 +14,7 @@ import pytest
 from bridge import demo
 from bridge.cli import main
 from bridge.config import BridgeConfig
-from bridge.report import build_report, open_readonly
+from bridge.report.build import build_report
 from bridge.store import Store
 import rpc_client
 from test_report import CLAUDE, Tracker, make_projects, populate
@@ -135,7 +135,7 @@ def test_report_json_and_table(capsys: pytest.CaptureFixture[str], database: Pat
     code, out, _ = cli(capsys, "report", "--json", "--database", str(database))
     assert code == 0
     wire = json.loads(out)
-    store = open_readonly(BridgeConfig(database_path=str(database)))
+    store = Store.open(BridgeConfig(database_path=str(database)), readonly=True)
     with store:
         expected = build_report(store).to_wire()
     for volatile in ("generatedAt", "durationMs"):
@@ -197,7 +197,7 @@ def test_replay_examples_then_report(capsys: pytest.CaptureFixture[str], tmp_pat
     assert result["events"] == in_events and result["rejected"] == 0
     assert [item["file"] for item in result["files"]] == [str(p) for p in files]
 
-    store = open_readonly(BridgeConfig(database_path=str(target)))
+    store = Store.open(BridgeConfig(database_path=str(target)), readonly=True)
     with store:
         report = build_report(store)
     # The recorded /demo/projects folders do not exist here: their stack is unknown.
@@ -294,7 +294,7 @@ def test_demo_prints_a_ranked_report(isolated_home: Path) -> None:
 
 def contents(database: Path) -> dict[str, Any]:
     """What the report reads, without timestamps and paths (which differ between the two runs)."""
-    store = open_readonly(BridgeConfig(database_path=str(database)))
+    store = Store.open(BridgeConfig(database_path=str(database)), readonly=True)
     with store, store.read() as view:
         sessions = {sid: tuple(r.get(k) for k in ("agentId", "provider", "model", "setups", "toolCalls",
                                                   "failedToolCalls", "commands", "commits", "pushes", "xpEarned"))

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from bridge.plugin_install import install_plugin
+from bridge.opencode.install import install_plugin
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import pytest
 
 from bridge.cli import main
 from bridge.config import BridgeConfig
-from bridge.export import TABLES
+from bridge.report.export import TABLES
 from bridge.store import Store
 from test_report import CLAUDE, GPT, Tracker, populate
 

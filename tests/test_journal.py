@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from bridge.config import MiB
-from bridge.journal import Journal, OrphanJournal, find_orphans, journal_dir_for
+from bridge.tracking.journal import Journal, OrphanJournal, find_orphans, journal_dir_for
 from bridge.store import full_message
 from helpers_tracking import (FULL_HASH, bash_commit, close_harness, make_harness, new_agent_status, open_store,
                               read_database, spawn_bridge, tool)

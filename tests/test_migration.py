@@ -27,7 +27,7 @@ import pytest
 
 from bridge.cli import main
 from bridge.config import BridgeConfig
-from bridge.migration import LEGACY_RELATIVE
+from bridge.migration.importer import LEGACY_RELATIVE
 from bridge.store import Store
 import rpc_client
 from rpc_client import Bridge

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge import plugin_install as pi
-from bridge.plugin_install import InstallError, install_plugin, parse_jsonc, uninstall_plugin
+from bridge.opencode import install as pi
+from bridge.opencode.install import InstallError, install_plugin, parse_jsonc, uninstall_plugin
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "examples" / "opencode-plugin"

@@ -10,7 +10,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from bridge import messages as m
+from bridge.protocol import params as m
 from bridge.config import BridgeConfig, ScoringRules, _camel
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "protocol" / "schema.json").read_text())
@@ -93,7 +93,7 @@ def test_outgoing_notifications_match() -> None:
 
 
 def test_grades_in_schema_are_the_rules_grades() -> None:
-    from bridge.scoring import GRADE_NAMES
+    from bridge.protocol.grades import GRADE_NAMES
     grade = SCHEMA["$defs"]["Grade"]["oneOf"]
     assert grade[0]["enum"] == sorted(GRADE_NAMES)
     assert grade[1]["enum"] == [GRADE_NAMES[v] for v in sorted(GRADE_NAMES)]

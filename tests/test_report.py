@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 
 from bridge.config import BridgeConfig, MiB, ScoringRules
-from bridge.messages import structure_params
-from bridge.report import (DEFAULT_MIN_SESSIONS, ReportError, build_report, build_timeline, normalise_since,
-                           render_text, score_parts, stack_matches)
+from bridge.protocol.params import structure_params
+from bridge.report.build import build_report
+from bridge.report.filters import normalise_since, stack_matches
+from bridge.report.model import ReportError
+from bridge.report.render import render_text
+from bridge.report.score import DEFAULT_MIN_SESSIONS, score_parts
+from bridge.report.timeline import build_timeline
 from bridge.store import Store
-from bridge.tracking import TrackingService
+from bridge.tracking.service import TrackingService
 from rpc_client import Bridge
 
 CLAUDE = ("anthropic", "claude-sonnet-4-5")
@@ -489,7 +493,7 @@ def test_timeline_is_cumulative(tmp_path: Path) -> None:
 
 def test_chart_png_and_html(reference, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from bridge.chart import ChartError, draw_chart
+    from bridge.report.chart import ChartError, draw_chart
 
     tracker, *_ = reference
     report = build_report(tracker.store)
@@ -538,7 +542,7 @@ async def test_report_method_of_the_real_bridge(isolated_home: Path, tmp_path: P
 def test_migrated_history_goes_through_the_careful_path(tmp_path: Path) -> None:
     """Records imported from the old plugin lack fields (no model, provider, sessionID; projects
     without a stack): the fast path hands them over one by one and must agree with the slow one."""
-    migration = pytest.importorskip("bridge.migration")
+    from bridge.migration import importer as migration
     fixture = Path(__file__).parent / "fixtures" / "lmdbjs" / "flat.mdb"
     if not fixture.exists():
         pytest.skip("no lmdb-js fixture")
@@ -584,8 +588,8 @@ def test_helper_process_gives_the_same_report(reference, isolated_home: Path) ->
     sequential = build_report(tracker.store)
     assert not sequential.parallel
     script = ("import json, sys; from bridge.config import BridgeConfig; "
-              "from bridge.report import build_report, open_readonly; import bridge.report as R; "
-              "R.HELPER_THRESHOLD = 0; store = open_readonly(BridgeConfig(database_path=sys.argv[1])); "
+              "from bridge.store import Store; from bridge.report.build import build_report; import bridge.report.helper as H; "
+              "H.HELPER_THRESHOLD = 0; store = Store.open(BridgeConfig(database_path=sys.argv[1]), readonly=True); "
               "report = build_report(store, parallel=True); "
               "print(json.dumps({'parallel': report.parallel, 'setups': [r.to_wire() for r in report.setups], "
               "'totals': report.totals, 'unattributed': report.unattributed_bugs})); "
@@ -608,7 +612,7 @@ def test_helper_process_gives_the_same_report(reference, isolated_home: Path) ->
 def test_helper_results_are_used_only_for_the_same_snapshot(reference, monkeypatch: pytest.MonkeyPatch,
                                                             payload: str) -> None:
     """A failed child, or one that read another snapshot: the parent counts grades and bugs itself."""
-    from bridge import report as report_module
+    from bridge.report import helper as helper_module
 
     tracker, *_ = reference
     expected = [row.to_wire() for row in build_report(tracker.store).setups]
@@ -623,7 +627,7 @@ def test_helper_results_are_used_only_for_the_same_snapshot(reference, monkeypat
         def cancel(self) -> None:
             pass
 
-    monkeypatch.setattr(report_module._Helper, "start", classmethod(lambda cls, *args: FakeHelper()))
+    monkeypatch.setattr(helper_module.Helper, "start", classmethod(lambda cls, *args: FakeHelper()))
     report = build_report(tracker.store, parallel=True)
     assert not report.parallel
     assert [row.to_wire() for row in report.setups] == expected

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from bridge.config import ScoringRules
-from bridge.messages import InvalidParams
-from bridge.scoring import AgentState, InvalidGrade, apply_grade, earn, level_up, parse_grade, reinstate, report_bug
+from bridge.protocol.params import InvalidParams
+from bridge.protocol.grades import InvalidGrade, parse_grade
+from bridge.tracking.scoring import AgentState, apply_grade, earn, level_up, reinstate, report_bug
 from helpers_tracking import (GRADES_TEXT, ServiceHarness, close_harness, make_harness, new_agent_status,
                               open_store, tool)
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from bridge.config import BridgeConfig, MiB, ScoringRules
-from bridge.messages import structure_params
-from bridge.report import build_report
-from bridge.stack import FINGERPRINT_FILES, Stack, classify, fingerprint
+from bridge.protocol.params import structure_params
+from bridge.report.build import build_report
+from bridge.tracking.stack import FINGERPRINT_FILES, Stack, classify, fingerprint
 from bridge.store import Store
-from bridge.tracking import TrackingService
+from bridge.tracking.service import TrackingService
 
 
 def project(tmp_path: Path, files: dict[str, str], name: str = "project") -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bridge.tracking import EventRejected
+from bridge.tracking.service import EventRejected
 from helpers_tracking import (FULL_HASH, GRADES_TEXT, OTHER_FULL_HASH, ServiceHarness, bash_commit, bash_push,
                               close_harness, make_harness, new_agent_status, open_store, spawn_bridge, tool)
 from rpc_client import Bridge, RpcError
@@ -104,7 +104,7 @@ def test_status_reads_its_own_pending_writes(h: ServiceHarness) -> None:
 
 
 def test_status_by_session_resolves_the_agent(h: ServiceHarness) -> None:
-    from bridge.messages import structure_params
+    from bridge.protocol.params import structure_params
     h.send("tool.executed", tool("s1", "c1"))
     assert h.service.status(structure_params("agent.status", {"sessionID": "s1"})) == \
         new_agent_status("build", experiencePoints=1.0, pendingChanges=1)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bridge.transport import GuardedReader, read_messages
+from bridge.rpc.transport import GuardedReader, read_messages
 
 
 def frame(body: bytes) -> bytes:

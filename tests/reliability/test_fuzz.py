@@ -48,7 +48,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from bridge.messages import EVENT_METHODS, METHODS
+from bridge.protocol.params import EVENT_METHODS, METHODS
 from reliability import ROOT, SOAK, Timer, bridge_env, bump, read_db, record, scaled
 
 pytestmark = pytest.mark.reliability

@@ -13,9 +13,9 @@ from typing import Any
 
 import attrs
 
-from .config import ScoringRules
+from ..config import ScoringRules
+from ..store import WriteView, key
 from .scoring import AgentState, apply_grade, earn, reinstate, report_bug
-from .store import WriteView, key
 
 # Operation kinds (first element of each op list).
 GAIN, COMMIT, PUSH, GRADE, BUG, REINSTATE = "gain", "commit", "push", "grade", "bug", "reinstate"

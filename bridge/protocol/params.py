@@ -15,7 +15,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
-from .scoring import parse_grade
+from .grades import parse_grade
 
 # An identifier or path from the host: non-empty text without NUL (NUL separates key parts).
 Id = NewType("Id", str)

@@ -20,13 +20,13 @@ from pygls.exceptions import (JsonRpcException, JsonRpcInvalidParams, JsonRpcInv
 from pygls.protocol.json_rpc import JsonRPCProtocol
 from pygls.server import JsonRPCServer
 
-from . import SERVER_NAME, __version__
-from . import messages as m
-from .config import BridgeConfig, ConfigError, load_config
-from .journal import Journal, find_orphans, journal_dir_for
+from .. import SERVER_NAME, __version__
+from ..config import BridgeConfig, ConfigError, load_config
+from ..protocol import params as m
+from ..store import Store, StoreError
+from ..tracking.journal import Journal, find_orphans, journal_dir_for
+from ..tracking.service import EventRejected, TrackingService
 from .recorder import Recorder, recorder_from_env
-from .store import Store, StoreError
-from .tracking import EventRejected, TrackingService
 from .transport import MAX_FRAME_BYTES, GuardedReader, StdoutWriter, read_messages, stdin_reader
 
 logger = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ class BridgeServer(JsonRPCServer):
         """Import the old TypeScript plugin's databases (bridge.migration), never blocking start-up."""
         assert self.store is not None and self.config is not None
         try:
-            from .migration import migrate_on_initialize
+            from ..migration.importer import migrate_on_initialize
         except ImportError:
             return None
         try:
@@ -341,7 +341,9 @@ class BridgeServer(JsonRPCServer):
 
     def _on_report(self, params: m.ReportQuery) -> dict[str, Any]:
         service = self._require_service("report")
-        from .report import ReportError, build_report, render_text  # not needed at start-up
+        from ..report.build import build_report  # not needed at start-up
+        from ..report.model import ReportError
+        from ..report.render import render_text
         if service.pending:
             self._flush()
         try:

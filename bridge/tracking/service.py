@@ -16,17 +16,18 @@ from typing import Any, Callable
 import attrs
 import orjson
 
+from ..config import ScoringRules
+from ..protocol import params as m
+from ..protocol.grades import GRADE_NAMES
+from ..store import DatabaseFull, Store, StoreError, key
+from ..timestamps import utc_now
 from . import faults
-from . import messages as m
-from .config import ScoringRules
 from .git_commands import hashes_match, recognise_commit, recognise_push
 from .journal import Journal, OrphanJournal
 from .pending import (BUG, COMMIT, GAIN, GRADE, PUSH, REINSTATE, PendingChanges,
                       apply_op_to_projection, grade_prefix)
-from .scoring import GRADE_NAMES, AgentState
+from .scoring import AgentState
 from .stack import classify, fingerprint
-from .store import DatabaseFull, Store, StoreError, key
-from .timestamps import utc_now
 
 UNKNOWN_AGENT = "unknown"
 Notify = Callable[[str, dict[str, Any]], None]

@@ -1,13 +1,10 @@
-"""`agent-tracker`: the bridge (`serve`) and the commands that answer "which setup works for me?".
-
-Imports are lazy per command: `serve` is what OpenCode spawns and must start fast.
-"""
+"""The command line: one argparse parser, every command and flag declared here."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any, Sequence
+
+DESCRIPTION = "agent-tracker: the bridge (`serve`) and the commands that answer \"which setup works for me?\"."
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -24,13 +21,13 @@ def _reading(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agent-tracker", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="agent-tracker", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _common(sub.add_parser("serve", help="run the bridge on stdio (what the OpenCode plugin spawns)"))
     status = sub.add_parser("status", help="an agent's sheet (or all agents)")
     _reading(status)
     status.add_argument("agent", nargs="?")
-    from .report import SCORE_HELP  # a light import (no matplotlib, no LMDB)
+    from ..report.score import SCORE_HELP  # a light import (no matplotlib, no LMDB)
 
     report = sub.add_parser("report", help="which setup (agent, model, stack) does best",
                             description=SCORE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,32 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {"databasePath": getattr(args, "database", None),
-            "maxDatabaseSize": getattr(args, "max_database_size", None)}
-
-
-def _serve_parser() -> argparse.ArgumentParser:
+def serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agent-tracker serve",
                                      description="Run the bridge on stdio (what the OpenCode plugin spawns).")
     _common(parser)
     return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["serve"]:
-        # What OpenCode spawns: skip building every subcommand (the report's help text alone
-        # imports bridge.report), because start-up time is part of each OpenCode session.
-        from .server import serve
-        return serve(cli_overrides(_serve_parser().parse_args(argv[1:])))
-    args = build_parser().parse_args(argv)
-    if args.command is None:
-        build_parser().print_help()
-        return 2
-    from . import commands
-    return commands.run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,10 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .report import FORMULA, Report, SetupKey, build_timeline, bucket_datetime, table_rows, COLUMNS
+from .model import Report, SetupKey
+from .render import COLUMNS, table_rows
+from .score import FORMULA
+from .timeline import bucket_datetime, build_timeline
 
 MAX_SETUPS = 8
 SUFFIXES = (".png", ".html", ".htm")

@@ -29,8 +29,8 @@ from typing import IO, Any, Iterator
 import attrs
 import orjson
 
-from .store import ReadView, Store
-from .timestamps import utc_now
+from ..store import ReadView, Store
+from ..timestamps import utc_now
 
 FORMAT_NAME = "agent-tracker-export"
 EXPORT_VERSION = 1
@@ -109,12 +109,12 @@ def _csv_row(record: dict[str, Any], columns: list[str]) -> list[Any]:
 
 def export_database(store: Store, fmt: str, output: str | None, *,
                     stdout: IO[str] | None = None) -> ExportSummary:
-    from .report import _Scope  # the report's stack resolution, so both agree
+    from .collect import Scope  # the report's stack resolution, so both agree
 
     out = stdout or sys.stdout
     counts = {table: 0 for table in TABLES}
     with store.read() as view:
-        stack_of = _Scope(view, None, None, None, None).stack_of
+        stack_of = Scope(view, None, None, None, None).stack_of
         if fmt == "csv":
             target = _export_csv(view, stack_of, output, out, counts)
         elif fmt in ("json", "jsonl"):

@@ -41,12 +41,12 @@ from typing import Any, Callable, Iterable
 import attrs
 import orjson
 
-from . import __version__
-from .config import DATABASE_FILE_NAME, BridgeConfig
-from .git_commands import hashes_match
-from .scoring import GRADE_NAMES
-from .store import DatabaseFull, Store, StoreError, WriteView, key
-from .timestamps import iso_utc, utc_now
+from .. import __version__
+from ..config import DATABASE_FILE_NAME, BridgeConfig
+from ..protocol.grades import GRADE_NAMES
+from ..store import DatabaseFull, Store, StoreError, WriteView, key
+from ..timestamps import iso_utc, utc_now
+from ..tracking.git_commands import hashes_match
 
 LEGACY_RELATIVE = Path("~") / ".config" / "opencode" / DATABASE_FILE_NAME
 # Imported record types, in the order they are imported (agents first: commits and grades
@@ -180,7 +180,7 @@ def migrate_paths(store: Store, paths: list[Path], *, dry_run: bool = False,
 
 def migrate_source(store: Store, source: Path, *, dry_run: bool = False,
                    progress: Progress | None = None) -> SourceResult:
-    from .lmdbjs import LmdbJsError, LmdbJsSnapshot
+    from ..lmdbjs import LmdbJsError, LmdbJsSnapshot
 
     result = SourceResult(str(source))
     started = utc_now()
@@ -247,7 +247,7 @@ class _Row:
 
 def _rows(snapshot: Any, result: SourceResult) -> list[_Row]:
     """The source's entries that have a plugin record type, in import order; the rest are errors."""
-    from .lmdbjs import Symbol
+    from ..lmdbjs import Symbol
 
     rows: list[_Row] = []
     for name, entries in snapshot.databases.items():
@@ -301,7 +301,7 @@ def _agent_models(rows: list[_Row]) -> dict[str, str]:
 
 def _plain(value: Any) -> Any:
     """lmdb-js/msgpackr values → JSON-safe values (dates as ISO strings, undefined dropped)."""
-    from .lmdbjs import JsError, JsRegExp, JsTypedArray, Symbol, Undefined
+    from ..lmdbjs import JsError, JsRegExp, JsTypedArray, Symbol, Undefined
 
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items() if v is not Undefined}
@@ -335,7 +335,7 @@ class _NotImported(ValueError):
 
 
 def _present(value: dict[str, Any], name: str) -> bool:
-    from .lmdbjs import Undefined
+    from ..lmdbjs import Undefined
 
     return name in value and value[name] is not Undefined  # `undefined` is how JS leaves a field out
 
@@ -455,7 +455,7 @@ class _Importer:
         return found
 
     def _provenance(self, value: dict[str, Any], mapped: set[str]) -> dict[str, Any]:
-        from .lmdbjs import Undefined
+        from ..lmdbjs import Undefined
 
         legacy = {str(k): _plain(v) for k, v in value.items() if k not in mapped and v is not Undefined}
         return {"migratedFrom": self.source, **({"legacy": legacy} if legacy else {})}

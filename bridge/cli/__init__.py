@@ -1,0 +1,78 @@
+"""cli: `agent-tracker`, the bridge (`serve`) and the commands that answer "which setup works for me?".
+
+Owns: argument parsing (parser), what every command shares (common: exit codes, errors, output,
+opening the database) and one module per command family. May import everything below it;
+nothing imports cli. Command modules are imported lazily, per command: `serve` is what OpenCode
+spawns and must start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable, Sequence
+
+from .common import (EXIT_INTERRUPTED, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE, EXIT_WRITE, CommandError,
+                     cli_overrides, print_error, report_failure)
+from .parser import build_parser, serve_parser
+
+# command -> (module in this package, function): imported only when that command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "status": ("status", "cmd_status"),
+    "report": ("report", "cmd_report"),
+    "export": ("export", "cmd_export"),
+    "replay": ("replay", "cmd_replay"),
+    "demo": ("replay", "cmd_demo"),
+    "reinstate": ("reinstate", "cmd_reinstate"),
+    "migrate": ("migrate", "cmd_migrate"),
+    "install-plugin": ("plugin", "cmd_install_plugin"),
+    "uninstall-plugin": ("plugin", "cmd_uninstall_plugin"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        # What OpenCode spawns: skip building every subcommand (the report's help text alone
+        # imports bridge.report), because start-up time is part of each OpenCode session.
+        from ..rpc.server import serve
+        return serve(cli_overrides(serve_parser().parse_args(argv[1:])))
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return EXIT_USAGE
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one parsed command; every failure becomes one sentence and its documented exit code."""
+    found = COMMANDS.get(args.command)
+    if found is None:
+        print_error(f"unknown command {args.command!r}")
+        return EXIT_USAGE
+    module, function = found
+    handler: Callable[[argparse.Namespace], int] = getattr(
+        importlib.import_module(f"{__name__}.{module}"), function)
+    from ..report.model import ReportError
+    from ..store import DatabaseFull, StoreError
+
+    try:
+        return handler(args)
+    except CommandError as exc:
+        report_failure(args, exc.message, exc.code)
+        return exc.code
+    except ReportError as exc:
+        report_failure(args, str(exc), EXIT_USAGE)
+        return EXIT_USAGE
+    except DatabaseFull as exc:
+        report_failure(args, str(exc), EXIT_WRITE)
+        return EXIT_WRITE
+    except StoreError as exc:
+        report_failure(args, str(exc), EXIT_UNUSABLE)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `agent-tracker export | head`
+        return EXIT_OK

@@ -1,0 +1,157 @@
+"""What every command shares: exit codes, errors, output, configuration, opening the database.
+
+Exit codes (documented in docs/README-report.md):
+  0  done
+  1  the command ran but could not do what was asked (unknown agent, unreadable file, ...)
+  2  usage or configuration error
+  3  no database at the path (nothing recorded yet)
+  4  the file at the path is not a usable agent-tracker database (written by the older
+     TypeScript plugin: run `agent-tracker migrate`; corrupt; another program's; no permission)
+  5  the database could not be written (full, read-only)
+130 interrupted
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from ..config import BridgeConfig, ConfigError, load_config
+from ..store import Store
+
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_DATABASE, EXIT_UNUSABLE, EXIT_WRITE = 0, 1, 2, 3, 4, 5
+
+
+EXIT_INTERRUPTED = 130
+
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+
+# -- output ------------------------------------------------------------------------------------
+
+def make_console(file: TextIO | None = None) -> Any:
+    from rich.console import Console
+
+    console = Console(file=file or sys.stdout, highlight=False)
+    if not console.is_terminal:  # piped: wide enough for the report table, no wrapping
+        console = Console(file=file or sys.stdout, highlight=False, width=max(console.width, 200))
+    return console
+
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+    sys.stdout.flush()
+
+
+
+def print_error(message: str) -> None:
+    print(f"agent-tracker: {message}", file=sys.stderr, flush=True)
+
+
+
+def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {"databasePath": getattr(args, "database", None),
+            "maxDatabaseSize": getattr(args, "max_database_size", None)}
+
+
+# -- configuration and opening ----------------------------------------------------------------------
+
+def command_config(args: argparse.Namespace) -> BridgeConfig:
+    """The same configuration as the bridge: defaults < environment < --database/--max-database-size."""
+    try:
+        return load_config(None, cli_overrides(args))
+    except ConfigError as exc:
+        raise CommandError(f"Invalid configuration: {exc}", EXIT_USAGE) from None
+
+
+
+def unusable(store: Store) -> CommandError:
+    info = store.info()
+    message = store.error or f"Cannot open the database at {store.path}."
+    foreign = info.foreign or _is_lmdbjs(store.path)
+    if foreign and "agent-tracker migrate" not in message:
+        message = (f"The database at {store.path} was written by the older TypeScript plugin (lmdb-js). "
+                   f"Run `agent-tracker migrate` to move it aside and import its history.")
+    if "has not been initialised yet" in message:
+        return CommandError(f"{message} Nothing has been recorded there yet.", EXIT_NO_DATABASE)
+    if "database is full" in message:
+        return CommandError(message, EXIT_WRITE)
+    return CommandError(message, EXIT_UNUSABLE)
+
+
+
+def _is_lmdbjs(path: Path) -> bool:
+    try:
+        from ..lmdbjs import is_lmdbjs_file
+    except ImportError:
+        return False
+    try:
+        return bool(is_lmdbjs_file(path))
+    except Exception:  # a reader problem must not hide the real error
+        return False
+
+
+
+def database_path(config: BridgeConfig) -> Path:
+    path = config.resolved_database_path()
+    if path is None:
+        raise CommandError("':memory:' is a throw-away database that only lives inside one bridge; "
+                           "there is nothing to read. Give --database PATH.", EXIT_NO_DATABASE)
+    return path
+
+
+
+def missing(path: Path) -> CommandError:
+    return CommandError(
+        f"No agent-tracker database at {path}. It is created when OpenCode first runs the plugin "
+        f"(see `agent-tracker install-plugin`); try `agent-tracker demo` for a sample, or pass "
+        f"--database PATH.", EXIT_NO_DATABASE)
+
+
+
+def open_for_reading(config: BridgeConfig) -> Store:
+    """Open read-only, or CommandError with exit code 3 (missing) or 4 (not usable)."""
+    path = database_path(config)
+    if not path.exists():
+        raise missing(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise CommandError(f"The file at {path} is empty: no agent-tracker database there yet.",
+                           EXIT_NO_DATABASE)
+    store = Store.open(config, readonly=True)
+    if not store.available:
+        raise unusable(store)
+    return store
+
+
+
+def open_for_writing(config: BridgeConfig, *, must_exist: bool = False) -> Store:
+    path = database_path(config)
+    if must_exist and not path.exists():
+        raise missing(path)
+    store = Store.open(config)
+    if not store.available:
+        raise unusable(store)
+    if store.read_only:
+        store.close()
+        raise CommandError(store.error or f"The database at {path} cannot be written.", EXIT_WRITE)
+    return store
+
+
+
+def report_failure(args: argparse.Namespace, message: str, code: int) -> None:
+    print_error(message)
+    if getattr(args, "json", False):
+        print_json({"error": message, "exitCode": code})

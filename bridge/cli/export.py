@@ -1,0 +1,26 @@
+"""`agent-tracker export`: every table for spreadsheets, DuckDB or pandas."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import EXIT_OK, EXIT_USAGE, CommandError, command_config, open_for_reading
+
+
+
+# -- export ------------------------------------------------------------------------------------------------
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..report.export import ExportError, export_database
+
+    config = command_config(args)
+    with open_for_reading(config) as store:
+        try:
+            summary = export_database(store, args.format, args.output)
+        except ExportError as exc:
+            raise CommandError(str(exc), EXIT_USAGE) from None
+    if args.output:
+        counts = ", ".join(f"{count} {table}" for table, count in summary.counts.items())
+        print(f"Exported {counts} from {store.path} to {summary.target}", file=sys.stderr)
+    return EXIT_OK

@@ -1,0 +1,48 @@
+"""`agent-tracker replay FILE...` and `agent-tracker demo`: recorded sessions into a database."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..replay import replay_files
+from .common import (EXIT_FAILED, EXIT_OK, EXIT_WRITE, CommandError, make_console, print_error, print_json,
+                     command_config, open_for_writing)
+
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    config = command_config(args)
+    paths = [Path(name).expanduser() for name in args.files]
+    for path in paths:
+        if not path.is_file():
+            raise CommandError(f"No such recording: {path}", EXIT_FAILED)
+    with open_for_writing(config) as store:
+        result = replay_files(store, config, paths)
+    if args.json:
+        print_json(result)
+    else:
+        console = make_console()
+        for item in result["files"]:
+            console.print(f"{item['file']}: {item['events']} events replayed, {item['rejected']} rejected, "
+                          f"{item['skipped']} lines skipped")
+            for problem in item["problems"][:10]:
+                console.print(f"  [yellow]line {problem['line']}[/yellow]: {problem['message']}")
+        console.print(f"Replayed {result['events']} events into {result['database']}.")
+    if result["flushErrors"]:
+        for message in result["flushErrors"]:
+            print_error(message)
+        return EXIT_WRITE
+    return EXIT_OK
+
+
+
+# -- demo --------------------------------------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..demo import DemoError, run_demo
+
+    try:
+        return run_demo(keep=args.keep, chart=args.chart, console=make_console())
+    except DemoError as exc:
+        raise CommandError(str(exc), exc.code) from None

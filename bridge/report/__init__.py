@@ -1,0 +1,32 @@
+"""report: which setup (agent, provider/model, project stack) works best, read from the central database.
+
+Owns: aggregation, scoring, ranking, recommendations, the timeline, and every way the answer
+leaves the program (rich/text tables, the chart, export). May import: store, config, timestamps,
+tracking's pure rules (scoring, stack, git_commands). Never imports rpc, cli or migration.
+Modules: build (the entry point), collect + decode (the scan), helper (a forked counter),
+score + rank (the rules), model (rows and wire form), filters, timeline, render, chart, export.
+
+A *setup* is the OpenCode agent, the provider/model it ran on and the stack of the project
+(language/framework, bridge.stack). Every session, commit, grade and bug in the database is
+attributed to one setup (rules below), aggregated, scored and ranked within its stack.
+
+Attribution
+  * a session counts once for every setup it used (``setups[]``, normally one; its XP is split
+    evenly between them); a session without agent information counts for ``unknown``;
+  * a commit counts for the agent and provider/model recorded with it;
+  * a grade counts for the agent and provider/model recorded with it (the agent is the one who
+    made the commit); a grade stored without a model (graded outside the commit's session, or
+    migrated) takes the commit's, then the session's;
+  * a bug counts for the setup of the commit it names, else of the session it was reported in
+    (the reported agent's entry in that session); a bug naming neither is *unattributed*;
+  * the stack is the project's ``projects`` record, else the project folder classified now if
+    it exists, else ``unknown``.
+
+Score (0-100, see score.SCORE_HELP) and ranking rules are documented in docs/README-report.md.
+
+Speed: one pass per sub-database over the raw values, in one read transaction. Commits and
+grades are grouped in C (``Counter(map(itemgetter(...), map(orjson.loads, values)))``, or with
+msgspec, when installed, frozen structs of just the needed fields as the group keys); a record
+that lacks a field (e.g. a migrated one) is handled on its own and the scan resumes after it;
+activities are decoded only when their bytes mention ``"bug"``. bench/bench_report.py measures it.
+"""

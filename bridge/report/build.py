@@ -1,0 +1,135 @@
+"""build_report: one read transaction, the scan (here or shared with a forked helper), rank, recommend."""
+
+from __future__ import annotations
+
+import gc
+import time
+from typing import Any
+
+import orjson
+
+from ..store import ReadView, Store
+from ..timestamps import utc_now
+from .collect import (Scope, Totals, collect_bugs, collect_commits, collect_grades, collect_imported,
+                      collect_sessions)
+from .decode import codec_named
+from .filters import normalise_project, normalise_since
+from .helper import Helper, merge_helper_result
+from .model import Report, ReportError, SetupRow
+from .rank import rank_rows, recommend
+from .score import (AGENT_N, AGENT_SUM, BAD, BUGS, COMMITS, DEFAULT_MIN_SESSIONS, EXCELLENT, SESSIONS, USER_N,
+                    USER_SUM, XP, score_parts)
+
+_loads = orjson.loads
+
+
+# -- building ----------------------------------------------------------------------------------------
+
+def _read_agents(view: ReadView) -> dict[str, dict[str, Any]]:
+    agents: dict[str, dict[str, Any]] = {}
+    for raw in view.raw_values("agents"):
+        try:
+            record = _loads(raw)
+            agents[str(record["id"])] = record
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue
+    return agents
+
+
+
+class NoGC:
+    """Building millions of short-lived dicts: the cyclic GC only costs time here."""
+
+    def __enter__(self) -> None:
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            gc.enable()
+
+
+
+def build_report(store: Store, *, project: str | None = None, stack: str | None = None,
+                 since: str | None = None, min_sessions: int | None = None, agent: str | None = None,
+                 decoder: str | None = None, parallel: bool = False, _force_slow: bool = False) -> Report:
+    """Aggregate, score and rank every setup (see the module docstring and SCORE_HELP).
+
+    ``parallel``: count grades and bugs in a forked helper process meanwhile (the CLI does; the
+    bridge does not, as it runs threads). The result is identical either way.
+    """
+    started = time.perf_counter()
+    min_sessions = DEFAULT_MIN_SESSIONS if min_sessions is None else int(min_sessions)
+    if min_sessions < 1:
+        raise ReportError(f"--min-sessions must be at least 1; got {min_sessions}.")
+    since_key = normalise_since(since)
+    project_key = normalise_project(project)
+    codec = codec_named(decoder)
+    scope_args = (project_key, stack, since_key, agent)
+    with NoGC():
+        helper = Helper.start(store, scope_args, codec.name) if parallel and not _force_slow else None
+        used_helper = False
+        try:
+            with store.read() as view:
+                scope = Scope(view, *scope_args)
+                totals = Totals()
+                collect_sessions(view, scope, totals, codec, None, _force_slow)
+                collect_commits(view, scope, totals, codec, None, _force_slow)
+                part = helper.result() if helper is not None else None
+                helper = None
+                if part is not None and part["txn"] == view.txn_id():  # same snapshot
+                    merge_helper_result(totals, scope, part)
+                    used_helper = True
+                else:
+                    collect_grades(view, scope, totals, codec, None, _force_slow)
+                    collect_bugs(view, scope, totals, None)
+                agents = _read_agents(view)
+                imported = collect_imported(view, scope)
+        finally:
+            if helper is not None:
+                helper.cancel()
+    rows = []
+    for setup, acc in totals.acc.items():
+        agent_id, model, stack_name = setup
+        row = SetupRow(agent_id, model, stack_name, sessions=int(acc[SESSIONS]), xp=acc[XP],
+                       commits=int(acc[COMMITS]), agent_grade_sum=acc[AGENT_SUM],
+                       agent_grades=int(acc[AGENT_N]), user_grade_sum=acc[USER_SUM],
+                       user_grades=int(acc[USER_N]), excellent=int(acc[EXCELLENT]), bad=int(acc[BAD]),
+                       bugs=int(acc[BUGS]), last_used=totals.last_used.get(setup),
+                       projects=len(scope.paths.get(setup, ())))
+        row.score, row.parts = score_parts(acc)
+        if setup in imported:
+            row.imported = imported[setup]
+        sheet = agents.get(agent_id)
+        if sheet:
+            row.skill_points = sheet.get("skillPoints")
+            row.communication_score = sheet.get("communicationScore")
+            row.halted = bool(sheet.get("halted", (sheet.get("skillPoints") or 0) <= 0))
+        rows.append(row)
+    rows = rank_rows(rows, min_sessions)
+    report = Report(
+        database=str(store.path), generated_at=utc_now(),
+        filters={"project": project_key, "stack": stack, "since": since_key, "agent": agent},
+        min_sessions=min_sessions, setups=rows, recommendations=recommend(rows, min_sessions),
+        agents=[_agent_wire(record) for _, record in sorted(agents.items())
+                if agent is None or record.get("id") == agent],
+        totals={**totals.counts, "setups": len(rows), "rankedSetups": sum(r.ranked for r in rows)},
+        decoder=codec.name, parallel=used_helper,
+        unattributed_bugs=totals.unattributed_bugs,
+        imported={"commits": sum(r.imported["commits"] for r in rows),
+                  "grades": sum(r.imported["grades"] for r in rows)},
+    )
+    report.duration_ms = (time.perf_counter() - started) * 1000
+    return report
+
+
+
+def _agent_wire(record: dict[str, Any]) -> dict[str, Any]:
+    sp = record.get("skillPoints")
+    return {"agentId": record.get("id"), "skillPoints": sp,
+            "experiencePoints": record.get("experiencePoints"),
+            "communicationScore": record.get("communicationScore"),
+            "totalCommits": record.get("totalCommits", 0), "totalBugs": record.get("totalBugs", 0),
+            "totalPushes": record.get("totalPushes", 0),
+            "halted": bool(record.get("halted", isinstance(sp, (int, float)) and sp <= 0)),
+            "updatedAt": record.get("updatedAt")}

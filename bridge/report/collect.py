@@ -1,0 +1,496 @@
+"""Attribution and aggregation: every stored record counted for one setup (see the package docstring)."""
+
+from __future__ import annotations
+
+import math
+import re
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import orjson
+
+from ..store import ReadView, key
+from ..tracking.git_commands import hashes_match
+from .decode import count_groups, raw_cursor, scan_rows
+from .filters import model_name, stack_matches, normal_path
+from .model import UNKNOWN, UNKNOWN_MODEL, SetupKey
+from .score import AGENT_N, AGENT_SUM, BAD, BUGS, COMMITS, EXCELLENT, SESSIONS, USER_N, USER_SUM, XP, SLOTS
+
+_loads = orjson.loads
+
+
+_HAS_BUG = re.compile(rb'"bug"').search  # cheaper than decoding every activity
+
+
+
+# -- attribution -----------------------------------------------------------------------------------
+
+class Scope:
+    """Filters, stack classification and record → setup attribution, all memoised."""
+
+    def __init__(self, view: ReadView, project: str | None, stack: str | None, since: str | None,
+                 agent: str | None):
+        self.view = view
+        self.project = project
+        self.stack = stack
+        self.since = since
+        self.agent = agent
+        self.projects: dict[str, dict[str, Any]] = {}
+        for raw in view.raw_values("projects"):
+            try:
+                record = _loads(raw)
+                self.projects[record["path"]] = record
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+        self._stacks: dict[str | None, str] = {}
+        self.setups_cache: dict[tuple[Any, ...], SetupKey | None] = {}
+        self._named: dict[tuple[str, Any], SetupKey | None] = {}
+        self.paths: dict[SetupKey, set[str]] = {}
+        self._commits: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._sessions: dict[str, dict[str, Any] | None] = {}
+
+    def stack_of(self, path: str | None) -> str:
+        found = self._stacks.get(path)
+        if found is None:
+            found = self._stacks[path] = self._classify(path)
+        return found
+
+    def _classify(self, path: str | None) -> str:
+        if not path:
+            return UNKNOWN
+        record = self.projects.get(path)
+        if record and record.get("stack"):
+            return str(record["stack"])
+        candidate = Path(path)
+        if candidate.is_absolute() and candidate.is_dir():
+            from ..tracking.stack import classify
+            return classify(candidate).name
+        return UNKNOWN
+
+    def setup(self, agent: Any, provider: Any, model: Any, path: Any) -> SetupKey | None:
+        """The setup of a record, or None when the filters leave it out."""
+        cache_key = (agent, provider, model, path)
+        try:
+            return self.setups_cache[cache_key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable field (foreign data): not attributable
+            return None
+        found = self.setups_cache[cache_key] = self._resolve(agent or UNKNOWN, model_name(provider, model), path)
+        return found
+
+    def named_setup(self, name: str, path: Any) -> SetupKey | None:
+        """A session's ``setups[]`` entry ``agent|provider/model``."""
+        cache_key = (str(name), path if isinstance(path, str) else None)
+        found = self._named.get(cache_key, False)
+        if found is False:
+            agent, _, model = str(name).partition("|")
+            found = self._named[cache_key] = self._resolve(agent or UNKNOWN, model or UNKNOWN_MODEL, path)
+        return found  # type: ignore[return-value]
+
+    def _resolve(self, agent: str, model: str, path: Any) -> SetupKey | None:
+        path = path if isinstance(path, str) else None
+        if self.project is not None and (path is None or normal_path(path) != self.project):
+            return None
+        if self.agent is not None and agent != self.agent:
+            return None
+        stack = self.stack_of(path)
+        if not stack_matches(stack, self.stack):
+            return None
+        setup = (str(agent), model, stack)
+        if path:
+            self.paths.setdefault(setup, set()).add(path)
+        return setup
+
+    # Lookups used by the record-by-record paths (few records: bugs, migrated or partial data).
+
+    def commit(self, path: str | None, commit_hash: str | None) -> dict[str, Any] | None:
+        if not path or not commit_hash or not isinstance(path, str) or not isinstance(commit_hash, str):
+            return None
+        cache_key = (path, commit_hash)
+        if cache_key in self._commits:
+            return self._commits[cache_key]
+        found = self.view.get("commits", key(path, commit_hash.lower()))
+        if found is None and len(commit_hash) >= 4:
+            for _, record in self.view.scan("commits", key(path, commit_hash[:4].lower())):
+                if isinstance(record.get("hash"), str) and hashes_match(record["hash"], commit_hash):
+                    found = record
+                    break
+        self._commits[cache_key] = found
+        return found
+
+    def prefetch_commits(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Exact-key lookups for many commits at once, in key order (misses are left to commit())."""
+        keys = sorted((key(path, commit_hash.lower()).encode(), path, commit_hash) for path, commit_hash in wanted)
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        with raw_cursor(self.view, "commits") as cursor:
+            set_key, value = cursor.set_key, cursor.value
+            for raw_key, path, commit_hash in keys:
+                if set_key(raw_key):
+                    try:
+                        record = _loads(value())
+                    except orjson.JSONDecodeError:
+                        continue
+                    if isinstance(record, dict):
+                        found[(path, commit_hash)] = record
+        self._commits.update(found)
+        return found
+
+    def session(self, session_id: Any) -> dict[str, Any] | None:
+        if not isinstance(session_id, str) or not session_id:
+            return None
+        if session_id not in self._sessions:
+            self._sessions[session_id] = self.view.get("sessions", session_id)
+        return self._sessions[session_id]
+
+
+
+# -- aggregation -----------------------------------------------------------------------------------
+
+Bucket = Callable[[Any], Any]
+
+
+
+class Totals:
+    def __init__(self) -> None:
+        self.acc: dict[Any, list[float]] = {}
+        self.last_used: dict[SetupKey, str] = {}
+        self.unattributed_bugs = 0
+        self.counts = {"sessions": 0, "commits": 0, "grades": 0, "bugs": 0}
+
+    def slot(self, setup: SetupKey, bucket: Bucket | None, created: Any) -> list[float]:
+        group: Any = setup if bucket is None else (setup, bucket(created))
+        found = self.acc.get(group)
+        if found is None:
+            found = self.acc[group] = [0.0] * SLOTS
+        return found
+
+
+
+def collect_all(view: ReadView, scope: Scope, codec: Any, bucket: Bucket | None = None,
+             force_slow: bool = False) -> Totals:
+    totals = Totals()
+    collect_sessions(view, scope, totals, codec, bucket, force_slow)
+    collect_commits(view, scope, totals, codec, bucket, force_slow)
+    collect_grades(view, scope, totals, codec, bucket, force_slow)
+    collect_bugs(view, scope, totals, bucket)
+    return totals
+
+
+
+def _each(view: ReadView, db: str, one: Callable[[dict[str, Any] | None], None]) -> None:
+    """The record-by-record path (time buckets for the chart; tests compare it with the fast one)."""
+    for raw in view.raw_values(db):
+        try:
+            one(_loads(raw))
+        except orjson.JSONDecodeError:
+            continue
+
+
+_SESSION_FIELDS = ("agentId", "provider", "model", "projectPath", "setups", "xpEarned", "updatedAt",
+                   "createdAt")
+
+
+
+def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
+                      bucket: Bucket | None, force_slow: bool) -> None:
+    since = scope.since
+    last_used = totals.last_used
+    counts = totals.counts
+
+    def one(record: dict[str, Any] | None) -> None:
+        if not isinstance(record, dict):
+            return
+        get = record.get
+        created = get("createdAt") or ""
+        if since and (not isinstance(created, str) or created < since):
+            return
+        path = get("projectPath")
+        setups = get("setups")
+        if isinstance(setups, list) and len(setups) > 1:
+            keys = [scope.named_setup(name, path) for name in setups]
+        else:
+            keys = [scope.setup(get("agentId"), get("provider"), get("model"), path)]
+        xp = get("xpEarned") or 0
+        share = (xp if isinstance(xp, (int, float)) and not isinstance(xp, bool) else 0) / len(keys)
+        last = get("updatedAt") or created
+        hit = False
+        for setup in keys:
+            if setup is None:
+                continue
+            hit = True
+            acc = totals.slot(setup, bucket, created)
+            acc[SESSIONS] += 1
+            acc[XP] += share
+            if isinstance(last, str) and last > last_used.get(setup, ""):
+                last_used[setup] = last
+        counts["sessions"] += hit
+
+    if bucket is not None or force_slow:
+        _each(view, "sessions", one)
+        return
+    # The common case (one setup, every field a plain value) in a lean loop; anything else
+    # goes through one() — before any accumulator was touched for that record.
+    acc_of = totals.acc
+    setup_of = scope.setup
+    # (agentId, provider, model, projectPath) -> (setup, its accumulator), or None (filtered out)
+    targets: dict[tuple[Any, ...], tuple[SetupKey, list[float]] | None] = {}
+    counted = 0
+    for values in scan_rows(view, "sessions", _SESSION_FIELDS, codec, one, since):
+        agent, provider, model, path, setups, xp, updated, _ = values
+        if (setups is not None and len(setups) > 1) or xp.__class__ not in (int, float) \
+                or updated.__class__ is not str:
+            one(dict(zip(_SESSION_FIELDS, values)))
+            continue
+        head = values[:4]
+        try:
+            target = targets[head]
+        except KeyError:
+            setup = setup_of(agent, provider, model, path)
+            if setup is not None:
+                acc = acc_of.get(setup)
+                if acc is None:
+                    acc = acc_of[setup] = [0.0] * SLOTS
+                target = targets[head] = (setup, acc)
+            else:
+                target = targets[head] = None
+        except TypeError:  # an unhashable field: the careful path
+            one(dict(zip(_SESSION_FIELDS, values)))
+            continue
+        if target is None:
+            continue
+        setup, acc = target
+        acc[SESSIONS] += 1
+        acc[XP] += xp
+        if updated > last_used.get(setup, ""):
+            last_used[setup] = updated
+        counted += 1
+    counts["sessions"] += counted
+
+
+
+def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
+                     bucket: Bucket | None, force_slow: bool) -> None:
+    since = scope.since
+
+    def one(record: dict[str, Any] | None) -> None:
+        if not isinstance(record, dict):
+            return
+        get = record.get
+        created = get("createdAt")
+        if since and (not isinstance(created, str) or created < since):
+            return
+        setup = scope.setup(get("agentId"), get("provider"), get("model"), get("projectPath"))
+        if setup is not None:
+            totals.slot(setup, bucket, created)[COMMITS] += 1
+            totals.counts["commits"] += 1
+
+    if bucket is not None or force_slow:
+        _each(view, "commits", one)
+        return
+    fields = ("agentId", "provider", "model", "projectPath")
+    groups = count_groups(view, "commits", fields, codec, one, since)
+    for (agent, provider, model, path), count in groups.items():
+        setup = scope.setup(agent, provider, model, path)
+        if setup is not None:
+            totals.slot(setup, None, None)[COMMITS] += count
+            totals.counts["commits"] += count
+
+
+
+def _grade_setup(scope: Scope, record: dict[str, Any]) -> SetupKey | None:
+    get = record.get
+    agent, provider, model, path = get("agentId"), get("provider"), get("model"), get("projectPath")
+    if model is None:
+        commit = scope.commit(path, get("commitHash"))
+        if commit and commit.get("model"):
+            agent, provider, model = agent or commit.get("agentId"), commit.get("provider"), commit.get("model")
+        else:
+            session = scope.session(get("sessionID"))
+            if session and session.get("model"):
+                provider, model = session.get("provider"), session.get("model")
+                agent = agent or session.get("agentId")
+    return scope.setup(agent, provider, model, path)
+
+
+
+def _add_grade(acc: list[float], grader: Any, grade: Any, count: int) -> bool:
+    if isinstance(grade, bool) or not isinstance(grade, (int, float)) or not math.isfinite(grade):
+        return False
+    if grader == "user":
+        acc[USER_SUM] += grade * count
+        acc[USER_N] += count
+    elif grader == "agent":
+        acc[AGENT_SUM] += grade * count
+        acc[AGENT_N] += count
+    # Shares of excellence and bad count every grade, whoever the grader (migrated: "unknown").
+    if grade == 5:
+        acc[EXCELLENT] += count
+    elif grade == -1:
+        acc[BAD] += count
+    return True
+
+
+_GRADE_FIELDS = ("agentId", "provider", "model", "projectPath", "grader", "grade")
+
+
+
+def collect_grades(view: ReadView, scope: Scope, totals: Totals, codec: Any,
+                    bucket: Bucket | None, force_slow: bool) -> None:
+    since = scope.since
+
+    def one(record: dict[str, Any] | None) -> None:
+        if not isinstance(record, dict):
+            return
+        created = record.get("createdAt")
+        if since and (not isinstance(created, str) or created < since):
+            return
+        setup = _grade_setup(scope, record)
+        if setup is not None and _add_grade(totals.slot(setup, bucket, created), record.get("grader"),
+                                            record.get("grade"), 1):
+            totals.counts["grades"] += 1
+
+    if bucket is not None or force_slow:
+        _each(view, "communication", one)
+        return
+    # Grouped in C by (agent, provider, model, project, grader, grade): a few hundred groups.
+    groups = count_groups(view, "communication", _GRADE_FIELDS, codec, one, since)
+    need_model = False
+    for (agent, provider, model, path, grader, grade), count in groups.items():
+        if model is None:
+            need_model = True  # graded outside the commit's session: resolved below
+            continue
+        setup = scope.setup(agent, provider, model, path)
+        if setup is not None and _add_grade(totals.slot(setup, None, None), grader, grade, count):
+            totals.counts["grades"] += count
+    if need_model:
+        _grades_without_model(view, codec, since, one)
+
+
+
+def _grades_without_model(view: ReadView, codec: Any, since: str | None,
+                          one: Callable[[dict[str, Any] | None], None]) -> None:
+    """The grades the grouped path counted under a null model, record by record (the same
+    routing as scan_rows: a value it handed to one_by_one is skipped here)."""
+    decode = codec.decoder(_GRADE_FIELDS + ("createdAt",))
+    getter = codec.getter(_GRADE_FIELDS)
+    created_of = codec.getter(("createdAt",))
+    maybe = (lambda raw: b'"model":' not in raw or b'"model":null' in raw)
+    for raw in filter(maybe, view.raw_values("communication")):
+        try:
+            record = decode(raw)
+            values = getter(record)
+            if since and not created_of(record) >= since:
+                continue
+        except codec.errors:
+            continue
+        if values[2] is None:
+            one(_loads(raw))
+
+
+_BUG_REF = itemgetter("projectPath", "commitHash")
+_MIGRATED = re.compile(rb'"migratedFrom"').search  # cheaper than decoding every commit and grade
+
+
+def collect_imported(view: ReadView, scope: Scope) -> dict[SetupKey, dict[str, int]]:
+    """Per setup, its commits and grades imported from the older plugin (bridge.migration marks
+    them with ``migratedFrom``), so the report can say so. They are counted like any other
+    commit and grade by collect_commits and collect_grades; this only tells them apart."""
+    found: dict[SetupKey, dict[str, int]] = {}
+    if not view.count("migrations"):  # every import writes a migrations record
+        return found
+    since = scope.since
+    for db, name in (("commits", "commits"), ("communication", "grades")):
+        for raw in filter(_MIGRATED, view.raw_values(db)):
+            try:
+                record = _loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(record, dict) or "migratedFrom" not in record:
+                continue
+            created = record.get("createdAt")
+            if since and (not isinstance(created, str) or created < since):
+                continue
+            if db == "commits":
+                setup = scope.setup(record.get("agentId"), record.get("provider"), record.get("model"),
+                                    record.get("projectPath"))
+            else:
+                setup = _grade_setup(scope, record)
+            if setup is not None:
+                counts = found.setdefault(setup, {"commits": 0, "grades": 0})
+                counts[name] += 1
+    return found
+
+
+
+def collect_bugs(view: ReadView, scope: Scope, totals: Totals, bucket: Bucket | None) -> None:
+    since = scope.since
+    bugs = []
+    with raw_cursor(view, "activities") as cursor:
+        for raw in filter(_HAS_BUG, cursor.iternext(keys=False, values=True)):
+            try:
+                record = _loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(record, dict) or record.get("kind") != "bug":
+                continue
+            if since:
+                created = record.get("createdAt")
+                if not isinstance(created, str) or created < since:
+                    continue
+            bugs.append(record)
+    # The common case, a bug naming its project and commit: the commits are fetched in one go
+    # (in key order) and the bug counts for the commit's setup.
+    refs: list[Any] = [None] * len(bugs)
+    for index, record in enumerate(bugs):
+        try:
+            path, commit_hash = _BUG_REF(record)
+        except KeyError:
+            continue
+        if path.__class__ is str and commit_hash.__class__ is str and path and commit_hash:
+            refs[index] = (path, commit_hash)
+    found = scope.prefetch_commits({ref for ref in refs if ref is not None})
+    counted = 0
+    for record, ref in zip(bugs, refs):
+        commit = found.get(ref) if ref is not None else None
+        if commit is not None:
+            setup: SetupKey | None = scope.setup(record.get("agentId") or commit.get("agentId"),
+                                                 commit.get("provider"), commit.get("model"), ref[0])
+        else:
+            setup, attributed = _bug_setup(scope, record)
+            if not attributed:
+                totals.unattributed_bugs += 1
+                continue
+        if setup is not None:
+            totals.slot(setup, bucket, record.get("createdAt"))[BUGS] += 1
+            counted += 1
+    totals.counts["bugs"] += counted
+
+
+
+def _bug_setup(scope: Scope, record: dict[str, Any]) -> tuple[SetupKey | None, bool]:
+    """(setup or None when filtered out, whether the bug could be attributed at all)."""
+    get = record.get
+    agent = get("agentId")
+    path = get("projectPath")
+    session = None
+    if not path:
+        session = scope.session(get("sessionID"))
+        path = (session or {}).get("projectPath")
+    commit = scope.commit(path, get("commitHash"))
+    if commit is not None:
+        return scope.setup(agent or commit.get("agentId"), commit.get("provider"), commit.get("model"),
+                           path or commit.get("projectPath")), True
+    session = session or scope.session(get("sessionID"))
+    if session is None:
+        return None, False
+    path = path or session.get("projectPath")
+    if not agent or agent == session.get("agentId"):
+        return scope.setup(agent or session.get("agentId"), session.get("provider"), session.get("model"),
+                           path), True
+    # Reported for another agent of that session: its last provider/model there, if any.
+    mine = [name for name in session.get("setups") or [] if str(name).partition("|")[0] == agent]
+    if mine:
+        return scope.named_setup(mine[-1], path), True
+    return scope.setup(agent, None, None, path), True

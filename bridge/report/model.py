@@ -1,0 +1,174 @@
+"""What a report is: setup rows, recommendations, the report itself, and their wire form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from .score import FORMULA, GRADE_PRIOR, SCORE_HELP, TIE_BREAK, WEIGHTS
+
+
+UNKNOWN = "unknown"
+
+
+UNKNOWN_MODEL = "unknown-model"
+
+
+SetupKey = tuple[str, str, str]  # (agent, model name, stack)
+
+
+
+class ReportError(ValueError):
+    """A bad report option (e.g. --since); the message says what is accepted."""
+
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+@attrs.define
+class SetupRow:
+    agent: str
+    model: str
+    stack: str
+    sessions: int = 0
+    xp: float = 0.0
+    commits: int = 0
+    agent_grade_sum: float = 0.0
+    agent_grades: int = 0
+    user_grade_sum: float = 0.0
+    user_grades: int = 0
+    excellent: int = 0
+    bad: int = 0
+    bugs: int = 0
+    last_used: str | None = None
+    projects: int = 0
+    skill_points: float | None = None
+    communication_score: float | None = None
+    halted: bool | None = None
+    score: float = 0.0
+    parts: dict[str, float] = attrs.Factory(dict)
+    ranked: bool = False
+    rank: int | None = None
+    overall_rank: int | None = None
+    note: str | None = None
+    # of its commits and grades, how many were imported from the older TypeScript plugin
+    imported: dict[str, int] = attrs.Factory(lambda: {"commits": 0, "grades": 0})
+
+    @property
+    def setup(self) -> str:
+        return f"{self.agent}|{self.model}"
+
+    @property
+    def grades(self) -> int:
+        return self.agent_grades + self.user_grades
+
+    @property
+    def commits_per_session(self) -> float | None:
+        return self.commits / self.sessions if self.sessions else None
+
+    @property
+    def xp_per_session(self) -> float | None:
+        return self.xp / self.sessions if self.sessions else None
+
+    @property
+    def mean_agent_grade(self) -> float | None:
+        return self.agent_grade_sum / self.agent_grades if self.agent_grades else None
+
+    @property
+    def mean_user_grade(self) -> float | None:
+        return self.user_grade_sum / self.user_grades if self.user_grades else None
+
+    @property
+    def excellence_share(self) -> float | None:
+        return self.excellent / self.grades if self.grades else None
+
+    @property
+    def bad_share(self) -> float | None:
+        return self.bad / self.grades if self.grades else None
+
+    @property
+    def bugs_per_commit(self) -> float | None:
+        return self.bugs / self.commits if self.commits else None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent, "model": self.model, "stack": self.stack, "setup": self.setup,
+            "sessions": self.sessions, "commits": self.commits,
+            "commitsPerSession": self.commits_per_session, "xpPerSession": self.xp_per_session,
+            "agentGrades": self.agent_grades, "meanAgentGrade": self.mean_agent_grade,
+            "userGrades": self.user_grades, "meanUserGrade": self.mean_user_grade,
+            "excellenceShare": self.excellence_share, "badShare": self.bad_share,
+            "bugs": self.bugs, "bugsPerCommit": self.bugs_per_commit,
+            "skillPoints": self.skill_points, "communicationScore": self.communication_score,
+            "halted": self.halted, "lastUsed": self.last_used, "projects": self.projects,
+            "score": self.score, "scoreParts": self.parts, "ranked": self.ranked,
+            "rank": self.rank, "overallRank": self.overall_rank, "note": self.note,
+            "imported": self.imported,
+        }
+
+
+
+@attrs.define
+class Recommendation:
+    stack: str
+    text: str
+    setup: SetupRow | None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"stack": self.stack, "text": self.text}
+        if self.setup is not None:
+            wire.update({"agent": self.setup.agent, "model": self.setup.model,
+                         "setup": self.setup.setup, "score": self.setup.score,
+                         "sessions": self.setup.sessions})
+        else:
+            wire.update({"agent": None, "model": None, "setup": None, "score": None, "sessions": None})
+        return wire
+
+
+
+@attrs.define
+class Report:
+    database: str
+    generated_at: str
+    filters: dict[str, Any]
+    min_sessions: int
+    setups: list[SetupRow]
+    recommendations: list[Recommendation]
+    agents: list[dict[str, Any]]
+    totals: dict[str, int]
+    unattributed_bugs: int = 0
+    duration_ms: float = 0.0
+    decoder: str = "orjson"
+    parallel: bool = False
+    # commits and grades (of those counted) imported from the older TypeScript plugin
+    imported: dict[str, int] = attrs.Factory(lambda: {"commits": 0, "grades": 0})
+
+    @property
+    def ranked(self) -> list[SetupRow]:
+        return [row for row in self.setups if row.ranked]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "database": self.database, "generatedAt": self.generated_at, "filters": self.filters,
+            "scoring": {"formula": FORMULA, "weights": WEIGHTS, "gradePrior": GRADE_PRIOR,
+                        "minSessions": self.min_sessions, "tieBreak": TIE_BREAK,
+                        "rankedWithin": "stack", "explanation": SCORE_HELP},
+            "totals": self.totals, "imported": self.imported, "unattributedBugs": self.unattributed_bugs,
+            "setups": [row.to_wire() for row in self.setups],
+            "recommendations": [rec.to_wire() for rec in self.recommendations],
+            "agents": self.agents, "durationMs": round(self.duration_ms, 3), "decoder": self.decoder,
+            "parallel": self.parallel,
+        }
+
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")

@@ -1,0 +1,70 @@
+"""Ranking within a stack, the documented tie-breaks, and one recommendation per stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .model import UNKNOWN, UNKNOWN_MODEL, Recommendation, SetupRow, fmt, plural
+
+
+
+def sort_key(row: SetupRow) -> tuple[Any, ...]:
+    # Deterministic: rounded score (float noise never decides), then the documented tie-breaks.
+    return (-round(row.score, 9), -row.sessions, -row.commits, _descending(row.last_used or ""),
+            row.agent, row.model, row.stack)
+
+
+
+def _descending(text: str) -> tuple[int, ...]:
+    """Sorts strings in descending order (the sentinel puts a prefix after its extensions)."""
+    return tuple(-ord(c) for c in text) + (1,)
+
+
+
+def rank_rows(rows: list[SetupRow], min_sessions: int) -> list[SetupRow]:
+    for row in rows:
+        if row.agent == UNKNOWN or row.model == UNKNOWN_MODEL:
+            row.note = "agent or model unknown: not ranked"
+        elif row.sessions < min_sessions:
+            row.note = f"{row.sessions} of {min_sessions} sessions needed to be ranked"
+        else:
+            row.ranked = True
+    ranked = sorted((row for row in rows if row.ranked), key=sort_key)
+    for position, row in enumerate(ranked, 1):
+        row.overall_rank = position
+    per_stack: dict[str, int] = {}
+    for row in ranked:
+        per_stack[row.stack] = row.rank = per_stack.get(row.stack, 0) + 1
+    stack_sessions: dict[str, int] = {}
+    for row in rows:
+        stack_sessions[row.stack] = stack_sessions.get(row.stack, 0) + row.sessions
+    # Stacks with the most sessions first; in each, ranked setups by rank, then the others.
+    return sorted(rows, key=lambda row: (-stack_sessions[row.stack], row.stack, not row.ranked,
+                                         *sort_key(row)))
+
+
+
+def recommend(rows: list[SetupRow], min_sessions: int) -> list[Recommendation]:
+    recommendations = []
+    seen: list[str] = []
+    for row in rows:
+        if row.stack not in seen:
+            seen.append(row.stack)
+    for stack_name in seen:
+        group = [row for row in rows if row.stack == stack_name]
+        best = next((row for row in group if row.rank == 1), None)
+        label = f"{stack_name} projects" if stack_name != UNKNOWN else "projects of unknown stack"
+        if best is None:
+            most = max(group, key=lambda row: row.sessions)
+            recommendations.append(Recommendation(stack_name, (
+                f"For {label}: not enough data yet (the most used setup, {most.agent} with "
+                f"{most.model}, has {most.sessions} of the {min_sessions} sessions needed)."), None))
+            continue
+        runner_up = next((row for row in group if row.rank == 2), None)
+        margin = f"; next: {runner_up.agent} with {runner_up.model} at {runner_up.score:.1f}" if runner_up else ""
+        recommendations.append(Recommendation(stack_name, (
+            f"For {label}, use agent {best.agent} with {best.model}: score {best.score:.1f} over "
+            f"{plural(best.sessions, 'session')} ({fmt(best.commits_per_session)} commits/session, mean user grade "
+            f"{fmt(best.mean_user_grade)}, mean agent grade {fmt(best.mean_agent_grade)}, "
+            f"{fmt(best.bugs_per_commit)} bugs/commit){margin}."), best))
+    return recommendations
