@@ -17,6 +17,7 @@ from .collect import (
     collect_bugs,
     collect_commits,
     collect_grades,
+    collect_imported,
     collect_sessions,
 )
 from .decode import codec_named
@@ -105,6 +106,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                     collect_grades(view, scope, totals, codec, None, _force_slow)
                     collect_bugs(view, scope, totals, None)
                 agents = _read_agents(view)
+                imported = collect_imported(view, scope)
         finally:
             if helper is not None:
                 helper.cancel()
@@ -118,6 +120,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                        bugs=int(acc[BUGS]), last_used=totals.last_used.get(setup),
                        projects=len(scope.paths.get(setup, ())))
         row.score, row.parts = score_parts(acc)
+        if setup in imported:
+            row.imported = imported[setup]
         state = agents.get(agent_id)
         if state is not None:
             row.skill_points = state.skill_points
@@ -134,6 +138,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         totals={**totals.counts, "setups": len(rows), "rankedSetups": sum(r.ranked for r in rows)},
         decoder=codec.name, parallel=used_helper,
         unattributed_bugs=totals.unattributed_bugs,
+        imported={"commits": sum(r.imported["commits"] for r in rows),
+                  "grades": sum(r.imported["grades"] for r in rows)},
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report

@@ -64,6 +64,10 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True) -
     console.print(
         f"[dim]{FORMULA}; * = not ranked (fewer than {report.min_sessions} sessions, or agent/model "
         f"unknown). Ranks are per stack. Details: agent-tracker report --help.[/dim]", highlight=False)
+    if report.imported["commits"] or report.imported["grades"]:
+        console.print(f"[dim]Includes {report.imported['commits']} commit(s) and "
+                      f"{report.imported['grades']} grade(s) imported from the older TypeScript plugin "
+                      f"(agent-tracker migrate); `--json` shows them per setup.[/dim]", highlight=False)
     if report.unattributed_bugs:
         console.print(f"[dim]{report.unattributed_bugs} bug(s) named neither a commit nor a session "
                       f"and count for no setup.[/dim]", highlight=False)

@@ -91,8 +91,7 @@ class PendingChanges:
             for op in ops:
                 self._apply_op(view, state, op, rules)
             state.updated_at = now
-            # Fields we do not model (e.g. what a migration kept) stay as they were.
-            view.put("agents", agent_id, {**(stored or {}), **state.to_record()})
+            view.put("agents", agent_id, _keep_other_fields(stored, state.to_record()))
             outcome.entries_written += 1
             outcome.agents.append(AgentChange(before, state))
         for (db, record_key), record in self.inserts.items():
@@ -137,6 +136,14 @@ class PendingChanges:
             report_bug(state, rules)
         elif kind == REINSTATE:
             reinstate(state, rules)
+
+
+def _keep_other_fields(stored: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
+    """The agent record as scored, plus the stored fields scoring does not own (an agent imported
+    from the older plugin keeps its ``legacy`` fields and ``migratedFrom`` after its next event)."""
+    if not stored:
+        return record
+    return {**record, **{k: v for k, v in stored.items() if k not in record}}
 
 
 def apply_op_to_projection(state: AgentState, op: list[Any], rules: ScoringRules) -> int:

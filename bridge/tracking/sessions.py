@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ..protocol.params import AgentRef, SessionCreated, SessionRef, SessionUpdated
-from .setups import setup_name
 from .projects import optional_project_path
+from .setups import setup_name
 from .stack import classify, fingerprint
 from .state import EVENTS, SessionRuntime, TrackingState
 

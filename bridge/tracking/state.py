@@ -21,8 +21,8 @@ from ..timestamps import utc_now
 from .git_commands import hashes_match
 from .journal import Journal
 from .pending import BUG, GAIN, REINSTATE, PendingChanges, apply_op_to_projection
-from .scoring import AgentState, agent_sheet
 from .projects import optional_project_path
+from .scoring import AgentState, agent_sheet
 from .setups import UNKNOWN_AGENT
 
 Notify = Callable[[str, dict[str, Any]], None]
