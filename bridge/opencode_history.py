@@ -495,8 +495,8 @@ class OpenCodeHistory:
         for message_id, time_created, data in rows:
             try:
                 info = orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
-                self._problem(f"message {message_id} of session {session_id}: bad JSON ({exc})")
+            except orjson.JSONDecodeError:
+                self._problem(f"message {message_id} of session {session_id}: data is not valid JSON")
                 continue
             if not isinstance(info, dict):
                 self._problem(f"message {message_id} of session {session_id}: not a JSON object")
@@ -532,8 +532,8 @@ class OpenCodeHistory:
         for part_id, message_id, time_created, data in self._query(sql, (session_id,)):
             try:
                 part = orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
-                self._problem(f"part {part_id} of session {session_id}: bad JSON ({exc})")
+            except orjson.JSONDecodeError:
+                self._problem(f"part {part_id} of session {session_id}: data is not valid JSON")
                 continue
             if not isinstance(part, dict):
                 self._problem(f"part {part_id} of session {session_id}: not a JSON object")
