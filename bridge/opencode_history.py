@@ -30,7 +30,7 @@ import sqlite3
 import urllib.parse
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, Sequence, Union
+from typing import Any, ClassVar, Iterator, Literal, Mapping, Sequence, Union
 
 import attrs
 import orjson
@@ -78,9 +78,12 @@ class OpenCodeSchemaError(OpenCodeHistoryError):
 
 # ---------------------------------------------------------------------------------------------
 # records
+#
+# Plain (not frozen) slotted attrs classes: an import builds one per message, step and tool
+# call, and a frozen attrs __init__ costs five times as much. Treat them as read-only.
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)
 class Tokens:
     """Token counts by kind, as OpenCode records them. ``input`` excludes cache reads and writes,
     ``output`` excludes ``reasoning``; OpenCode's ``tokens.total`` is the sum of all five."""
@@ -103,18 +106,19 @@ class Tokens:
     def from_json(cls, value: Any) -> Tokens:
         """``{input, output, reasoning, cache: {read, write}}`` (``total`` is derived)."""
         if not isinstance(value, dict):
-            return ZERO_TOKENS
+            return cls()
         cache = value.get("cache")
         if not isinstance(cache, dict):
-            cache = {}
-        return cls(_int(value.get("input")), _int(value.get("output")), _int(value.get("reasoning")),
-                   _int(cache.get("read")), _int(cache.get("write")))
+            cache = _EMPTY
+        a, b, c, d, e = (value.get("input"), value.get("output"), value.get("reasoning"), cache.get("read"),
+                         cache.get("write"))
+        if type(a) is int and type(b) is int and type(c) is int and type(d) is int and type(e) is int:
+            return cls(a, b, c, d, e)  # the usual case
+        return cls(_int(a), _int(b), _int(c), _int(d), _int(e))
 
 
-ZERO_TOKENS = Tokens()
 
-
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)
 class StepUsage:
     """One ``step-finish`` part: the usage of one model call (``time``: when it was written)."""
 
@@ -125,7 +129,7 @@ class StepUsage:
     time: int
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)
 class AssistantMessage:
     """One assistant message with its usage; in OpenCode 1.18 one message is one model call, so
     ``steps`` holds one step whose cost and tokens equal the message's."""
@@ -144,7 +148,7 @@ class AssistantMessage:
     error: str | None  # the error's name (e.g. "MessageAbortedError") when the call failed
     steps: tuple[StepUsage, ...]
 
-    kind: Literal["message"] = "message"
+    kind: ClassVar[Literal["message"]] = "message"
 
     @property
     def duration_ms(self) -> int | None:
@@ -156,7 +160,7 @@ class AssistantMessage:
         return self.time_completed if self.time_completed is not None else self.time_created
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)
 class ToolCall:
     """One tool part in its last state. ``success`` follows the plugin's rule (util.js
     ``toolSucceeded``): an ``error`` state fails; a completed ``bash`` succeeds only with exit 0;
@@ -178,7 +182,7 @@ class ToolCall:
     time_start: int | None
     time_end: int | None
 
-    kind: Literal["tool"] = "tool"
+    kind: ClassVar[Literal["tool"]] = "tool"
 
     @property
     def finished(self) -> bool:
@@ -232,7 +236,7 @@ class HistorySession:
 
     @property
     def message_tokens(self) -> Tokens:
-        total = ZERO_TOKENS
+        total = Tokens()
         for message in self.messages:
             total = total + message.tokens
         return total
@@ -348,11 +352,6 @@ class OpenCodeHistory:
         self._session_columns = [c for c in OPTIONAL_SESSION_COLUMNS if c in columns["session"]]
         self._has_project = {"id", "worktree"} <= columns.get("project", frozenset())
         self._in_transaction = False
-        try:
-            connection.execute("SELECT json_extract('{\"a\":1}', '$.a')").fetchone()
-            self._json1 = True
-        except sqlite3.OperationalError:  # an SQLite built without its JSON functions
-            self._json1 = False
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -472,10 +471,8 @@ class OpenCodeHistory:
         if all(c in optional for c in TOKEN_COLUMNS):
             tokens = Tokens(*(_int(optional[c]) for c in TOKEN_COLUMNS))
         cost = optional.get("cost")
-        messages, user_messages = self._messages(session_id)
         tool_calls, steps, part_count = self._parts(session_id)
-        if steps:
-            messages = [attrs.evolve(m, steps=tuple(steps.get(m.id, ()))) for m in messages]
+        messages, user_messages = self._messages(session_id, steps)
         return HistorySession(
             id=session_id, project_id=str(row[1]), parent_id=_str(row[2]), directory=str(row[3]),
             worktree=_str(row[7]), title=str(row[4]), slug=_str(optional.get("slug")),
@@ -487,14 +484,17 @@ class OpenCodeHistory:
             messages=tuple(messages), tool_calls=tuple(tool_calls), user_messages=user_messages,
             part_count=part_count)
 
-    def _messages(self, session_id: str) -> tuple[list[AssistantMessage], int]:
+    def _messages(self, session_id: str, steps: Mapping[str, list[StepUsage]]) -> tuple[list[AssistantMessage], int]:
         messages: list[AssistantMessage] = []
         users = 0
         rows = self._query("SELECT id, time_created, data FROM message WHERE session_id = ? "
                            "ORDER BY time_created, id", (session_id,))
         for message_id, time_created, data in rows:
+            if isinstance(data, str) and _USER_MARK in data and _ASSISTANT_MARK not in data:
+                users += 1  # compact JSON of a user message: nothing else to take from it
+                continue
             try:
-                info = orjson.loads(data)
+                info = _loads(data)
             except orjson.JSONDecodeError:
                 self._problem(f"message {message_id} of session {session_id}: data is not valid JSON")
                 continue
@@ -509,29 +509,35 @@ class OpenCodeHistory:
                 continue
             times = _dict(info.get("time"))
             error = info.get("error")
+            cost = info.get("cost")
             messages.append(AssistantMessage(
-                id=str(message_id), session_id=session_id, parent_id=_str(info.get("parentID")),
+                id=message_id, session_id=session_id, parent_id=_str(info.get("parentID")),
                 agent=_str(info.get("agent")) or _str(info.get("mode")),
                 provider_id=_str(info.get("providerID")), model_id=_str(info.get("modelID")),
-                cost=_float(info.get("cost")), tokens=Tokens.from_json(info.get("tokens")),
+                cost=cost if type(cost) is float else _float(cost), tokens=Tokens.from_json(info.get("tokens")),
                 time_created=_first_int(times.get("created"), time_created),
                 time_completed=_opt_int(times.get("completed")), finish=_str(info.get("finish")),
-                error=_str(error.get("name")) if isinstance(error, dict) else None, steps=()))
+                error=_str(error.get("name")) if isinstance(error, dict) else None,
+                steps=tuple(steps.get(message_id, ()))))
         return messages, users
 
     def _parts(self, session_id: str) -> tuple[list[ToolCall], dict[str, list[StepUsage]], int]:
-        total = int(self._query("SELECT count(*) FROM part WHERE session_id = ?", (session_id,)).fetchone()[0])
-        if self._json1:  # let SQLite skip the text, reasoning, patch ... parts without a round trip
-            sql = ("SELECT id, message_id, time_created, data FROM part WHERE session_id = ? AND "
-                   "(NOT json_valid(data) OR json_extract(data, '$.type') IN ('tool', 'step-finish')) ORDER BY id")
-        else:
-            sql = "SELECT id, message_id, time_created, data FROM part WHERE session_id = ? ORDER BY id"
         calls: list[ToolCall] = []
         steps: dict[str, list[StepUsage]] = {}
         half = self.excerpt_half
-        for part_id, message_id, time_created, data in self._query(sql, (session_id,)):
+        count = 0
+        rows = self._query("SELECT id, message_id, time_created, data FROM part WHERE session_id = ? ORDER BY id",
+                           (session_id,))
+        for part_id, message_id, time_created, data in rows:
+            count += 1
+            # OpenCode stores compact JSON, where a top-level "type" of "tool" or "step-finish"
+            # shows as that exact text: the other parts (text, reasoning, patches: most of the
+            # bytes) are skipped unparsed. Text without any compact "type" key is parsed anyway.
+            if (isinstance(data, str) and _TOOL_MARK not in data and _STEP_MARK not in data
+                    and _COMPACT_TYPE in data):
+                continue
             try:
-                part = orjson.loads(data)
+                part = _loads(data)
             except orjson.JSONDecodeError:
                 self._problem(f"part {part_id} of session {session_id}: data is not valid JSON")
                 continue
@@ -540,9 +546,15 @@ class OpenCodeHistory:
                 continue
             kind = part.get("type")
             if kind == "step-finish":
-                steps.setdefault(message_id, []).append(StepUsage(
-                    part_id=part_id, reason=_str(part.get("reason")), cost=_float(part.get("cost")),
-                    tokens=Tokens.from_json(part.get("tokens")), time=int(time_created)))
+                cost = part.get("cost")
+                step = StepUsage(part_id=part_id, reason=_str(part.get("reason")),
+                                 cost=cost if type(cost) is float else _float(cost),
+                                 tokens=Tokens.from_json(part.get("tokens")), time=time_created)
+                found = steps.get(message_id)
+                if found is None:
+                    steps[message_id] = [step]
+                else:
+                    found.append(step)
                 continue
             if kind != "tool":
                 continue
@@ -551,7 +563,8 @@ class OpenCodeHistory:
             if status not in TOOL_STATUSES:
                 self._problem(f"tool part {part_id} of session {session_id}: unknown state {status!r}")
                 continue
-            tool = str(part.get("tool") or "")
+            tool = part.get("tool")
+            tool = tool if isinstance(tool, str) else ""
             metadata = _dict(state.get("metadata")) or _dict(part.get("metadata"))
             exit_code = metadata.get("exit")
             output: str | None
@@ -564,15 +577,28 @@ class OpenCodeHistory:
                 success = status == "completed" and tool_succeeded(tool, metadata)
             times = _dict(state.get("time"))
             raw_input = state.get("input")
+            call_id = part.get("callID")
             calls.append(ToolCall(
-                id=part_id, call_id=str(part.get("callID") or ""), session_id=session_id,
+                id=part_id, call_id=call_id if isinstance(call_id, str) else "", session_id=session_id,
                 message_id=message_id, tool=tool, status=status, success=success,
-                input=bound_args(raw_input, half) if isinstance(raw_input, dict) else {},
+                input=bound_args(raw_input, half) if isinstance(raw_input, dict) else _EMPTY,
                 output=output, title=_str(state.get("title")),
-                exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+                exit_code=exit_code if type(exit_code) is int else None,
                 time_start=_opt_int(times.get("start")), time_end=_opt_int(times.get("end"))))
-        calls.sort(key=lambda c: (c.time_start if c.time_start is not None else c.order_time, c.id))
-        return calls, steps, total
+        calls.sort(key=_call_order)
+        return calls, steps, count
+
+
+def _call_order(call: ToolCall) -> tuple[int, str]:
+    return (call.time_start if call.time_start is not None else call.order_time, call.id)
+
+
+_loads = orjson.loads
+_TOOL_MARK = '"type":"tool"'
+_STEP_MARK = '"type":"step-finish"'
+_COMPACT_TYPE = '"type":"'
+_USER_MARK = '"role":"user"'
+_ASSISTANT_MARK = '"role":"assistant"'
 
 
 # ---------------------------------------------------------------------------------------------

@@ -520,9 +520,9 @@ def test_odd_rows_are_skipped_and_named(tmp_path: Path) -> None:
         (session,) = history.sessions()
         assert history.skipped_rows == 3
         assert history.problems == [
-            "message msg_b of session ses_a: data is not valid JSON",
             "part prt_4 of session ses_a: data is not valid JSON",
             "tool part prt_8 of session ses_a: unknown state 'weird'",
+            "message msg_b of session ses_a: data is not valid JSON",
         ]
     assert (session.cost, session.tokens) == (0.0, Tokens())  # the columns' defaults
     (message,) = session.messages
@@ -628,3 +628,42 @@ def test_the_mirrored_rules_agree_with_the_plugin() -> None:
     assert [oh.excerpt(t) for t in cases["excerpt"]] == expected["excerpt"]  # type: ignore[arg-type]
     assert [dict(oh.bound_args(a)) for a in cases["boundArgs"]] == expected["boundArgs"]  # type: ignore[arg-type]
     assert [oh.tool_succeeded(t, m) for t, m in cases["toolSucceeded"]] == expected["toolSucceeded"]  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------------------------
+# the benchmark's generated database
+
+
+def test_the_generated_database_has_the_real_layout(tmp_path: Path) -> None:
+    """bench/generate_opencode_db.py copies the real DDL and the real row shapes; the reader reads
+    every row of it and the session totals are the sums of their messages, as in OpenCode's."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from bench.generate_opencode_db import generate
+
+    path = tmp_path / "generated.db"
+    made = generate(path, sessions=30, parts=3_007)
+    assert (made["sessions"], made["parts"]) == (30, 3_007)
+
+    def layout(database: Path) -> list[tuple[str, str]]:
+        connection = sqlite3.connect(f"file:{database}?mode=ro&immutable=1", uri=True)
+        try:
+            return sorted(connection.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+        finally:
+            connection.close()
+
+    assert layout(path) == layout(FIXTURES / "opencode.db")
+    with path.open("rb") as header:  # bytes 18-19 of the header are 2, 2 in WAL mode, as OpenCode keeps it
+        assert header.read(20)[18:20] == b"\x02\x02"
+    sessions = read_all(path)
+    assert len(sessions) == 30 and sum(s.part_count for s in sessions) == 3_007
+    assert any(s.parent_id for s in sessions)
+    for session in sessions:
+        assert session.tokens == session.message_tokens
+        assert session.cost == pytest.approx(session.message_cost, rel=1e-9, abs=1e-12)
+        assert session.messages and all(len(m.steps) == 1 for m in session.messages)
+        assert all(c.finished for c in session.tool_calls)
+    calls = [c for s in sessions for c in s.tool_calls]
+    assert {c.tool for c in calls} >= {"bash", "read"}
+    assert any(not c.success for c in calls) and any(c.success for c in calls)
