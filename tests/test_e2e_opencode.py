@@ -562,6 +562,8 @@ def test_real_opencode_history_database(tmp_path: Path) -> None:
         "plugin-record.jsonl": run.record.read_bytes(),
         "meta.json": (json.dumps(meta, indent=2) + "\n").encode(),
     }
+    for stale in ("opencode.db-wal", "opencode.db-shm"):  # never pair a new database with an old WAL
+        (FRESH_FIXTURES / stale).unlink(missing_ok=True)
     for name, data in outputs.items():
         (FRESH_FIXTURES / name).write_bytes(data)
     if os.environ.get("UPDATE_OPENCODE_FIXTURES") == "1" or os.environ.get("UPDATE_PLUGIN_FIXTURES") == "1":

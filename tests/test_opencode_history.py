@@ -667,3 +667,32 @@ def test_the_generated_database_has_the_real_layout(tmp_path: Path) -> None:
     calls = [c for s in sessions for c in s.tool_calls]
     assert {c.tool for c in calls} >= {"bash", "read"}
     assert any(not c.success for c in calls) and any(c.success for c in calls)
+
+
+def test_tool_calls_equal_what_the_plugin_reports_live(db: Path, source: Source) -> None:
+    """Per callID, the reader's input, output excerpt, title and success equal what the plugin
+    got live: tool.execute.after for calls that returned, the tool part in state error for those
+    that threw (OpenCode calls no tool.execute.after for them)."""
+    after: dict[str, dict[str, Any]] = {}
+    errors: dict[str, dict[str, Any]] = {}
+    for line in source.recording.read_text().splitlines():
+        hook = json.loads(line)
+        if hook["hook"] == "tool.execute.after":
+            after[hook["input"]["callID"]] = hook
+        elif hook["hook"] == "event" and hook["input"]["type"] == "message.part.updated":
+            part = hook["input"]["properties"]["part"]
+            if part["type"] == "tool" and part["state"]["status"] == "error":
+                errors[part["callID"]] = part
+    calls = [c for s in read_all(db) for c in s.tool_calls]
+    assert len(calls) == 7 and len(after) == 6 and len(errors) == 1
+    for call in calls:
+        if call.status == "error":
+            part = errors[call.call_id]
+            assert (call.session_id, call.tool, call.output, dict(call.input)) == (
+                part["sessionID"], part["tool"], oh.excerpt(part["state"]["error"]), part["state"]["input"])
+            continue
+        hook = after[call.call_id]
+        assert (call.session_id, call.tool, dict(call.input)) == (
+            hook["input"]["sessionID"], hook["input"]["tool"], hook["input"]["args"])
+        assert (call.output, call.title) == (oh.excerpt(hook["output"]["output"]), hook["output"]["title"])
+        assert call.success == oh.tool_succeeded(call.tool, hook["output"]["metadata"])
