@@ -696,3 +696,12 @@ def test_tool_calls_equal_what_the_plugin_reports_live(db: Path, source: Source)
             hook["input"]["sessionID"], hook["input"]["tool"], hook["input"]["args"])
         assert (call.output, call.title) == (oh.excerpt(hook["output"]["output"]), hook["output"]["title"])
         assert call.success == oh.tool_succeeded(call.tool, hook["output"]["metadata"])
+
+
+def test_a_path_that_needs_quoting_in_the_uri(source: Source, tmp_path: Path) -> None:
+    folder = tmp_path / "odd name #1 ?x=%20&mode=rw"
+    folder.mkdir()
+    path = source.copy_to(folder)
+    with OpenCodeHistory.open(path) as history:
+        assert history.count_sessions() == 3 and not history.immutable
+    assert sorted(p.name for p in folder.iterdir()) == ["opencode.db", "opencode.db-shm", "opencode.db-wal"]
