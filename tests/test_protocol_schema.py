@@ -11,7 +11,7 @@ import attrs
 import pytest
 
 from bridge import messages as m
-from bridge.config import BridgeConfig, ScoringRules, _camel
+from bridge.config import SCORING_RANGES, BridgeConfig, ScoringRules, _camel
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "protocol" / "schema.json").read_text())
 
@@ -86,6 +86,8 @@ def test_initialize_config_matches_bridge_config() -> None:
     defaults = ScoringRules()
     assert {name: prop["default"] for name, prop in scoring["properties"].items()} == {
         _camel(f.name): getattr(defaults, f.name) for f in attrs.fields(ScoringRules)}
+    assert {name: (prop["minimum"], prop["maximum"]) for name, prop in scoring["properties"].items()} == {
+        _camel(name): bounds for name, bounds in SCORING_RANGES.items()}
 
 
 def test_outgoing_notifications_match() -> None:
