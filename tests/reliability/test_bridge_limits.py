@@ -47,3 +47,28 @@ async def test_an_unbounded_scoring_value_is_refused_at_initialize(isolated_home
     agent = read_db(database)["agents"]["build"]
     assert (agent["skillPoints"], agent["experiencePoints"]) == (1414.0, 1009.0)
     record("limits", scoring_refused="pushXp 1e30 -> -32602", largest_push_levels=1413)
+
+
+# -- a request id JSON cannot write ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw_id", [b"NaN", b"Infinity", b"-Infinity"])
+async def test_a_request_with_a_nan_id_is_refused_and_not_executed(isolated_home: Path, tmp_path: Path,
+                                                                   raw_id: bytes) -> None:
+    """The stdlib JSON fallback parses NaN; the request was executed (XP counted) and answered with
+    id null, which no host can match. Now: -32600 with id null, nothing executed or journaled."""
+    bridge, init, _ = await spawn(isolated_home, tmp_path, databasePath=str(tmp_path / "db.lmdb"))
+    try:
+        body = (b'{"jsonrpc": "2.0", "id": %s, "method": "tool.executed", "params": {"sessionID": "s1", '
+                b'"callID": "c1", "tool": "read", "success": true, "agentId": "build"}}' % raw_id)
+        bridge.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        status = await bridge.request("agent.status", {"agentId": "build"})
+        assert bridge.unmatched == [{"jsonrpc": "2.0", "id": None, "error": {
+            "code": -32600, "message": "Invalid Request: id must be a string or a number."}}]
+        assert (status["experiencePoints"], status["pendingChanges"]) == (0.0, 0)
+        journal = Path(init["journal"]["path"])
+        assert [line for line in journal.read_text().splitlines() if '"tool.executed"' in line] == []
+        assert await bridge.shutdown_and_exit() == 0
+    finally:
+        bridge.kill()
+    assert read_db(tmp_path / "db.lmdb")["sessions"] == {}
+    record("limits", nan_ids_refused=3)
