@@ -24,7 +24,7 @@ from .journal import Journal, OrphanJournal
 from .pending import (BUG, COMMIT, GAIN, GRADE, PUSH, REINSTATE, PendingChanges,
                       apply_op_to_projection, grade_prefix)
 from .scoring import GRADE_NAMES, AgentState
-from .stack import classify, fingerprint
+from .stack import BackgroundClassifier
 from .store import DatabaseFull, Store, StoreError, key
 from .timestamps import utc_now
 
@@ -140,6 +140,7 @@ class TrackingService:
         }
         # Set by handlers whose event must be flushed right away (push, session deleted).
         self.flush_requested = False
+        self._classifier = BackgroundClassifier()
 
     # -- intake ----------------------------------------------------------------------------
 
@@ -289,13 +290,18 @@ class TrackingService:
         path = Path(directory)
         if not path.is_absolute():
             return
-        print_ = fingerprint(path)
         stored = self._read("projects", directory)
         merge = self.pending.merge("projects", directory)
         merge.set_default.update({"path": directory, "firstSeenAt": now})
         merge.set["lastSeenAt"] = now
-        if stored is None or stored.get("fingerprint") != print_:
-            merge.set.update({**classify(path).to_record(), "fingerprint": print_, "classifiedAt": now})
+        # The project's files are read in a worker thread; flush() adds the result.
+        self._classifier.submit(directory, stored.get("fingerprint") if stored else None, now)
+
+    def _add_classifications(self) -> None:
+        for directory, fields in self._classifier.finished():
+            merge = self.pending.merge("projects", directory)
+            merge.set_default.update({"path": directory, "firstSeenAt": fields["classifiedAt"]})
+            merge.set.update(fields)
 
     # -- agents --------------------------------------------------------------------------------
 
@@ -599,6 +605,7 @@ class TrackingService:
         """Apply the buffer in one write transaction; on failure keep everything."""
         started = time.perf_counter()
         self.flush_requested = False
+        self._add_classifications()
         if not self.pending:
             return FlushResult(0, (time.perf_counter() - started) * 1000, [], 0)
         if self.journal is not None or self._journal_seq:

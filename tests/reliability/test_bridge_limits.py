@@ -72,3 +72,45 @@ async def test_a_request_with_a_nan_id_is_refused_and_not_executed(isolated_home
         bridge.kill()
     assert read_db(tmp_path / "db.lmdb")["sessions"] == {}
     record("limits", nan_ids_refused=3)
+
+
+# -- a repository's AGENTS.md cannot freeze the bridge ----------------------------------------------------
+
+HOSTILE_AGENTS_MD = {
+    # 200,000 blank lines, a heading, then the stack line: the old pattern's leading \s* ran over
+    # every blank line from every line start (quadratic: 5,000 lines took 1.5 s, this many 40 min).
+    "blank-lines": ("\n" * 200_000 + "# Agents\n\nStack: go/gin\n", "go/gin", ("AGENTS.md",)),
+    # "stack:" and 200,000 spaces: quadratic within one line (100,000 took 7 minutes).
+    "spaces": ("stack:" + " " * 200_000 + "!\n", "python/fastapi", ("pyproject.toml",)),
+    # 262,144 blank lines (all the classifier reads) and no stack line: the manifest decides.
+    "only-blank-lines": ("\n" * 262_144, "python/fastapi", ("pyproject.toml",)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_AGENTS_MD))
+async def test_a_hostile_agents_md_does_not_freeze_the_bridge(isolated_home: Path, tmp_path: Path,
+                                                              case: str) -> None:
+    text, stack, sources = HOSTILE_AGENTS_MD[case]
+    project = tmp_path / "cloned-repo"
+    project.mkdir()
+    (project / "AGENTS.md").write_text(text)
+    (project / "pyproject.toml").write_text('[project]\ndependencies = ["fastapi"]\n')
+    database = tmp_path / "db.lmdb"
+    bridge, _, _ = await spawn(isolated_home, project, databasePath=str(database))
+    try:
+        for number in range(3):  # each session in the project used to classify it again
+            bridge.notify("session.created", {"sessionID": f"s{number}", "directory": str(project),
+                                              "agent": {"id": "build"}})
+            bridge.notify("tool.executed", {"sessionID": f"s{number}", "callID": f"c{number}", "tool": "read",
+                                            "success": True})
+            status = await bridge.request("agent.status", {"agentId": "build"})
+            assert status["experiencePoints"] == number + 1.0
+        assert (await bridge.request("flush"))["errors"] == []
+        assert await bridge.shutdown_and_exit() == 0
+    finally:
+        bridge.kill()
+    stored = read_db(database)
+    assert {k: stored["projects"][str(project)][k] for k in ("stack", "sources")} == {"stack": stack,
+                                                                                      "sources": list(sources)}
+    assert sorted(stored["sessions"]) == ["s0", "s1", "s2"]
+    record("limits", **{f"agents_md_{case.replace('-', '_')}_bytes": len(text)})
