@@ -311,7 +311,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         try:
             summary = export_database(store, args.format, args.output)
         except ExportError as exc:
-            raise CommandError(str(exc), EXIT_USAGE) from None
+            raise CommandError(str(exc), exc.code) from None
     if args.output:
         counts = ", ".join(f"{count} {table}" for table, count in summary.counts.items())
         print(f"Exported {counts} from {store.path} to {summary.target}", file=sys.stderr)
