@@ -164,3 +164,79 @@ def test_a_failed_export_keeps_the_previous_file(isolated_home: Path, tmp_path: 
     assert result.stdout == "exit=1\nexport.json\n640\nprevious export\n"
     one_sentence(result, f"Cannot write the export to {small / 'export.json'}: No space left on device.")
     record("cli_safety", failed_export_kept_previous=True)
+
+
+# -- one sentence and the documented exit code, never a traceback ------------------------------------------
+
+def test_install_plugin_into_a_read_only_folder_is_one_sentence(isolated_home: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".opencode").mkdir(parents=True)
+    (project / ".opencode" / "opencode.json").write_text('{\n  "plugin": ["other"]\n}\n')
+    before = listing(project)
+    prefix = in_read_only_mount(project / ".opencode")
+    result = agent_tracker(isolated_home, "install-plugin", "--project", str(project), prefix=prefix)
+    assert result.returncode == 1
+    one_sentence(result, f"cannot write {project / '.opencode' / 'package.json'}: Read-only file system; "
+                         f"nothing was changed")
+    assert listing(project) == before
+    record("cli_safety", read_only_opencode="EROFS -> exit 1, one sentence")
+
+
+# -- install-plugin / uninstall-plugin and the user's files --------------------------------------------------
+
+CONFIG = '{\n  // my keys\n  "plugin": ["opencode-foo@1.2.3"],\n  "provider": {"x": {"options": {"apiKey": "sk-secret"}}}\n}\n'
+
+
+def test_install_plugin_writes_through_a_symlink_and_keeps_mode_owner_and_backups(isolated_home: Path) -> None:
+    """A dotfiles setup: ~/.config/opencode/opencode.json -> ~/dotfiles/opencode.json, 0600 (an API key),
+    owned by uid 4242. It became a 0644 regular file owned by root; uninstall overwrote the backup."""
+    dotfiles = isolated_home / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "opencode.json"
+    target.write_text(CONFIG)
+    os.chown(target, 4242, 4243)
+    os.chmod(target, 0o600)
+    config = isolated_home / ".config" / "opencode"
+    config.mkdir(parents=True)
+    link = config / "opencode.json"
+    link.symlink_to(target)
+
+    installed = agent_tracker(isolated_home, "install-plugin", "--bridge-command", "agent-tracker-dev serve")
+    assert installed.returncode == 0, installed.stderr
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    info = target.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o600, 4242, 4243)
+    assert '["./plugin/agent-tracker/index.js", {"bridgeCommand": ["agent-tracker-dev", "serve"]}]' in target.read_text()
+    assert "// my keys" in target.read_text()
+    first = config / "opencode.json.agent-tracker.bak"
+    assert first.read_text() == CONFIG
+    assert (stat.S_IMODE(first.stat().st_mode), first.stat().st_uid) == (0o600, 4242)
+    assert sorted(p.name for p in dotfiles.iterdir()) == ["opencode.json"], "no litter in the dotfiles folder"
+
+    removed = agent_tracker(isolated_home, "uninstall-plugin")
+    assert removed.returncode == 0, removed.stderr
+    assert link.is_symlink() and target.read_text() == CONFIG
+    assert (stat.S_IMODE(target.stat().st_mode), target.stat().st_uid) == (0o600, 4242)
+    assert first.read_text() == CONFIG, "the install's backup is never overwritten"
+    second = config / "opencode.json.agent-tracker-2.bak"
+    assert "agent-tracker/index.js" in second.read_text() and stat.S_IMODE(second.stat().st_mode) == 0o600
+    assert agent_tracker(isolated_home, "install-plugin").returncode == 0
+    assert sorted(p.name for p in config.glob("opencode.json*")) == [
+        "opencode.json", "opencode.json.agent-tracker-2.bak", "opencode.json.agent-tracker-3.bak",
+        "opencode.json.agent-tracker.bak"]
+    record("cli_safety", symlinked_config="written through, 0600 and uid 4242 kept, backups 1-3 kept")
+
+
+def test_install_plugin_refuses_a_read_only_config(isolated_home: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".opencode").mkdir(parents=True)
+    config = project / ".opencode" / "opencode.json"
+    config.write_text(CONFIG)
+    config.chmod(0o444)
+    before = listing(project)
+    result = agent_tracker(isolated_home, "install-plugin", "--project", str(project))
+    assert result.returncode == 1
+    one_sentence(result, f"{config} is read-only (mode 0444); nothing was changed: make it writable "
+                         f"(chmod u+w) and run the command again")
+    assert listing(project) == before
+    record("cli_safety", read_only_config="refused, nothing written")
