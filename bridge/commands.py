@@ -14,6 +14,7 @@ Exit codes (documented in docs/README-report.md):
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import sys
 from collections import deque
@@ -170,6 +171,35 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `agent-tracker export | head`
         return EXIT_OK
+    except OSError as exc:
+        return _os_error(args, exc)
+
+
+def _os_error(args: argparse.Namespace, exc: OSError) -> int:
+    """One sentence for an OSError no command explained; without a file name it is standard output
+    that cannot be written (`status > /dev/full`, a full disk)."""
+    if exc.filename is not None:
+        _fail(args, f"{exc.strerror or exc}: {exc.filename}.", EXIT_FAILED)
+        return EXIT_FAILED
+    # What is still buffered for stdout would fail again when the interpreter flushes it at exit
+    # (a second traceback): point the descriptor at /dev/null first.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real descriptor (tests capturing output): nothing is flushed at exit
+    _error(f"Cannot write to standard output: {exc.strerror or exc}.")
+    return EXIT_FAILED
+
+
+def _resolved_argument(text: str) -> Path:
+    """An absolute, resolved path from the command line; a symlink loop is a clear error."""
+    try:
+        return Path(text).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:  # Python 3.11 raises RuntimeError for a loop, 3.13 OSError
+        reason = getattr(exc, "strerror", None) or "it is a symbolic link loop"
+        raise CommandError(f"Cannot use {text}: {reason}.", EXIT_FAILED) from None
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> None:
@@ -448,7 +478,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     config = command_config(args)
     path = _database_path(config)
-    sources = [Path(p).expanduser().resolve() for p in args.paths]
+    sources = [_resolved_argument(p) for p in args.paths]
     results: list[dict[str, Any]] = []
     with _migration_progress(enabled=not args.json) as progress:
         store = Store.open(config)
@@ -543,7 +573,7 @@ def _print_migration_summary(results: list[dict[str, Any]], dry_run: bool) -> No
 def cmd_install_plugin(args: argparse.Namespace) -> int:
     from .plugin_install import InstallError, install_plugin
 
-    project = Path(args.project).expanduser().resolve() if args.project else None
+    project = _resolved_argument(args.project) if args.project else None
     try:
         bridge_command = args.bridge_command.split() if args.bridge_command else None
         result = install_plugin(project, bridge_command=bridge_command, dry_run=args.dry_run)
@@ -556,7 +586,7 @@ def cmd_install_plugin(args: argparse.Namespace) -> int:
 def cmd_uninstall_plugin(args: argparse.Namespace) -> int:
     from .plugin_install import InstallError, uninstall_plugin
 
-    project = Path(args.project).expanduser().resolve() if args.project else None
+    project = _resolved_argument(args.project) if args.project else None
     try:
         result = uninstall_plugin(project)
     except InstallError as exc:

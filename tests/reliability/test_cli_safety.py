@@ -168,6 +168,40 @@ def test_a_failed_export_keeps_the_previous_file(isolated_home: Path, tmp_path: 
 
 # -- one sentence and the documented exit code, never a traceback ------------------------------------------
 
+def test_output_that_cannot_be_written_is_one_sentence(isolated_home: Path, tmp_path: Path) -> None:
+    demo = agent_tracker(isolated_home, "demo", "--keep", str(tmp_path / "demo"))
+    assert demo.returncode == 0, demo.stderr
+    database = str(tmp_path / "demo" / "agent-tracker.lmdb")
+    with open("/dev/full", "w") as full:
+        for argv in (["status"], ["status", "--json"], ["status", "build"], ["report"], ["report", "--json"],
+                     ["export"], ["export", "--format", "csv"]):
+            result = agent_tracker(isolated_home, *argv, "--database", database, stdout=full.fileno())
+            assert result.returncode == 1, (argv, result.stderr)
+            one_sentence(result, "Cannot write to standard output: No space left on device.")
+    result = agent_tracker(isolated_home, "export", "--database", database, "-o", "/dev/full")
+    assert result.returncode == 1
+    one_sentence(result, "Cannot write the export to /dev/full: No space left on device.")
+    assert os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode), "never replaced by a file"
+    record("cli_safety", full_output_cases=8)
+
+
+def test_a_symlink_loop_is_one_sentence(isolated_home: Path, tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "back")
+    (tmp_path / "back").symlink_to(loop)
+    database = tmp_path / "db.lmdb"
+    for argv in (["migrate", "--database", str(database), str(loop)], ["install-plugin", "--project", str(loop)],
+                 ["uninstall-plugin", "--project", str(loop)]):
+        result = agent_tracker(isolated_home, *argv)
+        assert result.returncode == 1, (argv, result.stderr)
+        one_sentence(result, f"Cannot use {loop}: it is a symbolic link loop.")
+    result = agent_tracker(isolated_home, "demo", "--keep", str(loop))
+    assert result.returncode == 2
+    one_sentence(result, f"Cannot use {loop} for --keep: it is a symbolic link loop.")
+    assert not database.exists() and not (isolated_home / ".config").exists()
+    record("cli_safety", symlink_loop_cases=4)
+
+
 def test_install_plugin_into_a_read_only_folder_is_one_sentence(isolated_home: Path, tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / ".opencode").mkdir(parents=True)
