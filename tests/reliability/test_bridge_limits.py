@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability import Bridge, bridge_env, drain_stderr, read_db, record, spawn, wait_exit
+from reliability import Bridge, bridge_env, drain_stderr, read_db, record, spawn
 
 pytestmark = pytest.mark.reliability
 

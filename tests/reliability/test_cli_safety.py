@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability import ROOT, bridge_env, read_db, record, spawn
+from reliability import bridge_env, read_db, record, spawn
 
 pytestmark = pytest.mark.reliability
 
@@ -64,6 +64,15 @@ def listing(folder: Path) -> dict[str, tuple[int, int, str]]:
         content = os.readlink(path) if path.is_symlink() else (digest(path) if path.is_file() else "")
         entries[str(path.relative_to(folder))] = (info.st_mode, info.st_size, content)
     return entries
+
+
+@pytest.fixture(scope="module")
+def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's database (real sessions through the real bridge), made once for the module."""
+    folder = tmp_path_factory.mktemp("demo")
+    demo = agent_tracker(tmp_path_factory.mktemp("home"), "demo", "--keep", str(folder / "demo"))
+    assert demo.returncode == 0, demo.stderr
+    return folder / "demo" / "agent-tracker.lmdb"
 
 
 def one_sentence(result: subprocess.CompletedProcess[str], text: str) -> None:
@@ -140,13 +149,10 @@ async def test_export_refuses_every_path_to_the_database_while_a_bridge_runs(iso
     record("cli_safety", export_paths_refused=len(refused) * 2 + 2 + 1)
 
 
-def test_a_failed_export_keeps_the_previous_file(isolated_home: Path, tmp_path: Path) -> None:
+def test_a_failed_export_keeps_the_previous_file(isolated_home: Path, tmp_path: Path, demo_database: Path) -> None:
     """An export that fails half-way (a full disk: an 8 KiB tmpfs) leaves the previous export as it
     was and no temporary file; the export used to truncate it first."""
-    database = tmp_path / "agent-tracker.lmdb"
-    demo = agent_tracker(isolated_home, "demo", "--keep", str(tmp_path / "demo"))
-    assert demo.returncode == 0, demo.stderr
-    shutil.copyfile(tmp_path / "demo" / "agent-tracker.lmdb", database)
+    database = demo_database
     small = tmp_path / "small-disk"
     small.mkdir()
     if shutil.which("unshare") is None:
@@ -168,10 +174,8 @@ def test_a_failed_export_keeps_the_previous_file(isolated_home: Path, tmp_path: 
 
 # -- one sentence and the documented exit code, never a traceback ------------------------------------------
 
-def test_output_that_cannot_be_written_is_one_sentence(isolated_home: Path, tmp_path: Path) -> None:
-    demo = agent_tracker(isolated_home, "demo", "--keep", str(tmp_path / "demo"))
-    assert demo.returncode == 0, demo.stderr
-    database = str(tmp_path / "demo" / "agent-tracker.lmdb")
+def test_output_that_cannot_be_written_is_one_sentence(isolated_home: Path, demo_database: Path) -> None:
+    database = str(demo_database)
     with open("/dev/full", "w") as full:
         for argv in (["status"], ["status", "--json"], ["status", "build"], ["report"], ["report", "--json"],
                      ["export"], ["export", "--format", "csv"]):
