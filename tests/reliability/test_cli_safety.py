@@ -172,6 +172,27 @@ def test_a_failed_export_keeps_the_previous_file(isolated_home: Path, tmp_path: 
     record("cli_safety", failed_export_kept_previous=True)
 
 
+async def test_a_recording_never_goes_into_a_database(isolated_home: Path, tmp_path: Path, demo_database: Path) -> None:
+    """AGENT_TRACKER_RECORD naming a database appended JSON lines to the LMDB file; a path that cannot
+    be opened ended the bridge with a traceback before initialize. Both: one log line, no recording."""
+    copy = tmp_path / "agent-tracker.lmdb"
+    shutil.copyfile(demo_database, copy)
+    before = digest(copy)
+    for target, reason in ((copy, f"Refusing to write the recording to {copy}: it is an LMDB database (or its "
+                                  f"lock file); only LMDB may write it. Choose another file."),
+                           (tmp_path / "missing" / "r.jsonl", f"No such file or directory: {tmp_path / 'missing' / 'r.jsonl'}.")):
+        bridge, init, stderr = await spawn(isolated_home, tmp_path, databasePath=str(tmp_path / "db.lmdb"),
+                                           env=bridge_env(isolated_home, AGENT_TRACKER_RECORD=str(target)))
+        try:
+            assert init["database"]["available"] is True
+            assert await bridge.shutdown_and_exit() == 0
+        finally:
+            bridge.kill()
+        assert f"agent-tracker [error] AGENT_TRACKER_RECORD: {reason} The session is not recorded.\n" in await stderr
+    assert digest(copy) == before
+    record("cli_safety", recording_into_a_database="refused, file unchanged")
+
+
 # -- one sentence and the documented exit code, never a traceback ------------------------------------------
 
 def test_output_that_cannot_be_written_is_one_sentence(isolated_home: Path, demo_database: Path) -> None:
