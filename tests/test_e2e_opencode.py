@@ -42,9 +42,9 @@ from typing import Any, Iterator
 import pytest
 
 from bridge.opencode.history import OpenCodeHistory
+from bridge.opencode.install import install_plugin
 from bridge.opencode.location import opencode_database_path
 from bridge.opencode.sessions import Tokens
-from bridge.opencode.install import install_plugin
 
 pytestmark = pytest.mark.e2e
 

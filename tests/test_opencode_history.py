@@ -25,7 +25,11 @@ import pytest
 from bridge.opencode import excerpts, location, sessions
 from bridge.opencode import history as oh
 from bridge.opencode.history import OpenCodeHistory, OpenCodeSchemaError
-from bridge.opencode.location import OpenCodeHistoryError, locate_database, opencode_database_path
+from bridge.opencode.location import (
+    OpenCodeHistoryError,
+    locate_database,
+    opencode_database_path,
+)
 from bridge.opencode.sessions import Tokens
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,6 +16,7 @@ from .common import (
     database_path,
     make_console,
     print_json,
+    resolved_argument,
     unusable,
 )
 
@@ -30,7 +31,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     config = command_config(args)
     path = database_path(config)
-    sources = [Path(p).expanduser().resolve() for p in args.paths]
+    sources = [resolved_argument(p) for p in args.paths]
     old_at_central_path = path.is_file() and is_lmdbjs_file(path)
     if not sources and not old_at_central_path:
         message = (f"The database at {path} is not from the older plugin; nothing to migrate there. "

@@ -12,6 +12,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
 from .model import Report, SetupKey
 from .render import COLUMNS, table_rows
 from .score import FORMULA
@@ -76,21 +77,30 @@ def draw_chart(store: Any, report: Report, target: Path) -> Path:
     suffix = target.suffix.lower()
     if suffix not in SUFFIXES:
         raise ChartError(f"--chart must name a .png or .html file; got {target}.")
+    _refuse_database_files(target, getattr(store, "path", None))
     figure = _figure(report, store)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ChartError(f"Cannot create the folder for {target}: {exc.strerror or exc}.") from None
     try:
-        if suffix == ".png":
-            figure.savefig(target, format="png")
-        else:
-            svg = io.StringIO()
-            figure.savefig(svg, format="svg")
-            target.write_text(_page(report, svg.getvalue()), encoding="utf-8")
+        with replace_atomically(target, binary=True) as handle:  # a failed write keeps the old chart
+            if suffix == ".png":
+                figure.savefig(handle, format="png")
+            else:
+                svg = io.StringIO()
+                figure.savefig(svg, format="svg")
+                handle.write(_page(report, svg.getvalue()).encode("utf-8"))
     except OSError as exc:
         raise ChartError(f"Cannot write {target}: {exc.strerror or exc}.") from None
     return target
+
+
+def _refuse_database_files(target: Path, database: Path | None) -> None:
+    try:
+        refuse_database_files(target, database, what="the chart")
+    except UnsafeOutput as exc:
+        raise ChartError(str(exc)) from None
 
 
 def _page(report: Report, svg: str) -> str:

@@ -24,6 +24,7 @@ from .pending import BUG, GAIN, REINSTATE, PendingChanges, apply_op_to_projectio
 from .projects import optional_project_path
 from .scoring import AgentState, agent_sheet
 from .setups import UNKNOWN_AGENT
+from .stack import BackgroundClassifier
 
 Notify = Callable[[str, dict[str, Any]], None]
 # (service, params, receivedAt, eventId, what the method's check returned) -> the answer
@@ -82,6 +83,7 @@ class TrackingState:
         self._told_halted: dict[str, bool] = {}
         # Set by handlers whose event must be flushed right away (push, session deleted).
         self.flush_requested = False
+        self._classifier = BackgroundClassifier()
 
     # -- sessions ----------------------------------------------------------------------------
 
