@@ -34,8 +34,10 @@ def json_type(annotation: typing.Any) -> str:
         return "string"
     if annotation is bool:
         return "boolean"
-    if annotation is int:
+    if annotation in (int, m.Count):
         return "integer"
+    if annotation in (float, m.Money):
+        return "number"
     if annotation is m.Grade:
         return "grade"
     if annotation is m.Grader:
@@ -69,6 +71,8 @@ def check_class(cls: type, node: dict, where: str) -> None:
             (inner,) = [a for a in typing.get_args(inner) if a is not type(None)]
         if attrs.has(inner):
             check_class(inner, prop, f"{where}.{name}")
+        if inner in (m.Count, m.Money):  # the converter refuses negatives: so does the schema
+            assert resolve(prop)["minimum"] == 0, f"{where}.{name}: minimum differs"
 
 
 def test_methods_match_both_ways() -> None:

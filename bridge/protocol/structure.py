@@ -17,7 +17,18 @@ from cattrs.gen import make_dict_structure_fn, override
 from .grades import parse_grade
 from .methods import METHODS
 from .names import wire_name
-from .params import MAX_ID_LENGTH, AgentRef, ClientInfo, Grade, Grader, Id, ProjectRef
+from .params import (
+    MAX_ID_LENGTH,
+    AgentRef,
+    ClientInfo,
+    Count,
+    Grade,
+    Grader,
+    Id,
+    Money,
+    ProjectRef,
+    UsageTokens,
+)
 
 # cattrs' stub types the attribute overrides (**kwargs) and its own flags as one namespace, which
 # mypy cannot tell apart when the overrides come as a dict; the function itself takes both.
@@ -46,6 +57,18 @@ def _identifier(value: Any, _type: Any) -> str:
             f"got {value!r}"[:300]
         )
     return value
+
+
+def _count(value: Any, _type: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidParams(f"must be a whole number, 0 or more; got {value!r}"[:300])
+    return value
+
+
+def _money(value: Any, _type: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidParams(f"must be a finite number, 0 or more; got {value!r}"[:300])
+    return float(value)
 
 
 def _grade(value: Any, _type: Any) -> int:
@@ -102,13 +125,15 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(int, _strict(int, "an integer"))
     converter.register_structure_hook(float, _strict((int, float), "a number"))
     converter.register_structure_hook(Id, _identifier)
+    converter.register_structure_hook(Count, _count)
+    converter.register_structure_hook(Money, _money)
     converter.register_structure_hook(Grade, _grade)
     converter.register_structure_hook(Grader, _grader)
     converter.register_structure_hook_func(lambda t: t == dict[str, Any], _object)
     converter.register_structure_hook_func(lambda t: t == list[str], _string_list)
     converter.register_structure_hook_factory(_is_optional, _optional_hook)
     # Nested classes first: generated hooks capture the hooks of their field types.
-    nested = (AgentRef, ProjectRef, ClientInfo)
+    nested = (AgentRef, ProjectRef, ClientInfo, UsageTokens)
     for cls in (*nested, *dict.fromkeys(method.params for method in METHODS.values())):
         overrides = {f.name: override(rename=wire_name(f.name)) for f in attrs.fields(cls)}
         hook: Callable[[Any, Any], Any] = _structure_fn(cls, converter, **overrides)

@@ -2,6 +2,7 @@
 
 Owns: the tracking service (service), the write buffer (pending), the scoring rules (scoring),
 the crash journal (journal), recognising git commits and pushes in bash calls (git_commands),
-classifying a project's stack (stack) and fault injection for the reliability suite (faults).
+what model calls cost (usage, usage_totals), classifying a project's stack (stack) and fault
+injection for the reliability suite (faults).
 May import protocol, store, config, timestamps. Never imports rpc, report, cli or migration.
 """

@@ -1,9 +1,13 @@
 """The write buffer: everything accepted since the last flush, applied in one transaction.
 
 Counters are kept as an ordered list of operations per agent (consecutive XP gains collapse
-into one), records under their final keys (repeated updates of one key collapse). ``apply``
-runs inside Store.write: it reads the stored agents and re-applies the operations on them,
-so concurrent bridges merge exactly and level-ups are computed on the merged state.
+into one, so do consecutive tool calls of one session), records under their final keys
+(repeated updates of one key collapse). ``apply`` runs inside Store.write: it reads the stored
+agents and re-applies the operations on them, so concurrent bridges merge exactly and level-ups
+are computed on the merged state. A tool call counts once per session and callID whichever
+process saw it (a live bridge and ``import-opencode`` may both): the ``calls`` ledger is checked
+and extended in the same transaction. Message usage replaces what was stored for its message;
+the touched sessions' usage totals are then summed again from their message records.
 """
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ from ..config import ScoringRules
 from ..store import WriteView, key
 from .git_commands import hashes_match
 from .scoring import AgentState, apply_grade, earn, reinstate, report_bug
+from .usage_totals import session_usage
 
 # Operation kinds (first element of each op list).
 GAIN, COMMIT, PUSH, GRADE, BUG, REINSTATE = "gain", "commit", "push", "grade", "bug", "reinstate"
+# [CALLS, sessionID, {callID: xp earned}]: successful tool calls, counted at flush unless the
+# session's ledger holds their callID already.
+CALLS = "calls"
 
 
 @attrs.define
@@ -61,18 +69,24 @@ class PendingChanges:
     inserts: dict[tuple[str, str], dict[str, Any]] = attrs.Factory(dict)
     merges: dict[tuple[str, str], Merge] = attrs.Factory(dict)
     meta: dict[str, Any] = attrs.Factory(dict)
+    # Failed tool calls per session, in order: counted at flush like successful ones (they earn
+    # nothing, so they are no agent operation).
+    failed_calls: dict[str, list[str]] = attrs.Factory(dict)
     events: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.agent_ops or self.inserts or self.merges or self.meta)
+        return bool(self.agent_ops or self.inserts or self.merges or self.meta or self.failed_calls)
 
     def size(self) -> int:
-        return sum(map(len, self.agent_ops.values())) + len(self.inserts) + len(self.merges)
+        return (sum(map(len, self.agent_ops.values())) + len(self.inserts) + len(self.merges)
+                + len(self.failed_calls))
 
     def add_op(self, agent_id: str, op: list[Any]) -> None:
         ops = self.agent_ops.setdefault(agent_id, [])
         if op[0] == GAIN and ops and ops[-1][0] == GAIN:
             ops[-1][1] += op[1]
+        elif op[0] == CALLS and ops and ops[-1][0] == CALLS and ops[-1][1] == op[1]:
+            ops[-1][2].update(op[2])
         else:
             ops.append(op)
 
@@ -84,33 +98,53 @@ class PendingChanges:
 
     def apply(self, view: WriteView, rules: ScoringRules, now: str) -> FlushOutcome:
         outcome = FlushOutcome()
+        ledgers = CallLedgers(view, now)
         for agent_id, ops in self.agent_ops.items():
             stored = view.get("agents", agent_id)
             before = AgentState.from_record(stored) if stored else None
             state = before.copy() if before else AgentState.new(agent_id, rules, now)
             for op in ops:
-                self._apply_op(view, state, op, rules)
+                self._apply_op(view, state, op, rules, ledgers)
             state.updated_at = now
             view.put("agents", agent_id, _keep_other_fields(stored, state.to_record()))
             outcome.entries_written += 1
             outcome.agents.append(AgentChange(before, state))
+        for session_id, call_ids in self.failed_calls.items():
+            fresh = ledgers.fresh(session_id, call_ids)
+            if fresh:
+                _count_calls_in_session(view, session_id, 0, 0.0, len(fresh))
+        outcome.entries_written += ledgers.write()
         for (db, record_key), record in self.inserts.items():
             if db in ("commits", "communication"):
                 continue  # written by their agent operation, which also counts them
             outcome.entries_written += view.insert(db, record_key, record)
+        usage_sessions: dict[str, None] = {}
         for (db, record_key), merge in self.merges.items():
             view.put(db, record_key, merge.apply_to(view.get(db, record_key) or {}))
             outcome.entries_written += 1
+            if db == "usage":
+                usage_sessions[merge.set["sessionID"]] = None
+        for session_id in usage_sessions:
+            _sum_usage_in_session(view, session_id)
         for meta_key, value in self.meta.items():
             view.put("meta", meta_key, value)
             outcome.entries_written += 1
         return outcome
 
-    def _apply_op(self, view: WriteView, state: AgentState, op: list[Any], rules: ScoringRules) -> None:
-        """Apply one operation; a commit, push or grade another process already wrote changes nothing."""
+    def _apply_op(self, view: WriteView, state: AgentState, op: list[Any], rules: ScoringRules,
+                  ledgers: "CallLedgers") -> None:
+        """Apply one operation; a commit, push, grade or tool call another process already wrote
+        changes nothing."""
         kind = op[0]
         if kind == GAIN:
             earn(state, op[1], rules)
+        elif kind == CALLS:
+            session_id, calls = op[1], op[2]
+            fresh = ledgers.fresh(session_id, calls)
+            if fresh:
+                earned = sum(calls[call_id] for call_id in fresh)
+                earn(state, earned, rules)
+                _count_calls_in_session(view, session_id, len(fresh), earned, 0)
         elif kind == COMMIT:
             record_key, earned, session_id = op[1], op[2], op[3]
             if not _insert_commit(view, record_key, self.inserts[("commits", record_key)]):
@@ -151,6 +185,8 @@ def apply_op_to_projection(state: AgentState, op: list[Any], rules: ScoringRules
     kind = op[0]
     if kind == GAIN:
         return earn(state, op[1], rules)
+    if kind == CALLS:
+        return earn(state, sum(op[2].values()), rules)
     if kind == COMMIT:
         state.total_commits += 1
         return earn(state, op[2], rules)
@@ -209,3 +245,71 @@ def _count_in_session(view: WriteView, session_id: str | None, counter: str, ear
     record[counter] = record.get(counter, 0) + 1
     record["xpEarned"] = record.get("xpEarned", 0) + earned
     view.put("sessions", session_id, record)
+
+
+class CallLedgers:
+    """Which callIDs each session has counted (sub-database ``calls``, one record per session:
+    ``{sessionID, callIDs[], countedWithoutIdsBefore?}``), read and extended inside the flush.
+
+    A session whose stored counters show tool calls but that has no ledger was counted by a
+    bridge that kept no callIDs: its ledger starts with ``countedWithoutIdsBefore`` = now, so an
+    import knows that calls which ended before then are already counted.
+    """
+
+    def __init__(self, view: WriteView, now: str):
+        self._view = view
+        self._now = now
+        self._known: dict[str, set[str]] = {}
+        self._records: dict[str, dict[str, Any]] = {}
+        self._added: dict[str, list[str]] = {}
+
+    def fresh(self, session_id: str, call_ids: Any) -> list[str]:
+        """The callIDs (in order) this session has not counted yet; they count from now on."""
+        known = self._known.get(session_id)
+        if known is None:
+            known = self._known[session_id] = self._load(session_id)
+        fresh = [call_id for call_id in call_ids if call_id not in known]
+        if fresh:
+            known.update(fresh)
+            self._added.setdefault(session_id, []).extend(fresh)
+        return fresh
+
+    def _load(self, session_id: str) -> set[str]:
+        record = self._view.get("calls", session_id)
+        ids = record.get("callIDs") if isinstance(record, dict) else None
+        if isinstance(record, dict) and isinstance(ids, list):
+            self._records[session_id] = record
+            return {str(call_id) for call_id in ids}
+        record = {"sessionID": session_id, "callIDs": []}
+        session = self._view.get("sessions", session_id) or {}
+        if session.get("toolCalls") or session.get("failedToolCalls"):
+            record["countedWithoutIdsBefore"] = self._now
+        self._records[session_id] = record
+        return set()
+
+    def write(self) -> int:
+        for session_id, added in self._added.items():
+            record = self._records[session_id]
+            self._view.put("calls", session_id, {**record, "callIDs": [*record.get("callIDs", ()), *added]})
+        return len(self._added)
+
+
+def _count_calls_in_session(view: WriteView, session_id: str, succeeded: int, earned: float, failed: int) -> None:
+    """Tool calls count in their session when they count at all: in the same transaction."""
+    record = view.get("sessions", session_id) or {"sessionID": session_id}
+    if succeeded:
+        record["toolCalls"] = record.get("toolCalls", 0) + succeeded
+        record["xpEarned"] = record.get("xpEarned", 0) + earned
+    if failed:
+        record["failedToolCalls"] = record.get("failedToolCalls", 0) + failed
+    view.put("sessions", session_id, record)
+
+
+def _sum_usage_in_session(view: WriteView, session_id: str) -> None:
+    """The session's ``usage`` per setup, summed again from its message records (never adjusted
+    by differences: a replaced message leaves no rounding trace)."""
+    records = (record for _, record in view.scan("usage", key(session_id, ""))
+               if record.get("sessionID") == session_id)
+    session = view.get("sessions", session_id) or {"sessionID": session_id}
+    session["usage"] = session_usage(records)
+    view.put("sessions", session_id, session)

@@ -3,7 +3,7 @@
 Hook-driven events never write to LMDB. Each accepted event is appended to the crash
 journal, applied to the write buffer (pending) and to an in-memory projection of each touched
 agent (state). ``flush`` applies the buffer in one Store.write transaction together with the
-journal sequence it covers. The event handlers live in sessions, work and feedback.
+journal sequence it covers. The event handlers live in sessions, work, feedback and usage.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .pending import PendingChanges
 from .sanitize import encode_params
 from .sessions import SessionEvents
 from .state import CHECKS, EVENTS, AlreadyCounted, EventRejected, Notify
+from .usage import UsageEvents
 from .work import WorkEvents
 
 __all__ = ["EventRejected", "FlushResult", "TrackingService"]
@@ -42,7 +43,7 @@ class FlushResult:
                 "errors": self.errors, "transactions": self.transactions}
 
 
-class TrackingService(SessionEvents, WorkEvents, FeedbackEvents):
+class TrackingService(SessionEvents, WorkEvents, FeedbackEvents, UsageEvents):
     def __init__(self, store: Store, rules: ScoringRules, *, journal: Journal | None = None,
                  journal_id: str | None = None, default_directory: str | None = None,
                  notify: Notify | None = None, told: set[str] | None = None):

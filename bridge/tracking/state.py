@@ -100,12 +100,19 @@ class TrackingState:
                 runtime.provider = stored.get("provider")
                 if stored.get("lastCommit"):
                     runtime.last_commit = (stored.get("projectPath") or "", stored["lastCommit"])
+                runtime.seen_calls.update(self._counted_calls(session_id))
             else:
                 runtime.directory = self.default_directory
                 self.pending.merge("sessions", session_id).set_default.update(
                     {"sessionID": session_id, "createdAt": now or utc_now(),
                      "projectPath": runtime.directory})
         return runtime
+
+    def _counted_calls(self, session_id: str) -> list[str]:
+        """The callIDs stored as counted for this session (by any bridge or import)."""
+        ledger = self._read("calls", session_id)
+        ids = ledger.get("callIDs") if ledger else None
+        return [str(call_id) for call_id in ids] if isinstance(ids, list) else []
 
     # -- agents --------------------------------------------------------------------------------
 
