@@ -23,7 +23,7 @@ from .collect import (
 from .decode import codec_named
 from .filters import normalise_project, normalise_since
 from .helper import Helper, merge_helper_result
-from .model import Report, ReportError, SetupRow
+from .model import Report, ReportError, SetupRow, Usage
 from .rank import rank_rows, recommend
 from .score import (
     AGENT_N,
@@ -32,8 +32,18 @@ from .score import (
     BUGS,
     COMMITS,
     DEFAULT_MIN_SESSIONS,
+    COST,
+    DURATION,
     EXCELLENT,
+    MESSAGES,
     SESSIONS,
+    TOKENS_CACHE_READ,
+    TOKENS_CACHE_WRITE,
+    TOKENS_INPUT,
+    TOKENS_OUTPUT,
+    TOKENS_REASONING,
+    USAGE_COMMITS,
+    USAGE_SESSIONS,
     USER_N,
     USER_SUM,
     XP,
@@ -44,6 +54,13 @@ _loads = orjson.loads
 
 
 # -- building ----------------------------------------------------------------------------------------
+
+def usage_of(acc: list[float]) -> Usage:
+    return Usage(messages=int(acc[MESSAGES]), cost=acc[COST], input=int(acc[TOKENS_INPUT]),
+                 output=int(acc[TOKENS_OUTPUT]), reasoning=int(acc[TOKENS_REASONING]),
+                 cache_read=int(acc[TOKENS_CACHE_READ]), cache_write=int(acc[TOKENS_CACHE_WRITE]),
+                 duration_ms=acc[DURATION], sessions=int(acc[USAGE_SESSIONS]), commits=acc[USAGE_COMMITS])
+
 
 def _read_agents(view: ReadView) -> dict[str, AgentState]:
     agents: dict[str, AgentState] = {}
@@ -119,6 +136,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                        user_grades=int(acc[USER_N]), excellent=int(acc[EXCELLENT]), bad=int(acc[BAD]),
                        bugs=int(acc[BUGS]), last_used=totals.last_used.get(setup),
                        projects=len(scope.paths.get(setup, ())))
+        row.usage = usage_of(acc)
         row.score, row.parts = score_parts(acc)
         if setup in imported:
             row.imported = imported[setup]
@@ -129,6 +147,9 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
             row.halted = state.halted
         rows.append(row)
     rows = rank_rows(rows, min_sessions)
+    usage = Usage()
+    for row in rows:
+        usage.add(row.usage)
     report = Report(
         database=str(store.path), generated_at=utc_now(),
         filters={"project": project_key, "stack": stack, "since": since_key, "agent": agent},
@@ -140,6 +161,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         unattributed_bugs=totals.unattributed_bugs,
         imported={"commits": sum(r.imported["commits"] for r in rows),
                   "grades": sum(r.imported["grades"] for r in rows)},
+        usage=usage,
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report

@@ -22,9 +22,13 @@ from .score import (
     BAD,
     BUGS,
     COMMITS,
+    DURATION,
     EXCELLENT,
     SESSIONS,
     SLOTS,
+    USAGE_COMMITS,
+    USAGE_SESSIONS,
+    USAGE_SLOTS,
     USER_N,
     USER_SUM,
     XP,
@@ -156,6 +160,24 @@ class Scope:
             self._sessions[session_id] = self.view.get("sessions", session_id)
         return self._sessions[session_id]
 
+    def root_session(self, session_id: Any) -> dict[str, Any] | None:
+        """The session at the top of ``session_id``'s parentID chain: a subagent's child session is
+        credited to the setup of the session that started it (its root), whose agent chose to
+        delegate. ``session_id``'s own record when it has no stored parent; None when it is not stored.
+        """
+        record = self.session(session_id)
+        seen = {session_id}
+        while record is not None:
+            parent = record.get("parentID")
+            if not isinstance(parent, str) or not parent or parent in seen or len(seen) > 64:
+                return record  # the top (a parentID cycle in foreign data ends here too)
+            above = self.session(parent)
+            if above is None:
+                return record
+            seen.add(parent)
+            record = above
+        return None
+
 
 
 # -- aggregation -----------------------------------------------------------------------------------
@@ -170,6 +192,9 @@ class Totals:
         self.last_used: dict[SetupKey, str] = {}
         self.unattributed_bugs = 0
         self.counts = {"sessions": 0, "commits": 0, "grades": 0, "bugs": 0}
+        # (root session, setup) pairs already counted in USAGE_SESSIONS: a session and its
+        # subagents' sessions are one session of their setup.
+        self.usage_roots: set[tuple[str, SetupKey]] = set()
 
     def slot(self, setup: SetupKey, bucket: Bucket | None, created: Any) -> list[float]:
         group: Any = setup if bucket is None else (setup, bucket(created))
@@ -201,7 +226,57 @@ def _each(view: ReadView, db: str, one: Callable[[dict[str, Any] | None], None])
 
 
 _SESSION_FIELDS = ("agentId", "provider", "model", "projectPath", "setups", "xpEarned", "updatedAt",
-                   "createdAt")
+                   "createdAt", "usage", "sessionID", "parentID", "commits")
+
+
+def add_usage(scope: Scope, totals: Totals, bucket: Bucket | None, session_id: Any, usage: Any, parent: Any,
+              path: Any, created: Any, commits: Any) -> None:
+    """A session's usage (``usage``: totals per ``agent|provider/model``) into its setups' slots.
+
+    A root session's usage counts for the setup of each entry (the messages' own agent and model);
+    a child (subagent) session's, all of it, for its root session's setup (Scope.root_session),
+    without its time: a subagent runs inside its parent's task call, whose time already counts.
+    USAGE_SESSIONS counts each root once per setup; USAGE_COMMITS the session's commits (a session
+    with several setups splits them evenly, as its XP).
+    """
+    if not isinstance(usage, dict) or not usage:
+        return
+    made = commits if commits.__class__ in (int, float) else 0
+    if parent:
+        root = scope.root_session(parent)
+        if root is not None:
+            setup = scope.setup(root.get("agentId"), root.get("provider"), root.get("model"), root.get("projectPath"))
+            if setup is not None:
+                acc = totals.slot(setup, bucket, created)
+                for entry in usage.values():
+                    _add_entry(acc, entry, with_time=False)
+                acc[USAGE_COMMITS] += made
+                _count_root(totals, acc, str(root.get("sessionID") or parent), setup)
+            return
+    share = made / len(usage)
+    for name, entry in usage.items():
+        setup = scope.named_setup(name, path)
+        if setup is None:
+            continue
+        acc = totals.slot(setup, bucket, created)
+        _add_entry(acc, entry, with_time=True)
+        acc[USAGE_COMMITS] += share
+        _count_root(totals, acc, str(session_id), setup)
+
+
+def _add_entry(acc: list[float], entry: Any, with_time: bool) -> None:
+    if not isinstance(entry, dict):
+        return
+    for name, slot in USAGE_SLOTS.items():
+        value = entry.get(name)
+        if value.__class__ in (int, float) and (with_time or slot != DURATION):
+            acc[slot] += value
+
+
+def _count_root(totals: Totals, acc: list[float], root_id: str, setup: SetupKey) -> None:
+    if (root_id, setup) not in totals.usage_roots:
+        totals.usage_roots.add((root_id, setup))
+        acc[USAGE_SESSIONS] += 1
 
 
 
@@ -238,6 +313,8 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
             if isinstance(last, str) and last > last_used.get(setup, ""):
                 last_used[setup] = last
         counts["sessions"] += hit
+        add_usage(scope, totals, bucket, get("sessionID"), get("usage"), get("parentID"), path, created,
+                  get("commits"))
 
     if bucket is not None or force_slow:
         _each(view, "sessions", one)
@@ -250,11 +327,13 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
     targets: dict[tuple[Any, ...], tuple[SetupKey, list[float]] | None] = {}
     counted = 0
     for values in scan_rows(view, "sessions", _SESSION_FIELDS, codec, one, since):
-        agent, provider, model, path, setups, xp, updated, _ = values
+        agent, provider, model, path, setups, xp, updated, created, usage, session_id, parent, made = values
         if (setups is not None and len(setups) > 1) or xp.__class__ not in (int, float) \
                 or updated.__class__ is not str:
             one(dict(zip(_SESSION_FIELDS, values)))
             continue
+        if usage:  # before the filters below: a child's usage counts for its root's setup
+            add_usage(scope, totals, None, session_id, usage, parent, path, created, made)
         head = values[:4]
         try:
             target = targets[head]
