@@ -219,3 +219,31 @@ def test_a_database_of_a_newer_agent_tracker_is_read_but_not_written(tmp_path: P
     assert writer.error == (f"The database at {path} was written by a newer agent-tracker (it has the sub-databases "
                             f"future, which this one does not know); upgrade agent-tracker to record into it. Reading "
                             f"it (report, status, export) still works.")
+
+
+# -- records that stay right when past sessions arrive ------------------------------------------------
+
+
+def test_an_agent_named_before_its_model_is_one_setup(h: ServiceHarness, project: Path) -> None:
+    """OpenCode's session.created of a subagent's session names the agent, its model comes next."""
+    h.send("session.created", {"sessionID": "sub", "directory": str(project), "parentID": "s1",
+                               "agent": {"id": "general"}})
+    h.send("session.updated", {"sessionID": "sub", "agent": {"id": "general", "model": "m", "provider": "p"}})
+    flush(h)
+    assert h.stored("sessions", "sub")["setups"] == ["general|p/m"]
+    h.send("session.updated", {"sessionID": "sub", "agent": {"id": "plan", "model": "n", "provider": "p"}})
+    flush(h)  # another agent: another setup, as before
+    assert h.stored("sessions", "sub")["setups"] == ["general|p/m", "plan|p/n"]
+
+
+def test_latest_times_never_go_back(h: ServiceHarness, project: Path) -> None:
+    """Events of the past (an import) leave what happened later as it is."""
+    h.send("tool.executed", bash_commit("s1", "c1", "abc1234"), received_at="2026-11-27T10:00:00.000Z")
+    flush(h)
+    h.send("tool.executed", bash_commit("s1", "c0", "0ff0ff0"), received_at="2026-11-20T10:00:00.000Z")
+    h.send("session.idle", {"sessionID": "s1"}, received_at="2026-11-20T10:00:01.000Z")
+    flush(h)
+    session, stored_project = h.stored("sessions", "s1"), h.stored("projects", str(project))
+    assert session["updatedAt"] == "2026-11-27T10:00:00.000Z" and session["commits"] == 2
+    assert (stored_project["lastCommit"], stored_project["lastCommitAt"]) == ("abc1234", "2026-11-27T10:00:00.000Z")
+    assert session["lastIdleAt"] == "2026-11-20T10:00:01.000Z"  # the first: nothing later to keep

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("replay", "cmd_demo"),
     "reinstate": ("reinstate", "cmd_reinstate"),
     "migrate": ("migrate", "cmd_migrate"),
+    "import-opencode": ("import_opencode", "cmd_import_opencode"),
     "install-plugin": ("plugin", "cmd_install_plugin"),
     "uninstall-plugin": ("plugin", "cmd_uninstall_plugin"),
 }

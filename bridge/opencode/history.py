@@ -176,6 +176,12 @@ class OpenCodeHistory:
                           args).fetchone()
         return int(row[0])
 
+    def session_ids(self, since: datetime | int | float | None = None) -> list[str]:
+        """The ids of the sessions :meth:`sessions` would yield, oldest first (nothing else is read)."""
+        where, args = self._since_clause(since)
+        rows = self._query(f"SELECT id FROM session{where} ORDER BY time_created, id", args)
+        return [str(session_id) for (session_id,) in rows]
+
     # -- sessions -----------------------------------------------------------------------------
 
     def sessions(self, since: datetime | int | float | None = None) -> Iterator[HistorySession]:

@@ -30,6 +30,12 @@ GAIN, COMMIT, PUSH, GRADE, BUG, REINSTATE = "gain", "commit", "push", "grade", "
 CALLS = "calls"
 
 
+# "When was the latest ..." fields never go back, with the fields that go with them: importing
+# past sessions (or a late journal replay) leaves what happened later as it is.
+LATEST = {"updatedAt": (), "lastSeenAt": (), "lastIdleAt": (), "lastCommitAt": ("lastCommit",),
+          "lastPushAt": ("lastPushedHead",)}
+
+
 @attrs.define
 class Merge:
     """Upsert of one record: fields set, fields set only when absent, counters added."""
@@ -42,7 +48,12 @@ class Merge:
     def apply_to(self, record: dict[str, Any]) -> dict[str, Any]:
         for name, value in self.set_default.items():
             record.setdefault(name, value)
-        record.update(self.set)
+        values = self.set
+        for name, companions in LATEST.items():
+            new, old = values.get(name), record.get(name)
+            if new.__class__ is str and old.__class__ is str and old > new:
+                values = {k: v for k, v in values.items() if k != name and k not in companions}
+        record.update(values)
         for name, delta in self.add.items():
             record[name] = record.get(name, 0) + delta
         return record
