@@ -336,3 +336,37 @@ def test_install_plugin_says_how_many_past_sessions_import_would_bring_in(capsys
     code, out, _ = run(capsys, "install-plugin", "--dry-run")
     assert out.splitlines()[-1] == (f"Past sessions: all 3 in OpenCode's history ({data / 'opencode.db'}) are "
                                     f"tracked already.")
+
+
+# -- two processes ------------------------------------------------------------------------------------
+
+
+def test_two_processes_write_what_one_writes(tmp_path: Path) -> None:
+    """A history of many projects, imported by one process and by two (each a share of the
+    projects): the same records, the same report."""
+    source = tmp_path / "generated.db"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate_opencode_db.py"), "--output", str(source),
+                    "--sessions", "120", "--parts", "9000"], check=True, capture_output=True, timeout=300)
+    outputs = {}
+    for workers in ("1", "2"):
+        database = tmp_path / f"at-{workers}.lmdb"
+        env = {**os.environ, "AGENT_TRACKER_IMPORT_WORKERS": workers}
+        proc = subprocess.run([sys.executable, "-m", "bridge", "import-opencode", "--db", str(source), "--database",
+                               str(database), "--json"], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["workers"] == int(workers) and result["sessions"]["read"] == 120
+        export = subprocess.run([sys.executable, "-m", "bridge", "export", "--database", str(database)], env=env,
+                                capture_output=True, text=True, timeout=300, cwd=ROOT)
+        tables = json.loads(export.stdout)["tables"]
+        for agent in tables["agents"]:  # when the flush that wrote them ran
+            agent.pop("createdAt"), agent.pop("updatedAt")
+        report = subprocess.run([sys.executable, "-m", "bridge", "report", "--json", "--database", str(database)],
+                                env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        cost = result["usage"].pop("cost")  # summed in another order: equal to the last bits or so
+        outputs[workers] = (tables, comparable(json.loads(report.stdout)),
+                            {k: v for k, v in result.items() if k not in ("workers", "database")}, cost)
+    assert outputs["2"][:3] == outputs["1"][:3]
+    assert outputs["2"][3] == pytest.approx(outputs["1"][3], rel=1e-12)
+    tables = outputs["1"][0]
+    assert len(tables["sessions"]) == 120 and tables["commits"] and len(tables["usage"]) > 1000

@@ -78,18 +78,18 @@ class _progress:
         self._task: Any = None
 
     def __enter__(self) -> Callable[[int, int], None] | None:
-        if not self.enabled:
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._progress = Progress(TextColumn("OpenCode history"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("parts"), TimeRemainingColumn(), console=make_console(sys.stderr),
-                                  transient=True)
-        self._progress.start()
-        return self._advance
+        return self._advance if self.enabled else None
 
     def _advance(self, done: int, total: int) -> None:
-        if self._task is None:
+        if self._progress is None:
+            # Started at the first report, not before: the import may fork a second process first,
+            # and rich's refresh thread must not exist when it does.
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("OpenCode history"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("parts"), TimeRemainingColumn(), console=make_console(sys.stderr),
+                                      transient=True)
+            self._progress.start()
             self._task = self._progress.add_task("import", total=total)
         self._progress.update(self._task, completed=done)
 

@@ -17,6 +17,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from .grades import parse_grade
 from .methods import METHODS
 from .names import wire_name
+from .plain import NotPlain, plain_structure
 from .params import (
     MAX_ID_LENGTH,
     AgentRef,
@@ -41,7 +42,11 @@ class InvalidParams(ValueError):
 
 
 def _strict(kind: type | tuple[type, ...], label: str) -> Callable[[Any, Any], Any]:
+    exact = kind if isinstance(kind, type) and kind is not float else None
+
     def structure(value: Any, _type: Any) -> Any:
+        if value.__class__ is exact:  # the common case, decided without isinstance
+            return value
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             raise InvalidParams(f"must be {label}; got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
@@ -51,6 +56,8 @@ def _strict(kind: type | tuple[type, ...], label: str) -> Callable[[Any, Any], A
 
 
 def _identifier(value: Any, _type: Any) -> str:
+    if value.__class__ is str and value and len(value) <= MAX_ID_LENGTH and "\x00" not in value:
+        return value  # the common case first
     if not isinstance(value, str) or not value or "\x00" in value or len(value) > MAX_ID_LENGTH:
         raise InvalidParams(
             f"must be a non-empty string without NUL characters, at most {MAX_ID_LENGTH} long; "
@@ -60,12 +67,16 @@ def _identifier(value: Any, _type: Any) -> str:
 
 
 def _count(value: Any, _type: Any) -> int:
+    if value.__class__ is int and value >= 0:
+        return value
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise InvalidParams(f"must be a whole number, 0 or more; got {value!r}"[:300])
     return value
 
 
 def _money(value: Any, _type: Any) -> float:
+    if value.__class__ is float and 0 <= value < math.inf:
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise InvalidParams(f"must be a finite number, 0 or more; got {value!r}"[:300])
     return float(value)
@@ -85,6 +96,8 @@ def _grader(value: Any, _type: Any) -> str:
 
 
 def _object(value: Any, _type: Any) -> dict[str, Any]:
+    if value.__class__ is dict:
+        return value
     if not isinstance(value, dict):
         raise InvalidParams(f"must be an object; got {value!r}"[:300])
     return value
@@ -146,10 +159,19 @@ def make_converter() -> cattrs.Converter:
 CONVERTER = make_converter()
 # Looked up once: cattrs' per-call dispatch shows up on the hot path.
 _STRUCTURE_HOOKS = {name: CONVERTER.get_structure_hook(method.params) for name, method in METHODS.items()}
+# The plain form of each method's params, structured without the converter (plain.py).
+_PLAIN = {name: function for name, method in METHODS.items()
+          if (function := plain_structure(method.params)) is not None}
 
 
 def structure_params(method: str, params: Any) -> Any:
     """Raw wire params → the method's attrs class, or InvalidParams naming the field."""
+    plain = _PLAIN.get(method)
+    if plain is not None and params.__class__ is dict:
+        try:
+            return plain(params)
+        except NotPlain:
+            pass  # the converter decides, and words the error
     cls = METHODS[method].params
     if params is None:
         params = {}

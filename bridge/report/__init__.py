@@ -2,9 +2,10 @@
 
 Owns: aggregation, scoring, ranking, recommendations, the timeline, and every way the answer
 leaves the program (rich/text tables, the chart, export). May import: store, config, timestamps,
-tracking's pure rules (scoring, stack, git_commands). Never imports rpc, cli or migration.
-Modules: build (the entry point), collect + decode (the scan), helper (a forked counter),
-score + rank (the rules), model (rows and wire form), filters, timeline, render, chart, export.
+tracking's pure rules (scoring, stack, git_commands, setups, usage_totals). Never imports rpc, cli
+or migration. Modules: build (the entry point), collect + decode (the scan), usage (what model
+calls cost), helper (a forked counter), score + rank (the rules), model (rows and wire form),
+filters, timeline, render, chart, export.
 
 A *setup* is the OpenCode agent, the provider/model it ran on and the stack of the project
 (language/framework, bridge.tracking.stack). Every session, commit, grade and bug in the database is
@@ -13,6 +14,8 @@ attributed to one setup (rules below), aggregated, scored and ranked within its 
 Attribution
   * a session counts once for every setup it used (``setups[]``, normally one; its XP is split
     evenly between them); a session without agent information counts for ``unknown``;
+  * a session's usage (cost, tokens, time of its model calls) counts for the setup of each message;
+    a child (subagent) session's counts for its root session's setup (usage.add_usage);
   * a commit counts for the agent and provider/model recorded with it;
   * a grade counts for the agent and provider/model recorded with it (the agent is the one who
     made the commit); a grade stored without a model (graded outside the commit's session, or

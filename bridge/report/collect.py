@@ -15,6 +15,7 @@ from ..tracking.git_commands import hashes_match
 from ..tracking.setups import UNKNOWN_AGENT, model_name, split_setup_name
 from .decode import count_groups, raw_cursor, scan_rows
 from .filters import normal_path, stack_matches
+from .usage import add_usage
 from .model import UNKNOWN_STACK, SetupKey
 from .score import (
     AGENT_N,
@@ -22,13 +23,9 @@ from .score import (
     BAD,
     BUGS,
     COMMITS,
-    DURATION,
     EXCELLENT,
     SESSIONS,
     SLOTS,
-    USAGE_COMMITS,
-    USAGE_SESSIONS,
-    USAGE_SLOTS,
     USER_N,
     USER_SUM,
     XP,
@@ -227,57 +224,6 @@ def _each(view: ReadView, db: str, one: Callable[[dict[str, Any] | None], None])
 
 _SESSION_FIELDS = ("agentId", "provider", "model", "projectPath", "setups", "xpEarned", "updatedAt",
                    "createdAt", "usage", "sessionID", "parentID", "commits")
-
-
-def add_usage(scope: Scope, totals: Totals, bucket: Bucket | None, session_id: Any, usage: Any, parent: Any,
-              path: Any, created: Any, commits: Any) -> None:
-    """A session's usage (``usage``: totals per ``agent|provider/model``) into its setups' slots.
-
-    A root session's usage counts for the setup of each entry (the messages' own agent and model);
-    a child (subagent) session's, all of it, for its root session's setup (Scope.root_session),
-    without its time: a subagent runs inside its parent's task call, whose time already counts.
-    USAGE_SESSIONS counts each root once per setup; USAGE_COMMITS the session's commits (a session
-    with several setups splits them evenly, as its XP).
-    """
-    if not isinstance(usage, dict) or not usage:
-        return
-    made = commits if commits.__class__ in (int, float) else 0
-    if parent:
-        root = scope.root_session(parent)
-        if root is not None:
-            setup = scope.setup(root.get("agentId"), root.get("provider"), root.get("model"), root.get("projectPath"))
-            if setup is not None:
-                acc = totals.slot(setup, bucket, created)
-                for entry in usage.values():
-                    _add_entry(acc, entry, with_time=False)
-                acc[USAGE_COMMITS] += made
-                _count_root(totals, acc, str(root.get("sessionID") or parent), setup)
-            return
-    share = made / len(usage)
-    for name, entry in usage.items():
-        setup = scope.named_setup(name, path)
-        if setup is None:
-            continue
-        acc = totals.slot(setup, bucket, created)
-        _add_entry(acc, entry, with_time=True)
-        acc[USAGE_COMMITS] += share
-        _count_root(totals, acc, str(session_id), setup)
-
-
-def _add_entry(acc: list[float], entry: Any, with_time: bool) -> None:
-    if not isinstance(entry, dict):
-        return
-    for name, slot in USAGE_SLOTS.items():
-        value = entry.get(name)
-        if value.__class__ in (int, float) and (with_time or slot != DURATION):
-            acc[slot] += value
-
-
-def _count_root(totals: Totals, acc: list[float], root_id: str, setup: SetupKey) -> None:
-    if (root_id, setup) not in totals.usage_roots:
-        totals.usage_roots.add((root_id, setup))
-        acc[USAGE_SESSIONS] += 1
-
 
 
 def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
