@@ -23,9 +23,7 @@ milliseconds (the importer makes them the events' receive times). Pure: no I/O.
 from __future__ import annotations
 
 import math
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from .sessions import AssistantMessage, HistorySession, ToolCall
 
@@ -38,8 +36,7 @@ HALT_GUARD_PREFIX = "agent-tracker: agent "
 _SESSION, _AGENT, _TOOL, _USAGE = range(4)
 
 
-@attrs.frozen
-class Event:
+class Event(NamedTuple):  # a tuple: an import builds one per event
     at: int  # epoch milliseconds: when the plugin would have sent it
     method: str
     params: dict[str, Any]

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..protocol.params import UsageRecorded
 from ..store import key
+from .pending import Merge
 from .setups import UNKNOWN_AGENT, setup_name
 from .state import EVENTS, TrackingState
 
@@ -26,9 +27,8 @@ class UsageEvents(TrackingState):
         else:
             agent_id, provider, model = runtime.agent_id or UNKNOWN_AGENT, runtime.provider, runtime.model
         tokens = p.tokens
-        merge = self.pending.merge("usage", key(p.session_id, p.message_id))
-        merge.set.clear()  # the latest values, whole: nothing of an earlier report of this message stays
-        merge.set.update({
+        # The latest values, whole: nothing of an earlier report of this message stays.
+        self.pending.merges[("usage", key(p.session_id, p.message_id))] = Merge(set={
             "sessionID": p.session_id, "messageID": p.message_id, "agentId": agent_id, "provider": provider,
             "model": model, "setup": setup_name(agent_id, provider, model), "cost": p.cost,
             "tokens": {"input": tokens.input, "output": tokens.output, "reasoning": tokens.reasoning,
