@@ -370,3 +370,20 @@ def test_two_processes_write_what_one_writes(tmp_path: Path) -> None:
     assert outputs["2"][3] == pytest.approx(outputs["1"][3], rel=1e-12)
     tables = outputs["1"][0]
     assert len(tables["sessions"]) == 120 and tables["commits"] and len(tables["usage"]) > 1000
+
+
+def test_rows_that_cannot_be_read_are_named_and_the_rest_is_imported(capsys: pytest.CaptureFixture[str], db: Path,
+                                                                     tmp_path: Path) -> None:
+    connection = sqlite3.connect(db)
+    (part_id,) = connection.execute("SELECT id FROM part WHERE data LIKE '%\"tool\":\"read\"%' ORDER BY id LIMIT 1"
+                                    ).fetchone()
+    connection.execute("UPDATE part SET data = '{broken' WHERE id = ?", (part_id,))
+    connection.commit()
+    connection.close()
+    database = tmp_path / "at.lmdb"
+    code, out, err = run(capsys, "import-opencode", "--db", str(db), "--database", str(database), "--json")
+    result = json.loads(out)
+    assert code == 1 and result["sessions"]["new"] == 3 and result["toolCalls"]["counted"] == 6
+    assert [p for p in result["problems"] if part_id in p] == [
+        next(p for p in result["problems"] if p.startswith(f"part {part_id} of session "))]
+    assert result["problems"][0].endswith(": data is not valid JSON")

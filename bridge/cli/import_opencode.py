@@ -55,7 +55,11 @@ def cmd_import_opencode(args: argparse.Namespace) -> int:
         _print_summary(result.to_wire())
     for message in result.flush_errors:
         print_error(message)
-    return EXIT_WRITE if result.flush_errors else EXIT_OK
+    if result.flush_errors:
+        return EXIT_WRITE
+    # Rows OpenCode's database could not give, or events the rules refused: listed above, and
+    # the import is not complete (as `migrate` with errors).
+    return EXIT_FAILED if result.problems else EXIT_OK
 
 
 def _since(text: str | None) -> datetime | None:

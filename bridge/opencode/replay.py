@@ -49,7 +49,9 @@ def session_events(session: HistorySession) -> list[Event]:
     def add(at: int, rank: int, tie: str, method: str, params: dict[str, Any]) -> None:
         ordered.append((at, rank, tie, Event(at, method, params)))
 
-    created: dict[str, Any] = {"sessionID": session.id, "directory": session.directory}
+    created: dict[str, Any] = {"sessionID": session.id}
+    if session.directory:
+        created["directory"] = session.directory
     if session.title:
         created["title"] = session.title
     if session.parent_id:
