@@ -53,6 +53,7 @@ from .opencode.sessions import HistorySession
 from .protocol.structure import InvalidParams
 from .store import NotInitialised, ReadView, Store, StoreError
 from .timestamps import iso_utc
+from .tracking.pending import ledger_prefix
 from .tracking.projects import project_path
 from .tracking.service import EventRejected, TrackingService
 
@@ -244,12 +245,11 @@ def _counters(record: dict[str, Any] | None) -> tuple[float, ...]:
 
 def _counted_before(view: ReadView, session_id: str, stored: dict[str, Any]) -> str | None:
     """Until when the session's tool calls were counted by a bridge that kept no callIDs (None:
-    every counted call is in its ledger)."""
-    ledger = view.get("calls", session_id)
-    if ledger is None:
-        return _ALL_COUNTED if stored.get("toolCalls") or stored.get("failedToolCalls") else None
-    counted = ledger.get("countedWithoutIdsBefore")
-    return counted if isinstance(counted, str) else None
+    every counted call is in its ledger; see tracking.pending.CallLedgers)."""
+    for _, chunk in view.scan("calls", ledger_prefix(session_id)):  # the first chunk says it
+        counted = chunk.get("countedWithoutIdsBefore")
+        return counted if isinstance(counted, str) else None
+    return _ALL_COUNTED if stored.get("toolCalls") or stored.get("failedToolCalls") else None
 
 
 def _flush(service: TrackingService, before: dict[str, tuple[float, ...]], result: ImportResult) -> bool:

@@ -132,7 +132,9 @@ def test_a_call_counted_and_flushed_elsewhere_is_not_counted_again(h: ServiceHar
     session = h.stored("sessions", "s1")
     assert (session["toolCalls"], session["failedToolCalls"], session["xpEarned"]) == (2, 1, 2)
     assert h.stored("agents", "build")["experiencePoints"] == 2
-    assert h.stored("calls", "s1") == {"sessionID": "s1", "callIDs": ["c1", "c2", "c3"]}
+    # the ledger: one chunk per flush that counted something, with just what it counted
+    assert h.all("calls") == [("s1\x0000000000", {"sessionID": "s1", "callIDs": ["c1", "c2"]}),
+                              ("s1\x0000000001", {"sessionID": "s1", "callIDs": ["c3"]})]
 
 
 def test_calls_both_processes_buffered_count_once_at_flush(h: ServiceHarness, project: Path) -> None:
@@ -152,7 +154,7 @@ def test_calls_both_processes_buffered_count_once_at_flush(h: ServiceHarness, pr
     assert session["xpEarned"] == 3 + 5
     agent = h.stored("agents", "build")
     assert (agent["experiencePoints"], agent["totalCommits"]) == (8, 1)
-    assert h.stored("calls", "s1")["callIDs"] == ["c1", "c3", "c2", "c4"]
+    assert [chunk["callIDs"] for _, chunk in h.all("calls")] == [["c1", "c3", "c2"], ["c4"]]
 
 
 def test_a_session_counted_before_calls_had_ids_is_marked(h: ServiceHarness, project: Path) -> None:
@@ -163,8 +165,8 @@ def test_a_session_counted_before_calls_had_ids_is_marked(h: ServiceHarness, pro
                                                            "failedToolCalls": 1, "createdAt": T0}))
     h.send("tool.executed", tool("old", "n1"), received_at="2026-11-27T00:00:00.000Z")
     flush(h)
-    ledger = h.stored("calls", "old")
-    assert ledger["callIDs"] == ["n1"]
+    ledger = h.stored("calls", "old\x0000000000")
+    assert ledger is not None and ledger["callIDs"] == ["n1"]
     assert ledger["countedWithoutIdsBefore"] > "2026-11-27"
     assert h.stored("sessions", "old")["toolCalls"] == 5
 

@@ -25,8 +25,9 @@ from .usage_totals import session_usage
 
 # Operation kinds (first element of each op list).
 GAIN, COMMIT, PUSH, GRADE, BUG, REINSTATE = "gain", "commit", "push", "grade", "bug", "reinstate"
-# [CALLS, sessionID, {callID: xp earned}]: successful tool calls, counted at flush unless the
-# session's ledger holds their callID already.
+# [CALLS, xp, {sessionID: {callID: xp earned}}]: successful tool calls, each counted at flush
+# unless its session's ledger holds its callID already, plus XP gained meanwhile (commands): a run
+# of XP gains and tool calls is one operation (adding XP is order-free between other operations).
 CALLS = "calls"
 
 
@@ -83,6 +84,9 @@ class PendingChanges:
     # Failed tool calls per session, in order: counted at flush like successful ones (they earn
     # nothing, so they are no agent operation).
     failed_calls: dict[str, list[str]] = attrs.Factory(dict)
+    # Per session with calls in this buffer: the chunks of its stored call ledger the events were
+    # checked against (state._read_ledger). Absorbing a later buffer keeps the older (smaller) number.
+    ledger_chunks: dict[str, int] = attrs.Factory(dict)
     events: int = 0
 
     def __bool__(self) -> bool:
@@ -94,12 +98,24 @@ class PendingChanges:
 
     def add_op(self, agent_id: str, op: list[Any]) -> None:
         ops = self.agent_ops.setdefault(agent_id, [])
-        if op[0] == GAIN and ops and ops[-1][0] == GAIN:
-            ops[-1][1] += op[1]
-        elif op[0] == CALLS and ops and ops[-1][0] == CALLS and ops[-1][1] == op[1]:
-            ops[-1][2].update(op[2])
-        else:
+        kind = op[0]
+        if not ops or kind not in (GAIN, CALLS) or ops[-1][0] not in (GAIN, CALLS):
             ops.append(op)
+            return
+        last = ops[-1]
+        if kind == GAIN and last[0] == GAIN:
+            last[1] += op[1]
+            return
+        if last[0] == GAIN:  # the run now holds tool calls: it becomes one CALLS operation
+            last = ops[-1] = [CALLS, last[1], {}]
+        last[1] += op[1]
+        if kind == CALLS:
+            for session_id, calls in op[2].items():
+                found = last[2].get(session_id)
+                if found is None:
+                    last[2][session_id] = dict(calls)
+                else:
+                    found.update(calls)
 
     def merge(self, db: str, record_key: str) -> Merge:
         found = self.merges.get((db, record_key))
@@ -109,7 +125,7 @@ class PendingChanges:
 
     def apply(self, view: WriteView, rules: ScoringRules, now: str) -> FlushOutcome:
         outcome = FlushOutcome()
-        ledgers = CallLedgers(view, now)
+        ledgers = CallLedgers(view, now, self.ledger_chunks)
         for agent_id, ops in self.agent_ops.items():
             stored = view.get("agents", agent_id)
             before = AgentState.from_record(stored) if stored else None
@@ -121,9 +137,7 @@ class PendingChanges:
             outcome.entries_written += 1
             outcome.agents.append(AgentChange(before, state))
         for session_id, call_ids in self.failed_calls.items():
-            fresh = ledgers.fresh(session_id, call_ids)
-            if fresh:
-                _count_calls_in_session(view, session_id, 0, 0.0, len(fresh))
+            ledgers.count(session_id, 0, 0.0, len(ledgers.fresh(session_id, call_ids)))
         outcome.entries_written += ledgers.write()
         for (db, record_key), record in self.inserts.items():
             if db in ("commits", "communication"):
@@ -150,12 +164,14 @@ class PendingChanges:
         if kind == GAIN:
             earn(state, op[1], rules)
         elif kind == CALLS:
-            session_id, calls = op[1], op[2]
-            fresh = ledgers.fresh(session_id, calls)
-            if fresh:
-                earned = sum(calls[call_id] for call_id in fresh)
-                earn(state, earned, rules)
-                _count_calls_in_session(view, session_id, len(fresh), earned, 0)
+            gained = op[1]
+            for session_id, calls in op[2].items():
+                fresh = ledgers.fresh(session_id, calls)
+                if fresh:
+                    earned = sum(calls.values()) if len(fresh) == len(calls) else sum(calls[c] for c in fresh)
+                    gained += earned
+                    ledgers.count(session_id, len(fresh), earned, 0)
+            earn(state, gained, rules)
         elif kind == COMMIT:
             record_key, earned, session_id = op[1], op[2], op[3]
             if not _insert_commit(view, record_key, self.inserts[("commits", record_key)]):
@@ -197,7 +213,7 @@ def apply_op_to_projection(state: AgentState, op: list[Any], rules: ScoringRules
     if kind == GAIN:
         return earn(state, op[1], rules)
     if kind == CALLS:
-        return earn(state, sum(op[2].values()), rules)
+        return earn(state, op[1] + sum(sum(calls.values()) for calls in op[2].values()), rules)
     if kind == COMMIT:
         state.total_commits += 1
         return earn(state, op[2], rules)
@@ -259,50 +275,96 @@ def _count_in_session(view: WriteView, session_id: str | None, counter: str, ear
 
 
 class CallLedgers:
-    """Which callIDs each session has counted (sub-database ``calls``, one record per session:
-    ``{sessionID, callIDs[], countedWithoutIdsBefore?}``), read and extended inside the flush.
+    """Which callIDs each session has counted, read and extended inside the flush.
 
-    A session whose stored counters show tool calls but that has no ledger was counted by a
-    bridge that kept no callIDs: its ledger starts with ``countedWithoutIdsBefore`` = now, so an
-    import knows that calls which ended before then are already counted.
+    Sub-database ``calls``: per session, chunks under ``sessionID \0 NNNNNNNN`` (numbered from 0)
+    of ``{sessionID, callIDs[]}``; a flush that counts new calls of a session adds one chunk with
+    just those, so it writes what it adds, never the whole ledger again. A session whose stored
+    counters show tool calls but that has no ledger was counted by a bridge that kept no callIDs:
+    its first chunk gets ``countedWithoutIdsBefore`` = now, so an import knows that calls which
+    ended before then are counted already. The session's counters (toolCalls, failedToolCalls,
+    xpEarned) grow by what counted, once per session and flush.
     """
 
-    def __init__(self, view: WriteView, now: str):
+    def __init__(self, view: WriteView, now: str, checked: dict[str, int] | None = None):
         self._view = view
         self._now = now
-        self._known: dict[str, set[str]] = {}
-        self._records: dict[str, dict[str, Any]] = {}
+        # sessions whose buffered calls were checked against their first N chunks (at intake)
+        self._checked = checked or {}
+        # None: the buffered calls were checked against the whole stored ledger at intake
+        self._known: dict[str, set[str] | None] = {}
+        self._chunks: dict[str, int] = {}
+        self._legacy: set[str] = set()
         self._added: dict[str, list[str]] = {}
+        self._counts: dict[str, list[float]] = {}  # session -> [succeeded, xp, failed]
 
     def fresh(self, session_id: str, call_ids: Any) -> list[str]:
         """The callIDs (in order) this session has not counted yet; they count from now on."""
-        known = self._known.get(session_id)
-        if known is None:
+        if session_id in self._known:
+            known = self._known[session_id]
+        else:
             known = self._known[session_id] = self._load(session_id)
-        fresh = [call_id for call_id in call_ids if call_id not in known]
-        if fresh:
+        if known is None:  # checked at intake against all there is, and never buffered twice
+            fresh = list(call_ids)
+        else:
+            fresh = [call_id for call_id in call_ids if call_id not in known]
             known.update(fresh)
+        if fresh:
             self._added.setdefault(session_id, []).extend(fresh)
         return fresh
 
-    def _load(self, session_id: str) -> set[str]:
-        record = self._view.get("calls", session_id)
-        ids = record.get("callIDs") if isinstance(record, dict) else None
-        if isinstance(record, dict) and isinstance(ids, list):
-            self._records[session_id] = record
-            return {str(call_id) for call_id in ids}
-        record = {"sessionID": session_id, "callIDs": []}
-        session = self._view.get("sessions", session_id) or {}
-        if session.get("toolCalls") or session.get("failedToolCalls"):
-            record["countedWithoutIdsBefore"] = self._now
-        self._records[session_id] = record
-        return set()
+    def count(self, session_id: str, succeeded: int, earned: float, failed: int) -> None:
+        counts = self._counts.setdefault(session_id, [0, 0, 0])
+        counts[0] += succeeded
+        counts[1] += earned
+        counts[2] += failed
+
+    def _load(self, session_id: str) -> set[str] | None:
+        prefix = ledger_prefix(session_id)
+        chunks = _count_keys(self._view, "calls", prefix)
+        known: set[str] | None = None  # the buffered calls were checked against exactly these chunks
+        if self._checked.get(session_id) != chunks:
+            # Another process added to the ledger since the events were checked (or they never
+            # were: the buffer of a journal being replayed): read it all.
+            known = set()
+            for _, chunk in self._view.scan("calls", prefix):
+                if chunk.get("sessionID") == session_id and isinstance(chunk.get("callIDs"), list):
+                    known.update(str(call_id) for call_id in chunk["callIDs"])
+        self._chunks[session_id] = chunks
+        if not chunks:
+            session = self._view.get("sessions", session_id) or {}
+            if session.get("toolCalls") or session.get("failedToolCalls"):
+                self._legacy.add(session_id)
+        return known
 
     def write(self) -> int:
+        for session_id, (succeeded, earned, failed) in self._counts.items():
+            if succeeded or failed:
+                _count_calls_in_session(self._view, session_id, int(succeeded), earned, int(failed))
         for session_id, added in self._added.items():
-            record = self._records[session_id]
-            self._view.put("calls", session_id, {**record, "callIDs": [*record.get("callIDs", ()), *added]})
+            chunk: dict[str, Any] = {"sessionID": session_id, "callIDs": added}
+            if session_id in self._legacy:
+                chunk["countedWithoutIdsBefore"] = self._now
+            self._view.put("calls", ledger_prefix(session_id) + f"{self._chunks[session_id]:08d}", chunk)
         return len(self._added)
+
+
+def _count_keys(view: WriteView, db: str, prefix: str) -> int:
+    """How many keys start with ``prefix`` (their values are not read)."""
+    encoded = prefix.encode()
+    count = 0
+    with view.cursor(db) as cursor:
+        if cursor.set_range(encoded):
+            for raw_key in cursor.iternext(keys=True, values=False):
+                if not bytes(raw_key).startswith(encoded):
+                    break
+                count += 1
+    return count
+
+
+def ledger_prefix(session_id: str) -> str:
+    """Where a session's ledger chunks are stored (``calls`` sub-database)."""
+    return key(session_id, "")
 
 
 def _count_calls_in_session(view: WriteView, session_id: str, succeeded: int, earned: float, failed: int) -> None:

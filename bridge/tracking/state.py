@@ -13,6 +13,7 @@ import secrets
 from typing import Any, Callable
 
 import attrs
+import orjson
 
 from ..config import ScoringRules
 from ..protocol.methods import HandlerTable
@@ -20,7 +21,7 @@ from ..store import Store, StoreError, key
 from ..timestamps import utc_now
 from .git_commands import hashes_match
 from .journal import Journal
-from .pending import BUG, GAIN, REINSTATE, PendingChanges, apply_op_to_projection
+from .pending import BUG, GAIN, REINSTATE, PendingChanges, apply_op_to_projection, ledger_prefix
 from .projects import optional_project_path
 from .scoring import AgentState, agent_sheet
 from .setups import UNKNOWN_AGENT
@@ -57,6 +58,7 @@ class SessionRuntime:
     provider: str | None = None
     last_commit: tuple[str, str] | None = None  # (projectPath, hash)
     seen_calls: set[str] = attrs.Factory(set)
+    ledger_chunks: int = 0  # chunks of the session's stored call ledger read into seen_calls
 
 
 class TrackingState:
@@ -100,7 +102,7 @@ class TrackingState:
                 runtime.provider = stored.get("provider")
                 if stored.get("lastCommit"):
                     runtime.last_commit = (stored.get("projectPath") or "", stored["lastCommit"])
-                runtime.seen_calls.update(self._counted_calls(session_id))
+                self._read_ledger(runtime)
             else:
                 runtime.directory = self.default_directory
                 self.pending.merge("sessions", session_id).set_default.update(
@@ -108,11 +110,37 @@ class TrackingState:
                      "projectPath": runtime.directory})
         return runtime
 
-    def _counted_calls(self, session_id: str) -> list[str]:
-        """The callIDs stored as counted for this session (by any bridge or import)."""
-        ledger = self._read("calls", session_id)
-        ids = ledger.get("callIDs") if ledger else None
-        return [str(call_id) for call_id in ids] if isinstance(ids, list) else []
+    def _counted_calls(self, session_id: str, after_chunk: int = 0) -> tuple[list[str], int]:
+        """(the callIDs the session's stored ledger holds from chunk ``after_chunk`` on, how many
+        chunks it has): counted by any bridge or import (pending.CallLedgers)."""
+        if not self.store.available:
+            return [], 0
+        prefix = ledger_prefix(session_id).encode()
+        ids: list[str] = []
+        chunks = 0
+        try:
+            with self.store.read() as view, view.cursor("calls") as cursor:
+                if cursor.set_range(prefix):
+                    for raw_key, raw in cursor:
+                        if not bytes(raw_key).startswith(prefix):
+                            break
+                        chunks += 1
+                        if chunks > after_chunk:  # the chunks read before are not decoded again
+                            chunk = orjson.loads(raw)
+                            if isinstance(chunk, dict) and isinstance(chunk.get("callIDs"), list):
+                                ids.extend(str(call_id) for call_id in chunk["callIDs"])
+        except (StoreError, KeyError, orjson.JSONDecodeError):  # KeyError: an older read-only database
+            return ids, chunks
+        return ids, chunks
+
+    def _read_ledger(self, runtime: SessionRuntime) -> None:
+        """Bring the session's stored ledger into ``seen_calls`` (only the chunks not read yet),
+        and tell the flush how many chunks this bridge knows: when no other process added one
+        meanwhile, the flush needs not read the ledger again (pending.CallLedgers)."""
+        ids, chunks = self._counted_calls(runtime.session_id, runtime.ledger_chunks)
+        runtime.seen_calls.update(ids)
+        runtime.ledger_chunks = max(runtime.ledger_chunks, chunks)
+        self.pending.ledger_chunks[runtime.session_id] = runtime.ledger_chunks
 
     # -- agents --------------------------------------------------------------------------------
 

@@ -34,13 +34,15 @@ class WorkEvents(TrackingState):
         if runtime is not None:
             counted = p.call_id in runtime.seen_calls
         else:  # a session this bridge has not seen yet: another bridge or an import may have
-            counted = p.call_id in self._counted_calls(p.session_id)
+            counted = p.call_id in self._counted_calls(p.session_id)[0]
         if counted:
             raise AlreadyCounted(dict(DUPLICATE_CALL))
 
     @EVENTS("tool.executed")
     def _tool_executed(self, p: ToolExecuted, now: str, event_id: str, context: Any = None) -> dict[str, Any]:
         runtime = self._session(p.session_id, now)
+        if p.session_id not in self.pending.ledger_chunks:  # once per session between flushes
+            self._read_ledger(runtime)
         if p.call_id in runtime.seen_calls:  # journaled before this bridge knew the session's ledger
             return dict(DUPLICATE_CALL)
         runtime.seen_calls.add(p.call_id)
@@ -53,7 +55,7 @@ class WorkEvents(TrackingState):
         agent_id = p.agent_id or runtime.agent_id or self._agent_for(None, p.session_id)
         state = self._projection(agent_id)
         earned = 0.0 if state.halted else self.rules.tool_call_xp
-        self._add_op(agent_id, [CALLS, p.session_id, {p.call_id: earned}], state)
+        self._add_op(agent_id, [CALLS, 0.0, {p.session_id: {p.call_id: earned}}], state)
         if p.tool == "bash" and p.args and isinstance(p.args.get("command"), str):
             command = p.args["command"]
             project = runtime.directory or self.default_directory
