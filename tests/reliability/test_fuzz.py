@@ -698,6 +698,9 @@ BASE_PARAMS: dict[str, dict[str, Any]] = {
                                "toImprove": ["b"], "lessons": ["c"]},
     "activity.logged": {"kind": "k", "sessionID": "m1", "agentId": "matrix", "description": "d", "data": {"x": 1}},
     "agent.reinstate": {"agentId": "matrix", "reason": "r"},
+    "usage.recorded": {"sessionID": "m1", "messageID": "msg1", "cost": 0.5, "durationMs": 10,
+                       "tokens": {"input": 1, "output": 2, "reasoning": 3, "cacheRead": 4, "cacheWrite": 5},
+                       "agent": {"id": "matrix", "model": "m", "provider": "p"}},
 }
 WRONG_BY_TYPE = {
     "string": [0, 1.5, True, [], {}, ["x"]],
@@ -709,20 +712,30 @@ WRONG_BY_TYPE = {
     "grader": ["admin", 1, None, "", "Agent", ["agent"]],
     "ref": ["build", 1, [], True],
     "integer": ["3", 1.5, True, [], {}, 0, -1],
+    "number": ["0.5", True, [], {}, -0.5, -1],
 }
 
 
 def field_type(schema: dict[str, Any]) -> str:
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[1]
-        return {"Grade": "grade", "AgentRef": "ref", "ProjectRef": "ref", "ClientInfo": "ref", "Config": "object"}[name]
+        return {"Grade": "grade", "AgentRef": "ref", "ProjectRef": "ref", "ClientInfo": "ref", "Config": "object",
+                "UsageTokens": "ref"}[name]
     if "enum" in schema:
         return "grader"
     if schema.get("type") == "string":
         return "id" if "pattern" in schema else "string"
     if schema.get("type") == "array":
         return "string-list"
-    return {"boolean": "boolean", "object": "object", "integer": "integer"}[schema["type"]]
+    return {"boolean": "boolean", "object": "object", "integer": "integer", "number": "number"}[schema["type"]]
+
+
+def wrong_values(schema: dict[str, Any]) -> list[Any]:
+    """The wrong values of a field's kind that its schema refuses (0 is a fine token count)."""
+    minimum = schema.get("minimum")
+    return [value for value in WRONG_BY_TYPE[field_type(schema)]
+            if not (minimum is not None and isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and value >= minimum and (schema.get("type") == "number" or float(value).is_integer()))]
 
 
 def field_matrix() -> list[tuple[str, str, Any, bool]]:
@@ -733,14 +746,14 @@ def field_matrix() -> list[tuple[str, str, Any, bool]]:
         required = set(params_schema.get("required", []))
         for name, schema in (params_schema.get("properties") or {}).items():
             kind = field_type(schema)
-            for wrong in WRONG_BY_TYPE[kind]:
+            for wrong in wrong_values(schema):
                 if wrong is None and name not in required:
                     continue  # null = absent for an optional member
                 cases.append((method, name, wrong, name in required))
-            if kind == "ref" and name in ("agent", "project"):
+            if kind == "ref" and name in ("agent", "project", "tokens"):
                 inner = SCHEMA["$defs"][schema["$ref"].rsplit("/", 1)[1]]
                 for inner_name, inner_schema in inner["properties"].items():
-                    for wrong in WRONG_BY_TYPE[field_type(inner_schema)]:
+                    for wrong in wrong_values(inner_schema):
                         cases.append((method, f"{name}.{inner_name}", wrong, True))
             if name in required:
                 cases.append((method, name, "<missing>", True))
