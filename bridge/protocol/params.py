@@ -73,6 +73,12 @@ class SessionRef:
 
 
 @attrs.frozen
+class SessionEnded:
+    session_id: Id
+    reason: str | None = None
+
+
+@attrs.frozen
 class ToolExecuted:
     session_id: Id
     call_id: Id
@@ -138,6 +144,9 @@ class RetrospectiveRecorded:
     went_well: list[str] | None = None
     to_improve: list[str] | None = None
     lessons: list[str] | None = None
+    author: Grader | None = None  # who wrote it: "agent" (tracker_retro) or "user" (/retro)
+    commit_hash: Id | None = None
+    project_path: Id | None = None
 
 
 @attrs.frozen
