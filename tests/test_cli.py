@@ -202,7 +202,8 @@ def test_replay_examples_then_report(capsys: pytest.CaptureFixture[str], tmp_pat
         report = build_report(store)
     # The recorded /demo/projects folders do not exist here: their stack is unknown.
     assert {row.stack for row in report.setups} == {"unknown"}
-    assert report.totals["sessions"] == 15 and report.totals["commits"] == 16
+    assert report.totals["sessions"] == 16 and report.totals["commits"] == 19
+    assert report.totals["subagentSessions"] == 2
 
     code, out, _ = cli(capsys, "replay", "--database", str(target), str(files[0]))
     assert code == 0 and "events replayed" in out
@@ -282,12 +283,15 @@ def test_demo_prints_a_ranked_report(isolated_home: Path) -> None:
     assert "For typescript/react projects, use agent build with anthropic/claude-sonnet-4-5" in flat
     assert "For rust/axum projects: not enough data yet" in flat
     ranked = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["2"])]
-    assert [(cells[0], cells[1], cells[2], cells[3]) for cells in ranked] == [
-        ("1", "python/fastapi", "build", "anthropic/claude-sonnet-4-5"),
-        ("2", "python/fastapi", "build", "openai/gpt-5"),
-        ("1", "typescript/react", "build", "anthropic/claude-sonnet-4-5"),
-        ("2", "typescript/react", "general", "ollama/qwen3-coder:30b"),
+    # the Agent column shows the workflow: "build → explore" when it started subagents
+    assert [(cells[0], cells[1], " ".join(cells[2:-19])) for cells in ranked] == [
+        ("1", "python/fastapi", "build → explore anthropic/claude-sonnet-4-5"),
+        ("2", "python/fastapi", "build openai/gpt-5"),
+        ("1", "typescript/react", "build → general anthropic/claude-sonnet-4-5"),
+        ("2", "typescript/react", "general ollama/qwen3-coder:30b"),
     ]
+    header = next(line for line in out.splitlines() if line.split()[:2] == ["#", "Stack"])
+    assert all(column in header for column in ("Fail%", "Aband%", "Fixup%", "Reverts"))
     assert "temporary, deleted now" in out
     assert not (isolated_home / ".config" / "opencode").exists()  # the demo never uses HOME's database
 
@@ -320,8 +324,14 @@ def test_demo_keep_matches_an_in_process_replay(capsys: pytest.CaptureFixture[st
     code, out, _ = cli(capsys, "report", "--json", "--database", str(keep / "agent-tracker.lmdb"))
     through_bridge = json.loads(out)
     assert [s["stack"] for s in through_bridge["recommendations"]] == ["python/fastapi", "typescript/react", "rust/axum"]
-    assert through_bridge["totals"] == {"sessions": 15, "commits": 16, "grades": 30, "bugs": 2, "setups": 6,
-                                        "rankedSetups": 4}
+    assert through_bridge["totals"] == {"sessions": 16, "subagentSessions": 2, "commits": 19, "grades": 30,
+                                        "bugs": 3, "setups": 6, "rankedSetups": 4}
+    # the signals nobody typed, as the demo's sessions left them
+    setups = {(s["agent"], s["model"], s["stack"]): s for s in through_bridge["setups"]}
+    web = setups[("build", "anthropic/claude-sonnet-4-5", "typescript/react")]
+    assert (web["workflow"], web["revertedCommits"], web["subagents"][0]["commits"]) == ("build → general", 1, 1)
+    assert setups[("general", "ollama/qwen3-coder:30b", "typescript/react")]["fixedUpCommits"] == 1
+    assert setups[("build", "openai/gpt-5", "python/fastapi")]["abandonedSessions"] == 1
 
     code, _, _ = cli(capsys, "replay", "--database", str(tmp_path / "inproc.lmdb"), *map(str, sorted(EXAMPLES.glob("*.jsonl"))))
     assert code == 0

@@ -45,7 +45,7 @@ def make_console(file: TextIO | None = None) -> Any:
 
     console = Console(file=file or sys.stdout, highlight=False)
     if not console.is_terminal:  # piped: wide enough for the report table, no wrapping
-        console = Console(file=file or sys.stdout, highlight=False, width=max(console.width, 200))
+        console = Console(file=file or sys.stdout, highlight=False, width=max(console.width, 240))
     return console
 
 

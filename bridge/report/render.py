@@ -9,8 +9,13 @@ from .score import FORMULA
 
 # -- rendering -------------------------------------------------------------------------------------------
 
+# Agent shows the workflow (``build → general`` when it started subagents). Fail% (tool calls that
+# failed), Aband% (ended sessions without a commit), Fixup% (commits fixed up soon after) and
+# Reverts (reverted commits, also counted in Bugs/C) are the signals nobody types: the columns a
+# narrow terminal can drop first (their numbers are in --json).
 COLUMNS = ["#", "Stack", "Agent", "Model", "Sessions", "Commits", "C/S", "XP/S", "Agent grade",
-           "User grade", "5s", "-1s", "Bugs/C", "SP", "CS", "Last used", "Score"]
+           "User grade", "5s", "-1s", "Bugs/C", "Fail%", "Aband%", "Fixup%", "Reverts", "SP", "CS",
+           "Last used", "Score"]
 
 
 
@@ -23,11 +28,12 @@ def table_rows(report: Report) -> list[list[str]]:
     out = []
     for row in report.setups:
         out.append([
-            str(row.rank) if row.ranked else "-", row.stack, row.agent, row.model, str(row.sessions),
+            str(row.rank) if row.ranked else "-", row.stack, row.workflow, row.model, str(row.sessions),
             str(row.commits), fmt(row.commits_per_session), fmt(row.xp_per_session, 1),
             f"{fmt(row.mean_agent_grade)} ({row.agent_grades})",
             f"{fmt(row.mean_user_grade)} ({row.user_grades})",
             _percent(row.excellence_share), _percent(row.bad_share), fmt(row.bugs_per_commit),
+            _percent(row.tool_failure_rate), _percent(row.abandon_rate), _percent(row.fixup_rate), str(row.reverts),
             "-" if row.skill_points is None else f"{row.skill_points:g}",
             "-" if row.communication_score is None else f"{row.communication_score:g}",
             (row.last_used or "-")[:10], f"{row.score:.1f}" + ("" if row.ranked else "*"),
@@ -47,7 +53,7 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True) -
                   box=box.SIMPLE_HEAVY, title_justify="left")
     for name in COLUMNS:
         numeric = name not in ("Stack", "Agent", "Model", "Last used")
-        table.add_column(name, justify="right" if numeric else "left", no_wrap=name in ("Model", "Stack"))
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=name in ("Model", "Stack", "Agent"))
     previous_stack = None
     for cells, row in zip(table_rows(report), report.setups):
         if previous_stack is not None and row.stack != previous_stack:
@@ -74,7 +80,11 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True) -
 
 
 
-def render_text(report: Report, width: int = 200) -> str:
+# Wide enough for every column with long stack, workflow and model names (no wrapping when piped).
+TEXT_WIDTH = 240
+
+
+def render_text(report: Report, width: int = TEXT_WIDTH) -> str:
     """Plain text (no colour): what the bridge returns with the ``report`` method."""
     import io
 
