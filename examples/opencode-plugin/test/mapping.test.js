@@ -94,6 +94,8 @@ test("calls blocked by the halt guard are not reported as tool failures", async 
   const [input, output] = chatMessage("s1");
   await hooks["chat.message"](input, output);
   tracker.onBridgeNotification("agent.state", { agentId: "build", halted: true, skillPoints: 0 });
+  // before blocking, the guard asks the bridge once more: it still says halted
+  tracker.bridge.request = async () => ({ agentId: "build", halted: true, skillPoints: 0 });
   await assert.rejects(hooks["tool.execute.before"]({ tool: "bash", sessionID: "s1", callID: "c1" }, { args: {} }), /halted \(skill points 0 ≤ 0\)/);
   await hooks.event({ event: { id: "e", type: "message.part.updated", properties: { part: {
     type: "tool", tool: "bash", callID: "c1", sessionID: "s1", state: { status: "error", input: {}, error: "blocked" } } } } });
