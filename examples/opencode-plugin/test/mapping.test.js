@@ -170,3 +170,18 @@ test("hooks never throw on odd payloads (except the halt guard and /grade, on pu
   await hooks["chat.message"](/** @type {any} */ ({}), /** @type {any} */ ({}));
   assert.ok(logs.length <= 3);
 });
+
+test("a subagent's session seen first through another event is told again with its parentID", async () => {
+  const { hooks, sent } = offlineTracker();
+  const call = bashCall("ses_child", "c1", "ls", "", 0);
+  await hooks["tool.execute.after"](call.input, call.output);
+  /** @type {any} */
+  const created = sessionCreated("ses_child", DIR);
+  created.properties.info = { ...created.properties.info, parentID: "ses_root", title: "Look around (@general subagent)" };
+  await hooks.event({ event: created });
+  await hooks.event({ event: created }); // the same again: nothing new to say
+  assert.deepEqual(sent.filter(([m]) => m === "session.created").map(([, p]) => p), [
+    { sessionID: "ses_child", directory: DIR },
+    { sessionID: "ses_child", directory: DIR, title: "Look around (@general subagent)", parentID: "ses_root" },
+  ]);
+});

@@ -309,10 +309,13 @@ export class Tracker {
         const known = this.sessions.get(sessionID);
         /** @type {SessionInfo} */
         const s = known ?? {};
+        const parentBefore = s.parentID;
         s.directory = nonEmpty(info?.directory) ?? this.directory;
         s.title = nonEmpty(info?.title);
         s.parentID = nonEmpty(info?.parentID);
-        if (!known) {
+        // Told again when a session first seen through another event turns out to be a
+        // subagent's: its parentID is what credits its work to the session that started it.
+        if (!known || (s.parentID && s.parentID !== parentBefore)) {
           this.sessions.set(sessionID, s);
           this.bridge.notify("session.created", sessionCreatedParams(sessionID, s, this.directory));
         }
