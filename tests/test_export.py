@@ -47,7 +47,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def with_derived(table: str, record: dict[str, Any], stacks: dict[str, str]) -> dict[str, Any]:
     record = dict(record)
     if table == "sessions":
-        for name in ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned"):
+        for name in ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned", "fixedUpCommits"):
             record.setdefault(name, 0)
     if table in ("sessions", "commits", "grades"):
         record["stack"] = stacks.get(record.get("projectPath"), "unknown")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,60 @@ def test_score_parts_bounds() -> None:
     assert parts["reliability"] == 0.0 and 0 <= score <= 100
     assert parts["completion"] == parts["toolSuccess"] == parts["cleanCommits"] == 0.0
     assert parts["userGrade"] == pytest.approx(((-1000 + 2) / 1002 + 1) / 6)
+
+
+def _help_text(capsys: pytest.CaptureFixture[str]) -> str:
+    from bridge.cli import main
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    return capsys.readouterr().out
+
+
+def test_the_formula_in_help_is_the_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every signal at once; the score computed from the weights `report --help` prints (and
+    docs/README-report.md repeats) and parts worked out by hand equals the report's."""
+    shop, _ = make_projects(tmp_path)
+    t = Tracker(tmp_path / "db.lmdb")
+    t.send("session.created", {"sessionID": "s1", "directory": str(shop), "agent": {"id": "build", "provider": "p",
+                                                                                     "model": "m"}})
+    t.tool("s1")
+    t.send("tool.executed", {"sessionID": "s1", "callID": "f1", "tool": "edit", "success": False})
+    first = t.commit("s1")
+    t.tool("s1", "bash", args={"command": "git commit --amend --no-edit"}, output="[main 0aaaaaa] feat: change\n")
+    t.send("grade", {"sessionID": "s1", "grade": 5, "grader": "user"})
+    t.send("grade", {"sessionID": "s1", "grade": 2, "grader": "agent"})
+    t.commit("s1")
+    t.tool("s1", "bash", args={"command": f"git revert --no-edit {first}"}, output="[main 0bbbbbb] Revert x\n")
+    t.send("session.deleted", {"sessionID": "s1"})
+    for sid in ("s2", "s3"):  # two sessions that end without a commit
+        t.send("session.created", {"sessionID": sid, "directory": str(shop), "agent": {"id": "build", "provider": "p",
+                                                                                        "model": "m"}})
+        t.send("tool.executed", {"sessionID": sid, "callID": "f1", "tool": "bash", "success": False})
+        t.send("session.deleted", {"sessionID": sid})
+    t.flush()
+    (row,) = build_report(t.store).setups
+    # by hand: 3 sessions, all ended, 2 abandoned; commits first, its amend, a second, the revert: 4,
+    # 1 fixed up (first), 1 reverted (first: a bug); tool calls 1 + 1 failed + 4 bash = 6 + 2 failed = 8,
+    # 3 failed; one user grade 5, one agent grade 2
+    assert (row.sessions, row.ended_sessions, row.abandoned_sessions) == (3, 3, 2)
+    assert (row.commits, row.fixed_up, row.bugs, row.reverts) == (4, 1, 1, 1)
+    assert (row.tool_calls, row.failed_tool_calls) == (8, 3)
+    parts = {
+        "userGrade": ((5 + 2) / 3 + 1) / 6, "agentGrade": ((2 + 2) / 3 + 1) / 6,
+        "productivity": (4 / 3) / (4 / 3 + 1), "reliability": 1 - 1 / 4,
+        "completion": 1 - 2 / 3, "toolSuccess": 1 - 3 / 8, "cleanCommits": 1 - 1 / 4,
+    }
+    text = _help_text(capsys)
+    formula = " ".join(text[text.index("score = 100 x ("):].split(")")[0].split())
+    weights = {name: float(weight) for weight, name in re.findall(r"(\d\.\d+) x (\w+)", formula)}
+    assert set(weights) == set(parts) and sum(weights.values()) == pytest.approx(1.0)
+    assert row.score == pytest.approx(100 * sum(weights[name] * parts[name] for name in parts), abs=1e-12)
+    assert row.score == pytest.approx(expected_score([5], [2], 3, 4, 1, abandoned=2, calls=8, failed=3, fixed_up=1),
+                                      abs=1e-12)
+    # the docs say the same formula
+    docs = " ".join((Path(__file__).parent.parent / "docs" / "README-report.md").read_text().split())
+    assert formula + ")" in docs
+    t.close()
 
 
 # -- ranking ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from ..tracking.setups import UNKNOWN_AGENT, model_name, split_setup_name
 from .decode import count_groups, raw_cursor, scan_rows
 from .filters import normal_path, stack_matches
 from .model import UNKNOWN_STACK, SetupKey
-from .outcomes import add_subagent_work, count_fixed_up, settle_abandoned
+from .outcomes import add_subagent_work, settle_abandoned
 from .score import (
     AGENT_N,
     AGENT_SUM,
@@ -67,7 +67,9 @@ class Scope:
         self._sessions: dict[str, dict[str, Any] | None] = {}
         # Subagents' sessions: session id -> the id of the session whose task tool started it.
         self.parents: dict[str, str] = {}
-        for raw in filter(_HAS_PARENT, view.raw_values("sessions")):
+        with raw_cursor(view, "sessions") as cursor:  # filtered in C: most sessions have no parent
+            children = list(filter(_HAS_PARENT, cursor.iternext(keys=False, values=True)))
+        for raw in children:
             try:
                 record = _loads(raw)
             except orjson.JSONDecodeError:
@@ -256,7 +258,8 @@ def _each(view: ReadView, db: str, one: Callable[[dict[str, Any] | None], None])
 _SESSION_FIELDS = ("agentId", "provider", "model", "projectPath", "setups", "xpEarned", "updatedAt",
                    "createdAt")
 # Counters a session leaves out while they are 0, and the markers of an ended or a subagent's session.
-_SESSION_OPTIONAL = ("sessionID", "parentID", "toolCalls", "failedToolCalls", "commits", "endedAt", "deletedAt")
+_SESSION_OPTIONAL = ("sessionID", "parentID", "toolCalls", "failedToolCalls", "commits", "endedAt", "deletedAt",
+                     "fixedUpCommits")
 _COUNT_TYPES = (int, float, type(None))
 
 
@@ -282,6 +285,7 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         keys = scope.session_setups((scope.session(root_id) or {}) if child else record)
         share = 1 / len(keys)
         xp, failed, commits = _number(get("xpEarned")), _number(get("failedToolCalls")), _number(get("commits"))
+        fixed_up = _number(get("fixedUpCommits"))
         calls = _number(get("toolCalls")) + failed
         ended = not child and bool(get("endedAt") or get("deletedAt"))
         last = get("updatedAt") or created
@@ -295,6 +299,7 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
             acc[XP] += xp * share
             acc[TOOL_CALLS] += calls * share
             acc[FAILED_CALLS] += failed * share
+            acc[FIXED_UP] += fixed_up * share
             if child:
                 add_subagent_work(totals, setup, get("agentId"), calls * share, failed * share, commits * share,
                                   xp * share)
@@ -328,10 +333,11 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
     ended_without_commit = totals.ended_without_commit
     for values in scan_rows(view, "sessions", _SESSION_FIELDS, codec, one, since, _SESSION_OPTIONAL):
         agent, provider, model, path, setups, xp, updated, _, session_id, parent, calls, failed, commits, \
-            ended, deleted = values
+            ended, deleted, fixed_up = values
         if (setups is not None and len(setups) > 1) or xp.__class__ not in (int, float) \
                 or updated.__class__ is not str or parent is not None or calls.__class__ not in _COUNT_TYPES \
-                or failed.__class__ not in _COUNT_TYPES or commits.__class__ not in _COUNT_TYPES:
+                or failed.__class__ not in _COUNT_TYPES or commits.__class__ not in _COUNT_TYPES \
+                or fixed_up.__class__ not in _COUNT_TYPES:
             one(dict(zip(names, values)))
             continue
         head = values[:4]
@@ -357,6 +363,8 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         if calls or failed:
             acc[TOOL_CALLS] += (calls or 0) + (failed or 0)
             acc[FAILED_CALLS] += failed or 0
+        if fixed_up:
+            acc[FIXED_UP] += fixed_up
         if ended or deleted:
             acc[ENDED] += 1
             if not commits:
@@ -376,7 +384,7 @@ def _number(value: Any) -> float:
 
 def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
                      bucket: Bucket | None, force_slow: bool) -> None:
-    """Commits per setup (a subagent's for its root session's setup), and those fixed up soon after."""
+    """Commits per setup (a subagent's for its root session's setup)."""
     since = scope.since
     careful = bucket is not None or force_slow
 
@@ -390,11 +398,8 @@ def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         setup = scope.credited_setup(get("agentId"), get("provider"), get("model"), get("projectPath"),
                                      get("sessionID"))
         if setup is not None:
-            acc = totals.slot(setup, bucket, created)
-            acc[COMMITS] += 1
+            totals.slot(setup, bucket, created)[COMMITS] += 1
             totals.counts["commits"] += 1
-            if careful and get("fixedUpBy"):  # the fast path counts these in count_fixed_up
-                acc[FIXED_UP] += 1
 
     if careful:
         _each(view, "commits", one)
@@ -408,9 +413,6 @@ def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         if setup is not None:
             totals.slot(setup, None, None)[COMMITS] += count
             totals.counts["commits"] += count
-    count_fixed_up(view, scope, totals, since, lambda record: scope.credited_setup(
-        record.get("agentId"), record.get("provider"), record.get("model"), record.get("projectPath"),
-        record.get("sessionID")))
 
 
 

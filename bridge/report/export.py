@@ -46,7 +46,7 @@ TABLES: dict[str, tuple[str, list[str]]] = {
     "sessions": ("sessions", ["sessionID", "projectPath", "stack", "agentId", "provider", "model", "setups",
                               "title", "parentID", "createdAt", "updatedAt", "lastIdleAt", "deletedAt", "endedAt",
                               "toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned",
-                              "lastCommit"]),
+                              "fixedUpCommits", "lastCommit"]),
     "commits": ("commits", ["hash", "projectPath", "stack", "agentId", "sessionID", "provider", "model",
                             "taskDescription", "createdAt", "source", "parentID", "fixupOf", "fixedUpBy",
                             "revertedBy"]),
@@ -57,7 +57,7 @@ TABLES: dict[str, tuple[str, list[str]]] = {
     "retrospectives": ("retrospectives", ["createdAt", "agentId", "sessionID", "author", "commitHash", "summary",
                                           "wentWell", "toImprove", "lessons"]),
 }
-SESSION_COUNTERS = ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned")
+SESSION_COUNTERS = ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned", "fixedUpCommits")
 WITH_STACK = {"sessions", "commits", "grades"}
 
 

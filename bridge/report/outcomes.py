@@ -1,29 +1,23 @@
-"""The signals nobody types, as the report counts them: abandoned sessions, fixed-up commits,
-and what each setup's subagents did.
+"""The signals nobody types, as the report counts them: abandoned sessions and what each setup's
+subagents did (fixed-up commits are a session counter, ``fixedUpCommits``, read with the others).
 
 Collected by collect.py while it reads sessions and commits; the rules are in score.SCORE_HELP.
 """
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from ..store import ReadView
 from ..tracking.setups import UNKNOWN_AGENT
 from .model import SetupKey, whole
-from .score import ABANDONED, FIXED_UP
+from .score import ABANDONED
 
 if TYPE_CHECKING:
-    from .collect import Scope, Totals
+    from .collect import Totals
 
 # What a setup's subagents did, per subagent (its OpenCode agent): child sessions, tool calls
 # (all), failed tool calls, commits (per the sessions' counters), XP.
 SUB_SESSIONS, SUB_CALLS, SUB_FAILED, SUB_COMMITS, SUB_XP = range(5)
-
-_FIXED_UP = re.compile(rb'"fixedUpBy":"').search  # cheaper than decoding every commit
 
 
 def add_subagent_work(totals: Totals, setup: SetupKey, agent: Any, calls: float, failed: float, commits: float,
@@ -46,25 +40,6 @@ def settle_abandoned(totals: Totals) -> None:
             for acc in accs:
                 acc[ABANDONED] += 1
     totals.ended_without_commit.clear()
-
-
-def count_fixed_up(view: ReadView, scope: Scope, totals: Totals, since: str | None,
-                   setup_of: Callable[[dict[str, Any]], SetupKey | None]) -> None:
-    """Commits marked ``fixedUpBy`` (a fix-up soon after in their session), per setup: read on their
-    own (few), so the grouped commit scan needs no field most commits lack."""
-    for raw in filter(_FIXED_UP, view.raw_values("commits")):
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(record, dict) or not record.get("fixedUpBy"):
-            continue
-        created = record.get("createdAt")
-        if since and (not isinstance(created, str) or created < since):
-            continue
-        setup = setup_of(record)
-        if setup is not None:
-            totals.slot(setup, None, None)[FIXED_UP] += 1
 
 
 def subagent_rows(used: dict[str, list[float]], total_calls: float) -> list[dict[str, Any]]:

@@ -40,8 +40,11 @@ class OutcomeEvents(TrackingState):
             return
         record["fixupOf"] = target.hash
         record["fixupKind"] = kind
-        self._mark_commit(target.key, {"fixedUpBy": record["hash"], "fixedUpAt": now, "fixupKind": kind},
-                          only_if_absent="fixedUpBy")
+        if self._mark_commit(target.key, {"fixedUpBy": record["hash"], "fixedUpAt": now, "fixupKind": kind},
+                             only_if_absent="fixedUpBy"):
+            # Counted on the session too (the fix-up is in the same session): the report reads it
+            # with the session's other counters instead of scanning every commit.
+            self.pending.merge("sessions", runtime.session_id).add["fixedUpCommits"] += 1
 
     def _adopted_commit(self, project: str, commit_hash: str) -> list[CommitSeen]:
         """The session's last commit before this bridge started (its runtime was adopted)."""
@@ -52,18 +55,21 @@ class OutcomeEvents(TrackingState):
         return [CommitSeen(record_key, str(record.get("hash", commit_hash)), record.get("taskDescription"),
                            str(record.get("createdAt") or ""))]
 
-    def _mark_commit(self, record_key: str, fields: dict[str, Any], only_if_absent: str) -> None:
-        """Add fields to a commit pending or stored, unless it has ``only_if_absent`` already."""
+    def _mark_commit(self, record_key: str, fields: dict[str, Any], only_if_absent: str) -> bool:
+        """Add fields to a commit pending or stored, unless it has ``only_if_absent`` already;
+        whether it was marked now."""
         pending = self.pending.inserts.get(("commits", record_key))
         if pending is not None:
-            if only_if_absent not in pending:
-                pending.update(fields)
-            return
+            if only_if_absent in pending:
+                return False
+            pending.update(fields)
+            return True
         stored = self._read("commits", record_key)
         merge = self.pending.merges.get(("commits", record_key))
         if (stored and only_if_absent in stored) or (merge and only_if_absent in merge.set):
-            return
+            return False
         self.pending.merge("commits", record_key).set.update(fields)
+        return True
 
     # -- reverts ------------------------------------------------------------------------------------
 
