@@ -174,10 +174,11 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
             report = build_report(store)
             render_rich(report, console)
             if chart:
-                from .report.chart import ChartError, draw_chart
+                from .report.chart import ChartError
+                from .report.html import save_chart
 
                 try:
-                    console.print(f"Chart: {draw_chart(store, report, Path(chart).expanduser())}")
+                    console.print(f"Chart: {save_chart(store, report, Path(chart).expanduser())}")
                 except ChartError as exc:
                     raise DemoError(str(exc), 2) from None
         if keep:

@@ -140,7 +140,7 @@ def test_report_json_and_table(capsys: pytest.CaptureFixture[str], database: Pat
         expected = build_report(store).to_wire()
     for volatile in ("generatedAt", "durationMs"):
         wire.pop(volatile), expected.pop(volatile)
-    assert wire == {**expected, "chart": None}
+    assert wire == {**expected, "chart": None, "html": None}
 
     code, out, _ = cli(capsys, "report", "--database", str(database), "--stack", "typescript", "--min-sessions", "4")
     assert code == 0
