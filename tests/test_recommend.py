@@ -164,3 +164,36 @@ def test_the_function_and_the_command_agree(world: dict[str, Path]) -> None:
     assert advice.text() == "\n".join(advice.lines()) + (
         "\n\nOpenCode configuration (opencode.json in the project, or your global one):\n"
         + json.dumps({"model": "openai/gpt-5", "agent": {"build": {"model": "openai/gpt-5"}}}, indent=2) + "\n")
+
+
+async def test_the_bridge_recommend_method_answers_as_the_command(capsys: pytest.CaptureFixture[str],
+                                                                  isolated_home: Path, tmp_path: Path) -> None:
+    """A new project (no session yet) gets the answer of the other projects of its stack, over the wire."""
+    from support.tracking import spawn_bridge
+
+    new = folder(tmp_path, "new-api", {"pyproject.toml": '[project]\ndependencies = ["fastapi"]\n'})
+    other = folder(tmp_path, "old-api", {"pyproject.toml": '[project]\ndependencies = ["fastapi", "uvicorn"]\n'})
+    database = tmp_path / "wire.lmdb"
+    bridge, _ = await spawn_bridge(isolated_home, database, directory=new)
+    try:
+        for n in range(3):
+            sid = f"s{n}"
+            bridge.notify("session.created", {"sessionID": sid, "directory": str(other),
+                                              "agent": {"id": "build", "provider": "openai", "model": "gpt-5"}})
+            bridge.notify("tool.executed", {"sessionID": sid, "callID": f"c{n}", "tool": "bash", "success": True,
+                                            "args": {"command": "git commit -m 'feat: x'"},
+                                            "output": f"[main abc{n:04d}] feat: x\n"})
+            await bridge.request("grade", {"sessionID": sid, "grade": 2, "grader": "user"})
+        answer = await bridge.request("recommend", {})  # the default folder: initialize's project
+        assert (answer["directory"], answer["level"]) == (str(new), "stack")
+        assert answer["config"] == {"model": "openai/gpt-5", "agent": {"build": {"model": "openai/gpt-5"}}}
+        code, out, _ = cli(capsys, "recommend", str(new), "--database", str(database), "--json")
+        assert code == 0 and json.loads(out) == answer
+        assert answer["text"].startswith(f"{new}: a python/fastapi project.\nUse agent build with model openai/gpt-5: "
+                                         "the best setup on python/fastapi projects")
+        with pytest.raises(Exception) as caught:
+            await bridge.request("recommend", {"directory": str(tmp_path / "gone")})
+        assert getattr(caught.value, "code", None) == -32602
+        assert await bridge.shutdown_and_exit() == 0
+    finally:
+        bridge.kill()

@@ -180,3 +180,9 @@ class ReportQuery:
     stack: str | None = None
     since: str | None = None
     min_sessions: int | None = None
+
+
+@attrs.frozen
+class RecommendQuery:
+    directory: Id | None = None  # the project folder; default: initialize's project.directory
+    min_sessions: int | None = None
