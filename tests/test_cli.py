@@ -357,8 +357,44 @@ def test_demo_keep_matches_an_in_process_replay(capsys: pytest.CaptureFixture[st
     assert timeline.granularity == "day"
     assert sum(len(points) for points in timeline.series.values()) == 15
 
+    readme_example_is_what_the_tool_prints(capsys, keep / "agent-tracker.lmdb", tmp_path)
+
     code, _, err = cli(capsys, "demo", "--keep", str(keep))
     assert code == 2 and "already holds a demo database" in err
+
+
+def readme_example_is_what_the_tool_prints(capsys: pytest.CaptureFixture[str], database: Path, tmp_path: Path) -> None:
+    """README's first example: its commands, run on the demo's database in a 100-column terminal,
+    print exactly its lines (dates aside: the demo's are relative to today)."""
+    import os
+    import re
+
+    block = (bridges.ROOT / "README.md").read_text(encoding="utf-8").split("```\n")[1]
+    payments = tmp_path / "code" / "payments"
+    payments.mkdir(parents=True)
+    (payments / "pyproject.toml").write_text('[project]\nname = "payments"\ndependencies = ["fastapi", "sqlalchemy"]\n')
+    printed = []
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    try:
+        for command in re.findall(r"^\$ (.*?)(?:\s+#.*)?$", block, re.M):
+            argv = command.split("agent-tracker ", 1)[1].split()
+            if argv[0] == "recommend":
+                argv.append(str(payments))
+            code, out, err = cli(capsys, *argv, "--database", str(database))
+            assert code == 0, err
+            printed.append(f"$ {command}\n" + out)
+    finally:
+        if previous is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = previous
+
+    def normal(text: str) -> list[str]:
+        text = re.sub(r"\d{4}-\d\d-\d\d", "<date>", text.replace(str(payments), "/home/you/code/payments"))
+        return [line.rstrip() for line in text.strip().splitlines() if not line.startswith("$ ")]
+
+    assert normal("\n".join(printed)) == normal(block)
 
 
 def test_the_demo_stream_dates_every_event() -> None:
