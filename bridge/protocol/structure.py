@@ -7,6 +7,7 @@ An error names the field as the wire spells it and what is accepted (``params.gr
 from __future__ import annotations
 
 import math
+import re
 import types
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Union, get_args, get_origin
@@ -64,19 +65,23 @@ def _grader(value: Any, _type: Any) -> str:
 
 # Clocks of two machines differ a little; an event from further in the future is a mistake.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# The forms of protocol/schema.json $defs/EventTime (fromisoformat alone accepts more).
+_EVENT_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$")
 
 
 def _event_time(value: Any, _type: Any) -> str:
     """``at``: an ISO-8601 date and time with a time zone → the stored form, 2026-11-26T05:00:00.123Z."""
     expected = "must be an ISO-8601 UTC timestamp like 2026-11-26T05:00:00.000Z (a date, a time and a zone)"
-    if not isinstance(value, str) or "T" not in value.upper() or len(value) > 40:
+    if not isinstance(value, str) or len(value) > 40:
+        raise InvalidParams(f"{expected}; got {value!r}"[:300])
+    if not _EVENT_TIME.match(value):
+        if re.match(r"^\d{4}-\d{2}-\d{2}T[\d:.]+$", value):
+            raise InvalidParams(f"{expected}; got {value!r}, which has no time zone (add Z for UTC)")
         raise InvalidParams(f"{expected}; got {value!r}"[:300])
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidParams(f"{expected}; got {value!r}"[:300]) from None
-    if moment.tzinfo is None:
-        raise InvalidParams(f"{expected}; got {value!r}, which has no time zone (add Z for UTC)")
     moment = moment.astimezone(timezone.utc)
     if moment > datetime.now(timezone.utc) + FUTURE_TOLERANCE:
         raise InvalidParams(f"must not be in the future (it says when the event happened); got {value!r}")
