@@ -212,7 +212,11 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
             f"The example sessions are not here ({source}): the demo needs a checkout of the project "
             f"(git clone, then `pip install -e .` in it), where they live in examples/sessions/.", 2)
     if keep:
-        root = Path(keep).expanduser().resolve()
+        try:
+            root = Path(keep).expanduser().resolve()
+        except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+            reason = getattr(exc, "strerror", None) or "it is a symbolic link loop"
+            raise DemoError(f"Cannot use {keep} for --keep: {reason}.", 2) from None
         if (root / "agent-tracker.lmdb").exists():
             raise DemoError(f"{root} already holds a demo database; choose an empty folder for --keep.", 2)
         root.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,16 @@ from pathlib import Path
 
 import pytest
 
+# Hypothesis keeps its example database in the temp dir, not as .hypothesis/ in the checkout
+# (tests/reliability/conftest.py does the same for the reliability suite).
+try:
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "agent-tracker-hypothesis")
+except ImportError:  # pragma: no cover
+    pass
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:

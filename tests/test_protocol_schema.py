@@ -10,7 +10,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from bridge.config import BridgeConfig, ScoringRules
+from bridge.config import SCORING_RANGES, BridgeConfig, ScoringRules
 from bridge.protocol import params as m
 from bridge.protocol.methods import EVENT_METHODS, METHODS, OUTGOING_NOTIFICATIONS, Kind
 from bridge.protocol.names import wire_name
@@ -110,6 +110,8 @@ def test_initialize_config_matches_bridge_config() -> None:
     defaults = ScoringRules()
     assert {name: prop["default"] for name, prop in scoring["properties"].items()} == {
         wire_name(f.name): getattr(defaults, f.name) for f in attrs.fields(ScoringRules)}
+    assert {name: (prop["minimum"], prop["maximum"]) for name, prop in scoring["properties"].items()} == {
+        wire_name(name): bounds for name, bounds in SCORING_RANGES.items()}
 
 
 def test_outgoing_notifications_match() -> None:

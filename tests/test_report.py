@@ -565,7 +565,10 @@ def test_migrated_history_goes_through_the_careful_path(tmp_path: Path) -> None:
     everything = build_report(tracker.store)
     migrated = [row for row in everything.setups if row.stack == "unknown"]
     assert sum(row.commits for row in migrated) == result.sources[0].imported["commits"]
-    assert all(row.model == "unknown-model" and not row.ranked for row in migrated)
+    # no sessions came with them: shown under the agent record's model, never ranked
+    assert all(row.sessions == 0 and not row.ranked and row.imported["commits"] == row.commits for row in migrated)
+    assert {row.model for row in migrated} == {"anthropic/claude-sonnet-4-5", "openai/gpt-5", "unknown-model",
+                                               "claude-3-5-sonnet-20241022", "google/gemini-2.5-pro"}
     tracker.close()
 
 

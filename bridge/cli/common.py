@@ -91,6 +91,15 @@ def unusable(store: Store) -> CommandError:
     return CommandError(message, EXIT_UNUSABLE)
 
 
+def resolved_argument(text: str) -> Path:
+    """An absolute, resolved path from the command line; a symlink loop is a clear error."""
+    try:
+        return Path(text).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:  # Python 3.11 raises RuntimeError for a loop, 3.13 OSError
+        reason = getattr(exc, "strerror", None) or "it is a symbolic link loop"
+        raise CommandError(f"Cannot use {text}: {reason}.", EXIT_FAILED) from None
+
+
 def database_path(config: BridgeConfig) -> Path:
     path = config.resolved_database_path()
     if path is None:

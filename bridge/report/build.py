@@ -18,6 +18,7 @@ from .collect import (
     collect_bugs,
     collect_commits,
     collect_grades,
+    collect_imported,
     collect_sessions,
 )
 from .decode import codec_named
@@ -141,6 +142,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                 agents = _read_agents(view)
                 # A filter that matched nothing: say what there is, so the next try can match.
                 known = known_values(view, codec, filters) if filters.given() and not totals.acc else None
+                imported = collect_imported(view, scope)
         finally:
             if helper is not None:
                 helper.cancel()
@@ -154,6 +156,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                        bugs=int(acc[BUGS]), last_used=totals.last_used.get(setup),
                        projects=len(scope.paths.get(setup, ())))
         row.score, row.parts = score_parts(acc)
+        if setup in imported:
+            row.imported = imported[setup]
         state = agents.get(agent_id)
         if state is not None:
             row.skill_points = state.skill_points
@@ -170,6 +174,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         totals={**totals.counts, "setups": len(rows), "rankedSetups": sum(r.ranked for r in rows)},
         decoder=codec.name, parallel=used_helper,
         unattributed_bugs=totals.unattributed_bugs, known=known, selection=filters,
+        imported={"commits": sum(r.imported["commits"] for r in rows),
+                  "grades": sum(r.imported["grades"] for r in rows)},
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report

@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
 from .model import Report, SetupKey
 from .score import FORMULA
 from .timeline import bucket_datetime, build_timeline
@@ -84,10 +85,12 @@ def draw_chart(store: Any, report: Report, target: Path) -> Path:
         raise ChartError(f"--chart must name a .png or .html file; got {target}.")
     if suffix != ".png":
         raise ChartError(f"draw_chart writes PNG files; {target} is a page: use html.save_chart.")
+    refuse_database_target(target, store)
     figure = _figure(report, store)
     make_folder(target)
     try:
-        figure.savefig(target, format="png")
+        with replace_atomically(target, binary=True) as handle:  # a failed write keeps the old chart
+            figure.savefig(handle, format="png")
     except OSError as exc:
         raise ChartError(f"Cannot write {target}: {exc.strerror or exc}.") from None
     return target
@@ -98,3 +101,11 @@ def make_folder(target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ChartError(f"Cannot create the folder for {target}: {exc.strerror or exc}.") from None
+
+
+def refuse_database_target(target: Path, store: Any) -> None:
+    """A chart or page must never be written over the database or its lock and journal."""
+    try:
+        refuse_database_files(target, getattr(store, "path", None), what="the chart")
+    except UnsafeOutput as exc:
+        raise ChartError(str(exc)) from None

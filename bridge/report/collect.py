@@ -425,6 +425,36 @@ def _grades_without_model(view: ReadView, codec: Any, window: Window,
 
 
 _BUG_REF = itemgetter("projectPath", "commitHash")
+_MIGRATED = re.compile(rb'"migratedFrom"').search  # cheaper than decoding every commit and grade
+
+
+def collect_imported(view: ReadView, scope: Scope) -> dict[SetupKey, dict[str, int]]:
+    """Per setup, its commits and grades imported from the older plugin (bridge.migration marks
+    them with ``migratedFrom``), so the report can say so. They are counted like any other
+    commit and grade by collect_commits and collect_grades; this only tells them apart."""
+    found: dict[SetupKey, dict[str, int]] = {}
+    if not view.count("migrations"):  # every import writes a migrations record
+        return found
+    window = scope.window
+    for db, name in (("commits", "commits"), ("communication", "grades")):
+        for raw in filter(_MIGRATED, view.raw_values(db)):
+            try:
+                record = _loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(record, dict) or "migratedFrom" not in record:
+                continue
+            if outside(window, record.get("createdAt")):
+                continue
+            if db == "commits":
+                setup = scope.setup(record.get("agentId"), record.get("provider"), record.get("model"),
+                                    record.get("projectPath"))
+            else:
+                setup = _grade_setup(scope, record)
+            if setup is not None:
+                counts = found.setdefault(setup, {"commits": 0, "grades": 0})
+                counts[name] += 1
+    return found
 
 
 

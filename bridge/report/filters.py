@@ -92,7 +92,8 @@ class ProjectFilter:
             and (os.altsep is None or os.altsep not in text)
         if is_name:
             return cls(text, name=text)
-        return cls(text, path=os.path.normpath(os.path.abspath(os.path.expanduser(text))))
+        # Stored project paths are canonical (symlinks resolved): the filter must be too.
+        return cls(text, path=os.path.realpath(os.path.expanduser(text)))
 
     def matches(self, path: str) -> bool:
         normal = normal_path(path)

@@ -13,7 +13,8 @@ import html
 from pathlib import Path
 from typing import Any
 
-from .chart import ChartError, draw_chart, make_folder, svg_chart
+from ..output_files import replace_atomically
+from .chart import ChartError, draw_chart, make_folder, refuse_database_target, svg_chart
 from .model import Report
 from .render import SETUP_COLUMNS, no_match_text
 from .score import FORMULA
@@ -156,6 +157,7 @@ def write_html(store: Any, report: Report, target: Path) -> Path:
     """Write the page to ``target``; without matplotlib the page says the chart needs it."""
     if target.suffix.lower() not in PAGE_SUFFIXES:
         raise ChartError(f"--html must name a .html file; got {target}.")
+    refuse_database_target(target, store)
     svg, note = None, None
     if report.setups:
         try:
@@ -164,7 +166,8 @@ def write_html(store: Any, report: Report, target: Path) -> Path:
             note = f"No chart: {exc}"
     make_folder(target)
     try:
-        target.write_text(page(report, svg, note), encoding="utf-8")
+        with replace_atomically(target, binary=True) as handle:  # a failed write keeps the old page
+            handle.write(page(report, svg, note).encode("utf-8"))
     except OSError as exc:
         raise ChartError(f"Cannot write {target}: {exc.strerror or exc}.") from None
     return target

@@ -192,6 +192,10 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True, w
     console.print(Text(f"{FORMULA}; * = not ranked (fewer than {report.min_sessions} sessions, or "
                        f"agent/model unknown). Ranks are per stack. Details: agent-tracker report --help.",
                        style="dim"))
+    if report.imported["commits"] or report.imported["grades"]:
+        console.print(Text(f"Includes {plural(report.imported['commits'], 'commit')} and "
+                           f"{plural(report.imported['grades'], 'grade')} imported from the older TypeScript "
+                           f"plugin (agent-tracker migrate); --json shows them per setup.", style="dim"))
     if report.unattributed_bugs:
         console.print(Text(f"{plural(report.unattributed_bugs, 'bug')} named neither a commit nor a session "
                            f"and count for no setup.", style="dim"))

@@ -112,6 +112,7 @@ class TrackingService(SessionEvents, WorkEvents, FeedbackEvents):
         """Apply the buffer in one write transaction; on failure keep everything."""
         started = time.perf_counter()
         self.flush_requested = False
+        self._add_classifications()
         if not self.pending:
             return FlushResult(0, (time.perf_counter() - started) * 1000, [], 0)
         if self.journal is not None or self._journal_seq:
@@ -134,6 +135,7 @@ class TrackingService(SessionEvents, WorkEvents, FeedbackEvents):
         if self.journal is not None:
             self.journal.truncate()
         self.pending = PendingChanges()
+        self._pending_pushes.clear()
         self._projected.clear()
         self._pending_events.clear()
         for change in outcome.agents:
