@@ -136,6 +136,20 @@ def test_the_browser_shows_what_report_json_says_and_sorts(browser: Any, written
     print(f"screenshot: {shot}")
 
 
+def test_the_page_is_never_written_over_the_database(tmp_path: Path, isolated_home: Path) -> None:
+    tracker, _, _ = populate(tmp_path)
+    tracker.close()
+    database = tmp_path / "db.lmdb"
+    before = database.read_bytes()
+    page = tmp_path / "report.html"
+    page.symlink_to(database)
+    result = run_script(isolated_home, "report", "--database", str(database), "--html", str(page))
+    assert result.returncode == 2
+    assert result.stderr == (f"agent-tracker: Refusing to write the HTML report to {page}: it is the agent-tracker "
+                             f"database {database}; only LMDB may write that file. Choose another file.\n")
+    assert database.read_bytes() == before
+
+
 def test_a_page_whose_filters_match_nothing_says_so(browser: Any, tmp_path: Path, isolated_home: Path) -> None:
     tracker, _, _ = populate(tmp_path)
     tracker.close()

@@ -103,9 +103,9 @@ def make_folder(target: Path) -> None:
         raise ChartError(f"Cannot create the folder for {target}: {exc.strerror or exc}.") from None
 
 
-def refuse_database_target(target: Path, store: Any) -> None:
+def refuse_database_target(target: Path, store: Any, what: str = "the chart") -> None:
     """A chart or page must never be written over the database or its lock and journal."""
     try:
-        refuse_database_files(target, getattr(store, "path", None), what="the chart")
+        refuse_database_files(target, getattr(store, "path", None), what=what)
     except UnsafeOutput as exc:
         raise ChartError(str(exc)) from None

@@ -157,7 +157,7 @@ def write_html(store: Any, report: Report, target: Path) -> Path:
     """Write the page to ``target``; without matplotlib the page says the chart needs it."""
     if target.suffix.lower() not in PAGE_SUFFIXES:
         raise ChartError(f"--html must name a .html file; got {target}.")
-    refuse_database_target(target, store)
+    refuse_database_target(target, store, "the HTML report")
     svg, note = None, None
     if report.setups:
         try:
