@@ -26,6 +26,8 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     for name in list(os.environ):
         if name.startswith("AGENT_TRACKER_"):
             monkeypatch.delenv(name)
+    # Piped output is 200 columns unless COLUMNS says otherwise: a terminal's COLUMNS must not leak in.
+    monkeypatch.delenv("COLUMNS", raising=False)
     return home
 
 

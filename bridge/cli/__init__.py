@@ -32,6 +32,7 @@ from .parser import build_parser, serve_parser
 COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "cmd_status"),
     "report": ("report", "cmd_report"),
+    "recommend": ("recommend", "cmd_recommend"),
     "export": ("export", "cmd_export"),
     "replay": ("replay", "cmd_replay"),
     "demo": ("replay", "cmd_demo"),

@@ -11,7 +11,7 @@ import orjson
 
 from ..store import ReadView
 from ..tracking.setups import split_setup_name
-from .collect import Bucket, Scope, Totals
+from .collect import Bucket, Scope, Totals, outside
 from .decode import raw_cursor
 from .model import SetupKey
 from .score import BUGS, REVERTS
@@ -22,7 +22,7 @@ _BUG_REF = itemgetter("projectPath", "commitHash")
 
 
 def collect_bugs(view: ReadView, scope: Scope, totals: Totals, bucket: Bucket | None) -> None:
-    since = scope.since
+    window = scope.window
     bugs = []
     with raw_cursor(view, "activities") as cursor:
         for raw in filter(_HAS_BUG, cursor.iternext(keys=False, values=True)):
@@ -32,10 +32,8 @@ def collect_bugs(view: ReadView, scope: Scope, totals: Totals, bucket: Bucket | 
                 continue
             if not isinstance(record, dict) or record.get("kind") != "bug":
                 continue
-            if since:
-                created = record.get("createdAt")
-                if not isinstance(created, str) or created < since:
-                    continue
+            if outside(window, record.get("createdAt")):
+                continue
             bugs.append(record)
     # The common case, a bug naming its project and commit: the commits are fetched in one go
     # (in key order) and the bug counts for the commit's setup.

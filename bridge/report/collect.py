@@ -13,7 +13,7 @@ from ..store import ReadView, key
 from ..tracking.git_commands import hashes_match
 from ..tracking.setups import UNKNOWN_AGENT, model_name, split_setup_name
 from .decode import count_groups, raw_cursor, scan_rows
-from .filters import normal_path, stack_matches
+from .filters import Filters, model_matches, stack_matches
 from .model import UNKNOWN_STACK, SetupKey
 from .outcomes import add_subagent_work, settle_abandoned
 from .score import (
@@ -42,16 +42,30 @@ _HAS_PARENT = re.compile(rb'"parentID":"').search  # a subagent's session (store
 
 # -- attribution -----------------------------------------------------------------------------------
 
+# How stacks are grouped into the setup key: as they are, by language (python/fastapi and
+# python/django count as one "python"), or all together ("all"): the levels of `recommend`.
+GROUPS = (None, "language", "all")
+ALL_STACKS = "all"
+
+
+def group_stack(stack: str, group: str | None) -> str:
+    if group == "language":
+        return stack.partition("/")[0]
+    return ALL_STACKS if group == "all" else stack
+
+
 class Scope:
     """Filters, stack classification and record → setup attribution, all memoised."""
 
-    def __init__(self, view: ReadView, project: str | None, stack: str | None, since: str | None,
-                 agent: str | None):
+    def __init__(self, view: ReadView, filters: Filters, group: str | None = None):
         self.view = view
-        self.project = project
-        self.stack = stack
-        self.since = since
-        self.agent = agent
+        self.filters = filters
+        self.project = filters.project
+        self.stack = filters.stack
+        self.window = filters.window()
+        self.agent = filters.agent.lower() if filters.agent else None
+        self.model = filters.model
+        self.group = group
         self.projects: dict[str, dict[str, Any]] = {}
         for raw in view.raw_values("projects"):
             try:
@@ -163,14 +177,16 @@ class Scope:
 
     def _resolve(self, agent: str, model: str, path: Any) -> SetupKey | None:
         path = path if isinstance(path, str) else None
-        if self.project is not None and (path is None or normal_path(path) != self.project):
+        if self.project is not None and (path is None or not self.project.matches(path)):
             return None
-        if self.agent is not None and agent != self.agent:
+        if self.agent is not None and str(agent).lower() != self.agent:
+            return None
+        if not model_matches(model, self.model):
             return None
         stack = self.stack_of(path)
-        if not stack_matches(stack, self.stack):
+        if not stack_matches(stack, self.stack, self.filters.exact_stack):
             return None
-        setup = (str(agent), model, stack)
+        setup = (str(agent), model, group_stack(stack, self.group))
         if path:
             self.paths.setdefault(setup, set()).add(path)
         return setup
@@ -220,6 +236,13 @@ class Scope:
 
 # -- aggregation -----------------------------------------------------------------------------------
 
+Window = tuple[str, str] | None
+
+
+def outside(window: Window, created: Any) -> bool:
+    """Whether a record's createdAt is outside the time filters (the scan's fast path compares alike)."""
+    return window is not None and not (isinstance(created, str) and window[0] <= created < window[1])
+
 Bucket = Callable[[Any], Any]
 
 
@@ -268,7 +291,7 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
                       bucket: Bucket | None, force_slow: bool) -> None:
     """Sessions, their XP and tool calls per setup; which ended and which of those were abandoned;
     a subagent's session counts for its root session's setup (never as a session of its own)."""
-    since = scope.since
+    window = scope.window
     last_used = totals.last_used
     counts = totals.counts
 
@@ -277,7 +300,7 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
             return
         get = record.get
         created = get("createdAt") or ""
-        if since and (not isinstance(created, str) or created < since):
+        if outside(window, created):
             return
         session_id = get("sessionID")
         child = scope.is_child(session_id)
@@ -331,7 +354,7 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
     targets: dict[tuple[Any, ...], tuple[SetupKey, list[float]] | None] = {}
     counted = 0
     ended_without_commit = totals.ended_without_commit
-    for values in scan_rows(view, "sessions", _SESSION_FIELDS, codec, one, since, _SESSION_OPTIONAL):
+    for values in scan_rows(view, "sessions", _SESSION_FIELDS, codec, one, window, _SESSION_OPTIONAL):
         agent, provider, model, path, setups, xp, updated, _, session_id, parent, calls, failed, commits, \
             ended, deleted, fixed_up = values
         if (setups is not None and len(setups) > 1) or xp.__class__ not in (int, float) \
@@ -385,7 +408,7 @@ def _number(value: Any) -> float:
 def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
                      bucket: Bucket | None, force_slow: bool) -> None:
     """Commits per setup (a subagent's for its root session's setup)."""
-    since = scope.since
+    window = scope.window
     careful = bucket is not None or force_slow
 
     def one(record: dict[str, Any] | None) -> None:
@@ -393,7 +416,7 @@ def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
             return
         get = record.get
         created = get("createdAt")
-        if since and (not isinstance(created, str) or created < since):
+        if outside(window, created):
             return
         setup = scope.credited_setup(get("agentId"), get("provider"), get("model"), get("projectPath"),
                                      get("sessionID"))
@@ -407,7 +430,7 @@ def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
     # Subagents' commits are told apart by their session, so with any subagent session in the
     # database the groups are per session too (about as many as sessions with commits).
     fields = ("agentId", "provider", "model", "projectPath") + (("sessionID",) if scope.parents else ())
-    groups = count_groups(view, "commits", fields, codec, one, since)
+    groups = count_groups(view, "commits", fields, codec, one, window)
     for group, count in groups.items():
         setup = scope.credited_setup(*group) if scope.parents else scope.setup(*group)
         if setup is not None:
@@ -460,13 +483,13 @@ _GRADE_FIELDS = ("agentId", "provider", "model", "projectPath", "grader", "grade
 
 def collect_grades(view: ReadView, scope: Scope, totals: Totals, codec: Any,
                     bucket: Bucket | None, force_slow: bool) -> None:
-    since = scope.since
+    window = scope.window
 
     def one(record: dict[str, Any] | None) -> None:
         if not isinstance(record, dict):
             return
         created = record.get("createdAt")
-        if since and (not isinstance(created, str) or created < since):
+        if outside(window, created):
             return
         setup = _grade_setup(scope, record)
         if setup is not None and _add_grade(totals.slot(setup, bucket, created), record.get("grader"),
@@ -478,7 +501,7 @@ def collect_grades(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         _each(view, "communication", one)
         return
     # Grouped in C by (agent, provider, model, project, grader, grade): a few hundred groups.
-    groups = count_groups(view, "communication", _GRADE_FIELDS, codec, one, since)
+    groups = count_groups(view, "communication", _GRADE_FIELDS, codec, one, window)
     need_model = False
     for (agent, provider, model, path, grader, grade), count in groups.items():
         if model is None:
@@ -488,11 +511,11 @@ def collect_grades(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         if setup is not None and _add_grade(totals.slot(setup, None, None), grader, grade, count):
             totals.counts["grades"] += count
     if need_model:
-        _grades_without_model(view, codec, since, one)
+        _grades_without_model(view, codec, window, one)
 
 
 
-def _grades_without_model(view: ReadView, codec: Any, since: str | None,
+def _grades_without_model(view: ReadView, codec: Any, window: Window,
                           one: Callable[[dict[str, Any] | None], None]) -> None:
     """The grades the grouped path counted under a null model, record by record (the same
     routing as scan_rows: a value it handed to one_by_one is skipped here)."""
@@ -504,7 +527,7 @@ def _grades_without_model(view: ReadView, codec: Any, since: str | None,
         try:
             record = decode(raw)
             values = getter(record)
-            if since and not created_of(record) >= since:
+            if window is not None and not window[0] <= created_of(record) < window[1]:
                 continue
         except codec.errors:
             continue
@@ -522,7 +545,7 @@ def collect_imported(view: ReadView, scope: Scope) -> dict[SetupKey, dict[str, i
     found: dict[SetupKey, dict[str, int]] = {}
     if not view.count("migrations"):  # every import writes a migrations record
         return found
-    since = scope.since
+    window = scope.window
     for db, name in (("commits", "commits"), ("communication", "grades")):
         for raw in filter(_MIGRATED, view.raw_values(db)):
             try:
@@ -531,8 +554,7 @@ def collect_imported(view: ReadView, scope: Scope) -> dict[SetupKey, dict[str, i
                 continue
             if not isinstance(record, dict) or "migratedFrom" not in record:
                 continue
-            created = record.get("createdAt")
-            if since and (not isinstance(created, str) or created < since):
+            if outside(window, record.get("createdAt")):
                 continue
             if db == "commits":
                 setup = scope.setup(record.get("agentId"), record.get("provider"), record.get("model"),

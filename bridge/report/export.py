@@ -114,11 +114,12 @@ def _csv_row(record: dict[str, Any], columns: list[str]) -> list[Any]:
 def export_database(store: Store, fmt: str, output: str | None, *,
                     stdout: IO[str] | None = None) -> ExportSummary:
     from .collect import Scope  # the report's stack resolution, so both agree
+    from .filters import Filters
 
     out = stdout or sys.stdout
     counts = {table: 0 for table in TABLES}
     with store.read() as view:
-        stack_of = Scope(view, None, None, None, None).stack_of
+        stack_of = Scope(view, Filters()).stack_of
         if fmt == "csv":
             target = _export_csv(view, stack_of, output, out, counts, store.path)
         elif fmt in ("json", "jsonl"):

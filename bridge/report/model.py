@@ -178,6 +178,10 @@ class Report:
     agents: list[dict[str, Any]]
     totals: dict[str, int]
     unattributed_bugs: int = 0
+    # Set when filters were given and matched nothing: what the database holds (build.known_values).
+    known: dict[str, Any] | None = None
+    # The parsed filters (filters.Filters), for what is drawn from the same selection (the chart).
+    selection: Any = None
     duration_ms: float = 0.0
     decoder: str = "orjson"
     parallel: bool = False
@@ -198,7 +202,7 @@ class Report:
             "setups": [row.to_wire() for row in self.setups],
             "recommendations": [rec.to_wire() for rec in self.recommendations],
             "agents": self.agents, "durationMs": round(self.duration_ms, 3), "decoder": self.decoder,
-            "parallel": self.parallel,
+            "parallel": self.parallel, "known": self.known,
         }
 
 
@@ -216,5 +220,6 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 session``, ``2 sessions``, ``0 sessions``; ``nouns`` for an irregular plural."""
+    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"

@@ -173,7 +173,8 @@ class PendingChanges:
 def session_summary(record: dict[str, Any], summary: SessionSummary) -> dict[str, Any]:
     """What a session did, in one activity: its counters, how long it lasted, how it ended."""
     counts = {name: _count(record.get(name)) for name in SUMMARY_COUNTERS}
-    duration = millis_between(record.get("createdAt"), summary.ended_at)
+    # From its start to its last event (a session can sit open long after its work ended).
+    duration = millis_between(record.get("createdAt"), record.get("updatedAt") or summary.ended_at)
     data: dict[str, Any] = {**counts, "durationMs": duration, "reason": summary.reason}
     if record.get("parentID"):
         data["parentID"] = record["parentID"]

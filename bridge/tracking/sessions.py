@@ -49,13 +49,13 @@ class SessionEvents(TrackingState):
 
     @EVENTS("session.idle")
     def _session_idle(self, p: SessionRef, now: str, event_id: str, context: Any = None) -> None:
-        self._session(p.session_id, now)
+        self._session(p.session_id, now, revive=False)
         self.pending.merge("sessions", p.session_id).set["lastIdleAt"] = now
 
     @EVENTS("session.deleted")
     def _session_deleted(self, p: SessionRef, now: str, event_id: str, context: Any = None) -> None:
         self._end_session(p.session_id, now, event_id, "deleted")
-        self.pending.merge("sessions", p.session_id).set["deletedAt"] = now
+        self.pending.merge("sessions", p.session_id).set.update({"deletedAt": now, "updatedAt": now})
         self.flush_requested = True
 
     @EVENTS("session.ended")
@@ -65,16 +65,21 @@ class SessionEvents(TrackingState):
     def _end_session(self, session_id: str, now: str, event_id: str, reason: str) -> None:
         """Mark the session ended and summarise it; a session that ended before and saw no event
         since (e.g. deleted in a later OpenCode run) is not summarised twice."""
+        if session_id in self._ended:
+            self._sessions.pop(session_id, None)
+            return  # it ended in this run already and did no work since: one end, one summary
         seen = session_id in self._sessions
         stored = None if seen else self._read("sessions", session_id)
-        runtime = self._session(session_id, now)
-        self.pending.merge("sessions", session_id).set.update({"endedAt": now, "updatedAt": now})
+        runtime = self._session(session_id, now, revive=False)
+        # Not updatedAt: the end is not work (a session left open ends only when OpenCode closes).
+        self.pending.merge("sessions", session_id).set["endedAt"] = now
         if seen or not (stored and stored.get("endedAt")):
             agent_id = runtime.agent_id or UNKNOWN_AGENT
             self.pending.summaries.append(SessionSummary(key(agent_id, now, event_id), session_id, agent_id,
                                                          reason, now))
             self._count_pending(agent_id)
         self._sessions.pop(session_id, None)
+        self._ended.add(session_id)
 
     def _set_agent(self, runtime: SessionRuntime, agent: AgentRef, now: str) -> None:
         runtime.agent_id = agent.id

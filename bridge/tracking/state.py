@@ -86,6 +86,7 @@ class TrackingState:
         self._projected: dict[str, AgentState] = {}
         self._pending_events: dict[str, int] = {}
         self._sessions: dict[str, SessionRuntime] = {}
+        self._ended: set[str] = set()  # sessions that ended in this run and saw no work since
         self._project_heads: dict[str, str] = {}
         # Pushes counted since the last flush: (marker, head), checked before the store is.
         self._pending_pushes: list[tuple[str, str | None]] = []
@@ -99,8 +100,14 @@ class TrackingState:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def _session(self, session_id: str, now: str | None = None) -> SessionRuntime:
-        """The session's runtime state; an unknown session (e.g. after a restart) is adopted."""
+    def _session(self, session_id: str, now: str | None = None, *, revive: bool = True) -> SessionRuntime:
+        """The session's runtime state; an unknown session (e.g. after a restart) is adopted.
+
+        An event in a session that ended in this run makes it open again (``revive``), except one
+        that says nothing about work (``session.idle``, which OpenCode also sends after a delete).
+        """
+        if revive:
+            self._ended.discard(session_id)
         runtime = self._sessions.get(session_id)
         if runtime is None:
             runtime = self._sessions[session_id] = SessionRuntime(session_id)
@@ -122,7 +129,7 @@ class TrackingState:
 
     def open_sessions(self) -> list[str]:
         """The sessions this bridge saw events of that have not ended (ended at shutdown)."""
-        return list(self._sessions)
+        return [session_id for session_id in self._sessions if session_id not in self._ended]
 
     def _ancestors(self, runtime: SessionRuntime) -> list[SessionRuntime]:
         """The live sessions above a subagent's session, nearest first (a cycle stops the walk)."""

@@ -12,8 +12,8 @@
 //  - `tool.execute.after({tool, sessionID, callID, args}, {title, output, metadata})` — only for
 //    calls that did not throw; failed calls only show as tool parts with state "error".
 //  - `command.execute.before({command, sessionID, arguments}, {parts})` — only for commands
-//    OpenCode knows (config `command`), which is why the `config` hook adds `grade`, `bug` and
-//    `retro`.
+//    OpenCode knows (config `command`), which is why the `config` hook adds `grade`, `bug`,
+//    `retro` and `recommend`.
 //  - `dispose()` when the instance is disposed (not on SIGTERM: the bridge then sees EOF).
 
 import { BridgeClient, message } from "./bridge.js";
@@ -57,6 +57,7 @@ const ALLOWED_WHEN_HALTED = new Set(["tracker_status", "tracker_report", "tracke
 export const GRADE_COMMAND = "grade";
 export const BUG_COMMAND = "bug";
 export const RETRO_COMMAND = "retro";
+export const RECOMMEND_COMMAND = "recommend";
 /** The slash commands the plugin answers itself (the model is not called), declared by its `config` hook. */
 const COMMANDS = /** @type {const} */ ({
   [GRADE_COMMAND]: {
@@ -70,6 +71,10 @@ const COMMANDS = /** @type {const} */ ({
   [RETRO_COMMAND]: {
     description: "A retrospective of the agent's last commit: /retro <what went well, what to improve> (agent-tracker; the model is not called)",
     template: "The user's retrospective of your last commit: $ARGUMENTS",
+  },
+  [RECOMMEND_COMMAND]: {
+    description: "Which agent and model to configure for this project, from all your projects' records (agent-tracker; the model is not called)",
+    template: "Which agent and model should this project use? (answered by agent-tracker)",
   },
 });
 const SEEN_CALLS_LIMIT = 4096;
@@ -408,8 +413,8 @@ export class Tracker {
       },
       config: async (config) => {
         try {
-          // `/grade`, `/bug` and `/retro` must be commands OpenCode knows, or it answers "Command
-          // not found" before any hook runs. The config object passed here is the one the command
+          // `/grade`, `/bug`, `/retro` and `/recommend` must be commands OpenCode knows, or it
+          // answers "Command not found" before any hook runs. The config object passed here is the one the command
           // list is built from, so adding them here is enough (no command file needed). A command
           // of the same name in the user's own config is kept, and stays theirs.
           const commands = /** @type {Record<string, any>} */ (config.command ??= {});
@@ -482,6 +487,7 @@ export class Tracker {
         if (input.command === GRADE_COMMAND) throw new Error(await this.userGrade(input.sessionID, input.arguments));
         if (input.command === BUG_COMMAND) throw new Error(await this.userBug(input.sessionID, input.arguments));
         if (input.command === RETRO_COMMAND) throw new Error(await this.userRetro(input.sessionID, input.arguments));
+        if (input.command === RECOMMEND_COMMAND) throw new Error(await this.userRecommend());
       },
       tool: trackerTools(this),
       dispose: async () => {
@@ -496,6 +502,33 @@ export class Tracker {
       },
     };
     return hooks;
+  }
+
+  /**
+   * The bridge's `recommend` for a project folder: the answer as `agent-tracker recommend` prints it.
+   * @param {string} directory
+   * @returns {Promise<string>}
+   */
+  async recommendation(directory) {
+    const r = await this.bridge.request("recommend", { directory }, 30_000);
+    return typeof r?.text === "string" && r.text ? r.text.trimEnd() : JSON.stringify(r, null, 2);
+  }
+
+  /**
+   * `/recommend`: the answer for this project, shown as a toast (the model is not called).
+   * @returns {Promise<string>} what to tell the user
+   */
+  async userRecommend() {
+    try {
+      const text = await this.recommendation(this.directory);
+      // The toast shows the sentences; the config snippet is in the returned text.
+      this.toast(text.split("\n\n")[0], "info");
+      return `agent-tracker: ${text}`;
+    } catch (error) {
+      const text = `/recommend failed: ${message(error)}`;
+      this.toast(text, "error");
+      return `agent-tracker: ${text}`;
+    }
   }
 
   /**
