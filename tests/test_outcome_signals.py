@@ -440,3 +440,28 @@ def test_a_subagent_whose_parent_is_unknown_or_a_cycle_counts_for_itself(tmp_pat
     assert rows[("plan", "openai/gpt-5")].sessions == 0 and report.totals["subagentSessions"] == 2
     harness.service.journal.close(remove=True)  # type: ignore[union-attr]
     harness.store.close()
+
+
+def test_a_session_ends_once_however_its_end_is_told(tmp_path: Path, shop: Path) -> None:
+    """OpenCode sends session.idle after a delete: the session stays ended (no second end at
+    shutdown); work after an end opens it again, and it ends again with a second summary."""
+    harness = make_harness(open_store(tmp_path / "db.lmdb"), directory=str(shop))
+    service = harness.service
+    harness.send("session.created", {"sessionID": "s1", "directory": str(shop), "agent": CLAUDE})
+    harness.send("tool.executed", tool("s1", "t1"))
+    harness.send("session.deleted", {"sessionID": "s1"})
+    harness.send("session.idle", {"sessionID": "s1"})
+    harness.send("session.ended", {"sessionID": "s1", "reason": "shutdown"})  # told again: nothing new
+    assert service.open_sessions() == []
+    harness.send("session.created", {"sessionID": "s2", "directory": str(shop), "agent": CLAUDE})
+    harness.send("session.ended", {"sessionID": "s2"})
+    harness.send("tool.executed", tool("s2", "t1"))  # work again: open again
+    assert service.open_sessions() == ["s2"]
+    harness.send("session.ended", {"sessionID": "s2", "reason": "shutdown"})
+    assert not service.flush().errors
+    summaries = sorted((a["sessionID"], a["data"]["reason"], a["data"]["toolCalls"])
+                       for _, a in harness.all("activities") if a["kind"] == "session")
+    # a summary holds the session's totals as the flush after its end left them (here one flush)
+    assert summaries == [("s1", "deleted", 1), ("s2", "ended", 1), ("s2", "shutdown", 1)]
+    service.journal.close(remove=True)  # type: ignore[union-attr]
+    harness.store.close()
