@@ -28,6 +28,7 @@ class GradeTarget:
     commit_hash: str
     model: str | None
     provider: str | None
+    asked: str = ""  # the hash as the event gave it (or the session's latest): what refusals name
 
 
 def grade_prefixes(target: GradeTarget, grader: str) -> tuple[str, ...]:
@@ -65,7 +66,7 @@ class FeedbackEvents(TrackingState):
             agent_id=commit.get("agentId") or agent_id or self._agent_for(None, session_id),
             project=project, commit_key=commit_key, commit_hash=commit.get("hash", commit_hash),
             model=commit.get("model") or (runtime.model if runtime else None),
-            provider=commit.get("provider") or (runtime.provider if runtime else None))
+            provider=commit.get("provider") or (runtime.provider if runtime else None), asked=commit_hash)
 
     @CHECKS("grade")
     def _resolve_grade(self, p: GradeGiven) -> GradeTarget:
@@ -86,7 +87,7 @@ class FeedbackEvents(TrackingState):
                 pass
         if already:
             raise EventRejected(
-                f"Commit {target.commit_hash[:12]} was already graded by the {p.grader}: each commit gets one "
+                f"Commit {target.asked[:12]} was already graded by the {p.grader}: each commit gets one "
                 f"agent grade and one user grade.")
         return target
 
