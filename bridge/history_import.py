@@ -213,9 +213,12 @@ def _import_session(service: TrackingService, session: HistorySession, result: I
     else:
         result.new_sessions += 1
     handle = service.handle
+    ended = stored is not None and bool(stored.get("endedAt"))
     for event in session_events(session):
         at = _iso(event.at)
         method = event.method
+        if method == "session.ended" and ended:
+            continue  # ended already (tracked live, or imported before): one end, one summary
         if method == "tool.executed":
             if counted_before is not None and at < counted_before:
                 result.legacy_tool_calls += 1

@@ -28,6 +28,8 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     for name in list(os.environ):
         if name.startswith(("AGENT_TRACKER_", "OPENCODE_DB", "OPENCODE_DISABLE_CHANNEL_DB")):
             monkeypatch.delenv(name)
+    # Piped output is 200 columns unless COLUMNS says otherwise: a terminal's COLUMNS must not leak in.
+    monkeypatch.delenv("COLUMNS", raising=False)
     return home
 
 

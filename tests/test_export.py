@@ -59,7 +59,7 @@ KINDS = {"tokensInput": "input", "tokensOutput": "output", "tokensReasoning": "r
 def with_derived(table: str, record: dict[str, Any], stacks: dict[str, str]) -> dict[str, Any]:
     record = dict(record)
     if table == "sessions":
-        for name in ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned"):
+        for name in ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned", "fixedUpCommits"):
             record.setdefault(name, 0)
         entries = list(record.get("usage", {}).values())
         summed = {name: sum(entry[name] for entry in entries) if entries else None
@@ -93,7 +93,8 @@ def test_json_export_is_the_database(capsys: pytest.CaptureFixture[str], databas
     assert sessions["g3"]["xpEarned"] == 0 and sessions["c1"]["xpEarned"] == 19
     assert sessions["both"]["setups"] == ["build|anthropic/claude-sonnet-4-5", "build|openai/gpt-5"]
     assert sessions["c1"]["stack"] == "python/fastapi"
-    assert [len(expected[t]) for t in TABLES] == [3, 2, 16, 12, 23, 2, 1, 3]
+    # activities: a bug, a reinstatement and the summary of each of the 15 sessions that ended (deleted)
+    assert [len(expected[t]) for t in TABLES] == [3, 2, 16, 12, 23, 2 + 15, 1, 3]
     assert {k: sessions["both"][k] for k in ("cost", "tokens", "tokensInput", "tokensCacheWrite", "durationMs",
                                              "messages")} == {"cost": 0.1 + 0.2, "tokens": 1322, "tokensInput": 300,
                                                               "tokensCacheWrite": 7, "durationMs": 2000, "messages": 2}

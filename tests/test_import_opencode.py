@@ -230,7 +230,8 @@ def test_the_imported_report_equals_the_live_report(capsys: pytest.CaptureFixtur
     live_report, imported_report = report_json(capsys, live), report_json(capsys, imported)
     assert comparable(imported_report) == comparable(live_report)
     build = next(s for s in live_report["setups"] if s["agent"] == "build")
-    assert (build["commits"], build["xpPerSession"], build["usage"]["messages"]) == (1, 18, 8)
+    # the subagent's session counts for the build session's setup: its XP (1) and its 2 messages too
+    assert (build["commits"], build["xpPerSession"], build["usage"]["messages"]) == (1, 18 + 1, 6 + 2)
 
     # importing the sessions the plugin tracked live counts none of them twice
     result = import_json(capsys, db, live)
@@ -387,3 +388,17 @@ def test_rows_that_cannot_be_read_are_named_and_the_rest_is_imported(capsys: pyt
     assert [p for p in result["problems"] if part_id in p] == [
         next(p for p in result["problems"] if p.startswith(f"part {part_id} of session "))]
     assert result["problems"][0].endswith(": data is not valid JSON")
+
+
+def test_the_plugins_own_tools_and_halt_guard_are_left_out_as_the_plugin_does() -> None:
+    """replay.py mirrors tracker.js: its TRACKER_TOOLS and what its halt guard's error starts with."""
+    from bridge.opencode.replay import HALT_GUARD_PREFIX, TRACKER_TOOLS
+
+    script = ("import('./plugin/agent-tracker/tracker.js').then((m) => console.log(JSON.stringify("
+              "{tools: [...m.TRACKER_TOOLS], halted: m.haltedMessage('build', 'bash', {skillPoints: 0})})))")
+    proc = subprocess.run([node(), "--input-type=module", "-e", script], capture_output=True, text=True,
+                          timeout=60, cwd=PLUGIN)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    assert set(found["tools"]) == TRACKER_TOOLS
+    assert found["halted"].startswith(HALT_GUARD_PREFIX) and " is halted" in found["halted"]

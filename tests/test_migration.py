@@ -390,7 +390,7 @@ def test_report_shows_migrated_commits_and_grades_under_their_setups(
     # the stacks came from the source's project profiles (the folders do not exist here)
     assert {row["stack"] for row in report["setups"]} == {"typescript/next", "php/laravel", "python", "unknown"}
     code, text, _ = cli(capsys, "report", "--database", str(database))
-    assert code == 0 and (f"Includes {len(expected.commits)} commit(s) and {len(expected.grades)} grade(s) "
+    assert code == 0 and (f"Includes {len(expected.commits)} commits and {len(expected.grades)} grades "
                           f"imported from the older TypeScript plugin") in words(text)
 
     # status AGENT: the migrated totals and the setups they count under

@@ -31,7 +31,7 @@ def resolve(node: dict) -> dict:
 def json_type(annotation: typing.Any) -> str:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if annotation in (m.Id, str):
+    if annotation in (m.Id, str, m.EventTime):
         return "string"
     if annotation is bool:
         return "boolean"
@@ -98,6 +98,14 @@ def test_parameter_classes_match_schema(method: str) -> None:
     # Every event is sent as a notification; of the bridge's own methods only `exit` is.
     assert METHODS[method].kind is (Kind.NOTIFICATION if method in EVENT_METHODS or method == "exit"
                                     else Kind.REQUEST)
+
+
+def test_every_event_and_only_events_take_the_event_time() -> None:
+    """`at` is declared once (params.Event) and documented once (schema $defs/EventTime)."""
+    for name, method in METHODS.items():
+        assert issubclass(method.params, m.Event) is method.event, name
+        at = SCHEMA["methods"][name]["params"].get("properties", {}).get("at")
+        assert at == ({"$ref": "#/$defs/EventTime"} if method.event else None), name
 
 
 def test_initialize_config_matches_bridge_config() -> None:

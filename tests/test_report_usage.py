@@ -14,7 +14,7 @@ from test_report import CLAUDE, GPT, QWEN, Tracker, make_projects
 from bridge.cli import main
 from bridge.report.build import build_report
 from bridge.report.model import Report, SetupRow
-from bridge.report.render import USAGE_COLUMNS, render_text
+from bridge.report.render import SETUP_COLUMNS, USAGE_COLUMNS, render_text
 
 HAIKU = ("anthropic", "claude-haiku-4-5")
 
@@ -53,7 +53,7 @@ def priced(tmp_path: Path) -> Tracker:
     for sid in ("q1", "q2", "q3"):
         t.session(sid, web, "build", QWEN, tools=0, commits=[(None, None)], delete=False)
         usage(t, sid, f"{sid}-m", 0.0, {"input": 2000, "output": 200}, 9000)
-    t.session("old", shop, "build", CLAUDE, tools=1)  # tracked before usage was recorded
+    t.session("old", shop, "build", CLAUDE, tools=1, delete=False)  # tracked before usage was recorded
     t.flush()
     yield t
     t.store.close()
@@ -77,9 +77,8 @@ def test_usage_per_setup_exactly(priced: Tracker) -> None:
     assert claude.tokens_per_commit == 9190 / 4
     assert claude.time_per_session_ms == 15000 / 3
     assert claude.value == claude.score / (claude.cost / 3)
-    # the subagent's own session is a session of its setup, without usage of its own
-    general = row(report, "general", "anthropic/claude-haiku-4-5")
-    assert (general.sessions, general.cost, general.usage.messages, general.value) == (1, None, 0, None)
+    # the subagent's session is no setup of its own (issue 15): build's, with its usage
+    assert [r.agent for r in report.setups if r.agent == "general"] == []
 
     gpt = row(report, "build", "openai/gpt-5")
     assert (gpt.cost, gpt.cost_per_commit, gpt.usage.sessions) == (0.03 + 0.03 + 0.03, (0.03 + 0.03 + 0.03) / 3, 3)
@@ -100,8 +99,6 @@ def test_the_wire_carries_usage(priced: Tracker) -> None:
         claude["cost"] / 4, 9190 / 4, 5000)
     qwen = next(s for s in wire["setups"] if s["model"] == "ollama/qwen3-coder:30b")
     assert (qwen["value"], qwen["zeroCost"], qwen["cost"]) == (None, True, 0.0)
-    general = next(s for s in wire["setups"] if s["agent"] == "general")
-    assert (general["cost"], general["tokens"], general["value"], general["zeroCost"]) == (None, None, None, False)
     assert wire["usage"]["messages"] == 11
 
 
@@ -154,17 +151,19 @@ def test_filters_keep_a_subagents_usage_with_its_root(priced: Tracker, tmp_path:
 
 def test_the_table_shows_the_cost_columns_when_they_fit(priced: Tracker) -> None:
     report = build_report(priced.store)
-    wide = render_text(report, width=260)
+    wide = render_text(report, width=260, wide=True)
     header = next(line for line in wide.splitlines() if line.lstrip().startswith("#"))
-    assert header.split()[-len(USAGE_COLUMNS):] == USAGE_COLUMNS
+    assert header.split()[-8:] == ["$/S", "$/C", "Tok/C", "Time/S", "Value", "Last", "used", "Score"]
     qwen_line = next(line for line in wide.splitlines() if "qwen3" in line)
-    assert qwen_line.split()[-5:] == ["0.00", "0.00", "2.2k", "9.0s", "-"]
+    assert qwen_line.split()[-7:-2] == ["0.00", "0.00", "2.2k", "9.0s", "-"]
     claude = row(report, "build", "anthropic/claude-sonnet-4-5")
     claude_line = next(line for line in wide.splitlines() if "claude-sonnet" in line)
-    assert claude_line.split()[-5:] == ["0.35", "0.26", "2.3k", "5.0s", f"{claude.value:,.0f}"]
-    assert "Agent setups (11 sessions, 10 commits, 0 grades, 1.14 $ over 16.8k tokens" in wide
-    narrow = render_text(report, width=150)
-    assert "$/C" not in narrow and "Tok/C" not in narrow and "anthropic/claude-sonnet-4-5" in narrow
+    assert claude_line.split()[-7:-2] == ["0.35", "0.26", "2.3k", "5.0s", f"{claude.value:,.0f}"]
+    assert "Agent setups (10 sessions, 10 commits, 0 grades, 1.14 $ over 16.8k tokens" in wide
+    narrow = render_text(report, width=120)  # the cost columns are the first a narrow terminal drops
+    assert not any(name in narrow.split("Not shown")[0] for name in ("$/S", "$/C", "Tok/C"))
+    assert "$/C, Value, $/S, Tok/C, Time/S" in " ".join(narrow.split())
+    assert [c.header for c in SETUP_COLUMNS if c.key in USAGE_COLUMNS] == ["$/S", "$/C", "Tok/C", "Time/S", "Value"]
 
 
 def test_cli_json_and_csv_carry_the_figures(priced: Tracker, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -32,10 +32,12 @@ from .parser import build_parser, serve_parser
 COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "cmd_status"),
     "report": ("report", "cmd_report"),
+    "recommend": ("recommend", "cmd_recommend"),
     "export": ("export", "cmd_export"),
     "replay": ("replay", "cmd_replay"),
     "demo": ("replay", "cmd_demo"),
     "reinstate": ("reinstate", "cmd_reinstate"),
+    "bug": ("bug", "cmd_bug"),
     "migrate": ("migrate", "cmd_migrate"),
     "import-opencode": ("import_opencode", "cmd_import_opencode"),
     "install-plugin": ("plugin", "cmd_install_plugin"),

@@ -41,11 +41,14 @@ class CommandError(Exception):
 # -- output ------------------------------------------------------------------------------------
 
 def make_console(file: TextIO | None = None) -> Any:
+    """A rich console as wide as the terminal; piped output is 200 columns unless COLUMNS says."""
+    import os
+
     from rich.console import Console
 
     console = Console(file=file or sys.stdout, highlight=False)
-    if not console.is_terminal:  # piped: wide enough for the report table, no wrapping
-        console = Console(file=file or sys.stdout, highlight=False, width=max(console.width, 200))
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(file=file or sys.stdout, highlight=False, width=200)
     return console
 
 

@@ -14,7 +14,10 @@ imported and one tracked live leave the same records: the translation mirrors th
   the plugin reports (history.py applies util.js's rules); the plugin's own tools
   (``tracker_*``) and calls its halt guard blocked are left out, as the plugin leaves them out;
 * ``usage.recorded`` per assistant message that completed, when it completed (util.js
-  ``usageParams``).
+  ``usageParams``);
+* ``session.ended`` (reason ``imported``) last, at the session's last update: a past session has
+  ended, as the bridge ends every session still open when OpenCode closes (a session that goes
+  on in a running OpenCode opens again with its next event).
 
 Events are ordered by time; at equal times: session, agent, tool calls, usage. Times are epoch
 milliseconds (the importer makes them the events' receive times). Pure: no I/O.
@@ -28,12 +31,13 @@ from typing import Any, NamedTuple
 from .sessions import AssistantMessage, HistorySession, ToolCall
 
 #: The plugin's own tools (tracker.js TRACKER_TOOLS): never reported as tool calls.
-TRACKER_TOOLS = frozenset(("tracker_grade", "tracker_status", "tracker_report"))
+TRACKER_TOOLS = frozenset(("tracker_grade", "tracker_status", "tracker_report", "tracker_retro"))
 #: How the plugin's halt guard (tracker.js haltedMessage) starts the error of a call it blocked.
 HALT_GUARD_PREFIX = "agent-tracker: agent "
 
 # order of events at equal times
-_SESSION, _AGENT, _TOOL, _USAGE = range(4)
+_SESSION, _AGENT, _TOOL, _USAGE, _END = range(5)
+ENDED_REASON = "imported"
 
 
 class Event(NamedTuple):  # a tuple: an import builds one per event
@@ -85,6 +89,8 @@ def session_events(session: HistorySession) -> list[Event]:
         if agent:
             params["agentId"] = agent
         add(call.order_time, _TOOL, call.id, "tool.executed", params)
+    last = max([session.time_updated, *(item[0] for item in ordered)])
+    add(last, _END, "", "session.ended", {"sessionID": session.id, "reason": ENDED_REASON})
     ordered.sort(key=lambda item: item[:3])
     return [event for *_, event in ordered]
 

@@ -17,6 +17,9 @@ Grade = NewType("Grade", int)
 Grader = NewType("Grader", str)  # "agent" | "user"
 Count = NewType("Count", int)  # a whole number >= 0 (tokens, milliseconds)
 Money = NewType("Money", float)  # a finite number >= 0 (US dollars)
+# When an event happened, if not now: ISO-8601 with a time zone, normalised to the stored UTC form
+# (structure.py). A replay of recorded sessions sends it; the plugin never does (now is right).
+EventTime = NewType("EventTime", str)
 
 MAX_ID_LENGTH = 4096
 
@@ -54,7 +57,17 @@ class NoParams:
 
 
 @attrs.frozen
-class SessionCreated:
+class Event:
+    """What every event's params share (methods.METHODS with ``event=True``), declared once.
+
+    ``at`` is keyword-only so that each event class can still list its required fields first.
+    """
+
+    at: EventTime | None = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen
+class SessionCreated(Event):
     session_id: Id
     directory: Id | None = None
     agent: AgentRef | None = None
@@ -63,19 +76,25 @@ class SessionCreated:
 
 
 @attrs.frozen
-class SessionUpdated:
+class SessionUpdated(Event):
     session_id: Id
     agent: AgentRef | None = None
     title: str | None = None
 
 
 @attrs.frozen
-class SessionRef:
+class SessionRef(Event):
     session_id: Id
 
 
 @attrs.frozen
-class ToolExecuted:
+class SessionEnded(Event):
+    session_id: Id
+    reason: str | None = None
+
+
+@attrs.frozen
+class ToolExecuted(Event):
     session_id: Id
     call_id: Id
     tool: Id
@@ -87,7 +106,7 @@ class ToolExecuted:
 
 
 @attrs.frozen
-class CommandExecuted:
+class CommandExecuted(Event):
     session_id: Id
     command: Id
     success: bool = True
@@ -96,7 +115,7 @@ class CommandExecuted:
 
 
 @attrs.frozen
-class CommitCompleted:
+class CommitCompleted(Event):
     commit_hash: Id
     project_path: Id | None = None
     agent_id: Id | None = None
@@ -105,7 +124,7 @@ class CommitCompleted:
 
 
 @attrs.frozen
-class CommitPushed:
+class CommitPushed(Event):
     project_path: Id | None = None
     agent_id: Id | None = None
     session_id: Id | None = None
@@ -113,7 +132,7 @@ class CommitPushed:
 
 
 @attrs.frozen
-class GradeGiven:
+class GradeGiven(Event):
     grade: Grade
     grader: Grader
     session_id: Id | None = None
@@ -124,7 +143,7 @@ class GradeGiven:
 
 
 @attrs.frozen
-class BugReported:
+class BugReported(Event):
     session_id: Id | None = None
     agent_id: Id | None = None
     description: str | None = None
@@ -133,17 +152,20 @@ class BugReported:
 
 
 @attrs.frozen
-class RetrospectiveRecorded:
+class RetrospectiveRecorded(Event):
     session_id: Id | None = None
     agent_id: Id | None = None
     summary: str | None = None
     went_well: list[str] | None = None
     to_improve: list[str] | None = None
     lessons: list[str] | None = None
+    author: Grader | None = None  # who wrote it: "agent" (tracker_retro) or "user" (/retro)
+    commit_hash: Id | None = None
+    project_path: Id | None = None
 
 
 @attrs.frozen
-class ActivityLogged:
+class ActivityLogged(Event):
     kind: Id
     session_id: Id | None = None
     agent_id: Id | None = None
@@ -152,7 +174,7 @@ class ActivityLogged:
 
 
 @attrs.frozen
-class AgentReinstated:
+class AgentReinstated(Event):
     agent_id: Id
     reason: str | None = None
 
@@ -170,7 +192,7 @@ class UsageTokens:
 
 
 @attrs.frozen
-class UsageRecorded:
+class UsageRecorded(Event):
     """The usage of one assistant message (one model call). Sent again for the same message, it
     replaces what was recorded for it: never added twice."""
 
@@ -193,4 +215,10 @@ class ReportQuery:
     project_path: Id | None = None
     stack: str | None = None
     since: str | None = None
+    min_sessions: int | None = None
+
+
+@attrs.frozen
+class RecommendQuery:
+    directory: Id | None = None  # the project folder; default: initialize's project.directory
     min_sessions: int | None = None

@@ -20,7 +20,7 @@ import attrs
 
 from .grades import GRADE_NAMES
 from .names import wire_name
-from .params import MAX_ID_LENGTH, Count, Grade, Grader, Id, Money
+from .params import MAX_ID_LENGTH, Count, EventTime, Grade, Grader, Id, Money
 
 
 class NotPlain(Exception):
@@ -93,6 +93,11 @@ def _object(value: Any) -> Any:
     raise _NOT_PLAIN
 
 
+def _converted(value: Any) -> Any:
+    """A field the converter rewrites (``at``: normalised to UTC): never plain when given."""
+    raise _NOT_PLAIN
+
+
 def _strings(value: Any) -> Any:
     if value.__class__ is list and all(item.__class__ is str for item in value):
         return value
@@ -101,7 +106,7 @@ def _strings(value: Any) -> Any:
 
 _CHECKS: dict[Any, Callable[[Any], Any]] = {
     Id: _id, str: _str, bool: _bool, int: _int, float: _float, Count: _count, Money: _money, Grade: _grade,
-    Grader: _grader,
+    Grader: _grader, EventTime: _converted,
 }
 
 
@@ -122,6 +127,7 @@ def plain_structure(cls: type) -> Callable[[Any], Any] | None:
     (then the converter always decides)."""
     hints = get_type_hints(cls)
     fields: list[tuple[str, bool, Any, bool, Callable[[Any], Any]]] = []
+    keywords: list[tuple[str, str, Any, bool, Callable[[Any], Any]]] = []  # kw_only fields (``at``)
     for field in attrs.fields(cls):
         annotation = hints[field.name]
         args = get_args(annotation)
@@ -132,7 +138,12 @@ def plain_structure(cls: type) -> Callable[[Any], Any] | None:
         default = field.default
         if check is None or isinstance(default, attrs.Factory):  # type: ignore[arg-type]
             return None
-        fields.append((wire_name(field.name), default is attrs.NOTHING, default, optional, check))
+        if field.kw_only:
+            if default is attrs.NOTHING:
+                return None
+            keywords.append((wire_name(field.name), field.name, default, optional, check))
+        else:
+            fields.append((wire_name(field.name), default is attrs.NOTHING, default, optional, check))
     missing = object()
 
     def structure(value: Any) -> Any:
@@ -152,5 +163,16 @@ def plain_structure(cls: type) -> Callable[[Any], Any] | None:
                 values.append(None)
             else:
                 values.append(check(item))
-        return cls(*values)
+        if not keywords:
+            return cls(*values)
+        named = {}
+        for name, attribute, default, optional, check in keywords:
+            item = get(name, missing)
+            if item is missing or (item is None and optional):
+                named[attribute] = default if item is missing else None
+            elif item is None:
+                raise _NOT_PLAIN
+            else:
+                named[attribute] = check(item)
+        return cls(*values, **named)
     return structure

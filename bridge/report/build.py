@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
+from typing import Any
 
 import orjson
 
@@ -11,21 +12,23 @@ from ..config import ScoringRules
 from ..store import ReadView, Store
 from ..timestamps import utc_now
 from ..tracking.scoring import AgentState, agent_sheet_detail
+from .bugs import collect_bugs
 from .collect import (
     Scope,
     Totals,
-    collect_bugs,
     collect_commits,
     collect_grades,
     collect_imported,
     collect_sessions,
 )
 from .decode import codec_named
-from .filters import normalise_project, normalise_since
+from .filters import Filters
 from .helper import Helper, merge_helper_result
 from .model import Report, ReportError, SetupRow, Usage
 from .rank import rank_rows, recommend
+from .outcomes import subagent_rows
 from .score import (
+    ABANDONED,
     AGENT_N,
     AGENT_SUM,
     BAD,
@@ -34,14 +37,19 @@ from .score import (
     DEFAULT_MIN_SESSIONS,
     COST,
     DURATION,
+    ENDED,
     EXCELLENT,
+    FAILED_CALLS,
+    FIXED_UP,
     MESSAGES,
+    REVERTS,
     SESSIONS,
     TOKENS_CACHE_READ,
     TOKENS_CACHE_WRITE,
     TOKENS_INPUT,
     TOKENS_OUTPUT,
     TOKENS_REASONING,
+    TOOL_CALLS,
     USAGE_COMMITS,
     USAGE_SESSIONS,
     USER_N,
@@ -74,6 +82,35 @@ def _read_agents(view: ReadView) -> dict[str, AgentState]:
     return agents
 
 
+def known_values(view: ReadView, codec: Any, filters: Filters) -> dict[str, Any]:
+    """What the database holds for each filter that was given (every session, unfiltered)."""
+    scope = Scope(view, Filters())
+    totals = Totals()
+    collect_sessions(view, scope, totals, codec, None, False)
+    setups = list(totals.acc)
+    given = filters.given()
+    known: dict[str, Any] = {}
+    if "project" in given:
+        known["projects"] = sorted({path for paths in scope.paths.values() for path in paths})
+    for name, index in (("stack", 2), ("agent", 0), ("model", 1)):
+        if name in given:
+            known[name + "s"] = sorted({setup[index] for setup in setups})
+    if "since" in given or "until" in given:
+        created_of = codec.getter(("createdAt",))
+        decode = codec.decoder(("createdAt",))
+        stamps = []
+        for raw in view.raw_values("sessions"):
+            try:
+                created = created_of(decode(raw))
+            except codec.errors:
+                continue
+            if isinstance(created, str) and created:
+                stamps.append(created)
+        known["sessionsFrom"] = min(stamps, default=None)
+        known["sessionsTo"] = max(stamps, default=None)
+    return known
+
+
 class NoGC:
     """Building millions of short-lived dicts: the cyclic GC only costs time here."""
 
@@ -88,11 +125,15 @@ class NoGC:
 
 
 def build_report(store: Store, *, project: str | None = None, stack: str | None = None,
-                 since: str | None = None, min_sessions: int | None = None, agent: str | None = None,
+                 since: str | None = None, until: str | None = None, min_sessions: int | None = None,
+                 agent: str | None = None, model: str | None = None, group: str | None = None,
+                 exact_stack: bool = False,
                  decoder: str | None = None, parallel: bool = False, rules: ScoringRules | None = None,
                  _force_slow: bool = False) -> Report:
     """Aggregate, score and rank every setup (see the module docstring and SCORE_HELP).
 
+    ``group``: "language" or "all" ranks setups across the stacks of a language, or across all
+    projects (the setup's stack is then the language, or "all"): the fallback levels of recommend.
     ``parallel``: count grades and bugs in a forked helper process meanwhile (the CLI does; the
     bridge does not, as it runs threads). The result is identical either way.
     """
@@ -101,10 +142,10 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
     min_sessions = DEFAULT_MIN_SESSIONS if min_sessions is None else int(min_sessions)
     if min_sessions < 1:
         raise ReportError(f"--min-sessions must be at least 1; got {min_sessions}.")
-    since_key = normalise_since(since)
-    project_key = normalise_project(project)
+    filters = Filters.parse(project=project, stack=stack, since=since, until=until, agent=agent, model=model,
+                            exact_stack=exact_stack)
     codec = codec_named(decoder)
-    scope_args = (project_key, stack, since_key, agent)
+    scope_args = (filters, group)
     with NoGC():
         helper = Helper.start(store, scope_args, codec.name) if parallel and not _force_slow else None
         used_helper = False
@@ -123,6 +164,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                     collect_grades(view, scope, totals, codec, None, _force_slow)
                     collect_bugs(view, scope, totals, None)
                 agents = _read_agents(view)
+                # A filter that matched nothing: say what there is, so the next try can match.
+                known = known_values(view, codec, filters) if filters.given() and not totals.acc else None
                 imported = collect_imported(view, scope)
         finally:
             if helper is not None:
@@ -135,7 +178,11 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                        agent_grades=int(acc[AGENT_N]), user_grade_sum=acc[USER_SUM],
                        user_grades=int(acc[USER_N]), excellent=int(acc[EXCELLENT]), bad=int(acc[BAD]),
                        bugs=int(acc[BUGS]), last_used=totals.last_used.get(setup),
-                       projects=len(scope.paths.get(setup, ())))
+                       projects=len(scope.paths.get(setup, ())), tool_calls=acc[TOOL_CALLS],
+                       failed_tool_calls=acc[FAILED_CALLS], ended_sessions=int(acc[ENDED]),
+                       abandoned_sessions=int(acc[ABANDONED]), fixed_up=int(acc[FIXED_UP]),
+                       reverts=int(acc[REVERTS]),
+                       subagents=subagent_rows(totals.subagents.get(setup, {}), acc[TOOL_CALLS]))
         row.usage = usage_of(acc)
         row.score, row.parts = score_parts(acc)
         if setup in imported:
@@ -152,13 +199,13 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         usage.add(row.usage)
     report = Report(
         database=str(store.path), generated_at=utc_now(),
-        filters={"project": project_key, "stack": stack, "since": since_key, "agent": agent},
+        filters=filters.to_wire(),
         min_sessions=min_sessions, setups=rows, recommendations=recommend(rows, min_sessions),
         agents=[agent_sheet_detail(state, rules) for _, state in sorted(agents.items())
-                if agent is None or state.agent_id == agent],
+                if filters.agent is None or state.agent_id.lower() == filters.agent.lower()],
         totals={**totals.counts, "setups": len(rows), "rankedSetups": sum(r.ranked for r in rows)},
         decoder=codec.name, parallel=used_helper,
-        unattributed_bugs=totals.unattributed_bugs,
+        unattributed_bugs=totals.unattributed_bugs, known=known, selection=filters,
         imported={"commits": sum(r.imported["commits"] for r in rows),
                   "grades": sum(r.imported["grades"] for r in rows)},
         usage=usage,

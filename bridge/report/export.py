@@ -1,12 +1,12 @@
 """`agent-tracker export`: every table of the central database, for spreadsheets, DuckDB or pandas.
 
 Tables: agents, projects, sessions, commits, grades (the ``communication`` sub-database),
-activities (bugs, reinstatements, ...), retrospectives and usage (one row per assistant message:
-its cost, tokens and time). Sessions, commits and grades get a derived ``stack`` column (the
-project's stack, as in the report); session counters that are absent in the database (= 0) are
-written as 0; sessions get their usage summed over their setups (``cost``, ``tokens`` and the
-``tokens*`` kinds, ``durationMs``, ``messages``; empty when no usage was recorded), usage rows
-their tokens by kind.
+activities (bugs, reinstatements, session summaries, ...), retrospectives and usage (one row per
+assistant message: its cost, tokens and time). Sessions, commits and grades get a derived
+``stack`` column (the project's stack, as in the report); session counters that are absent in the
+database (= 0) are written as 0; sessions get their usage summed over their setups (``cost``,
+``tokens`` and the ``tokens*`` kinds, ``durationMs``, ``messages``; empty when no usage was
+recorded), usage rows their tokens by kind.
 
 Formats (``--format``, default json):
   json   one object: {"format": "agent-tracker-export", "schemaVersion": 1, "exportedAt", "database",
@@ -50,21 +50,23 @@ TABLES: dict[str, tuple[str, list[str]]] = {
                               "classifiedAt", "firstSeenAt", "lastSeenAt", "lastCommit", "lastCommitAt",
                               "lastPushedHead", "lastPushAt"]),
     "sessions": ("sessions", ["sessionID", "projectPath", "stack", "agentId", "provider", "model", "setups",
-                              "title", "parentID", "createdAt", "updatedAt", "lastIdleAt", "deletedAt",
+                              "title", "parentID", "createdAt", "updatedAt", "lastIdleAt", "deletedAt", "endedAt",
                               "toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned",
-                              "lastCommit", "cost", "tokens", *TOKEN_COLUMNS, "durationMs", "messages"]),
+                              "fixedUpCommits", "lastCommit", "cost", "tokens", *TOKEN_COLUMNS, "durationMs",
+                              "messages"]),
     "commits": ("commits", ["hash", "projectPath", "stack", "agentId", "sessionID", "provider", "model",
-                            "taskDescription", "createdAt", "source"]),
+                            "taskDescription", "createdAt", "source", "parentID", "fixupOf", "fixedUpBy",
+                            "revertedBy"]),
     "grades": ("communication", ["createdAt", "agentId", "projectPath", "stack", "commitHash", "grade",
                                  "gradeName", "grader", "reason", "sessionID", "provider", "model"]),
     "activities": ("activities", ["createdAt", "agentId", "kind", "description", "sessionID", "commitHash",
-                                  "projectPath", "reason", "data"]),
-    "retrospectives": ("retrospectives", ["createdAt", "agentId", "sessionID", "summary", "wentWell",
-                                          "toImprove", "lessons"]),
+                                  "projectPath", "reason", "data", "source", "revertedBy"]),
+    "retrospectives": ("retrospectives", ["createdAt", "agentId", "sessionID", "author", "commitHash", "summary",
+                                          "wentWell", "toImprove", "lessons"]),
     "usage": ("usage", ["sessionID", "messageID", "agentId", "provider", "model", "setup", "cost",
                         *TOKEN_COLUMNS, "durationMs", "recordedAt"]),
 }
-SESSION_COUNTERS = ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned")
+SESSION_COUNTERS = ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned", "fixedUpCommits")
 WITH_STACK = {"sessions", "commits", "grades"}
 
 
@@ -144,11 +146,12 @@ def _csv_row(record: dict[str, Any], columns: list[str]) -> list[Any]:
 def export_database(store: Store, fmt: str, output: str | None, *,
                     stdout: IO[str] | None = None) -> ExportSummary:
     from .collect import Scope  # the report's stack resolution, so both agree
+    from .filters import Filters
 
     out = stdout or sys.stdout
     counts = {table: 0 for table in TABLES}
     with store.read() as view:
-        stack_of = Scope(view, None, None, None, None).stack_of
+        stack_of = Scope(view, Filters()).stack_of
         if fmt == "csv":
             target = _export_csv(view, stack_of, output, out, counts, store.path)
         elif fmt in ("json", "jsonl"):

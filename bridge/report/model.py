@@ -54,12 +54,7 @@ class Usage:
 
     def to_wire(self) -> dict[str, Any]:
         return {"messages": self.messages, "cost": self.cost, "tokens": self.tokens_wire(),
-                "durationMs": _whole(self.duration_ms), "sessions": self.sessions, "commits": _whole(self.commits)}
-
-
-def _whole(value: float) -> float:
-    """A count that is a whole number as an int (sums of shares may not be)."""
-    return int(value) if float(value).is_integer() else value
+                "durationMs": whole(self.duration_ms), "sessions": self.sessions, "commits": whole(self.commits)}
 
 
 @attrs.define
@@ -93,6 +88,16 @@ class SetupRow:
     # What its model calls cost (the usage recorded for its sessions; a subagent's session counts
     # for its root session's setup): see collect.add_usage.
     usage: Usage = attrs.Factory(lambda: Usage())
+    # Signals nobody types (score.SCORE_HELP): tool calls (all) and the failed ones, its sessions
+    # that ended and those abandoned (no commit), commits fixed up soon after, commits reverted.
+    tool_calls: float = 0
+    failed_tool_calls: float = 0
+    ended_sessions: int = 0
+    abandoned_sessions: int = 0
+    fixed_up: int = 0
+    reverts: int = 0
+    # What its subagents did (outcomes.subagent_rows), most work first.
+    subagents: list[dict[str, Any]] = attrs.Factory(list)
 
     @property
     def setup(self) -> str:
@@ -131,6 +136,32 @@ class SetupRow:
         cost is unknown."""
         per_session = self.cost_per_session
         return self.score / per_session if per_session else None
+
+    @property
+    def workflow(self) -> str:
+        """The agent and the subagents it started: ``build → explore, general``."""
+        if not self.subagents:
+            return self.agent
+        return f"{self.agent} → {', '.join(sorted(sub['agent'] for sub in self.subagents))}"
+
+    @property
+    def tool_failure_rate(self) -> float | None:
+        return self.failed_tool_calls / self.tool_calls if self.tool_calls else None
+
+    @property
+    def abandon_rate(self) -> float | None:
+        return self.abandoned_sessions / self.ended_sessions if self.ended_sessions else None
+
+    @property
+    def fixup_rate(self) -> float | None:
+        return self.fixed_up / self.commits if self.commits else None
+
+    @property
+    def subagent_work_share(self) -> float | None:
+        """The share of its tool calls its subagents made."""
+        if not self.tool_calls:
+            return None
+        return float(sum(sub["toolCalls"] for sub in self.subagents)) / self.tool_calls
 
     @property
     def grades(self) -> int:
@@ -182,6 +213,12 @@ class SetupRow:
             "tokens": self.usage.tokens_wire() if self.usage.messages else None,
             "tokensPerCommit": self.tokens_per_commit, "timePerSessionMs": self.time_per_session_ms,
             "value": self.value, "zeroCost": self.zero_cost, "usage": self.usage.to_wire(),
+            "workflow": self.workflow, "toolCalls": whole(self.tool_calls),
+            "failedToolCalls": whole(self.failed_tool_calls), "toolFailureRate": self.tool_failure_rate,
+            "endedSessions": self.ended_sessions, "abandonedSessions": self.abandoned_sessions,
+            "abandonRate": self.abandon_rate, "fixedUpCommits": self.fixed_up, "fixupRate": self.fixup_rate,
+            "revertedCommits": self.reverts, "subagents": self.subagents,
+            "subagentWorkShare": self.subagent_work_share,
         }
 
 
@@ -222,6 +259,10 @@ class Report:
     agents: list[dict[str, Any]]
     totals: dict[str, int]
     unattributed_bugs: int = 0
+    # Set when filters were given and matched nothing: what the database holds (build.known_values).
+    known: dict[str, Any] | None = None
+    # The parsed filters (filters.Filters), for what is drawn from the same selection (the chart).
+    selection: Any = None
     duration_ms: float = 0.0
     decoder: str = "orjson"
     parallel: bool = False
@@ -244,8 +285,14 @@ class Report:
             "setups": [row.to_wire() for row in self.setups],
             "recommendations": [rec.to_wire() for rec in self.recommendations],
             "agents": self.agents, "durationMs": round(self.duration_ms, 3), "decoder": self.decoder,
-            "parallel": self.parallel,
+            "parallel": self.parallel, "known": self.known,
         }
+
+
+
+def whole(value: float) -> float | int:
+    """Counts split between setups may be fractions; whole ones are written as integers."""
+    return int(value) if float(value).is_integer() else value
 
 
 
@@ -256,5 +303,6 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 session``, ``2 sessions``, ``0 sessions``; ``nouns`` for an irregular plural."""
+    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"

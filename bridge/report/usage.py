@@ -2,7 +2,7 @@
 
 The rule (collect.collect_sessions calls it for every session with usage): a root session's usage
 counts for the setup of each of its entries (``agent|provider/model``: the messages' own agent and
-model); a child (subagent) session's, all of it, for its root session's setup
+model); a subagent's session's, all of it, for its root session's setup
 (collect.Scope.root_session). score.USAGE_SESSIONS and USAGE_COMMITS count the sessions and commits
 that usage covers: the denominators of $/session and $/commit.
 """
@@ -18,30 +18,29 @@ if TYPE_CHECKING:
     from .model import SetupKey
 
 
-def add_usage(scope: Scope, totals: Totals, bucket: Bucket | None, session_id: Any, usage: Any, parent: Any,
-              path: Any, created: Any, commits: Any) -> None:
+def add_usage(scope: Scope, totals: Totals, bucket: Bucket | None, session_id: Any, usage: Any, path: Any,
+              created: Any, commits: Any) -> None:
     """A session's usage (``usage``: totals per ``agent|provider/model``) into its setups' slots.
 
     A root session's usage counts for the setup of each entry (the messages' own agent and model);
-    a child (subagent) session's, all of it, for its root session's setup (Scope.root_session),
-    without its time: a subagent runs inside its parent's task call, whose time already counts.
-    USAGE_SESSIONS counts each root once per setup; USAGE_COMMITS the session's commits (a session
-    with several setups splits them evenly, as its XP).
+    a subagent's session's, all of it, for its root session's setup (Scope.credited_setup: the
+    same rule as its commits), without its time: a subagent runs inside its parent's task call,
+    whose time already counts. USAGE_SESSIONS counts each root once per setup; USAGE_COMMITS the
+    session's commits (a session with several setups splits them evenly, as its XP).
     """
     if not isinstance(usage, dict) or not usage:
         return
     made = commits if commits.__class__ in (int, float) else 0
-    if parent:
-        root = scope.root_session(parent)
-        if root is not None:
-            setup = scope.setup(root.get("agentId"), root.get("provider"), root.get("model"), root.get("projectPath"))
-            if setup is not None:
-                acc = totals.slot(setup, bucket, created)
-                for entry in usage.values():
-                    _add_entry(acc, entry, with_time=False)
-                acc[USAGE_COMMITS] += made
-                _count_root(totals, acc, str(root.get("sessionID") or parent), setup)
-            return
+    if scope.is_child(session_id):
+        root_id = scope.root_session(session_id)
+        setup = scope.credited_setup(None, None, None, path, session_id)
+        if setup is not None:
+            acc = totals.slot(setup, bucket, created)
+            for entry in usage.values():
+                _add_entry(acc, entry, with_time=False)
+            acc[USAGE_COMMITS] += made
+            _count_root(totals, acc, root_id, setup)
+        return
     share = made / len(usage)
     for name, entry in usage.items():
         setup = scope.named_setup(name, path)

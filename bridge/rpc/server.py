@@ -27,7 +27,7 @@ from pygls.server import JsonRPCServer
 from .. import SERVER_NAME, __version__
 from ..config import BridgeConfig, ConfigError, load_config
 from ..protocol.methods import METHODS, HandlerTable
-from ..protocol.params import InitializeParams, NoParams, ReportQuery, StatusQuery
+from ..protocol.params import InitializeParams, NoParams, RecommendQuery, ReportQuery, StatusQuery
 from ..protocol.structure import CONVERTER, InvalidParams, structure_params
 from ..store import Store, StoreError
 from ..tracking.journal import Journal, find_orphans, journal_dir_for
@@ -87,6 +87,11 @@ class BridgeServer(JsonRPCServer):
         else:
             self.protocol.notify(method, params)
 
+    def _notify_recovered(self, method: str, params: dict[str, Any]) -> None:
+        """While replaying a dead bridge's journal: its commits were announced by that bridge."""
+        if method != "commit.recorded":
+            self._notify(method, params)
+
     def _parse_error(self, error: Exception) -> None:
         """The body was not JSON (or not UTF-8, or nested too deep): answer -32700, go on."""
         self.protocol.send_error(None, PARSE_ERROR, f"Parse error: {error}"[:500])
@@ -141,6 +146,14 @@ class BridgeServer(JsonRPCServer):
         assert self.service is not None
         return self.service.flush().to_wire()
 
+    def _end_open_sessions(self) -> None:
+        """The host is going away: every session still open ends now (each as a journaled
+        ``session.ended`` event, so its summary is written exactly once, by this flush or a replay)."""
+        if self.service is None:
+            return
+        for session_id in self.service.open_sessions():
+            self.service.handle("session.ended", {"sessionID": session_id, "reason": "shutdown"})
+
     # -- the bridge's own requests ------------------------------------------------------------------
 
     @ANSWERS("initialize")
@@ -182,6 +195,7 @@ class BridgeServer(JsonRPCServer):
         self.shutdown_requested = True
         if self.service is None:
             return {"entriesWritten": 0, "durationMs": 0, "errors": [], "transactions": 0}
+        self._end_open_sessions()
         return self._flush()
 
     @ANSWERS("exit")
@@ -219,6 +233,32 @@ class BridgeServer(JsonRPCServer):
             raise JsonRpcServerError(  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
                 message=f"report: the database is unavailable: {exc}", code=DATABASE_UNAVAILABLE) from None
         return {**report.to_wire(), "text": render_text(report)}
+
+    @ANSWERS("recommend")
+    def _recommend(self, params: RecommendQuery) -> dict[str, Any]:
+        service = self._require_service("recommend")
+        from ..report.model import ReportError
+        from ..report.recommend import recommend_for
+        directory = params.directory or service.default_directory
+        if not directory:
+            raise JsonRpcInvalidParams(message="recommend: give params.directory (the bridge was started "
+                                               "without a project folder).")
+        if not Path(directory).is_dir():
+            raise JsonRpcInvalidParams(message=f"recommend: params.directory is not a folder: {directory}")
+        if params.min_sessions is not None and params.min_sessions < 1:
+            raise JsonRpcInvalidParams(message=f"recommend: params.minSessions must be at least 1; "
+                                               f"got {params.min_sessions}")
+        if service.pending:
+            self._flush()
+        try:
+            advice = recommend_for(service.store, Path(directory), min_sessions=params.min_sessions,
+                                   rules=service.rules)
+        except ReportError as exc:
+            raise JsonRpcInvalidParams(message=f"recommend: {exc}") from None
+        except StoreError as exc:
+            raise JsonRpcServerError(  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
+                message=f"recommend: the database is unavailable: {exc}", code=DATABASE_UNAVAILABLE) from None
+        return advice.to_wire()
 
     # -- starting up ---------------------------------------------------------------------------------
 
@@ -269,7 +309,7 @@ class BridgeServer(JsonRPCServer):
                 applied = view.meta(marker_key) or 0
             service = TrackingService(self.store, self.config.scoring, journal_id=orphan.journal_id,
                                       default_directory=orphan.header().get("directory"),
-                                      notify=self._notify, told=self._told_topics)
+                                      notify=self._notify_recovered, told=self._told_topics)
             events = service.replay(orphan, applied)
             result = service.flush()
             if result.errors:
@@ -338,6 +378,7 @@ class BridgeServer(JsonRPCServer):
             self._flush_task.cancel()
         flushed = True
         if self.service is not None:
+            self._end_open_sessions()
             flushed = not self.service.flush().errors
         if self.journal is not None:
             self.journal.close(remove=flushed)

@@ -57,13 +57,17 @@ class TrackingService(SessionEvents, WorkEvents, FeedbackEvents, UsageEvents):
     def handle(self, method: str, raw_params: Any, received_at: str | None = None) -> Any:
         """Structure, check, journal, then apply one event given as its wire params.
 
+        The event's time is its ``at`` param if given, else ``received_at``, else now.
+
         Raises InvalidParams (params that do not match the contract) or EventRejected (the
         rules refuse it) with nothing journaled or changed. Values orjson cannot write are
         replaced first, once, so every later step (store lookups included) sees what is stored.
         """
-        received_at = received_at or utc_now()
         encoded, raw_params = encode_params(raw_params)
         params = structure_params(method, raw_params)
+        # A replayed event says when it happened (params.at, validated): that is its time, and
+        # the journal keeps it, so a crash replay stores the same time again.
+        received_at = params.at or received_at or utc_now()
         check = CHECKS.get(method)
         try:
             context = check(self, params) if check is not None else None

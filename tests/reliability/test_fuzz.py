@@ -679,11 +679,13 @@ BASE_PARAMS: dict[str, dict[str, Any]] = {
     "shutdown": {}, "flush": {}, "exit": {},
     "agent.status": {"agentId": "matrix", "sessionID": "m1"},
     "report": {"projectPath": "/tmp/p", "stack": "python", "since": "30d", "minSessions": 3},
+    "recommend": {"directory": "/tmp", "minSessions": 3},
     "session.created": {"sessionID": "m1", "directory": "/nonexistent/p", "agent": {"id": "matrix", "model": "m", "provider": "p"},
                         "title": "t", "parentID": "p0"},
     "session.updated": {"sessionID": "m1", "agent": {"id": "matrix", "model": "m", "provider": "p"}, "title": "t"},
     "session.idle": {"sessionID": "m1"},
     "session.deleted": {"sessionID": "m1"},
+    "session.ended": {"sessionID": "m1", "reason": "r"},
     "tool.executed": {"sessionID": "m1", "callID": "c1", "tool": "read", "success": True, "agentId": "matrix",
                       "args": {"x": 1}, "output": "o", "title": "t"},
     "command.executed": {"sessionID": "m1", "command": "test", "success": True, "agentId": "matrix", "arguments": "a"},
@@ -695,7 +697,8 @@ BASE_PARAMS: dict[str, dict[str, Any]] = {
     "bug.reported": {"sessionID": "m1", "agentId": "matrix", "description": "d", "commitHash": "abc1234",
                      "projectPath": "/tmp/p"},
     "retrospective.recorded": {"sessionID": "m1", "agentId": "matrix", "summary": "s", "wentWell": ["a"],
-                               "toImprove": ["b"], "lessons": ["c"]},
+                               "toImprove": ["b"], "lessons": ["c"], "author": "agent", "commitHash": "abc1234",
+                               "projectPath": "/tmp/p"},
     "activity.logged": {"kind": "k", "sessionID": "m1", "agentId": "matrix", "description": "d", "data": {"x": 1}},
     "agent.reinstate": {"agentId": "matrix", "reason": "r"},
     "usage.recorded": {"sessionID": "m1", "messageID": "msg1", "cost": 0.5, "durationMs": 10,
@@ -713,6 +716,7 @@ WRONG_BY_TYPE = {
     "ref": ["build", 1, [], True],
     "integer": ["3", 1.5, True, [], {}, 0, -1],
     "number": ["0.5", True, [], {}, -0.5, -1],
+    "event-time": [0, 1.5, True, [], {}, "", "yesterday", "2025-01-01", "2025-01-01T00:00:00", "x" * 4097],
 }
 
 
@@ -720,7 +724,7 @@ def field_type(schema: dict[str, Any]) -> str:
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[1]
         return {"Grade": "grade", "AgentRef": "ref", "ProjectRef": "ref", "ClientInfo": "ref", "Config": "object",
-                "UsageTokens": "ref"}[name]
+                "UsageTokens": "ref", "EventTime": "event-time"}[name]
     if "enum" in schema:
         return "grader"
     if schema.get("type") == "string":
