@@ -54,7 +54,7 @@ class FeedbackEvents(TrackingState):
             model=commit.get("model") or (runtime.model if runtime else None),
             provider=commit.get("provider") or (runtime.provider if runtime else None))
         prefix = grade_prefix(project, commit_hash, p.grader)
-        already = any(k[0] == "communication" and k[1].startswith(prefix) for k in self.pending.inserts)
+        already = self._pending_prefix("communication", prefix)
         if not already and self.store.available:
             try:
                 with self.store.read() as view:

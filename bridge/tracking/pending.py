@@ -30,6 +30,14 @@ class Merge:
     # Counters added on flush; missing ones start at 0 (an int: counts stay ints, XP may be a float).
     add: defaultdict[str, float] = attrs.Factory(lambda: defaultdict(int))
 
+    def then(self, later: "Merge") -> None:
+        """This merge followed by ``later`` (no handler both sets and adds one field)."""
+        for name, value in later.set_default.items():
+            self.set_default.setdefault(name, value)
+        self.set.update(later.set)
+        for name, delta in later.add.items():
+            self.add[name] += delta
+
     def apply_to(self, record: dict[str, Any]) -> dict[str, Any]:
         for name, value in self.set_default.items():
             record.setdefault(name, value)
@@ -61,6 +69,8 @@ class PendingChanges:
     merges: dict[tuple[str, str], Merge] = attrs.Factory(dict)
     meta: dict[str, Any] = attrs.Factory(dict)
     events: int = 0
+    # Events per agent in this buffer (agent.status shows them as pendingChanges).
+    counts: dict[str, int] = attrs.Factory(dict)
 
     def __bool__(self) -> bool:
         return bool(self.agent_ops or self.inserts or self.merges or self.meta)
@@ -74,6 +84,26 @@ class PendingChanges:
             ops[-1][1] += op[1]
         else:
             ops.append(op)
+
+    def absorb(self, later: "PendingChanges") -> None:
+        """Append ``later`` to this (older) buffer, as if every event had gone into one.
+
+        A flush that failed puts its batch back in front of what arrived while it ran.
+        """
+        for agent_id, ops in later.agent_ops.items():
+            for op in ops:
+                self.add_op(agent_id, op)
+        self.inserts.update(later.inserts)
+        for merge_key, merge in later.merges.items():
+            mine = self.merges.get(merge_key)
+            if mine is None:
+                self.merges[merge_key] = merge
+            else:
+                mine.then(merge)
+        self.meta.update(later.meta)
+        self.events += later.events
+        for agent_id, count in later.counts.items():
+            self.counts[agent_id] = self.counts.get(agent_id, 0) + count
 
     def merge(self, db: str, record_key: str) -> Merge:
         found = self.merges.get((db, record_key))
