@@ -28,13 +28,13 @@ from support.bridges import bridge_env
 from support.locks import WriteLock
 from support.mounts import Mounts
 
-from bridge.tracking.journal import Journal
 from reliability import Timer, drain_stderr, read_db, record
 
 pytestmark = pytest.mark.reliability
 
 OUTPUT = "o" * 1000  # ~1.2 KB journal lines: 200 fit in the reserve, 1,000 do not
 TOOLS_DB = "~/.config/opencode"
+RESERVE = 1024 * 1024  # the journal's space reserve (bridge.tracking.journal.Journal.RESERVE)
 
 
 def tool(call: str, agent: str = "build") -> dict[str, Any]:
@@ -101,14 +101,16 @@ class Setup:
         init = await bridge.initialize(self.project, scoring={"levelCost": 1_000_000})
         return bridge, init, stderr
 
-    async def reserved(self, journal: Path) -> None:
-        """Wait (bounded) until the bridge took its journal's space reserve (a worker thread does)."""
+    async def reserved(self, journal: Path) -> bool:
+        """Wait (bounded) until the bridge took its journal's 1 MiB space reserve (a worker thread does).
+
+        Not asserted here: a bridge without one must fail on the events it loses, not on this."""
         outside = self.mounts.outside(journal)
-        for _ in range(1200):
-            if outside.stat().st_blocks * 512 >= Journal.RESERVE:
-                return
+        for _ in range(400):
+            if outside.stat().st_blocks * 512 >= RESERVE:
+                return True
             await asyncio.sleep(0.05)
-        raise AssertionError(f"no journal reserve after 60 s: {outside.stat()}")
+        return False
 
     def outside_db(self) -> Path:
         return self.mounts.outside(self.db)
@@ -124,7 +126,7 @@ async def test_a_full_disk_holds_every_event_and_writes_them_once_when_space_ret
     try:
         bridge, init, stderr = await setup.bridge()
         journal = Path(init["journal"]["path"])
-        await setup.reserved(journal)
+        reserved = await setup.reserved(journal)
         setup.mounts.fill(setup.data)
         calls(bridge, "a", 200)  # into the journal's reserve
         flushed = await bridge.request("flush")
@@ -147,6 +149,7 @@ async def test_a_full_disk_holds_every_event_and_writes_them_once_when_space_ret
         assert "Traceback" not in await stderr
         assert stored_calls(setup.outside_db()) == (1200.0, 1200)
         assert not setup.mounts.outside(journal).exists()
+        assert reserved, "the journal took no space reserve"
     finally:
         await setup.mounts.close()
     record("disk-full", tmpfs="4 MiB, filled mid-session", events=1200, in_journal_reserve=in_journal,

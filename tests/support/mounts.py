@@ -122,8 +122,10 @@ class Mounts:
 
     async def spawn_bridge(self, env: dict[str, str]) -> BridgeProcess:
         """``python -m bridge serve`` inside the namespace (it sees the mounts), stdio piped to us."""
+        # --wd: entering a mount namespace resets the working directory to its root, and
+        # ``python -m bridge`` must import this checkout's bridge.
         process = await asyncio.create_subprocess_exec(
-            *enter(self.pid), sys.executable, "-m", "bridge", "serve",
+            *enter(self.pid), f"--wd={ROOT}", sys.executable, "-m", "bridge", "serve",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=env, cwd=str(ROOT))
         return BridgeProcess(process)
