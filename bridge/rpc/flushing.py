@@ -140,11 +140,12 @@ class Flusher:
     def _next(self) -> None:
         while self._queue:
             batch, future = self._queue[0]
+            if self.deferred:  # dead bridges' journals first: they are older
+                self._recover_deferred()
             if batch.empty:
                 self._finish(None, None)
                 continue
             self._writing = True
-            self._recover_deferred()
             self.service.check_database()
             if self._inline:
                 self._finish(*_write(self.service, batch))
@@ -167,6 +168,10 @@ class Flusher:
             self._schedule_retry(now=result.retry == RETRY_NOW)
         elif result.transactions:
             self._backoff = 0
+            journal = self.service.journal
+            if self._retry_handle is not None and not self.deferred and not (journal and journal.backlog_bytes):
+                self._retry_handle.cancel()  # nothing waits any more
+                self._retry_handle = self.retry_at = None
             self.maintain()  # the truncation gave the reserve back: take it again
 
     async def drain(self) -> None:
@@ -179,6 +184,8 @@ class Flusher:
             recovery = self.deferred[0]
             result = recovery.apply()
             if result.errors:
+                if self._retry_handle is None:
+                    self._schedule_retry()
                 return
             self.deferred.pop(0)
             self._log("info", f"Recovered {recovery.events} events from the interrupted session "

@@ -157,7 +157,8 @@ async def test_a_full_disk_holds_every_event_and_writes_them_once_when_space_ret
            seconds=timer.seconds)
 
 
-async def test_a_restart_while_the_disk_is_full_loses_nothing_the_journal_took(tmp_path: Path) -> None:
+@pytest.mark.parametrize("own", [50, 0], ids=["with-new-events", "without"])
+async def test_a_restart_while_the_disk_is_full_loses_nothing_the_journal_took(tmp_path: Path, own: int) -> None:
     setup = await Setup.start(tmp_path)
     try:
         bridge, init, stderr = await setup.bridge()
@@ -176,19 +177,19 @@ async def test_a_restart_while_the_disk_is_full_loses_nothing_the_journal_took(t
         bridge, init, stderr = await setup.bridge()
         assert init["recovered"] == {"journals": 0, "events": 0}
         assert toasts(bridge) == [full(TOOLS_DB, 200)]
-        calls(bridge, "b", 50)
+        calls(bridge, "b", own)
         status = await bridge.request("agent.status", {"agentId": "build"})
-        assert status["pendingChanges"] == 50
+        assert status["pendingChanges"] == own
         setup.mounts.resize(setup.data, "16m")
         assert (await bridge.request("flush"))["errors"] == []
-        assert toasts(bridge) == [full(TOOLS_DB, 200), back(TOOLS_DB, 250)]
-        assert stored_calls(setup.outside_db()) == (250.0, 250)
+        assert toasts(bridge) == [full(TOOLS_DB, 200), back(TOOLS_DB, 200 + own)]
+        assert stored_calls(setup.outside_db()) == (200.0 + own, 200 + own)
         assert await bridge.shutdown_and_exit() == 0
         assert "Traceback" not in await stderr
         assert list(setup.mounts.outside(setup.journals).glob("*.jsonl")) == []
     finally:
         await setup.mounts.close()
-    record("disk-full-restart", journaled_before_restart=200, events_after_restart=50, stored=250,
+    record("disk-full-restart", **{f"journaled before the restart, events after, stored ({own})": [200, own, 200 + own]},
            events_lost=0, counted_twice=0)
 
 
