@@ -44,7 +44,7 @@ SUMMARY_KEYS = (
     "baseline_b_flush_ms", "session_flush_vs_b_ceiling", "session_total_vs_a_ceiling", "session_flush_vs_b",
     "session_total_vs_a", "replay_bridge", "replay_bridge_nosync", "replay_group_commit_cost", "replay_floor", "node_bridge", "node_floor", "node_bridge_vs_floor",
     "cold_bridge_ms", "cold_pygls_ms", "cold_bridge_vs_pygls", "idle_rss_mib", "report_seconds",
-    "migration_records_per_s", "hook_after_p50_us",
+    "migration_records_per_s", "opencode_parts_per_s", "hook_after_p50_us",
 )
 
 # Every figure the bench prints, by section (stable keys: --compare and the smoke test use them).
@@ -97,6 +97,7 @@ SECTIONS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ("report_seconds_single", "report over 1,000,000 stored events, in one process (as in the bridge)"),
         ("stored_bytes_per_100k", "database size per 100,000 stored events (generator)"),
         ("migration_records_per_s", "migration: lmdb-js records decoded/s"),
+        ("opencode_parts_per_s", "import-opencode: OpenCode history parts read/s"),
         ("hook_after_p50_us", "plugin hook tool.execute.after p50"),
         ("hook_after_p99_us", "plugin hook tool.execute.after p99"),
     ]),
@@ -156,7 +157,7 @@ def _node_package_version() -> str | None:
 def fmt_value(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
-    if unit in ("msg/s", "events/s", "records/s", "events", "txns"):
+    if unit in ("msg/s", "events/s", "records/s", "parts/s", "events", "txns"):
         text = f"{value:,.0f}"
     elif unit == "x":
         text = f"{value:.2f}" if value < 10 else f"{value:.1f}"

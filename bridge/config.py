@@ -66,6 +66,22 @@ class ScoringRules:
         return {wire_name(field.name): getattr(self, field.name) for field in attrs.fields(ScoringRules)}
 
 
+# Accepted range of each scoring option, inclusive (README "Configuration", schema.json ScoringRules).
+# Without a ceiling one option like pushXp 1e30 made the level-up loop spin for ever. These keep
+# every sum exact in a double: a million XP per event for a billion events stays below 2**53.
+SCORING_RANGES: dict[str, tuple[float, float]] = {
+    "tool_call_xp": (0, 1_000_000),
+    "command_xp": (0, 1_000_000),
+    "commit_xp": (0, 1_000_000),
+    "push_xp": (0, 1_000_000),
+    "level_cost": (1, 1_000_000_000),
+    "initial_skill_points": (0, 1_000),
+    "initial_experience_points": (0, 1_000_000_000),
+    "initial_communication_score": (0, 1_000_000),
+    "communication_cap_per_skill_point": (0, 1_000_000),
+}
+
+
 @attrs.frozen
 class BridgeConfig:
     # None means the default central path (see default_database_path).
@@ -191,11 +207,12 @@ def _journal_sync(value: Any, _type: Any) -> float:
     return float(value)
 
 
-def _number(option: str, minimum: float = 0.0) -> Callable[[Any, Any], float]:
+def _number(option: str, minimum: float, maximum: float) -> Callable[[Any, Any], float]:
     def structure(value: Any, _type: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or value < minimum:
-            raise ConfigError(f"scoring.{option} must be a finite number >= {minimum:g}; got {value!r}.")
+                or not minimum <= value <= maximum:
+            raise ConfigError(f"scoring.{option} must be a number from {minimum:g} to {maximum:.0f}; "
+                              f"got {value!r}.")
         return float(value)
     return structure
 
@@ -206,7 +223,7 @@ def make_config_converter() -> cattrs.Converter:
     # ScoringRules first: BridgeConfig's generated hook captures the nested class's hook.
     for cls, hooks in (
         (ScoringRules, {
-            field.name: _number(wire_name(field.name), 1.0 if field.name == "level_cost" else 0.0)
+            field.name: _number(wire_name(field.name), *SCORING_RANGES[field.name])
             for field in attrs.fields(ScoringRules)
         }),
         (BridgeConfig, {

@@ -6,10 +6,15 @@
    axum) are created under ``<dir>/projects``: the example sessions were recorded in
    ``/demo/projects/<name>``, which is rewritten to these folders while replaying, so the stack
    comes from real files through bridge.tracking.stack, as it would in real use.
-3. The real bridge runs as a subprocess (``python -m bridge serve --database <dir>/...``) and the
-   ``in`` messages of examples/sessions/*.jsonl are sent to it over stdio with bridge.rpc.client;
-   each recorded request waits for its answer. Its log goes to ``<dir>/bridge.log``.
-4. The report of that database is printed, and where the database is.
+3. The recorded sessions of examples/sessions/*.jsonl are laid out over six simulated weeks
+   ending yesterday (``timed_stream``): the sessions are interleaved across the files, a day or
+   so apart, and each event carries its time in the protocol's ``at`` field, so the records
+   (and the chart) show a history instead of one burst of milliseconds.
+4. The real bridge runs as a subprocess (``python -m bridge serve --database <dir>/...``) and
+   those events are sent to it over stdio with bridge.rpc.client; each recorded request waits
+   for its answer. Its log goes to ``<dir>/bridge.log``.
+5. The report of that database is printed, what ``recommend`` says for the project whose own
+   stack has too few sessions, and where the database is.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import os
 import shutil
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 PLACEHOLDER = "/demo/projects/"
 DEMO_PROJECTS: dict[str, dict[str, str]] = {
@@ -48,6 +56,8 @@ DEMO_PROJECTS: dict[str, dict[str, str]] = {
 }
 CONTROL_METHODS = ("initialize", "shutdown", "exit")
 TIMEOUT = 30.0
+WEEKS = 6
+EVENT_GAP = timedelta(seconds=40)  # between two events of one session
 
 
 class DemoError(Exception):
@@ -83,14 +93,71 @@ def _bridge_env(home: Path) -> dict[str, str]:
     return env
 
 
-async def replay_through_bridge(database: Path, home: Path, files: list[Path],
-                                projects_root: Path) -> dict[str, int]:
-    """Start the real bridge on ``database`` and send it each file's ``in`` messages over stdio."""
+@attrs.frozen
+class TimedEvent:
+    method: str
+    params: dict[str, Any]
+    request: bool  # recorded as a request: wait for its answer
+
+
+@attrs.define
+class Stream:
+    events: list[TimedEvent]
+    sessions: int
+    first: datetime
+    last: datetime
+
+
+def timed_stream(files: list[Path], projects_root: Path, now: datetime | None = None) -> Stream:
+    """The recordings' events, session by session, spread over WEEKS weeks ending yesterday.
+
+    A recording holds sessions one after the other; an event without a sessionID belongs to the
+    session it follows. Sessions are interleaved across the recordings (the first of each file,
+    then the second of each...), as someone alternating between setups would, a day or two apart;
+    each event of a session follows the previous one by EVENT_GAP. Every event says when it
+    happened (``at``); paths under /demo/projects/ point into ``projects_root``.
+    """
+    from .protocol.methods import EVENT_METHODS
     from .replay import read_recording, rewrite_paths
+    from .timestamps import iso_utc
+
+    new_prefix = str(projects_root) + "/"
+    # (position of the session in its file, file index) -> its events
+    sessions: dict[tuple[int, int], list[TimedEvent]] = {}
+    for file_index, path in enumerate(files):
+        position = -1
+        for _, direction, message, problem in read_recording(path):
+            method = message.get("method") if isinstance(message, dict) else None
+            if problem or direction != "in" or not isinstance(method, str) or method in CONTROL_METHODS:
+                continue
+            if method == "session.created" or position < 0:
+                position += 1
+            params = rewrite_paths(message.get("params") or {}, PLACEHOLDER, new_prefix)
+            sessions.setdefault((position, file_index), []).append(TimedEvent(method, params, "id" in message))
+    order = sorted(sessions)
+    midnight = (now or datetime.now(timezone.utc)).replace(hour=0, minute=0, second=0, microsecond=0)
+    origin = midnight - timedelta(weeks=WEEKS)
+    span = WEEKS * 7 - 1  # the last session starts yesterday: never in the future
+    events: list[TimedEvent] = []
+    first = last = origin
+    for number, session_key in enumerate(order):
+        day = round(number * span / max(len(order) - 1, 1))
+        moment = origin + timedelta(days=day, hours=9 + 2 * (number % 4), minutes=(17 * number) % 60)
+        if number == 0:
+            first = moment
+        for event in sessions[session_key]:
+            params = {**event.params, "at": iso_utc(moment)} if event.method in EVENT_METHODS else event.params
+            events.append(TimedEvent(event.method, params, event.request))
+            last = moment
+            moment += EVENT_GAP
+    return Stream(events, len(order), first, last)
+
+
+async def replay_through_bridge(database: Path, home: Path, stream: Stream) -> dict[str, int]:
+    """Start the real bridge on ``database`` and send it the stream's events over stdio."""
     from .rpc.client import BridgeProcess, RpcError
 
-    counts = {"files": 0, "notifications": 0, "requests": 0, "rejected": 0, "skipped": 0}
-    new_prefix = str(projects_root) + "/"
+    counts = {"sessions": stream.sessions, "events": 0, "requests": 0, "rejected": 0}
     log_path = home.parent / "bridge.log"
     with open(log_path, "wb") as log:
         bridge = await BridgeProcess.spawn("--database", str(database), env=_bridge_env(home),
@@ -100,21 +167,14 @@ async def replay_through_bridge(database: Path, home: Path, files: list[Path],
                 "clientInfo": {"name": "agent-tracker-demo", "version": "1"}, "config": {}}, TIMEOUT)
             if "error" in init:
                 raise DemoError(f"The bridge refused to start: {init['error'].get('message')}")
-            for path in files:
-                counts["files"] += 1
-                for _, direction, message, problem in read_recording(path):
-                    method = message.get("method") if isinstance(message, dict) else None
-                    if problem or direction != "in" or not isinstance(method, str) or method in CONTROL_METHODS:
-                        counts["skipped"] += 1
-                        continue
-                    params = rewrite_paths(message.get("params"), PLACEHOLDER, new_prefix)
-                    if "id" in message:
-                        response = await bridge.request_raw(method, params, TIMEOUT)
-                        counts["requests"] += 1
-                        counts["rejected"] += "error" in response
-                    else:
-                        bridge.notify(method, params)
-                        counts["notifications"] += 1
+            for event in stream.events:
+                counts["events"] += 1
+                if event.request:
+                    response = await bridge.request_raw(event.method, event.params, TIMEOUT)
+                    counts["requests"] += 1
+                    counts["rejected"] += "error" in response
+                else:
+                    bridge.notify(event.method, event.params)
             await bridge.request("shutdown", timeout=TIMEOUT)
             bridge.notify("exit")
             code = await bridge.wait(TIMEOUT)
@@ -136,7 +196,11 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
     from rich.console import Console
 
     from .config import BridgeConfig
+    from rich.text import Text
+
     from .report.build import build_report
+    from .report.model import plural
+    from .report.recommend import recommend_for
     from .report.render import render_rich
     from .store import Store
 
@@ -148,7 +212,11 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
             f"The example sessions are not here ({source}): the demo needs a checkout of the project "
             f"(git clone, then `pip install -e .` in it), where they live in examples/sessions/.", 2)
     if keep:
-        root = Path(keep).expanduser().resolve()
+        try:
+            root = Path(keep).expanduser().resolve()
+        except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+            reason = getattr(exc, "strerror", None) or "it is a symbolic link loop"
+            raise DemoError(f"Cannot use {keep} for --keep: {reason}.", 2) from None
         if (root / "agent-tracker.lmdb").exists():
             raise DemoError(f"{root} already holds a demo database; choose an empty folder for --keep.", 2)
         root.mkdir(parents=True, exist_ok=True)
@@ -163,21 +231,29 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
         console.print(f"Demo home: {root} (your own home directory is not touched)")
         console.print("Projects: " + ", ".join(f"{name} ({', '.join(DEMO_PROJECTS[name])})" for name in projects))
         started = time.perf_counter()
-        counts = asyncio.run(replay_through_bridge(database, home, files, projects_root))
-        console.print(f"Replayed {counts['notifications']} notifications and {counts['requests']} requests "
-                      f"from {counts['files']} recorded sessions through the real bridge in "
-                      f"{time.perf_counter() - started:.1f} s ({counts['rejected']} rejected by its rules).")
+        stream = timed_stream(files, projects_root)
+        counts = asyncio.run(replay_through_bridge(database, home, stream))
+        console.print(Text(
+            f"Replayed {plural(counts['sessions'], 'recorded session')} ({plural(counts['events'], 'event')}) "
+            f"through the real bridge in {time.perf_counter() - started:.1f} s, dated over {WEEKS} simulated weeks "
+            f"({stream.first:%Y-%m-%d} to {stream.last:%Y-%m-%d}); {counts['rejected']} rejected by its rules."))
         store = Store.open(BridgeConfig(database_path=str(database)), readonly=True)
         if not store.available:
             raise DemoError(f"The demo database cannot be read: {store.error}")
         with store:
             report = build_report(store)
             render_rich(report, console)
+            # The question of the next project: gateway's own stack (rust/axum) has one session.
+            advice = recommend_for(store, projects["gateway"])
+            console.print(Text(f"\nagent-tracker recommend {projects['gateway']}:", style="bold"))
+            for line in advice.lines()[1:]:
+                console.print(Text(line))
             if chart:
-                from .report.chart import ChartError, draw_chart
+                from .report.chart import ChartError
+                from .report.html import save_chart
 
                 try:
-                    console.print(f"Chart: {draw_chart(store, report, Path(chart).expanduser())}")
+                    console.print(f"Chart: {save_chart(store, report, Path(chart).expanduser())}")
                 except ChartError as exc:
                     raise DemoError(str(exc), 2) from None
         if keep:

@@ -63,6 +63,7 @@ def replay_files(store: Store, config: BridgeConfig, paths: list[Path]) -> dict[
     """
     from .protocol.methods import EVENT_METHODS
     from .protocol.structure import InvalidParams
+    from .tracking.projects import project_path
     from .tracking.service import EventRejected, TrackingService
 
     files = []
@@ -84,7 +85,7 @@ def replay_files(store: Store, config: BridgeConfig, paths: list[Path]) -> dict[
             if method == "initialize":
                 project = (params or {}).get("project") if isinstance(params, dict) else None
                 if isinstance(project, dict) and isinstance(project.get("directory"), str):
-                    service.default_directory = project["directory"]
+                    service.default_directory = project_path(project["directory"])
                 skipped += 1
                 continue
             if method == "flush":

@@ -7,6 +7,16 @@ from pathlib import Path
 
 import pytest
 
+# Hypothesis keeps its example database in the temp dir, not as .hypothesis/ in the checkout
+# (tests/reliability/conftest.py does the same for the reliability suite).
+try:
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "agent-tracker-hypothesis")
+except ImportError:  # pragma: no cover
+    pass
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -16,6 +26,8 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     for name in list(os.environ):
         if name.startswith("AGENT_TRACKER_"):
             monkeypatch.delenv(name)
+    # Piped output is 200 columns unless COLUMNS says otherwise: a terminal's COLUMNS must not leak in.
+    monkeypatch.delenv("COLUMNS", raising=False)
     return home
 
 

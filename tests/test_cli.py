@@ -140,7 +140,7 @@ def test_report_json_and_table(capsys: pytest.CaptureFixture[str], database: Pat
         expected = build_report(store).to_wire()
     for volatile in ("generatedAt", "durationMs"):
         wire.pop(volatile), expected.pop(volatile)
-    assert wire == {**expected, "chart": None}
+    assert wire == {**expected, "chart": None, "html": None}
 
     code, out, _ = cli(capsys, "report", "--database", str(database), "--stack", "typescript", "--min-sessions", "4")
     assert code == 0
@@ -310,25 +310,110 @@ def contents(database: Path) -> dict[str, Any]:
 
 
 def test_demo_keep_matches_an_in_process_replay(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """The real bridge (subprocess) and the in-process replay store the same numbers."""
+    """The real bridge (subprocess) and the tracking service in-process store the same numbers for
+    the demo's timed stream, and the sessions are dated over six weeks that ended yesterday."""
+    from datetime import datetime, timedelta, timezone
+
+    from bridge.report.timeline import build_timeline
+    from bridge.tracking.service import TrackingService
+
     keep = tmp_path / "kept"
     chart = tmp_path / "demo.html"
     code, out, err = cli(capsys, "demo", "--keep", str(keep), "--chart", str(chart))
     assert code == 0, err
     assert f"Database: {keep / 'agent-tracker.lmdb'}" in out and "<svg" in chart.read_text()
     assert (keep / "projects" / "shop-api" / "pyproject.toml").exists()
+    flat = " ".join(out.split())
+    assert "Replayed 15 recorded sessions (166 events) through the real bridge in " in flat
+    assert "dated over 6 simulated weeks" in flat and "0 rejected by its rules." in flat
+    assert (f"agent-tracker recommend {keep / 'projects' / 'gateway'}: Use agent build with model "
+            "anthropic/claude-sonnet-4-5: no rust/axum or rust setup has 3 sessions yet") in flat
     code, out, _ = cli(capsys, "report", "--json", "--database", str(keep / "agent-tracker.lmdb"))
     through_bridge = json.loads(out)
     assert [s["stack"] for s in through_bridge["recommendations"]] == ["python/fastapi", "typescript/react", "rust/axum"]
     assert through_bridge["totals"] == {"sessions": 15, "commits": 16, "grades": 30, "bugs": 2, "setups": 6,
                                         "rankedSetups": 4}
 
-    code, _, _ = cli(capsys, "replay", "--database", str(tmp_path / "inproc.lmdb"), *map(str, sorted(EXAMPLES.glob("*.jsonl"))))
-    assert code == 0
+    files = sorted(EXAMPLES.glob("*.jsonl"))
+    stream = demo.timed_stream(files, keep / "projects")
+    with Store.open(BridgeConfig(database_path=str(tmp_path / "inproc.lmdb"))) as store:
+        service = TrackingService(store, BridgeConfig().scoring, journal_id="inproc")
+        for event in stream.events:
+            service.handle(event.method, event.params)
+            if service.flush_requested:
+                assert not service.flush().errors
+        assert not service.flush().errors
     assert contents(tmp_path / "inproc.lmdb") == contents(keep / "agent-tracker.lmdb")
+
+    with Store.open(BridgeConfig(database_path=str(keep / "agent-tracker.lmdb")), readonly=True) as store:
+        with store.read() as view:
+            created = sorted(record["createdAt"] for _, record in view.scan("sessions"))
+        timeline = build_timeline(store)
+    first, last = (datetime.fromisoformat(stamp.replace("Z", "+00:00")) for stamp in (created[0], created[-1]))
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert first.date() == (today - timedelta(weeks=6)).date() or first.date() == (today - timedelta(weeks=6, days=1)).date()
+    assert timedelta(days=40) <= last - first < timedelta(days=42) and last < datetime.now(timezone.utc)
+    assert len({stamp[:10] for stamp in created}) == 15  # one session a day at most
+    assert timeline.granularity == "day"
+    assert sum(len(points) for points in timeline.series.values()) == 15
+
+    readme_example_is_what_the_tool_prints(capsys, keep / "agent-tracker.lmdb", tmp_path)
 
     code, _, err = cli(capsys, "demo", "--keep", str(keep))
     assert code == 2 and "already holds a demo database" in err
+
+
+def readme_example_is_what_the_tool_prints(capsys: pytest.CaptureFixture[str], database: Path, tmp_path: Path) -> None:
+    """README's first example: its commands, run on the demo's database in a 100-column terminal,
+    print exactly its lines (dates aside: the demo's are relative to today)."""
+    import os
+    import re
+
+    block = (bridges.ROOT / "README.md").read_text(encoding="utf-8").split("```\n")[1]
+    payments = tmp_path / "code" / "payments"
+    payments.mkdir(parents=True)
+    (payments / "pyproject.toml").write_text('[project]\nname = "payments"\ndependencies = ["fastapi", "sqlalchemy"]\n')
+    printed = []
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    try:
+        for command in re.findall(r"^\$ (.*?)(?:\s+#.*)?$", block, re.M):
+            argv = command.split("agent-tracker ", 1)[1].split()
+            if argv[0] == "recommend":
+                argv.append(str(payments))
+            code, out, err = cli(capsys, *argv, "--database", str(database))
+            assert code == 0, err
+            printed.append(f"$ {command}\n" + out)
+    finally:
+        if previous is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = previous
+
+    def normal(text: str) -> list[str]:
+        text = re.sub(r"\d{4}-\d\d-\d\d", "<date>", text.replace(str(payments), "/home/you/code/payments"))
+        return [line.rstrip() for line in text.strip().splitlines() if not line.startswith("$ ")]
+
+    assert normal("\n".join(printed)) == normal(block)
+
+
+def test_the_demo_stream_dates_every_event() -> None:
+    from datetime import datetime, timezone
+
+    from bridge.protocol.methods import EVENT_METHODS
+
+    files = sorted(EXAMPLES.glob("*.jsonl"))
+    stream = demo.timed_stream(files, Path("/p"), now=datetime(2026, 11, 26, 15, 0, tzinfo=timezone.utc))
+    assert (stream.sessions, len(stream.events)) == (15, 166)
+    assert (stream.first.isoformat(), stream.last.isoformat()) == ("2026-10-15T09:00:00+00:00",
+                                                                   "2026-11-25T14:04:40+00:00")
+    stamps = [event.params["at"] for event in stream.events]
+    assert {event.method for event in stream.events} <= EVENT_METHODS  # no query to date
+    assert stamps == sorted(stamps)  # the bridge receives them in time order
+    created = [event.params for event in stream.events if event.method == "session.created"]
+    assert [params["sessionID"] for params in created][:5] == [
+        "ses_shop_c1", "ses_shop_g1", "ses_web_c1", "ses_web_q1", "ses_shop_c3"]
+    assert created[0]["directory"] == "/p/shop-api" and created[0]["at"] == "2026-10-15T09:00:00.000Z"
 
 
 def test_demo_without_examples_says_so(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import attrs
 import pytest
 from support.bridges import bridge_env, start_bridge
 from support.tracking import spawn_bridge
@@ -25,6 +26,7 @@ from bridge.config import (
     resolve_database_path,
     structure_config,
 )
+from bridge.protocol.names import wire_name
 from bridge.store import Store
 
 RANGE = "between 1 MiB (1048576 bytes) and 2 GiB (2147483648 bytes)"
@@ -195,8 +197,19 @@ def test_default_size_is_512_mib() -> None:
     ({"database_path": "~/x.lmdb"}, "Unknown configuration option(s): database_path."),
     ({"scoring": {"toolCallXP": 3}}, "Unknown scoring rule(s): toolCallXP."),
     ({"scoring": 3}, "scoring must be an object of rule overrides; got 3."),
-    ({"scoring": {"toolCallXp": -1}}, "scoring.toolCallXp must be a finite number >= 0; got -1."),
-    ({"scoring": {"levelCost": 0}}, "scoring.levelCost must be a finite number >= 1; got 0."),
+    ({"scoring": {"toolCallXp": -1}}, "scoring.toolCallXp must be a number from 0 to 1000000; got -1."),
+    ({"scoring": {"levelCost": 0}}, "scoring.levelCost must be a number from 1 to 1000000000; got 0."),
+    # Every option has a ceiling: pushXp 1e30 once made one push spin the level-up loop for ever.
+    ({"scoring": {"pushXp": 1e30}}, "scoring.pushXp must be a number from 0 to 1000000; got 1e+30."),
+    ({"scoring": {"commitXp": float("inf")}}, "scoring.commitXp must be a number from 0 to 1000000; got inf."),
+    ({"scoring": {"levelCost": 1e9 + 1}}, "scoring.levelCost must be a number from 1 to 1000000000; "
+                                          "got 1000000001.0."),
+    ({"scoring": {"initialSkillPoints": 1001}}, "scoring.initialSkillPoints must be a number from 0 to 1000; "
+                                                "got 1001."),
+    ({"scoring": {"initialExperiencePoints": 2 ** 70}}, "scoring.initialExperiencePoints must be a number "
+                                                        "from 0 to 1000000000; got 1180591620717411303424."),
+    ({"scoring": {"communicationCapPerSkillPoint": 1e7}}, "scoring.communicationCapPerSkillPoint must be a "
+                                                          "number from 0 to 1000000; got 10000000.0."),
     ({"databasePath": ""}, 'databasePath must be a non-empty path string (absolute, ~/..., relative to '
                            'the home directory, or ":memory:"); got \'\'.'),
     ({"databasePath": 5}, 'databasePath must be a non-empty path string (absolute, ~/..., relative to '
@@ -208,6 +221,21 @@ def test_invalid_options_give_one_clear_sentence(raw: dict, message: str) -> Non
     with pytest.raises(ConfigError) as caught:
         structure_config(raw)
     assert str(caught.value) == message
+
+
+def test_every_scoring_option_is_bounded_and_its_limits_are_accepted() -> None:
+    limits = {"toolCallXp": (0, 1e6), "commandXp": (0, 1e6), "commitXp": (0, 1e6), "pushXp": (0, 1e6),
+              "levelCost": (1, 1e9), "initialSkillPoints": (0, 1000), "initialExperiencePoints": (0, 1e9),
+              "initialCommunicationScore": (0, 1e6), "communicationCapPerSkillPoint": (0, 1e6)}
+    fields = {wire_name(f.name): f.name for f in attrs.fields(ScoringRules)}
+    assert set(limits) == set(fields)
+    for option, (low, high) in limits.items():
+        for value in (low, high):
+            rules = structure_config({"scoring": {option: value}}).scoring
+            assert getattr(rules, fields[option]) == value
+        for value in (low - 0.5, high * 1.0000001):
+            with pytest.raises(ConfigError, match=rf"^scoring\.{option} must be a number from {low:g} to {high:.0f}"):
+                structure_config({"scoring": {option: value}})
 
 
 def test_scoring_overrides_are_structured() -> None:

@@ -12,6 +12,12 @@ and no request is sent before the server prints its "listening" line.
 
 Set ``UPDATE_PLUGIN_FIXTURES=1`` to copy the recorded hook payloads of the run into
 examples/opencode-plugin/test/fixtures/ (they feed the Node tests).
+
+A second run keeps OpenCode's own history: two sessions and a subagent's child session with a
+priced model (tests/fixtures/opencode/scenario.json), nothing deleted; it leaves the real
+``opencode.db``, OpenCode's HTTP view of it and the plugin's recording in
+tests/fixtures/opencode/fresh/ (``UPDATE_OPENCODE_FIXTURES=1``: the committed fixtures; see
+tests/fixtures/opencode/README.md). A third checks where the binary puts its database.
 """
 
 from __future__ import annotations
@@ -28,12 +34,17 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
+from bridge.opencode.history import OpenCodeHistory
 from bridge.opencode.install import install_plugin
+from bridge.opencode.location import opencode_database_path
+from bridge.opencode.sessions import Tokens
 
 pytestmark = pytest.mark.e2e
 
@@ -232,11 +243,38 @@ def _walk(value: Any):
 
 
 # ---------------------------------------------------------------------------------------------
-# the test
+# one OpenCode server with our plugin, a scripted model and a git project
 
 
-def test_real_opencode_session_is_tracked_end_to_end(tmp_path: Path) -> None:
-    started = time.monotonic()
+@dataclass
+class Run:
+    """What :func:`running_opencode` set up; ``opencode`` is running while the block runs."""
+
+    tmp: Path
+    home: Path
+    project: Path
+    remote: Path
+    database: Path
+    record: Path
+    model_log: Path
+    env: dict[str, str]
+    http: Http
+    opencode: Proc
+
+    @property
+    def cli_env(self) -> dict[str, str]:
+        return {k: v for k, v in self.env.items() if k != "AGENT_TRACKER_PLUGIN_RECORD"}
+
+    def opencode_db(self) -> Path:
+        """Where OpenCode keeps its history for this run (release channel, no OPENCODE_DB)."""
+        return Path(self.env["XDG_DATA_HOME"]) / "opencode" / "opencode.db"
+
+
+@contextmanager
+def running_opencode(tmp_path: Path, scripts: dict[str, Any], model_cost: dict[str, float] | None = None,
+                     permission: dict[str, str] | None = None) -> Iterator[Run]:
+    """A git project with a local bare remote and our plugin installed the way users install it,
+    the scripted model, and ``opencode serve`` on it; everything stopped when the block ends."""
     binary = opencode_binary()
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
@@ -279,23 +317,28 @@ def test_real_opencode_session_is_tracked_end_to_end(tmp_path: Path) -> None:
 
     # the scripted model
     script = tmp_path / "script.json"
-    script.write_text(json.dumps(SCRIPT))
-    model = Proc([sys.executable, str(MODEL_SERVER), "--script", str(script), "--log", str(tmp_path / "model.jsonl")],
+    script.write_text(json.dumps(scripts))
+    model_log = tmp_path / "model.jsonl"
+    model = Proc([sys.executable, str(MODEL_SERVER), "--script", str(script), "--log", str(model_log)],
                  tmp_path, env, tmp_path / "model.log")
     opencode: Proc | None = None
     try:
         port_line = model.wait_for("LISTENING", 20)
         model_port = int(port_line.split()[1])
+        model_config: dict[str, Any] = {"name": "Scripted", "tool_call": True}
+        if model_cost is not None:  # USD per million tokens: input, output, cache_read, cache_write
+            model_config["cost"] = model_cost
         (project / "opencode.json").write_text(json.dumps({
             "$schema": "https://opencode.ai/config.json",
             "model": "scripted/scripted",
             "small_model": "scripted/scripted",
-            "permission": {"edit": "allow", "bash": "allow", "webfetch": "allow", "external_directory": "allow"},
+            "permission": {"edit": "allow", "bash": "allow", "webfetch": "allow", "external_directory": "allow",
+                           **(permission or {})},
             "provider": {"scripted": {
                 "npm": "@ai-sdk/openai-compatible",
                 "name": "Scripted",
                 "options": {"baseURL": f"http://127.0.0.1:{model_port}/v1", "apiKey": "scripted"},
-                "models": {"scripted": {"name": "Scripted", "tool_call": True}},
+                "models": {"scripted": model_config},
             }},
         }, indent=2))
 
@@ -309,7 +352,23 @@ def test_real_opencode_session_is_tracked_end_to_end(tmp_path: Path) -> None:
                         project, env, tmp_path / "opencode.log")
         opencode.wait_for("listening on", 60)
         http = Http(f"http://127.0.0.1:{port}", project)
+        yield Run(tmp=tmp_path, home=home, project=project, remote=remote, database=database, record=record,
+                  model_log=model_log, env=env, http=http, opencode=opencode)
+    finally:
+        if opencode is not None:
+            opencode.stop()
+        model.stop()
 
+
+# ---------------------------------------------------------------------------------------------
+# the session, tracked live
+
+
+def test_real_opencode_session_is_tracked_end_to_end(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with running_opencode(tmp_path, SCRIPT) as run:
+        http, project, remote, env, record = run.http, run.project, run.remote, run.env, run.record
+        database, opencode = run.database, run.opencode
         status, session = http.call("POST", "/session", {})
         assert status == 200, session
         sid = session["id"]
@@ -333,11 +392,11 @@ def test_real_opencode_session_is_tracked_end_to_end(tmp_path: Path) -> None:
         assert build.get("totalPushes") == 1, build
 
         # the user's grade: handled by the plugin, the model is not called
-        requests_before = sum(1 for _ in (tmp_path / "model.jsonl").open())
+        requests_before = sum(1 for _ in run.model_log.open())
         status, body = http.call("POST", f"/session/{sid}/command", {"command": "grade", "arguments": "5 excellent work"})
         assert status >= 400, f"/grade should stop OpenCode before it prompts the model: {status} {body}"
         time.sleep(0.5)
-        assert sum(1 for _ in (tmp_path / "model.jsonl").open()) == requests_before, "/grade called the model"
+        assert sum(1 for _ in run.model_log.open()) == requests_before, "/grade called the model"
 
         status, _ = http.call("DELETE", f"/session/{sid}")
         assert status == 200
@@ -349,10 +408,6 @@ def test_real_opencode_session_is_tracked_end_to_end(tmp_path: Path) -> None:
             others = lambda: [pid for pid in _processes_in(project) if pid != opencode.proc.pid]  # noqa: E731
             _wait_until(lambda: not others(), 15, "the bridge to exit after dispose")
             assert opencode.proc.poll() is None
-    finally:
-        if opencode is not None:
-            opencode.stop()
-        model.stop()
 
     # the recorded hook payloads (optional fixture refresh)
     hooks = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
@@ -393,3 +448,156 @@ def test_real_opencode_session_is_tracked_end_to_end(tmp_path: Path) -> None:
     assert build["communicationScore"] > 60, "both grades moved the communication score"
 
     assert time.monotonic() - started < 180, "the e2e test must stay under 3 minutes"
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenCode's own history (opencode.db): sessions kept, a priced model, a subagent
+
+
+OPENCODE_FIXTURES = REPO / "tests" / "fixtures" / "opencode"
+SCENARIO = OPENCODE_FIXTURES / "scenario.json"
+# Every run leaves its database here (gitignored): the fast tests read it too when it is there.
+FRESH_FIXTURES = OPENCODE_FIXTURES / "fresh"
+HISTORY_RECORDING = FIXTURES / f"opencode-{OPENCODE_VERSION}-history.jsonl"
+
+
+def _sqlite_snapshot(source: Path, target: Path) -> None:
+    """A compact, consistent copy of an SQLite database (WAL content included), kept in WAL mode
+    like the original; the source is opened read-only."""
+    import sqlite3
+
+    target.unlink(missing_ok=True)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+        dst.execute("VACUUM")
+        dst.execute("PRAGMA journal_mode=WAL")
+    finally:
+        dst.close()
+        src.close()
+    for suffix in ("-wal", "-shm"):
+        assert not Path(f"{target}{suffix}").exists(), f"{target}{suffix} left behind"
+
+
+def test_real_opencode_history_database(tmp_path: Path) -> None:
+    """Real OpenCode writes its history to opencode.db: two sessions (agents build and plan) and a
+    subagent's child session, a model priced per token, tool calls that succeed and fail, a commit
+    and a push; nothing is deleted. The database (a compact copy), OpenCode's own HTTP view of the
+    same sessions and the plugin's recording of the run are left in tests/fixtures/opencode/fresh/;
+    UPDATE_OPENCODE_FIXTURES=1 (or UPDATE_PLUGIN_FIXTURES=1) makes them the committed fixtures."""
+    import hashlib
+
+    started = time.monotonic()
+    scenario = json.loads(SCENARIO.read_text())
+    with running_opencode(tmp_path, scenario["scripts"], model_cost=scenario["cost"],
+                          permission={"task": "allow"}) as run:
+        http = run.http
+        # where OpenCode says its database is (the release channel: opencode.db under XDG_DATA_HOME)
+        binary = opencode_binary()
+        where = _run([str(binary), "db", "path"], cwd=run.project, env=run.env, timeout=60)
+        assert where.returncode == 0, where.stderr
+        db_path = Path(where.stdout.strip().splitlines()[-1])
+        assert db_path == run.opencode_db(), db_path
+
+        root_ids: list[str] = []
+        for spec in scenario["sessions"]:
+            status, session = http.call("POST", "/session", {})
+            assert status == 200, session
+            root_ids.append(session["id"])
+            status, reply = http.call("POST", f"/session/{session['id']}/message",
+                                      {"agent": spec["agent"], "parts": [{"type": "text", "text": spec["prompt"]}]},
+                                      timeout=180)
+            assert status == 200, reply
+            final = scenario["scripts"][spec["prompt"].rsplit("SCRIPT:", 1)[1]][-1]["text"]
+            assert final in [p.get("text") for p in reply.get("parts", []) if p.get("type") == "text"], reply
+
+        commit_hash = _run(["git", "log", "--format=%h", "-n", "1"], cwd=run.project, env=run.env).stdout.strip()
+        remote_head = _run(["git", "rev-parse", "--short", "main"], cwd=run.remote, env=run.env).stdout.strip()
+        assert remote_head == commit_hash, "the scripted git push did not reach the bare remote"
+
+        # OpenCode's own view of every session (children included), for the fast tests to compare with
+        status, listed = http.call("GET", "/session")
+        assert status == 200, listed
+        api: dict[str, Any] = {"sessions": []}
+        for info in sorted(listed, key=lambda s: (s["time"]["created"], s["id"])):
+            status, messages = http.call("GET", f"/session/{info['id']}/message")
+            assert status == 200, messages
+            api["sessions"].append({"info": info, "messages": messages})
+        children = [s["info"] for s in api["sessions"] if s["info"].get("parentID")]
+        assert [c["parentID"] for c in children] == [root_ids[0]], "one subagent session, a child of the first"
+
+        # the live database while OpenCode runs: WAL mode, read read-only where our reader finds it
+        assert Path(f"{db_path}-wal").exists(), "OpenCode keeps its database in WAL mode"
+        with OpenCodeHistory.open(env=run.env) as history:
+            assert history.path == db_path and not history.immutable
+            live = {s.id: s for s in history.sessions()}
+        by_api = {s["info"]["id"]: s["info"] for s in api["sessions"]}
+        assert set(live) == set(by_api)
+        for sid, info in by_api.items():  # OpenCode's own totals, as its API serves them
+            assert live[sid].cost == info["cost"] > 0, (live[sid], info)
+            tokens = info["tokens"]
+            assert live[sid].tokens == Tokens(tokens["input"], tokens["output"], tokens["reasoning"],
+                                              tokens["cache"]["read"], tokens["cache"]["write"])
+            assert live[sid].parent_id == info.get("parentID")
+
+        status, _ = http.call("POST", "/instance/dispose")
+        assert status == 200
+        _wait_until(lambda: '"hook":"dispose"' in run.record.read_text().replace(": ", ":"), 30, "the plugin's dispose")
+
+    # OpenCode has stopped: snapshot its database
+    snapshot = tmp_path / "opencode.db"
+    _sqlite_snapshot(db_path, snapshot)
+
+    FRESH_FIXTURES.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "opencode": OPENCODE_VERSION,
+        "recordedBy": "tests/test_e2e_opencode.py::test_real_opencode_history_database",
+        "scenarioSha256": hashlib.sha256(SCENARIO.read_bytes()).hexdigest(),
+        "databasePath": str(db_path), "project": str(run.project), "commit": commit_hash,
+        "rootSessions": root_ids, "childSessions": [c["id"] for c in children],
+        "pluginRecording": str(HISTORY_RECORDING.relative_to(REPO)),
+    }
+    outputs = {
+        "opencode.db": snapshot.read_bytes(),
+        "opencode-api.json": (json.dumps(api, indent=1, sort_keys=True) + "\n").encode(),
+        "plugin-record.jsonl": run.record.read_bytes(),
+        "meta.json": (json.dumps(meta, indent=2) + "\n").encode(),
+    }
+    for stale in ("opencode.db-wal", "opencode.db-shm"):  # never pair a new database with an old WAL
+        (FRESH_FIXTURES / stale).unlink(missing_ok=True)
+    for name, data in outputs.items():
+        (FRESH_FIXTURES / name).write_bytes(data)
+    if os.environ.get("UPDATE_OPENCODE_FIXTURES") == "1" or os.environ.get("UPDATE_PLUGIN_FIXTURES") == "1":
+        for name, data in outputs.items():
+            if name == "plugin-record.jsonl":
+                HISTORY_RECORDING.write_bytes(data)
+            else:
+                (OPENCODE_FIXTURES / name).write_bytes(data)
+
+    assert time.monotonic() - started < 180, "the e2e test must stay under 3 minutes"
+
+
+def test_opencode_database_location_matches_our_reader(tmp_path: Path) -> None:
+    """`opencode db path` (the binary's own answer) against bridge.opencode.history's rule, for
+    the default data folder, XDG_DATA_HOME, and OPENCODE_DB absolute and relative."""
+    binary = opencode_binary()
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "elsewhere").mkdir()  # OpenCode opens the database: its folder must exist
+    base = {**{k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE", "AGENT_TRACKER", "XDG_"))},
+            "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_CACHE_HOME": str(home / ".cache"),
+            "XDG_STATE_HOME": str(home / ".local" / "state"), **OPENCODE_ENV}
+    cases = {
+        "default": base,
+        "xdg": {**base, "XDG_DATA_HOME": str(tmp_path / "data")},
+        "absolute": {**base, "OPENCODE_DB": str(tmp_path / "elsewhere" / "history.db")},
+        "relative": {**base, "XDG_DATA_HOME": str(tmp_path / "data"), "OPENCODE_DB": "custom.db"},
+    }
+    procs = {name: subprocess.Popen([str(binary), "db", "path"], cwd=tmp_path, env=env, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for name, env in cases.items()}  # concurrently: each start takes seconds
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, (name, err)
+        assert Path(out.strip().splitlines()[-1]) == opencode_database_path(cases[name]), (name, out)

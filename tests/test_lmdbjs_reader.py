@@ -234,12 +234,16 @@ def test_fixtures_cover_what_they_claim():
     assert stats["subdbs-uncompressed.mdb"]["fe"] == 0
     assert stats["misc.mdb"]["ff"] == 1  # the > 16 MiB value: 8-byte compression header
     # more than 32 shapes in one sub-database: shared ids are full, the rest are inline
-    acts = read_fixture("subdbs.mdb").databases["activities"]
-    shared = [e.value for e in acts if isinstance(e.key, Symbol)]
+    many = read_fixture("misc.mdb").databases["many-shapes"]
+    shared = [e.value for e in many if isinstance(e.key, Symbol)]
     assert len(shared) == 1 and len(shared[0]) == 32
-    shapes = {tuple(e.value["details"]) for e in acts if not isinstance(e.key, Symbol)}
-    shapes |= {tuple(e.value) for e in acts if not isinstance(e.key, Symbol)}
+    shapes = {tuple(e.value["details"]) for e in many if not isinstance(e.key, Symbol)}
+    shapes |= {tuple(e.value) for e in many if not isinstance(e.key, Symbol)}
     assert len(shapes) > 32
+    # the plugin's sub-databases each have their shared structures record
+    plugin = read_fixture("subdbs.mdb").databases
+    for name in ("agents", "commits", "communication", "retrospectives", "activities", "migrations", "projects"):
+        assert sum(isinstance(e.key, Symbol) and e.key == Symbol(f"structures:{name}") for e in plugin[name]) == 1
 
 
 def test_public_api_types():
@@ -253,17 +257,21 @@ def test_public_api_types():
     assert kinds == {"agent", "commit", "communication"}
     commit = next(e for e in snap.databases[None] if e.key.startswith("commit:C:\\Users"))
     # project paths contain ':' - keys are commit:<projectPath>:<hash>
-    assert commit.key == f"commit:{commit.value['projectPath']}:{commit.value['hash']}"
+    assert commit.key == f"commit:{commit.value['project_path']}:{commit.value['commit_hash']}"
 
 
 def test_floats_and_dates_are_exact():
     snap = read_fixture("flat.mdb")
     agents = {e.value["id"]: e.value for e in snap.databases[None] if e.key.startswith("agent:")}
-    scores = [a["communicationScore"] for a in agents.values()]
-    assert 23.7 in scores and 0.30000000000000004 in scores and 5e-324 in scores
-    assert all(type(s) is float for s in scores if s != 2**53 + 2)
-    assert any(a.get("halted") is True for a in agents.values())
-    assert any("halted" not in a for a in agents.values())
+    scores = [a["communication_score"] for a in agents.values()]
+    assert 23.7 in scores and 0.30000000000000004 in scores and -1.5 in scores and -3 in scores
+    assert type(next(s for s in scores if s == 23.7)) is float and type(next(s for s in scores if s == -3)) is int
+    assert {a["skill_points"] for a in agents.values()} >= {2.7, -0.5, 0, -1}
+    assert 5e-324 in {a["experience_points"] for a in agents.values()}
+    assert any(a["active"] is False and a["skill_points"] > 0 for a in agents.values())
+    assert {a["created_at"] for a in agents.values()} >= {
+        datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc),
+        datetime(2106, 2, 7, 6, 28, 16, tzinfo=timezone.utc)}
     commits = [e.value for e in snap.databases[None] if e.key.startswith("commit:")]
     stamps = {c["timestamp"] for c in commits}
     for expected in (
@@ -276,8 +284,10 @@ def test_floats_and_dates_are_exact():
     ):
         assert expected in stamps
     assert all(s.tzinfo is timezone.utc for s in stamps)
-    assert any("taskDescription" not in c for c in commits)
-    assert max(len(c.get("taskDescription", "")) for c in commits) > 4000
+    assert any(c["task_description"] == "" for c in commits)
+    assert max(len(c["task_description"]) for c in commits) > 4000
+    grades = [e.value for e in snap.databases[None] if e.key.startswith("communication:")]
+    assert any("reason" not in g for g in grades) and any("reason" in g for g in grades)
 
 
 def test_misc_values():
@@ -366,7 +376,7 @@ def _check_live_snapshot(snap: LmdbJsSnapshot, batch: int) -> int:
     for indexes in batches.values():
         assert sorted(indexes) == list(range(batch))
     # the original fixture content is untouched by the writer
-    assert sum(1 for e in entries if str(e.key).startswith("agent:")) == 24
+    assert sum(1 for e in entries if str(e.key).startswith("agent:")) == 24  # flat.mdb's agents
     return head
 
 

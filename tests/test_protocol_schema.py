@@ -10,7 +10,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from bridge.config import BridgeConfig, ScoringRules
+from bridge.config import SCORING_RANGES, BridgeConfig, ScoringRules
 from bridge.protocol import params as m
 from bridge.protocol.methods import EVENT_METHODS, METHODS, OUTGOING_NOTIFICATIONS, Kind
 from bridge.protocol.names import wire_name
@@ -30,7 +30,7 @@ def resolve(node: dict) -> dict:
 def json_type(annotation: typing.Any) -> str:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if annotation in (m.Id, str):
+    if annotation in (m.Id, str, m.EventTime):
         return "string"
     if annotation is bool:
         return "boolean"
@@ -95,6 +95,14 @@ def test_parameter_classes_match_schema(method: str) -> None:
                                     else Kind.REQUEST)
 
 
+def test_every_event_and_only_events_take_the_event_time() -> None:
+    """`at` is declared once (params.Event) and documented once (schema $defs/EventTime)."""
+    for name, method in METHODS.items():
+        assert issubclass(method.params, m.Event) is method.event, name
+        at = SCHEMA["methods"][name]["params"].get("properties", {}).get("at")
+        assert at == ({"$ref": "#/$defs/EventTime"} if method.event else None), name
+
+
 def test_initialize_config_matches_bridge_config() -> None:
     config = resolve(SCHEMA["$defs"]["Config"])
     assert set(config["properties"]) == {wire_name(f.name) for f in attrs.fields(BridgeConfig)}
@@ -102,6 +110,8 @@ def test_initialize_config_matches_bridge_config() -> None:
     defaults = ScoringRules()
     assert {name: prop["default"] for name, prop in scoring["properties"].items()} == {
         wire_name(f.name): getattr(defaults, f.name) for f in attrs.fields(ScoringRules)}
+    assert {name: (prop["minimum"], prop["maximum"]) for name, prop in scoring["properties"].items()} == {
+        wire_name(name): bounds for name, bounds in SCORING_RANGES.items()}
 
 
 def test_outgoing_notifications_match() -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from support.tracking import (
     GRADES_TEXT,
     ServiceHarness,
@@ -115,6 +117,70 @@ def test_no_level_up_below_one_sp_and_no_gain_when_halted() -> None:
     halted = AgentState("h", 0.0, 10.0, 0.0)
     assert earn(halted, 5000, RULES) == 0
     assert (halted.skill_points, halted.experience_points) == (0.0, 10.0)
+
+
+def _level_up_loop(sp: float, xp: float, cost: float) -> tuple[int, float, float]:
+    """The rule as README words it, one level at a time: the reference for the closed form."""
+    levels = 0
+    while sp >= 1 and xp >= cost * sp:
+        xp -= cost * sp
+        sp += 1
+        levels += 1
+    return levels, sp, xp
+
+
+# "Normal values": what the loop computes exactly, integers and multiples of 1/8 (dyadic, like the
+# defaults), from a halted agent to SP 40, gains up to 1.25 million XP (~50 levels at cost 1000).
+EIGHTHS = st.integers(0, 10_000_000).map(lambda n: n / 8)
+
+
+@settings(max_examples=2_000, deadline=None, derandomize=True)
+@given(sp=st.one_of(st.integers(-2, 40).map(float), st.integers(0, 320).map(lambda n: n / 8)),
+       xp=st.one_of(st.integers(0, 1_250_000).map(float), EIGHTHS),
+       cost=st.one_of(st.integers(1, 5_000).map(float), st.integers(8, 40_000).map(lambda n: n / 8)))
+def test_closed_form_level_up_equals_the_loop(sp: float, xp: float, cost: float) -> None:
+    state = AgentState("a", sp, xp, 60.0)
+    levels = level_up(state, ScoringRules(level_cost=cost))
+    assert (levels, state.skill_points, state.experience_points) == _level_up_loop(sp, xp, cost)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(sp=st.integers(1, 10**6).map(float), xp=st.integers(0, 10**15).map(float),
+       cost=st.integers(1, 10**9).map(float))
+def test_closed_form_level_up_is_exact_where_the_loop_is_too_slow(sp: float, xp: float, cost: float) -> None:
+    """Up to 10^15 XP (a billion events at the 10^6 ceiling): n levels are the most XP can pay for."""
+    state = AgentState("a", sp, xp, 60.0)
+    n = level_up(state, ScoringRules(level_cost=cost))
+    assert state.skill_points == sp + n
+    assert state.experience_points == xp - cost * (n * sp + n * (n - 1) // 2)   # all exact integers here
+    assert 0 <= state.experience_points < cost * state.skill_points             # one more level is unaffordable
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(sp=st.integers(1, 1000), levels=st.one_of(st.integers(0, 100), st.integers(10**6, 10**8)),
+       cost=st.integers(1, 4), offset=st.integers(-1, 0))
+def test_closed_form_level_up_at_the_exact_boundaries(sp: int, levels: int, cost: int, offset: int) -> None:
+    """XP exactly what n levels cost (or one less): a float square root alone is off by one in ~1 of 8
+    such cases with n in the millions; the exact correction must get every one right."""
+    price = cost * (levels * sp + levels * (levels - 1) // 2)
+    assume(0 <= price + offset < 2**53)  # an exact float
+    state = AgentState("a", float(sp), float(price + offset), 60.0)
+    expected = levels if offset == 0 else levels - 1
+    assert level_up(state, ScoringRules(level_cost=float(cost))) == expected
+    assert state.skill_points == sp + expected
+
+
+def test_the_largest_gain_the_rules_accept_levels_up_at_once() -> None:
+    """pushXp at its ceiling (10^6) with levelCost at its floor (1): 1413 levels from one push, since
+    1 + 2 + ... + 1413 = 998,991 <= 10^6 < 1 + ... + 1414 = 1,000,405."""
+    rules = ScoringRules(push_xp=1e6, level_cost=1.0)
+    state = AgentState.new("a", rules)
+    assert earn(state, rules.push_xp, rules) == 1413
+    assert (state.skill_points, state.experience_points) == (1414.0, 1009.0)
+    # 10^30 XP (what pushXp 1e30 gave before the ceiling) is a handful of exact steps, not a loop.
+    huge = AgentState("h", 1.0, 1e30, 60.0)
+    assert level_up(huge, ScoringRules(level_cost=1.0)) == 1414213562373094
+    assert huge.skill_points == 1414213562373095.0 and 0 <= huge.experience_points < huge.skill_points
 
 
 def test_new_agent_defaults() -> None:

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from bridge.config import BridgeConfig, MiB, ScoringRules
 from bridge.report.build import build_report
 from bridge.store import Store
 from bridge.tracking.service import TrackingService
-from bridge.tracking.stack import FINGERPRINT_FILES, Stack, classify, fingerprint
+from bridge.tracking.stack import (
+    FINGERPRINT_FILES,
+    Stack,
+    classify,
+    declared_stack,
+    fingerprint,
+)
 
 
 def project(tmp_path: Path, files: dict[str, str], name: str = "project") -> Path:
@@ -120,6 +129,40 @@ def test_agents_md_stack_line_overrides_the_manifests(tmp_path: Path) -> None:
 def test_agents_md_stack_line_forms(tmp_path: Path, line: str, expected: tuple[str, str | None]) -> None:
     folder = project(tmp_path, {"pyproject.toml": "dependencies = []", "AGENTS.md": f"# Notes\n{line}\n"})
     assert classify(folder) == Stack(*expected, ("AGENTS.md",))
+
+
+# The pattern declared_stack replaced (quadratic on runs of blank lines), as the reference for one line.
+OLD_STACK_LINE = re.compile(
+    r"(?im)^\s*(?:[-*+]\s+)?(?:\*\*|__)?stack(?:\*\*|__)?\s*:\s*(?:\*\*|__)?\s*"
+    r"`?([\w.+#-]+(?:\s*/\s*[\w.+#-]+)?)`?\s*$")
+LINE_PIECES = st.lists(st.sampled_from(
+    ["stack", "Stack", "STACK", "\u017ftack", "stac\u212a", ":", " ", "  ", "\t", "\r", "\x0b", "\u3000", "-", "*",
+     "+", "**", "__", "`", "/", " / ", "python", "Py", "fast_api", "c++", "c#", "v1.2", "é", "語", "!", "#", "."]),
+    max_size=12).map("".join)
+
+
+@settings(max_examples=1_000, deadline=None, derandomize=True)
+@example("* **Stack:** Python / FastAPI")
+@example("stack:\tgo\t/\tgin")
+@example("- stack : __")       # "__" is bold or a word
+@example("\u017ftack: rust")   # long s: the old pattern was case-insensitive the Unicode way
+@example("**Stack**: `go/gin` ")
+@given(line=st.one_of(LINE_PIECES, st.builds("{}{}{}".format, LINE_PIECES, st.sampled_from(
+    ["stack:", "- **Stack:** ", "**Stack**: `", "* stack : __"]), LINE_PIECES)))
+def test_the_line_scanner_accepts_exactly_what_the_old_pattern_did(line: str) -> None:
+    old = OLD_STACK_LINE.search(line)
+    new = declared_stack(line)
+    if old is None:
+        assert new is None
+    else:  # the old value kept tabs around "/" (it only removed spaces); the new one keeps none
+        assert new == "".join(old.group(1).lower().split())
+
+
+def test_a_stack_line_is_one_line_and_the_first_one_wins() -> None:
+    assert declared_stack("# Notes\n\n\n- Stack: Rust\n**Stack**: go/gin\n") == "rust"
+    assert declared_stack("Stack\n: go") is None                   # the old pattern let \s* cross lines
+    assert declared_stack("Stack: go\r\nmore") == "go"             # CRLF files
+    assert declared_stack("\n" * 300_000 + "stack: x/y") == "x/y"  # linear: this took half an hour
 
 
 def test_agents_md_without_a_stack_line_only_hints_the_framework(tmp_path: Path) -> None:

@@ -388,9 +388,10 @@ async def test_the_bridge_notifies_agent_state_on_halt_and_reinstate(bridge: Bri
     status = await bridge.request("agent.status", {"sessionID": "s1"})
     assert (status["experiencePoints"], status["halted"]) == (1.0, True)
     reinstated = await bridge.request("agent.reinstate", {"agentId": "build", "reason": "fixed"})
-    # agent.reinstate flushes at once: nothing pending afterwards.
+    # The bug was flushed at once (a halt must be visible everywhere); pending since: the halted
+    # tool call (it earns nothing) and the reinstatement, which flushes at once too.
     assert reinstated == new_agent_status("build", experiencePoints=1.0, communicationScore=0.0, totalBugs=1,
-                                          pendingChanges=4)
+                                          pendingChanges=2)
     states = bridge.notifications_of("agent.state")
     assert [state["halted"] for state in states] == [True, False]
     assert await bridge.request("agent.status", {"agentId": "build"}) == new_agent_status(

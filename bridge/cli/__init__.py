@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Callable, Sequence
 
 from .common import (
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_UNUSABLE,
@@ -30,6 +32,7 @@ from .parser import build_parser, serve_parser
 COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "cmd_status"),
     "report": ("report", "cmd_report"),
+    "recommend": ("recommend", "cmd_recommend"),
     "export": ("export", "cmd_export"),
     "replay": ("replay", "cmd_replay"),
     "demo": ("replay", "cmd_demo"),
@@ -85,3 +88,23 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `agent-tracker export | head`
         return EXIT_OK
+    except OSError as exc:
+        return _os_error(args, exc)
+
+
+def _os_error(args: argparse.Namespace, exc: OSError) -> int:
+    """One sentence for an OSError no command explained; without a file name it is standard output
+    that cannot be written (`status > /dev/full`, a full disk)."""
+    if exc.filename is not None:
+        report_failure(args, f"{exc.strerror or exc}: {exc.filename}.", EXIT_FAILED)
+        return EXIT_FAILED
+    # What is still buffered for stdout would fail again when the interpreter flushes it at exit
+    # (a second traceback): point the descriptor at /dev/null first.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real descriptor (tests capturing output): nothing is flushed at exit
+    print_error(f"Cannot write to standard output: {exc.strerror or exc}.")
+    return EXIT_FAILED

@@ -41,11 +41,14 @@ class CommandError(Exception):
 # -- output ------------------------------------------------------------------------------------
 
 def make_console(file: TextIO | None = None) -> Any:
+    """A rich console as wide as the terminal; piped output is 200 columns unless COLUMNS says."""
+    import os
+
     from rich.console import Console
 
     console = Console(file=file or sys.stdout, highlight=False)
-    if not console.is_terminal:  # piped: wide enough for the report table, no wrapping
-        console = Console(file=file or sys.stdout, highlight=False, width=max(console.width, 200))
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(file=file or sys.stdout, highlight=False, width=200)
     return console
 
 
@@ -86,6 +89,15 @@ def unusable(store: Store) -> CommandError:
     if isinstance(failure, DatabaseFull):
         return CommandError(message, EXIT_WRITE)
     return CommandError(message, EXIT_UNUSABLE)
+
+
+def resolved_argument(text: str) -> Path:
+    """An absolute, resolved path from the command line; a symlink loop is a clear error."""
+    try:
+        return Path(text).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:  # Python 3.11 raises RuntimeError for a loop, 3.13 OSError
+        reason = getattr(exc, "strerror", None) or "it is a symbolic link loop"
+        raise CommandError(f"Cannot use {text}: {reason}.", EXIT_FAILED) from None
 
 
 def database_path(config: BridgeConfig) -> Path:

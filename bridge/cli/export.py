@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_OK, EXIT_USAGE, CommandError, command_config, open_for_reading
+from .common import EXIT_OK, CommandError, command_config, open_for_reading
 
 # -- export ------------------------------------------------------------------------------------------------
 
@@ -17,7 +17,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         try:
             summary = export_database(store, args.format, args.output)
         except ExportError as exc:
-            raise CommandError(str(exc), EXIT_USAGE) from None
+            raise CommandError(str(exc), exc.code) from None
     if args.output:
         counts = ", ".join(f"{count} {table}" for table, count in summary.counts.items())
         print(f"Exported {counts} from {store.path} to {summary.target}", file=sys.stderr)

@@ -16,6 +16,7 @@ from .common import (
     database_path,
     make_console,
     print_json,
+    resolved_argument,
     unusable,
 )
 
@@ -30,7 +31,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     config = command_config(args)
     path = database_path(config)
-    sources = [Path(p).expanduser().resolve() for p in args.paths]
+    sources = [resolved_argument(p) for p in args.paths]
     old_at_central_path = path.is_file() and is_lmdbjs_file(path)
     if not sources and not old_at_central_path:
         message = (f"The database at {path} is not from the older plugin; nothing to migrate there. "
@@ -104,7 +105,7 @@ def _print_migration_summary(results: list[dict[str, Any]], dry_run: bool) -> No
     title = "Migration (dry run: nothing written)" if dry_run else "Migration"
     table = Table(title=title, title_justify="left")
     for column in ("source", "layout", "agents", "commits", "grades", "retros", "activities", "projects",
-                   "already there", "errors"):
+                   "old migrations", "already there", "errors"):
         table.add_column(column, justify="left" if column in ("source", "layout") else "right")
     for wire in results:
         for source in wire.get("sources", []):
@@ -115,10 +116,30 @@ def _print_migration_summary(results: list[dict[str, Any]], dry_run: bool) -> No
             if source.get("upToDate"):
                 label += "\n(already imported)"
             table.add_row(label, source.get("layout", ""), *(str(imported.get(t, 0)) for t in (
-                "agents", "commits", "communication", "retrospectives", "activities", "projects")),
+                "agents", "commits", "communication", "retrospectives", "activities", "projects", "migrations")),
                 str(source.get("alreadyPresent", 0)), str(source.get("errorCount", 0)))
     console.print(table)
+    _print_skipped_agents(console, results)
     for wire in results:
         console.print(wire.get("message", ""))
         for error in wire.get("errors", [])[:10]:
             console.print(f"  [yellow]{error}[/yellow]")
+
+
+def _print_skipped_agents(console: Any, results: list[dict[str, Any]]) -> None:
+    """Agents of an old database that were already in ours: ours were kept, these not imported."""
+    from rich.table import Table
+
+    skipped = [(source.get("path", ""), agent) for wire in results for source in wire.get("sources", [])
+               for agent in source.get("skippedAgents", [])]
+    if not skipped:
+        return
+    table = Table(title="Agents already in the database: kept as they are; these old records were not imported",
+                  title_justify="left")
+    for column in ("source", "agent", "SP", "XP", "CS", "commits", "bugs", "state"):
+        table.add_column(column, justify="left" if column in ("source", "agent", "state") else "right")
+    for path, agent in skipped:
+        table.add_row(path, str(agent["agentId"]), f"{agent['skillPoints']:g}", f"{agent['experiencePoints']:g}",
+                      f"{agent['communicationScore']:g}", f"{agent['totalCommits']:g}", f"{agent['totalBugs']:g}",
+                      "halted" if agent["halted"] else "active")
+    console.print(table)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-DESCRIPTION = "agent-tracker: the bridge (`serve`) and the commands that answer \"which setup works for me?\"."
+DESCRIPTION = """\
+agent-tracker: which AI coding-agent setup (OpenCode agent, model, project stack) works best
+for you, across all your projects. The OpenCode plugin records every session into one database;
+these commands read it.
+
+  agent-tracker recommend        which agent and model to configure for the project in this folder
+  agent-tracker report           every setup, scored and ranked per stack
+  agent-tracker demo             the same on recorded example sessions, in a throw-away database
+"""
+WHEN = "a date (2026-10-01), an ISO timestamp (2026-10-01T14:00Z, UTC unless it says) or Nd (N days ago: 30d)"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +30,11 @@ def _reading(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agent-tracker", description=DESCRIPTION)
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="agent-tracker", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"agent-tracker {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _common(sub.add_parser("serve", help="run the bridge on stdio (what the OpenCode plugin spawns)"))
     status = sub.add_parser("status", help="an agent's sheet (or all agents)")
@@ -29,14 +42,36 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("agent", nargs="?")
     from ..report.score import SCORE_HELP  # a light import (no matplotlib, no LMDB)
 
+    recommend = sub.add_parser(
+        "recommend", help="which agent and model to configure for a project (default: this folder)",
+        description="Classifies DIR's stack from its manifest files and answers which agent and model to "
+                    "configure, with the evidence and the runner-up. When no setup of that exact stack is "
+                    "ranked yet, setups of the same language answer, then setups of all projects; the "
+                    "answer says which level it comes from. Prints an OpenCode config snippet to copy.")
+    _reading(recommend)
+    recommend.add_argument("directory", nargs="?", default=".", metavar="DIR",
+                           help="the project folder (default: the current folder)")
+    recommend.add_argument("--min-sessions", type=int, default=None, metavar="N",
+                           help="sessions a setup needs to be recommended (default 3)")
     report = sub.add_parser("report", help="which setup (agent, model, stack) does best",
                             description=SCORE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _reading(report)
-    report.add_argument("--project", help="only sessions in this project path")
-    report.add_argument("--stack", help="only this stack, e.g. python or python/fastapi")
-    report.add_argument("--since", help="only activity on or after this date (YYYY-MM-DD)")
-    report.add_argument("--min-sessions", type=int, default=None, help="minimum sample to be ranked")
-    report.add_argument("--chart", metavar="FILE", help="draw scores over time to FILE.png or FILE.html")
+    report.add_argument("--project", metavar="PATH|NAME",
+                        help="only this project: a path (., ~/code/shop) or a folder name (shop), which is "
+                             "compared with each project's folder name, never looked up in the current folder")
+    report.add_argument("--stack", help="only this stack: python (python and python/*) or python/fastapi")
+    report.add_argument("--agent", help="only this OpenCode agent, e.g. build")
+    report.add_argument("--model", help="only this model: provider/model, the model alone (gpt-5) or a provider")
+    report.add_argument("--since", metavar="WHEN", help=f"only records from WHEN on: {WHEN}")
+    report.add_argument("--until", metavar="WHEN", help=f"only records up to WHEN (a date counts whole): {WHEN}")
+    report.add_argument("--min-sessions", type=int, default=None, metavar="N",
+                        help="sessions a setup needs to be ranked (default 3)")
+    report.add_argument("--wide", action="store_true",
+                        help="every column, even when wider than the terminal (default: what fits)")
+    report.add_argument("--chart", metavar="FILE", help="draw scores over time to FILE.png (or a page: FILE.html)")
+    report.add_argument("--html", metavar="FILE",
+                        help="write the whole report as one self-contained HTML page: recommendations, a "
+                             "sortable setups table, the agents and the chart")
     export = sub.add_parser("export", help="sessions, commits and grade events for spreadsheets/DuckDB/pandas")
     _common(export)
     export.add_argument("--format", choices=("json", "csv", "jsonl"), default="json")
@@ -54,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="feed a recorded session (.jsonl) into a database")
     _reading(replay)
     replay.add_argument("files", nargs="+", metavar="FILE")
-    demo = sub.add_parser("demo", help="replay the example sessions into a temporary database and report")
+    demo = sub.add_parser("demo", help="replay the example sessions into a temporary database and report",
+                          description="Replays the recorded example sessions through the real bridge, spread "
+                                      "over six simulated weeks, into a throw-away database, and prints the report.")
     demo.add_argument("--keep", metavar="DIR", help="keep the demo database in DIR")
     demo.add_argument("--chart", metavar="FILE", help="also draw the chart")
     install = sub.add_parser("install-plugin", help="install the OpenCode plugin (global, or --project DIR)")

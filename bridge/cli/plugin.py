@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from .common import EXIT_FAILED, EXIT_OK, CommandError
+from .common import EXIT_FAILED, EXIT_OK, CommandError, resolved_argument
 
 
 def cmd_install_plugin(args: argparse.Namespace) -> int:
     from ..opencode.install import InstallError, install_plugin
 
-    project = Path(args.project).expanduser().resolve() if args.project else None
+    project = resolved_argument(args.project) if args.project else None
     try:
         bridge_command = args.bridge_command.split() if args.bridge_command else None
         result = install_plugin(project, bridge_command=bridge_command, dry_run=args.dry_run)
@@ -25,7 +24,7 @@ def cmd_install_plugin(args: argparse.Namespace) -> int:
 def cmd_uninstall_plugin(args: argparse.Namespace) -> int:
     from ..opencode.install import InstallError, uninstall_plugin
 
-    project = Path(args.project).expanduser().resolve() if args.project else None
+    project = resolved_argument(args.project) if args.project else None
     try:
         result = uninstall_plugin(project)
     except InstallError as exc:

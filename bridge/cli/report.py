@@ -1,4 +1,4 @@
-"""`agent-tracker report`: the ranked setups, recommendations and the optional chart."""
+"""`agent-tracker report`: the ranked setups, recommendations, the optional chart and HTML page."""
 
 from __future__ import annotations
 
@@ -25,24 +25,41 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     config = command_config(args)
     with open_for_reading(config) as store:
-        report = build_report(store, project=args.project, stack=args.stack, since=args.since,
-                              min_sessions=args.min_sessions, parallel=True)
+        report = build_report(store, project=args.project, stack=args.stack, since=args.since, until=args.until,
+                              agent=args.agent, model=args.model, min_sessions=args.min_sessions,
+                              rules=config.scoring, parallel=True)
         chart = _chart(store, report, args.chart) if args.chart else None
+        page = _html(store, report, args.html) if args.html else None
     if args.json:
-        print_json({**report.to_wire(), "chart": str(chart) if chart else None})
+        print_json({**report.to_wire(), "chart": str(chart) if chart else None,
+                    "html": str(page) if page else None})
         return EXIT_OK
     console = make_console()
-    render_rich(report, console)
+    render_rich(report, console, wide=args.wide)
     if chart:
         console.print(f"Chart: {chart}")
+    if page:
+        console.print(f"HTML report: {page}")
     return EXIT_OK
 
 
 
 def _chart(store: Store, report: Any, target: str) -> Path:
-    from ..report.chart import ChartError, draw_chart
+    from ..report.chart import ChartError
+    from ..report.html import save_chart
 
     try:
-        return draw_chart(store, report, Path(target).expanduser())
+        return save_chart(store, report, Path(target).expanduser())
+    except ChartError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+
+
+def _html(store: Store, report: Any, target: str) -> Path:
+    from ..report.chart import ChartError
+    from ..report.html import write_html
+
+    try:
+        page: Path = write_html(store, report, Path(target).expanduser())
+        return page
     except ChartError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None

@@ -55,26 +55,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _render_agents(rows: list[dict[str, Any]], path: Path) -> None:
-    from rich.table import Table
+    from ..report.render import agents_table
 
     console = make_console()
     if not rows:
         console.print(f"No agents recorded yet in {path}.")
         return
-    table = Table(title=f"Agents in {path}", title_justify="left")
-    for name in ("Agent", "SP", "XP", "CS", "Commits", "Bugs", "Pushes", "State", "Last update"):
-        table.add_column(name, justify="left" if name in ("Agent", "State", "Last update") else "right")
-    for row in rows:
-        table.add_row(str(row["agentId"]), f"{row['skillPoints']:g}", f"{row['experiencePoints']:g}",
-                      f"{row['communicationScore']:g}", str(row["totalCommits"]), str(row["totalBugs"]),
-                      str(row["totalPushes"]), "[red]halted[/red]" if row["halted"] else "active",
-                      (row["updatedAt"] or "-")[:19].replace("T", " "))
-    console.print(table)
+    console.print(agents_table(rows, f"Agents in {path}"))
 
 
 def _render_agent(sheet: dict[str, Any], report: Any, recent: list[dict[str, Any]], path: Path) -> None:
     from rich.table import Table
 
+    from ..report.model import plural
     from ..report.render import render_rich
 
     console = make_console()
@@ -84,9 +77,10 @@ def _render_agent(sheet: dict[str, Any], report: Any, recent: list[dict[str, Any
     console.print(f"[bold]{sheet['agentId']}[/bold] in {path}: {state}")
     console.print(f"  SP {sheet['skillPoints']:g} · XP {sheet['experiencePoints']:g}{next_level} · "
                   f"CS {sheet['communicationScore']:g} of {sheet['communicationCap']:g} · "
-                  f"{sheet['totalCommits']} commits · {sheet['totalBugs']} bugs · {sheet['totalPushes']} pushes")
+                  f"{plural(sheet['totalCommits'], 'commit')} · {plural(sheet['totalBugs'], 'bug')} · "
+                  f"{plural(sheet['totalPushes'], 'push', 'pushes')}")
     if report.setups:
-        render_rich(report, console, recommendations=False)
+        render_rich(report, console, recommendations=False, agents=False)
     if recent:
         table = Table(title="Recent bugs and reinstatements", title_justify="left")
         for name in ("When", "Kind", "Details"):

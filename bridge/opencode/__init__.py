@@ -1,5 +1,6 @@
 """opencode: what the bridge knows of OpenCode's own files.
 
-Owns: installing the plugin into OpenCode's config folder (install). May import config; never
-imports rpc, tracking, report or migration.
+Owns: installing the plugin into OpenCode's config folder (install) and reading OpenCode's own
+history database, read-only (history). May import config; never imports rpc, tracking, report
+or migration.
 """

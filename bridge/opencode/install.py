@@ -21,22 +21,28 @@ Why this layout (verified with OpenCode 1.18.33):
 
 User files are edited, never rewritten: the config file (JSON or JSONC with comments and
 trailing commas) gets a textual insertion or removal of our one ``plugin`` element, checked by
-re-parsing the result; a backup (``<file>.agent-tracker.bak``) is written before any change.
-Everything is idempotent: a second install changes nothing.
+re-parsing the result; a backup (``<file>.agent-tracker.bak``, then ``-2``, ``-3``...: never
+overwritten) is written before any change, at the file's mode. A symlinked file (dotfiles) is
+written through to its target and keeps its mode and owner (a 0600 file holding an API key stays
+0600); a read-only one is refused. Everything is idempotent: a second install changes nothing.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import shutil
+import stat
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
 import attrs
+
+from ..output_files import UnsafeOutput, keep_mode_and_owner, refuse_database_files, replace_atomically
 
 PLUGIN_DIR_NAME = "agent-tracker"
 PLUGIN_SPEC = f"./plugin/{PLUGIN_DIR_NAME}/index.js"
@@ -295,24 +301,75 @@ class _Plan:
         if path.exists() and path.read_bytes() == data:
             self.unchanged.append(path)
             return
+        try:
+            refuse_database_files(path, None, what=f"the plugin's {path.name}")
+        except UnsafeOutput as exc:
+            raise InstallError(str(exc)) from None
+        if read_only := read_only_mode(path):
+            raise InstallError(f"{path} is read-only (mode {read_only}){self._so_far()}: make it writable "
+                               f"(chmod u+w) and run the command again")
         self.changed.append(path)
         if self.dry_run:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if backup and path.exists():
-            saved = path.with_name(path.name + BACKUP_SUFFIX)
-            shutil.copy2(path, saved)
-            self.backups.append(saved)
-        tmp = path.with_name(f".{path.name}.agent-tracker-tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if backup and path.exists():
+                self.backups.append(_backup(path))
+            # Through a symlink to its target (a dotfiles setup), keeping the file's mode and owner.
+            with replace_atomically(path, binary=True) as handle:
+                handle.write(data)
+        except OSError as exc:
+            self.changed.pop()
+            raise InstallError(f"cannot write {path}: {exc.strerror or exc}{self._so_far()}") from None
 
     def remove(self, path: Path) -> None:
         if not path.exists():
             return
         self.changed.append(path)
         if not self.dry_run:
-            path.unlink()
+            try:
+                path.unlink()
+            except OSError as exc:
+                self.changed.pop()
+                raise InstallError(f"cannot remove {path}: {exc.strerror or exc}{self._so_far()}") from None
+
+    def _so_far(self) -> str:
+        if not self.changed or self.dry_run:
+            return "; nothing was changed"
+        return (f"; {len(self.changed)} file(s) were changed before it (running the command again once it "
+                f"can be written finishes the job)")
+
+
+def read_only_mode(path: Path) -> str | None:
+    """The mode of a regular file nobody may write ("0444"), else None. Such a file is the user's
+    "do not touch", also for root, whom the kernel would let write it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # absent: created, and the folder's permissions decide
+    return f"{stat.S_IMODE(mode):04o}" if stat.S_ISREG(mode) and not mode & 0o222 else None
+
+
+def _backup(path: Path) -> Path:
+    """A copy of the file beside it (beside the symlink, not in the dotfiles folder it points to),
+    at the original's mode and owner, never over an earlier backup: <name>.agent-tracker.bak,
+    then <name>.agent-tracker-2.bak, -3, ..."""
+    data = path.read_bytes()
+    original = os.stat(path)
+    for number in itertools.count(1):
+        name = path.name + (BACKUP_SUFFIX if number == 1 else f".agent-tracker-{number}.bak")
+        try:
+            # Created at the original's mode (or narrower, by the umask), so a 0600 file holding an
+            # API key is never readable by others, not even for a moment.
+            fd = os.open(path.with_name(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         stat.S_IMODE(original.st_mode) & 0o777)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as handle:
+            keep_mode_and_owner(fd, original)
+            handle.write(data)
+        return path.with_name(name)
+    raise AssertionError("unreachable")
 
 
 def _config_file(config_dir: Path) -> Path:
@@ -324,7 +381,10 @@ def _config_file(config_dir: Path) -> Path:
 
 
 def _read_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InstallError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}; nothing was changed") from None
 
 
 def _default_bridge_command() -> list[str] | None:
@@ -360,6 +420,9 @@ def install_plugin(project: Path | None, *, bridge_command: list[str] | None = N
                            f'{_entry_text(options)} to its "plugin" list by hand') from None
     if not any(_is_our_entry(item) for item in (parsed or {}).get("plugin", [])):
         raise InstallError(f"could not add the plugin entry to {config_path}")
+    if new_config != old_config and (read_only := read_only_mode(config_path)):
+        raise InstallError(f"{config_path} is read-only (mode {read_only}); nothing was changed: make it "
+                           f"writable (chmod u+w) and run the command again")
 
     # 2. package.json dependency
     package_path = target / "package.json"

@@ -25,6 +25,7 @@ from .params import (
     GradeGiven,
     InitializeParams,
     NoParams,
+    RecommendQuery,
     ReportQuery,
     RetrospectiveRecorded,
     SessionCreated,
@@ -61,6 +62,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     Method("flush", NoParams, REQUEST),
     Method("agent.status", StatusQuery, REQUEST),
     Method("report", ReportQuery, REQUEST),
+    Method("recommend", RecommendQuery, REQUEST),
     # Events (tracking).
     Method("session.created", SessionCreated, NOTIFICATION, event=True),
     Method("session.updated", SessionUpdated, NOTIFICATION, event=True),

@@ -15,6 +15,9 @@ import attrs
 Id = NewType("Id", str)
 Grade = NewType("Grade", int)
 Grader = NewType("Grader", str)  # "agent" | "user"
+# When an event happened, if not now: ISO-8601 with a time zone, normalised to the stored UTC form
+# (structure.py). A replay of recorded sessions sends it; the plugin never does (now is right).
+EventTime = NewType("EventTime", str)
 
 MAX_ID_LENGTH = 4096
 
@@ -52,7 +55,17 @@ class NoParams:
 
 
 @attrs.frozen
-class SessionCreated:
+class Event:
+    """What every event's params share (methods.METHODS with ``event=True``), declared once.
+
+    ``at`` is keyword-only so that each event class can still list its required fields first.
+    """
+
+    at: EventTime | None = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen
+class SessionCreated(Event):
     session_id: Id
     directory: Id | None = None
     agent: AgentRef | None = None
@@ -61,19 +74,19 @@ class SessionCreated:
 
 
 @attrs.frozen
-class SessionUpdated:
+class SessionUpdated(Event):
     session_id: Id
     agent: AgentRef | None = None
     title: str | None = None
 
 
 @attrs.frozen
-class SessionRef:
+class SessionRef(Event):
     session_id: Id
 
 
 @attrs.frozen
-class ToolExecuted:
+class ToolExecuted(Event):
     session_id: Id
     call_id: Id
     tool: Id
@@ -85,7 +98,7 @@ class ToolExecuted:
 
 
 @attrs.frozen
-class CommandExecuted:
+class CommandExecuted(Event):
     session_id: Id
     command: Id
     success: bool = True
@@ -94,7 +107,7 @@ class CommandExecuted:
 
 
 @attrs.frozen
-class CommitCompleted:
+class CommitCompleted(Event):
     commit_hash: Id
     project_path: Id | None = None
     agent_id: Id | None = None
@@ -103,7 +116,7 @@ class CommitCompleted:
 
 
 @attrs.frozen
-class CommitPushed:
+class CommitPushed(Event):
     project_path: Id | None = None
     agent_id: Id | None = None
     session_id: Id | None = None
@@ -111,7 +124,7 @@ class CommitPushed:
 
 
 @attrs.frozen
-class GradeGiven:
+class GradeGiven(Event):
     grade: Grade
     grader: Grader
     session_id: Id | None = None
@@ -122,7 +135,7 @@ class GradeGiven:
 
 
 @attrs.frozen
-class BugReported:
+class BugReported(Event):
     session_id: Id | None = None
     agent_id: Id | None = None
     description: str | None = None
@@ -131,7 +144,7 @@ class BugReported:
 
 
 @attrs.frozen
-class RetrospectiveRecorded:
+class RetrospectiveRecorded(Event):
     session_id: Id | None = None
     agent_id: Id | None = None
     summary: str | None = None
@@ -141,7 +154,7 @@ class RetrospectiveRecorded:
 
 
 @attrs.frozen
-class ActivityLogged:
+class ActivityLogged(Event):
     kind: Id
     session_id: Id | None = None
     agent_id: Id | None = None
@@ -150,7 +163,7 @@ class ActivityLogged:
 
 
 @attrs.frozen
-class AgentReinstated:
+class AgentReinstated(Event):
     agent_id: Id
     reason: str | None = None
 
@@ -166,4 +179,10 @@ class ReportQuery:
     project_path: Id | None = None
     stack: str | None = None
     since: str | None = None
+    min_sessions: int | None = None
+
+
+@attrs.frozen
+class RecommendQuery:
+    directory: Id | None = None  # the project folder; default: initialize's project.directory
     min_sessions: int | None = None

@@ -7,7 +7,9 @@ An error names the field as the wire spells it and what is accepted (``params.gr
 from __future__ import annotations
 
 import math
+import re
 import types
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Union, get_args, get_origin
 
 import attrs
@@ -17,7 +19,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from .grades import parse_grade
 from .methods import METHODS
 from .names import wire_name
-from .params import MAX_ID_LENGTH, AgentRef, ClientInfo, Grade, Grader, Id, ProjectRef
+from .params import MAX_ID_LENGTH, AgentRef, ClientInfo, EventTime, Grade, Grader, Id, ProjectRef
 
 # cattrs' stub types the attribute overrides (**kwargs) and its own flags as one namespace, which
 # mypy cannot tell apart when the overrides come as a dict; the function itself takes both.
@@ -59,6 +61,32 @@ def _grader(value: Any, _type: Any) -> str:
     if value not in ("agent", "user") or not isinstance(value, str):
         raise InvalidParams(f'must be "agent" or "user"; got {value!r}')
     return value
+
+
+# Clocks of two machines differ a little; an event from further in the future is a mistake.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# The forms of protocol/schema.json $defs/EventTime (fromisoformat alone accepts more).
+_EVENT_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _event_time(value: Any, _type: Any) -> str:
+    """``at``: an ISO-8601 date and time with a time zone → the stored form, 2026-11-26T05:00:00.123Z."""
+    expected = "must be an ISO-8601 UTC timestamp like 2026-11-26T05:00:00.000Z (a date, a time and a zone)"
+    if not isinstance(value, str) or len(value) > 40:
+        raise InvalidParams(f"{expected}; got {value!r}"[:300])
+    if not _EVENT_TIME.match(value):
+        if re.match(r"^\d{4}-\d{2}-\d{2}T[\d:.]+$", value):
+            raise InvalidParams(f"{expected}; got {value!r}, which has no time zone (add Z for UTC)")
+        raise InvalidParams(f"{expected}; got {value!r}"[:300])
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidParams(f"{expected}; got {value!r}"[:300]) from None
+    moment = moment.astimezone(timezone.utc)
+    if moment > datetime.now(timezone.utc) + FUTURE_TOLERANCE:
+        raise InvalidParams(f"must not be in the future (it says when the event happened); got {value!r}")
+    # The stored form (bridge.timestamps.iso_utc): fixed width, so records sort by time as text.
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _object(value: Any, _type: Any) -> dict[str, Any]:
@@ -104,6 +132,7 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(Id, _identifier)
     converter.register_structure_hook(Grade, _grade)
     converter.register_structure_hook(Grader, _grader)
+    converter.register_structure_hook(EventTime, _event_time)
     converter.register_structure_hook_func(lambda t: t == dict[str, Any], _object)
     converter.register_structure_hook_func(lambda t: t == list[str], _string_list)
     converter.register_structure_hook_factory(_is_optional, _optional_hook)

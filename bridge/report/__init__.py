@@ -4,7 +4,9 @@ Owns: aggregation, scoring, ranking, recommendations, the timeline, and every wa
 leaves the program (rich/text tables, the chart, export). May import: store, config, timestamps,
 tracking's pure rules (scoring, stack, git_commands). Never imports rpc, cli or migration.
 Modules: build (the entry point), collect + decode (the scan), helper (a forked counter),
-score + rank (the rules), model (rows and wire form), filters, timeline, render, chart, export.
+score + rank (the rules), model (rows and wire form), filters, recommend (one project folder:
+exact stack, then language, then all projects), timeline, render (terminal tables that fit),
+chart, html (the self-contained page), export.
 
 A *setup* is the OpenCode agent, the provider/model it ran on and the stack of the project
 (language/framework, bridge.tracking.stack). Every session, commit, grade and bug in the database is

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
+from typing import Any
 
 import orjson
 
@@ -17,10 +18,11 @@ from .collect import (
     collect_bugs,
     collect_commits,
     collect_grades,
+    collect_imported,
     collect_sessions,
 )
 from .decode import codec_named
-from .filters import normalise_project, normalise_since
+from .filters import Filters
 from .helper import Helper, merge_helper_result
 from .model import Report, ReportError, SetupRow
 from .rank import rank_rows, recommend
@@ -56,6 +58,35 @@ def _read_agents(view: ReadView) -> dict[str, AgentState]:
     return agents
 
 
+def known_values(view: ReadView, codec: Any, filters: Filters) -> dict[str, Any]:
+    """What the database holds for each filter that was given (every session, unfiltered)."""
+    scope = Scope(view, Filters())
+    totals = Totals()
+    collect_sessions(view, scope, totals, codec, None, False)
+    setups = list(totals.acc)
+    given = filters.given()
+    known: dict[str, Any] = {}
+    if "project" in given:
+        known["projects"] = sorted({path for paths in scope.paths.values() for path in paths})
+    for name, index in (("stack", 2), ("agent", 0), ("model", 1)):
+        if name in given:
+            known[name + "s"] = sorted({setup[index] for setup in setups})
+    if "since" in given or "until" in given:
+        created_of = codec.getter(("createdAt",))
+        decode = codec.decoder(("createdAt",))
+        stamps = []
+        for raw in view.raw_values("sessions"):
+            try:
+                created = created_of(decode(raw))
+            except codec.errors:
+                continue
+            if isinstance(created, str) and created:
+                stamps.append(created)
+        known["sessionsFrom"] = min(stamps, default=None)
+        known["sessionsTo"] = max(stamps, default=None)
+    return known
+
+
 class NoGC:
     """Building millions of short-lived dicts: the cyclic GC only costs time here."""
 
@@ -70,11 +101,15 @@ class NoGC:
 
 
 def build_report(store: Store, *, project: str | None = None, stack: str | None = None,
-                 since: str | None = None, min_sessions: int | None = None, agent: str | None = None,
+                 since: str | None = None, until: str | None = None, min_sessions: int | None = None,
+                 agent: str | None = None, model: str | None = None, group: str | None = None,
+                 exact_stack: bool = False,
                  decoder: str | None = None, parallel: bool = False, rules: ScoringRules | None = None,
                  _force_slow: bool = False) -> Report:
     """Aggregate, score and rank every setup (see the module docstring and SCORE_HELP).
 
+    ``group``: "language" or "all" ranks setups across the stacks of a language, or across all
+    projects (the setup's stack is then the language, or "all"): the fallback levels of recommend.
     ``parallel``: count grades and bugs in a forked helper process meanwhile (the CLI does; the
     bridge does not, as it runs threads). The result is identical either way.
     """
@@ -83,10 +118,10 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
     min_sessions = DEFAULT_MIN_SESSIONS if min_sessions is None else int(min_sessions)
     if min_sessions < 1:
         raise ReportError(f"--min-sessions must be at least 1; got {min_sessions}.")
-    since_key = normalise_since(since)
-    project_key = normalise_project(project)
+    filters = Filters.parse(project=project, stack=stack, since=since, until=until, agent=agent, model=model,
+                            exact_stack=exact_stack)
     codec = codec_named(decoder)
-    scope_args = (project_key, stack, since_key, agent)
+    scope_args = (filters, group)
     with NoGC():
         helper = Helper.start(store, scope_args, codec.name) if parallel and not _force_slow else None
         used_helper = False
@@ -105,6 +140,9 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                     collect_grades(view, scope, totals, codec, None, _force_slow)
                     collect_bugs(view, scope, totals, None)
                 agents = _read_agents(view)
+                # A filter that matched nothing: say what there is, so the next try can match.
+                known = known_values(view, codec, filters) if filters.given() and not totals.acc else None
+                imported = collect_imported(view, scope)
         finally:
             if helper is not None:
                 helper.cancel()
@@ -118,6 +156,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                        bugs=int(acc[BUGS]), last_used=totals.last_used.get(setup),
                        projects=len(scope.paths.get(setup, ())))
         row.score, row.parts = score_parts(acc)
+        if setup in imported:
+            row.imported = imported[setup]
         state = agents.get(agent_id)
         if state is not None:
             row.skill_points = state.skill_points
@@ -127,13 +167,15 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
     rows = rank_rows(rows, min_sessions)
     report = Report(
         database=str(store.path), generated_at=utc_now(),
-        filters={"project": project_key, "stack": stack, "since": since_key, "agent": agent},
+        filters=filters.to_wire(),
         min_sessions=min_sessions, setups=rows, recommendations=recommend(rows, min_sessions),
         agents=[agent_sheet_detail(state, rules) for _, state in sorted(agents.items())
-                if agent is None or state.agent_id == agent],
+                if filters.agent is None or state.agent_id.lower() == filters.agent.lower()],
         totals={**totals.counts, "setups": len(rows), "rankedSetups": sum(r.ranked for r in rows)},
         decoder=codec.name, parallel=used_helper,
-        unattributed_bugs=totals.unattributed_bugs,
+        unattributed_bugs=totals.unattributed_bugs, known=known, selection=filters,
+        imported={"commits": sum(r.imported["commits"] for r in rows),
+                  "grades": sum(r.imported["grades"] for r in rows)},
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report

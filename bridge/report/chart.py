@@ -1,19 +1,18 @@
-"""`report --chart FILE.png|FILE.html`: each setup's score over time, drawn with matplotlib.
+"""`report --chart FILE.png`: each setup's score over time, drawn with matplotlib.
 
 matplotlib is optional (``pip install 'agent-tracker-bridge[chart]'``) and imported only here,
-with the Agg canvas (no display, no global pyplot state). ``.html`` is one self-contained page:
-the chart as inline SVG, the report table and the recommendations.
+with the Agg canvas (no display, no global pyplot state). The HTML page (html.py) inlines the
+same chart as SVG.
 """
 
 from __future__ import annotations
 
-import html
 import io
 from pathlib import Path
 from typing import Any
 
+from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
 from .model import Report, SetupKey
-from .render import COLUMNS, table_rows
 from .score import FORMULA
 from .timeline import bucket_datetime, build_timeline
 
@@ -41,8 +40,7 @@ def _figure(report: Report, store: Any) -> Any:
         raise ChartError("Drawing a chart needs matplotlib: pip install 'agent-tracker-bridge[chart]' "
                          "(or pip install matplotlib).") from None
     filters = report.filters
-    timeline = build_timeline(store, project=filters.get("project"), stack=filters.get("stack"),
-                              since=filters.get("since"), setups=chart_setups(report))
+    timeline = build_timeline(store, report.selection, setups=chart_setups(report))
     figure = Figure(figsize=(11, 6), dpi=110, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
@@ -71,61 +69,43 @@ def _figure(report: Report, store: Any) -> Any:
     return figure
 
 
+def svg_chart(store: Any, report: Report) -> str:
+    """The chart as an SVG element, to inline in an HTML page (no XML prolog, no doctype)."""
+    figure = _figure(report, store)
+    svg = io.StringIO()
+    figure.savefig(svg, format="svg")
+    text = svg.getvalue()
+    return text[text.find("<svg"):]
+
+
 def draw_chart(store: Any, report: Report, target: Path) -> Path:
-    """Write the chart to ``target`` (.png, or .html with inline SVG); returns the path."""
+    """Write the chart to ``target`` (.png; html.save_chart also writes .html pages); returns the path."""
     suffix = target.suffix.lower()
     if suffix not in SUFFIXES:
         raise ChartError(f"--chart must name a .png or .html file; got {target}.")
+    if suffix != ".png":
+        raise ChartError(f"draw_chart writes PNG files; {target} is a page: use html.save_chart.")
+    refuse_database_target(target, store)
     figure = _figure(report, store)
+    make_folder(target)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ChartError(f"Cannot create the folder for {target}: {exc.strerror or exc}.") from None
-    try:
-        if suffix == ".png":
-            figure.savefig(target, format="png")
-        else:
-            svg = io.StringIO()
-            figure.savefig(svg, format="svg")
-            target.write_text(_page(report, svg.getvalue()), encoding="utf-8")
+        with replace_atomically(target, binary=True) as handle:  # a failed write keeps the old chart
+            figure.savefig(handle, format="png")
     except OSError as exc:
         raise ChartError(f"Cannot write {target}: {exc.strerror or exc}.") from None
     return target
 
 
-def _page(report: Report, svg: str) -> str:
-    svg = svg[svg.find("<svg"):]  # drop the XML prolog and doctype: inline in HTML
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in COLUMNS)
-    body = "\n".join(
-        "<tr" + (' class="best"' if row.rank == 1 else (' class="unranked"' if not row.ranked else "")) + ">"
-        + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
-        for cells, row in zip(table_rows(report), report.setups))
-    recommendations = "\n".join(f"<li>{html.escape(rec.text)}</li>" for rec in report.recommendations)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>agent-tracker report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.85rem; }}
-th, td {{ padding: 0.2rem 0.6rem; border-bottom: 1px solid #ddd; text-align: right; }}
-th:nth-child(2), th:nth-child(3), th:nth-child(4), td:nth-child(2), td:nth-child(3), td:nth-child(4) {{ text-align: left; }}
-tr.best {{ background: #e8f5e9; font-weight: 600; }}
-tr.unranked {{ color: #888; }}
-code {{ background: #f4f4f4; padding: 0.1rem 0.3rem; }}
-</style></head><body>
-<h1>Which agent setup works best?</h1>
-<p>Database <code>{html.escape(report.database)}</code>, generated {html.escape(report.generated_at)}:
-{report.totals.get("sessions", 0)} sessions, {report.totals.get("commits", 0)} commits,
-{report.totals.get("grades", 0)} grades.</p>
-{svg}
-<h2>Recommendations</h2>
-<ul>
-{recommendations}
-</ul>
-<h2>Setups</h2>
-<table><thead><tr>{head}</tr></thead><tbody>
-{body}
-</tbody></table>
-<p><code>{html.escape(FORMULA)}</code>; * = not ranked (fewer than {report.min_sessions} sessions,
-or agent/model unknown). Ranks are per stack.</p>
-</body></html>
-"""
+def make_folder(target: Path) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ChartError(f"Cannot create the folder for {target}: {exc.strerror or exc}.") from None
+
+
+def refuse_database_target(target: Path, store: Any, what: str = "the chart") -> None:
+    """A chart or page must never be written over the database or its lock and journal."""
+    try:
+        refuse_database_files(target, getattr(store, "path", None), what=what)
+    except UnsafeOutput as exc:
+        raise ChartError(str(exc)) from None

@@ -14,7 +14,7 @@ from ..store import ReadView, key
 from ..tracking.git_commands import hashes_match
 from ..tracking.setups import UNKNOWN_AGENT, model_name, split_setup_name
 from .decode import count_groups, raw_cursor, scan_rows
-from .filters import normal_path, stack_matches
+from .filters import Filters, model_matches, stack_matches
 from .model import UNKNOWN_STACK, SetupKey
 from .score import (
     AGENT_N,
@@ -39,16 +39,30 @@ _HAS_BUG = re.compile(rb'"bug"').search  # cheaper than decoding every activity
 
 # -- attribution -----------------------------------------------------------------------------------
 
+# How stacks are grouped into the setup key: as they are, by language (python/fastapi and
+# python/django count as one "python"), or all together ("all"): the levels of `recommend`.
+GROUPS = (None, "language", "all")
+ALL_STACKS = "all"
+
+
+def group_stack(stack: str, group: str | None) -> str:
+    if group == "language":
+        return stack.partition("/")[0]
+    return ALL_STACKS if group == "all" else stack
+
+
 class Scope:
     """Filters, stack classification and record → setup attribution, all memoised."""
 
-    def __init__(self, view: ReadView, project: str | None, stack: str | None, since: str | None,
-                 agent: str | None):
+    def __init__(self, view: ReadView, filters: Filters, group: str | None = None):
         self.view = view
-        self.project = project
-        self.stack = stack
-        self.since = since
-        self.agent = agent
+        self.filters = filters
+        self.project = filters.project
+        self.stack = filters.stack
+        self.window = filters.window()
+        self.agent = filters.agent.lower() if filters.agent else None
+        self.model = filters.model
+        self.group = group
         self.projects: dict[str, dict[str, Any]] = {}
         for raw in view.raw_values("projects"):
             try:
@@ -103,14 +117,16 @@ class Scope:
 
     def _resolve(self, agent: str, model: str, path: Any) -> SetupKey | None:
         path = path if isinstance(path, str) else None
-        if self.project is not None and (path is None or normal_path(path) != self.project):
+        if self.project is not None and (path is None or not self.project.matches(path)):
             return None
-        if self.agent is not None and agent != self.agent:
+        if self.agent is not None and str(agent).lower() != self.agent:
+            return None
+        if not model_matches(model, self.model):
             return None
         stack = self.stack_of(path)
-        if not stack_matches(stack, self.stack):
+        if not stack_matches(stack, self.stack, self.filters.exact_stack):
             return None
-        setup = (str(agent), model, stack)
+        setup = (str(agent), model, group_stack(stack, self.group))
         if path:
             self.paths.setdefault(setup, set()).add(path)
         return setup
@@ -160,6 +176,13 @@ class Scope:
 
 # -- aggregation -----------------------------------------------------------------------------------
 
+Window = tuple[str, str] | None
+
+
+def outside(window: Window, created: Any) -> bool:
+    """Whether a record's createdAt is outside the time filters (the scan's fast path compares alike)."""
+    return window is not None and not (isinstance(created, str) and window[0] <= created < window[1])
+
 Bucket = Callable[[Any], Any]
 
 
@@ -207,7 +230,7 @@ _SESSION_FIELDS = ("agentId", "provider", "model", "projectPath", "setups", "xpE
 
 def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
                       bucket: Bucket | None, force_slow: bool) -> None:
-    since = scope.since
+    window = scope.window
     last_used = totals.last_used
     counts = totals.counts
 
@@ -216,7 +239,7 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
             return
         get = record.get
         created = get("createdAt") or ""
-        if since and (not isinstance(created, str) or created < since):
+        if outside(window, created):
             return
         path = get("projectPath")
         setups = get("setups")
@@ -249,7 +272,7 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
     # (agentId, provider, model, projectPath) -> (setup, its accumulator), or None (filtered out)
     targets: dict[tuple[Any, ...], tuple[SetupKey, list[float]] | None] = {}
     counted = 0
-    for values in scan_rows(view, "sessions", _SESSION_FIELDS, codec, one, since):
+    for values in scan_rows(view, "sessions", _SESSION_FIELDS, codec, one, window):
         agent, provider, model, path, setups, xp, updated, _ = values
         if (setups is not None and len(setups) > 1) or xp.__class__ not in (int, float) \
                 or updated.__class__ is not str:
@@ -284,14 +307,14 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
 
 def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
                      bucket: Bucket | None, force_slow: bool) -> None:
-    since = scope.since
+    window = scope.window
 
     def one(record: dict[str, Any] | None) -> None:
         if not isinstance(record, dict):
             return
         get = record.get
         created = get("createdAt")
-        if since and (not isinstance(created, str) or created < since):
+        if outside(window, created):
             return
         setup = scope.setup(get("agentId"), get("provider"), get("model"), get("projectPath"))
         if setup is not None:
@@ -302,7 +325,7 @@ def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         _each(view, "commits", one)
         return
     fields = ("agentId", "provider", "model", "projectPath")
-    groups = count_groups(view, "commits", fields, codec, one, since)
+    groups = count_groups(view, "commits", fields, codec, one, window)
     for (agent, provider, model, path), count in groups.items():
         setup = scope.setup(agent, provider, model, path)
         if setup is not None:
@@ -350,13 +373,13 @@ _GRADE_FIELDS = ("agentId", "provider", "model", "projectPath", "grader", "grade
 
 def collect_grades(view: ReadView, scope: Scope, totals: Totals, codec: Any,
                     bucket: Bucket | None, force_slow: bool) -> None:
-    since = scope.since
+    window = scope.window
 
     def one(record: dict[str, Any] | None) -> None:
         if not isinstance(record, dict):
             return
         created = record.get("createdAt")
-        if since and (not isinstance(created, str) or created < since):
+        if outside(window, created):
             return
         setup = _grade_setup(scope, record)
         if setup is not None and _add_grade(totals.slot(setup, bucket, created), record.get("grader"),
@@ -367,7 +390,7 @@ def collect_grades(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         _each(view, "communication", one)
         return
     # Grouped in C by (agent, provider, model, project, grader, grade): a few hundred groups.
-    groups = count_groups(view, "communication", _GRADE_FIELDS, codec, one, since)
+    groups = count_groups(view, "communication", _GRADE_FIELDS, codec, one, window)
     need_model = False
     for (agent, provider, model, path, grader, grade), count in groups.items():
         if model is None:
@@ -377,11 +400,11 @@ def collect_grades(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         if setup is not None and _add_grade(totals.slot(setup, None, None), grader, grade, count):
             totals.counts["grades"] += count
     if need_model:
-        _grades_without_model(view, codec, since, one)
+        _grades_without_model(view, codec, window, one)
 
 
 
-def _grades_without_model(view: ReadView, codec: Any, since: str | None,
+def _grades_without_model(view: ReadView, codec: Any, window: Window,
                           one: Callable[[dict[str, Any] | None], None]) -> None:
     """The grades the grouped path counted under a null model, record by record (the same
     routing as scan_rows: a value it handed to one_by_one is skipped here)."""
@@ -393,7 +416,7 @@ def _grades_without_model(view: ReadView, codec: Any, since: str | None,
         try:
             record = decode(raw)
             values = getter(record)
-            if since and not created_of(record) >= since:
+            if window is not None and not window[0] <= created_of(record) < window[1]:
                 continue
         except codec.errors:
             continue
@@ -402,11 +425,41 @@ def _grades_without_model(view: ReadView, codec: Any, since: str | None,
 
 
 _BUG_REF = itemgetter("projectPath", "commitHash")
+_MIGRATED = re.compile(rb'"migratedFrom"').search  # cheaper than decoding every commit and grade
+
+
+def collect_imported(view: ReadView, scope: Scope) -> dict[SetupKey, dict[str, int]]:
+    """Per setup, its commits and grades imported from the older plugin (bridge.migration marks
+    them with ``migratedFrom``), so the report can say so. They are counted like any other
+    commit and grade by collect_commits and collect_grades; this only tells them apart."""
+    found: dict[SetupKey, dict[str, int]] = {}
+    if not view.count("migrations"):  # every import writes a migrations record
+        return found
+    window = scope.window
+    for db, name in (("commits", "commits"), ("communication", "grades")):
+        for raw in filter(_MIGRATED, view.raw_values(db)):
+            try:
+                record = _loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(record, dict) or "migratedFrom" not in record:
+                continue
+            if outside(window, record.get("createdAt")):
+                continue
+            if db == "commits":
+                setup = scope.setup(record.get("agentId"), record.get("provider"), record.get("model"),
+                                    record.get("projectPath"))
+            else:
+                setup = _grade_setup(scope, record)
+            if setup is not None:
+                counts = found.setdefault(setup, {"commits": 0, "grades": 0})
+                counts[name] += 1
+    return found
 
 
 
 def collect_bugs(view: ReadView, scope: Scope, totals: Totals, bucket: Bucket | None) -> None:
-    since = scope.since
+    window = scope.window
     bugs = []
     with raw_cursor(view, "activities") as cursor:
         for raw in filter(_HAS_BUG, cursor.iternext(keys=False, values=True)):
@@ -416,10 +469,8 @@ def collect_bugs(view: ReadView, scope: Scope, totals: Totals, bucket: Bucket | 
                 continue
             if not isinstance(record, dict) or record.get("kind") != "bug":
                 continue
-            if since:
-                created = record.get("createdAt")
-                if not isinstance(created, str) or created < since:
-                    continue
+            if outside(window, record.get("createdAt")):
+                continue
             bugs.append(record)
     # The common case, a bug naming its project and commit: the commits are fetched in one go
     # (in key order) and the bug counts for the commit's setup.

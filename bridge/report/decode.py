@@ -114,9 +114,10 @@ def raw_cursor(view: ReadView, db: str) -> Iterator[Any]:
 
 def scan_rows(view: ReadView, db: str, fields: tuple[str, ...], codec: Any,
           one_by_one: Callable[[dict[str, Any] | None], None],
-          since: str | None = None) -> Iterator[Any]:
+          window: tuple[str, str] | None = None) -> Iterator[Any]:
     """``fields`` tuples of every value of ``db``, decoded and picked in C.
 
+    ``window``: only records with ``window[0] <= createdAt < window[1]``.
     A value that does not fit (a missing field, a non-string createdAt when filtering by date,
     not an object) is decoded with orjson and given to ``one_by_one``; the scan then resumes at
     the next record (the cursor still points at the one that failed).
@@ -130,8 +131,9 @@ def scan_rows(view: ReadView, db: str, fields: tuple[str, ...], codec: Any,
         values: Iterator[bytes] = cursor.iternext(keys=False, values=True)
         while True:
             records: Iterable[Any] = map(decode, values)
-            if since:
-                records = filter(lambda r: created_of(r) >= since, records)
+            if window is not None:
+                low, high = window
+                records = filter(lambda r: low <= created_of(r) < high, records)
             try:
                 yield from map(getter, records)
                 return
@@ -147,7 +149,8 @@ def scan_rows(view: ReadView, db: str, fields: tuple[str, ...], codec: Any,
 
 
 def count_groups(view: ReadView, db: str, fields: tuple[str, ...], codec: Any,
-           one_by_one: Callable[[dict[str, Any] | None], None], since: str | None = None) -> Counter[Any]:
+           one_by_one: Callable[[dict[str, Any] | None], None],
+           window: tuple[str, str] | None = None) -> Counter[Any]:
     """Counter of ``fields`` tuples: like scan_rows, but the whole loop runs in C."""
     decode = codec.decoder(fields + ("createdAt",))
     getter = codec.getter(fields)
@@ -156,7 +159,7 @@ def count_groups(view: ReadView, db: str, fields: tuple[str, ...], codec: Any,
     counts: Counter[Any] = Counter()
 
     def result() -> Counter[Any]:
-        if since:
+        if window is not None:
             return counts
         tuples: Counter[Any] = Counter()
         for group, count in counts.items():
@@ -168,8 +171,9 @@ def count_groups(view: ReadView, db: str, fields: tuple[str, ...], codec: Any,
             return counts
         values: Iterator[bytes] = cursor.iternext(keys=False, values=True)
         while True:
-            if since:
-                records = filter(lambda r: created_of(r) >= since, map(decode, values))
+            if window is not None:
+                low, high = window
+                records = filter(lambda r: low <= created_of(r) < high, map(decode, values))
                 keys: Iterable[Any] = map(getter, records)
             else:
                 keys = group_keys(values)

@@ -20,6 +20,7 @@ Formats (``--format``, default json):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import IO, Any, Iterator
 import attrs
 import orjson
 
+from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
 from ..store import ReadView, Store
 from ..timestamps import utc_now
 
@@ -59,7 +61,9 @@ WITH_STACK = {"sessions", "commits", "grades"}
 
 
 class ExportError(Exception):
-    pass
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code  # the command's exit code: 2 for usage, 1 when the file cannot be written
 
 
 @attrs.define
@@ -109,17 +113,17 @@ def _csv_row(record: dict[str, Any], columns: list[str]) -> list[Any]:
 def export_database(store: Store, fmt: str, output: str | None, *,
                     stdout: IO[str] | None = None) -> ExportSummary:
     from .collect import Scope  # the report's stack resolution, so both agree
+    from .filters import Filters
 
     out = stdout or sys.stdout
     counts = {table: 0 for table in TABLES}
     with store.read() as view:
-        stack_of = Scope(view, None, None, None, None).stack_of
+        stack_of = Scope(view, Filters()).stack_of
         if fmt == "csv":
-            target = _export_csv(view, stack_of, output, out, counts)
+            target = _export_csv(view, stack_of, output, out, counts, store.path)
         elif fmt in ("json", "jsonl"):
-            path = _file_target(output, fmt)
-            handle: IO[str] = open(path, "w", encoding="utf-8", newline="") if path else out
-            try:
+            path = _file_target(output, fmt, store.path)
+            with _export_file(path) if path else contextlib.nullcontext(out) as handle:
                 if fmt == "json":
                     _write_json(view, stack_of, handle, str(store.path), counts)
                 else:
@@ -127,10 +131,7 @@ def export_database(store: Store, fmt: str, output: str | None, *,
                         for record in _records(view, table, stack_of):
                             handle.write(orjson.dumps({"table": table, **record}).decode() + "\n")
                             counts[table] += 1
-            finally:
-                if path:
-                    handle.close()
-                else:
+                if not path:
                     handle.flush()
             target = str(path) if path else "stdout"
         else:
@@ -138,12 +139,30 @@ def export_database(store: Store, fmt: str, output: str | None, *,
     return ExportSummary(fmt, target, counts)
 
 
-def _file_target(output: str | None, fmt: str) -> Path | None:
+@contextlib.contextmanager
+def _export_file(path: Path) -> Iterator[IO[str]]:
+    """Written to a temporary file renamed into place: a failed export leaves the old file intact."""
+    try:
+        with replace_atomically(path) as handle:
+            yield handle
+    except OSError as exc:
+        raise ExportError(f"Cannot write the export to {path}: {exc.strerror or exc}.", 1) from None
+
+
+def _refuse_database_files(path: Path, database: Path) -> None:
+    try:
+        refuse_database_files(path, database, what="the export")
+    except UnsafeOutput as exc:
+        raise ExportError(str(exc)) from None
+
+
+def _file_target(output: str | None, fmt: str, database: Path) -> Path | None:
     if not output or output == "-":
         return None
     path = Path(output).expanduser()
     if path.is_dir():
         path = path / f"agent-tracker-export.{fmt}"
+    _refuse_database_files(path, database)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -166,7 +185,7 @@ def _write_json(view: ReadView, stack_of: Any, handle: IO[str], database: str, c
 
 
 def _export_csv(view: ReadView, stack_of: Any, output: str | None, out: IO[str],
-                counts: dict[str, int]) -> str:
+                counts: dict[str, int], database: Path) -> str:
     if not output or output == "-":
         union: list[str] = []
         for _, columns in TABLES.values():
@@ -180,6 +199,8 @@ def _export_csv(view: ReadView, stack_of: Any, output: str | None, out: IO[str],
         out.flush()
         return "stdout"
     folder = Path(output).expanduser()
+    for table in TABLES:  # before anything is created: the folder may be the journal's
+        _refuse_database_files(folder / f"{table}.csv", database)
     if folder.exists() and not folder.is_dir():
         raise ExportError(f"--output for csv must be a folder (one file per table); {folder} is a file.")
     try:
@@ -187,7 +208,7 @@ def _export_csv(view: ReadView, stack_of: Any, output: str | None, out: IO[str],
     except OSError as exc:
         raise ExportError(f"Cannot create the folder {folder}: {exc.strerror or exc}.") from None
     for table, (_, columns) in TABLES.items():
-        with open(folder / f"{table}.csv", "w", encoding="utf-8", newline="") as handle:
+        with _export_file(folder / f"{table}.csv") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow([*columns, "extra"])
             for record in _records(view, table, stack_of):

@@ -50,6 +50,8 @@ class SetupRow:
     rank: int | None = None
     overall_rank: int | None = None
     note: str | None = None
+    # of its commits and grades, how many were imported from the older TypeScript plugin
+    imported: dict[str, int] = attrs.Factory(lambda: {"commits": 0, "grades": 0})
 
     @property
     def setup(self) -> str:
@@ -100,6 +102,7 @@ class SetupRow:
             "halted": self.halted, "lastUsed": self.last_used, "projects": self.projects,
             "score": self.score, "scoreParts": self.parts, "ranked": self.ranked,
             "rank": self.rank, "overallRank": self.overall_rank, "note": self.note,
+            "imported": self.imported,
         }
 
 
@@ -133,9 +136,15 @@ class Report:
     agents: list[dict[str, Any]]
     totals: dict[str, int]
     unattributed_bugs: int = 0
+    # Set when filters were given and matched nothing: what the database holds (build.known_values).
+    known: dict[str, Any] | None = None
+    # The parsed filters (filters.Filters), for what is drawn from the same selection (the chart).
+    selection: Any = None
     duration_ms: float = 0.0
     decoder: str = "orjson"
     parallel: bool = False
+    # commits and grades (of those counted) imported from the older TypeScript plugin
+    imported: dict[str, int] = attrs.Factory(lambda: {"commits": 0, "grades": 0})
 
     @property
     def ranked(self) -> list[SetupRow]:
@@ -147,11 +156,11 @@ class Report:
             "scoring": {"formula": FORMULA, "weights": WEIGHTS, "gradePrior": GRADE_PRIOR,
                         "minSessions": self.min_sessions, "tieBreak": TIE_BREAK,
                         "rankedWithin": "stack", "explanation": SCORE_HELP},
-            "totals": self.totals, "unattributedBugs": self.unattributed_bugs,
+            "totals": self.totals, "imported": self.imported, "unattributedBugs": self.unattributed_bugs,
             "setups": [row.to_wire() for row in self.setups],
             "recommendations": [rec.to_wire() for rec in self.recommendations],
             "agents": self.agents, "durationMs": round(self.duration_ms, 3), "decoder": self.decoder,
-            "parallel": self.parallel,
+            "parallel": self.parallel, "known": self.known,
         }
 
 
@@ -163,5 +172,6 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 session``, ``2 sessions``, ``0 sessions``; ``nouns`` for an irregular plural."""
+    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"

@@ -1,83 +1,236 @@
-"""The report on screen (rich) and as plain text (what the bridge's ``report`` method returns)."""
+"""The report on screen (rich) and as plain text (what the bridge's ``report`` method returns).
+
+The setups table fits the console: rank, agent, model and score are always shown and never cut;
+the other columns are added in order of importance while the table still fits (``wide=True``
+shows them all). When the stack column does not fit, each stack gets a table of its own. The
+agents' own numbers (SP, XP, CS, halted) are per agent, not per setup: they have their own table.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import io
+from typing import Any, Callable
 
-from .model import Report, fmt
+import attrs
+
+from .model import Report, SetupRow, fmt, plural
 from .score import FORMULA
-
-# -- rendering -------------------------------------------------------------------------------------------
-
-COLUMNS = ["#", "Stack", "Agent", "Model", "Sessions", "Commits", "C/S", "XP/S", "Agent grade",
-           "User grade", "5s", "-1s", "Bugs/C", "SP", "CS", "Last used", "Score"]
-
 
 
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.0f}%"
 
 
-
-def table_rows(report: Report) -> list[list[str]]:
-    out = []
-    for row in report.setups:
-        out.append([
-            str(row.rank) if row.ranked else "-", row.stack, row.agent, row.model, str(row.sessions),
-            str(row.commits), fmt(row.commits_per_session), fmt(row.xp_per_session, 1),
-            f"{fmt(row.mean_agent_grade)} ({row.agent_grades})",
-            f"{fmt(row.mean_user_grade)} ({row.user_grades})",
-            _percent(row.excellence_share), _percent(row.bad_share), fmt(row.bugs_per_commit),
-            "-" if row.skill_points is None else f"{row.skill_points:g}",
-            "-" if row.communication_score is None else f"{row.communication_score:g}",
-            (row.last_used or "-")[:10], f"{row.score:.1f}" + ("" if row.ranked else "*"),
-        ])
-    return out
+@attrs.frozen
+class Column:
+    key: str                                   # stable name (HTML data-col, tests)
+    header: str                                # may hold a line break: narrower columns
+    cell: Callable[[SetupRow], str]
+    numeric: bool = True
+    value: Callable[[SetupRow], Any] = lambda row: None  # what the HTML table sorts by
 
 
+SETUP_COLUMNS: list[Column] = [
+    Column("rank", "#", lambda r: str(r.rank) if r.ranked else "-",
+           value=lambda r: r.rank if r.ranked else None),
+    Column("stack", "Stack", lambda r: r.stack, numeric=False, value=lambda r: r.stack),
+    Column("agent", "Agent", lambda r: r.agent, numeric=False, value=lambda r: r.agent),
+    Column("model", "Model", lambda r: r.model, numeric=False, value=lambda r: r.model),
+    Column("sessions", "Sessions", lambda r: str(r.sessions), value=lambda r: r.sessions),
+    Column("commits", "Commits", lambda r: str(r.commits), value=lambda r: r.commits),
+    Column("commitsPerSession", "C/S", lambda r: fmt(r.commits_per_session), value=lambda r: r.commits_per_session),
+    Column("xpPerSession", "XP/S", lambda r: fmt(r.xp_per_session, 1), value=lambda r: r.xp_per_session),
+    Column("agentGrade", "Agent\ngrade", lambda r: f"{fmt(r.mean_agent_grade)} ({r.agent_grades})",
+           value=lambda r: r.mean_agent_grade),
+    Column("userGrade", "User\ngrade", lambda r: f"{fmt(r.mean_user_grade)} ({r.user_grades})",
+           value=lambda r: r.mean_user_grade),
+    Column("excellenceShare", "5s", lambda r: _percent(r.excellence_share), value=lambda r: r.excellence_share),
+    Column("badShare", "-1s", lambda r: _percent(r.bad_share), value=lambda r: r.bad_share),
+    Column("bugsPerCommit", "Bugs/C", lambda r: fmt(r.bugs_per_commit), value=lambda r: r.bugs_per_commit),
+    Column("lastUsed", "Last used", lambda r: (r.last_used or "-")[:10], numeric=False, value=lambda r: r.last_used),
+    Column("score", "Score", lambda r: f"{r.score:.1f}" + ("" if r.ranked else "*"), value=lambda r: r.score),
+]
+COLUMN = {column.key: column for column in SETUP_COLUMNS}
+KEY_COLUMNS = ("rank", "agent", "model", "score")  # shown at every width, never cut
+# The others, most telling first: added while the table still fits.
+PRIORITY = ("stack", "sessions", "userGrade", "commits", "bugsPerCommit", "agentGrade", "commitsPerSession",
+            "lastUsed", "xpPerSession", "excellenceShare", "badShare")
+COLUMNS = [column.header.replace("\n", " ") for column in SETUP_COLUMNS]  # every header, one line each
 
-def render_rich(report: Report, console: Any, *, recommendations: bool = True) -> None:
-    """The report as a rich table plus recommendations, on ``console``."""
+
+def table_rows(report: Report, keys: tuple[str, ...] | None = None) -> list[list[str]]:
+    """The cells of every setup row (all columns, or ``keys``), as shown."""
+    columns = SETUP_COLUMNS if keys is None else [COLUMN[key] for key in keys]
+    return [[column.cell(row) for column in columns] for row in report.setups]
+
+
+def _row_style(row: SetupRow) -> str | None:
+    return "bold green" if row.rank == 1 else ("dim" if not row.ranked else None)
+
+
+def _table(rows: list[SetupRow], keys: list[str], title: Any) -> Any:
     from rich import box
     from rich.table import Table
 
-    filters = ", ".join(f"{k}={v}" for k, v in report.filters.items() if v) or "none"
-    table = Table(title=f"Agent setups ({report.totals['sessions']} sessions, {report.totals['commits']} "
-                        f"commits, {report.totals['grades']} grades; filters: {filters})",
-                  box=box.SIMPLE_HEAVY, title_justify="left")
-    for name in COLUMNS:
-        numeric = name not in ("Stack", "Agent", "Model", "Last used")
-        table.add_column(name, justify="right" if numeric else "left", no_wrap=name in ("Model", "Stack"))
-    previous_stack = None
-    for cells, row in zip(table_rows(report), report.setups):
-        if previous_stack is not None and row.stack != previous_stack:
+    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left", pad_edge=False, collapse_padding=True)
+    for key in keys:
+        column = COLUMN[key]
+        # Model names are long and must never be cut: at worst (a very narrow console) they wrap.
+        table.add_column(column.header, justify="right" if column.numeric else "left",
+                         no_wrap=key != "model", overflow="fold")
+    stack_shown = "stack" in keys
+    previous = None
+    for row in rows:
+        if stack_shown and previous is not None and row.stack != previous:
             table.add_section()
-        previous_stack = row.stack
-        style = "bold green" if row.rank == 1 else ("dim" if not row.ranked else None)
-        table.add_row(*cells, style=style)
-    if report.setups:
-        console.print(table)
+        previous = row.stack
+        table.add_row(*(COLUMN[key].cell(row) for key in keys), style=_row_style(row))
+    return table
+
+
+def _width_of(console: Any, renderable: Any) -> int:
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update_width(10_000), renderable).maximum
+
+
+def choose_columns(report: Report, console: Any, width: int, wide: bool = False) -> list[str]:
+    """The columns that fit in ``width`` (all of them with ``wide``), in display order."""
+    if wide:
+        return [column.key for column in SETUP_COLUMNS]
+    chosen = set(KEY_COLUMNS)
+    for key in PRIORITY:
+        keys = [column.key for column in SETUP_COLUMNS if column.key in chosen | {key}]
+        if _width_of(console, _table(report.setups, keys, None)) <= width:
+            chosen.add(key)
+    return [column.key for column in SETUP_COLUMNS if column.key in chosen]
+
+
+def agents_table(sheets: list[dict[str, Any]], title: str | None) -> Any:
+    """The agents' own numbers: skill points, experience, communication score, halted."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left", pad_edge=False, collapse_padding=True)
+    for name in ("Agent", "SP", "XP", "CS", "Commits", "Bugs", "Pushes", "State", "Last update"):
+        table.add_column(name, justify="left" if name in ("Agent", "State", "Last update") else "right",
+                         no_wrap=name != "Agent", overflow="fold")
+    for sheet in sheets:
+        table.add_row(str(sheet["agentId"]), f"{sheet['skillPoints']:g}", f"{sheet['experiencePoints']:g}",
+                      f"{sheet['communicationScore']:g}", str(sheet["totalCommits"]), str(sheet["totalBugs"]),
+                      str(sheet["totalPushes"]), "[red]halted[/red]" if sheet["halted"] else "active",
+                      (sheet.get("updatedAt") or "-")[:10])
+    return table
+
+
+def _bullets(lines: list[str]) -> Any:
+    """Bullet points whose wrapped lines stay indented under their text."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for line in lines:
+        grid.add_row("•", line)
+    return grid
+
+
+def no_match_text(report: Report) -> str:
+    """What a report whose filters matched nothing says, with the values the database holds."""
+    given = ", ".join(f"{name}={value}" for name, value in report.filters.items() if value is not None)
+    if not given:
+        return "No sessions recorded yet: nothing to report. Use OpenCode with the plugin " \
+               "(agent-tracker install-plugin), or try agent-tracker demo."
+    parts = [f"No sessions match {given}."]
+    known = report.known or {}
+    if "projects" in known:
+        import os
+
+        listed = ", ".join(f"{os.path.basename(path)} ({path})" for path in known["projects"])
+        parts.append(f"Known projects: {listed or 'none yet'}.")
+    for key, label in (("stacks", "stacks"), ("agents", "agents"), ("models", "models")):
+        if key in known:
+            parts.append(f"Known {label}: {', '.join(known[key]) or 'none yet'}.")
+    if "sessionsFrom" in known:
+        if known["sessionsFrom"]:
+            parts.append(f"Sessions were recorded from {known['sessionsFrom']} to {known['sessionsTo']}.")
+        else:
+            parts.append("No session has a recorded time.")
+    return " ".join(parts)
+
+
+def render_rich(report: Report, console: Any, *, recommendations: bool = True, wide: bool = False,
+                agents: bool = True) -> None:
+    """The report as rich tables plus recommendations, on ``console``, fitting its width."""
+    from rich.text import Text
+
+    if not report.setups:
+        console.print(Text(no_match_text(report)))
+        return
+    filters = ", ".join(f"{k}={v}" for k, v in report.filters.items() if v) or "none"
+    title = (f"Agent setups ({plural(report.totals['sessions'], 'session')}, "
+             f"{plural(report.totals['commits'], 'commit')}, {plural(report.totals['grades'], 'grade')}; "
+             f"filters: {filters})")
+    width = console.width
+    keys = choose_columns(report, console, width, wide)
+    if wide:
+        width = max(width, _width_of(console, _table(report.setups, keys, None)))
+    printed = _print_wide if width > console.width else _print
+    if "stack" in keys:
+        printed(console, width, _table(report.setups, keys, title))
     else:
-        console.print("No sessions match: nothing to report yet.")
-    for rec in report.recommendations if recommendations else []:
-        console.print(f"• {rec.text}", highlight=False)
-    console.print(
-        f"[dim]{FORMULA}; * = not ranked (fewer than {report.min_sessions} sessions, or agent/model "
-        f"unknown). Ranks are per stack. Details: agent-tracker report --help.[/dim]", highlight=False)
+        console.print(Text(title))
+        for stack in dict.fromkeys(row.stack for row in report.setups):
+            rows = [row for row in report.setups if row.stack == stack]
+            printed(console, width, _table(rows, keys, Text(stack, style="bold")))
+    hidden = [COLUMN[key].header.replace("\n", " ") for key in PRIORITY if key not in keys and key != "stack"]
+    if hidden:
+        console.print(Text(f"Not shown at this width: {', '.join(hidden)} (--wide shows them, --json has "
+                           f"every number).", style="dim"))
+    if recommendations and report.recommendations:
+        console.print(_bullets([rec.text for rec in report.recommendations]))
+    console.print(Text(f"{FORMULA}; * = not ranked (fewer than {report.min_sessions} sessions, or "
+                       f"agent/model unknown). Ranks are per stack. Details: agent-tracker report --help.",
+                       style="dim"))
+    if report.imported["commits"] or report.imported["grades"]:
+        console.print(Text(f"Includes {plural(report.imported['commits'], 'commit')} and "
+                           f"{plural(report.imported['grades'], 'grade')} imported from the older TypeScript "
+                           f"plugin (agent-tracker migrate); --json shows them per setup.", style="dim"))
     if report.unattributed_bugs:
-        console.print(f"[dim]{report.unattributed_bugs} bug(s) named neither a commit nor a session "
-                      f"and count for no setup.[/dim]", highlight=False)
+        console.print(Text(f"{plural(report.unattributed_bugs, 'bug')} named neither a commit nor a session "
+                           f"and count for no setup.", style="dim"))
+    sheets = _agents_of(report)
+    if agents and sheets:
+        console.print()
+        printed(console, width, agents_table(sheets, "Agents: SP skill points, XP experience, CS communication "
+                                                     "score (per agent, across its setups)"))
 
 
+def _agents_of(report: Report) -> list[dict[str, Any]]:
+    shown = {row.agent for row in report.setups}
+    return [sheet for sheet in report.agents if sheet["agentId"] in shown]
 
-def render_text(report: Report, width: int = 200) -> str:
+
+def _print(console: Any, width: int, renderable: Any) -> None:
+    console.print(renderable)
+
+
+def _print_wide(console: Any, width: int, renderable: Any) -> None:
+    """--wide: wider than the console; the terminal wraps the lines instead of rich cutting cells."""
+    before = console.width
+    console.width = width
+    try:
+        console.print(renderable)
+    finally:
+        console.width = before
+
+
+def render_text(report: Report, width: int = 200, *, wide: bool = False) -> str:
     """Plain text (no colour): what the bridge returns with the ``report`` method."""
-    import io
-
     from rich.console import Console
 
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, no_color=True, color_system=None, force_terminal=False,
                       highlight=False, emoji=False)
-    render_rich(report, console)
+    render_rich(report, console, wide=wide)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"

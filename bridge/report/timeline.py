@@ -11,7 +11,7 @@ from ..store import Store
 from .build import NoGC
 from .collect import Scope, Totals, collect_all
 from .decode import OrjsonCodec
-from .filters import normalise_project, normalise_since
+from .filters import Filters
 from .model import SetupKey
 from .score import SESSIONS, SLOTS, score_parts
 
@@ -27,20 +27,19 @@ _GRANULARITY = {"day": 10, "hour": 13, "minute": 16, "second": 19, "millisecond"
 
 
 
-def build_timeline(store: Store, *, project: str | None = None, stack: str | None = None,
-                   since: str | None = None, setups: Iterable[SetupKey] | None = None) -> Timeline:
+def build_timeline(store: Store, filters: Filters | None = None,
+                   setups: Iterable[SetupKey] | None = None) -> Timeline:
     """Each setup's score over time: its score on the cumulative sums up to each bucket.
 
     Buckets are days; when that gives fewer than 3 points, hours, then minutes, seconds and
     milliseconds (the demo, replayed in well under a second, still shows its progression).
     """
-    since_key = normalise_since(since)
-    project_key = normalise_project(project)
+    filters = filters or Filters()
     wanted = set(setups) if setups is not None else None
     granularity, totals = "day", Totals()
     with NoGC(), store.read() as view:
         for granularity, width in _GRANULARITY.items():
-            scope = Scope(view, project_key, stack, since_key, None)
+            scope = Scope(view, filters)
             totals = collect_all(view, scope, OrjsonCodec(), bucket=_bucket_of(width))
             if len({stamp for (_, stamp) in totals.acc if stamp}) >= 3:
                 break

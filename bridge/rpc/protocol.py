@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 from functools import partial
 from typing import Any, Protocol, cast
 
@@ -42,6 +43,15 @@ PYGLS_PRIVATE = (
     (JsonRPCProtocol, "_send_data"),             # overridden: every answer goes out through it
     (JsonRPCProtocol, "_request_futures"),       # read: the futures of running requests
 )
+
+
+def valid_id(msg_id: Any) -> bool:
+    """A string or a number. The read loop's stdlib fallback parses NaN and Infinity, which JSON
+    has no way to write: such a request was executed and answered with id null, so the host could
+    not match the answer. It is an invalid request, not executed."""
+    if isinstance(msg_id, float):
+        return math.isfinite(msg_id)
+    return isinstance(msg_id, (str, int)) and not isinstance(msg_id, bool)
 
 
 class Bridge(Protocol):
@@ -79,7 +89,7 @@ class BridgeProtocol(JsonRPCProtocol):
             self._handle_notification(method, params)
             return
         msg_id = message["id"]
-        if isinstance(msg_id, bool) or not isinstance(msg_id, (str, int, float)):
+        if not valid_id(msg_id):
             self.send_error(None, INVALID_REQUEST, "Invalid Request: id must be a string or a number.")
         elif message["jsonrpc"] != self.VERSION:
             self.send_error(msg_id, INVALID_REQUEST, 'Invalid Request: jsonrpc must be "2.0".')
@@ -90,7 +100,7 @@ class BridgeProtocol(JsonRPCProtocol):
 
     def _invalid_message(self, message: Any) -> None:
         msg_id = message.get("id") if isinstance(message, dict) else None
-        if not isinstance(msg_id, (str, int, float)) or isinstance(msg_id, bool):
+        if not valid_id(msg_id):
             msg_id = None
         if isinstance(message, dict) and ("result" in message or "error" in message):
             self.bridge.log("warning", "Ignored a response: the bridge sends no requests.")

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
+
+from ..output_files import UnsafeOutput, refuse_database_files
 
 ENV_RECORD = "AGENT_TRACKER_RECORD"
 
@@ -48,4 +52,13 @@ class Recorder:
 
 def recorder_from_env() -> Recorder | None:
     path = os.environ.get(ENV_RECORD)
-    return Recorder(path) if path else None
+    if not path:
+        return None
+    try:
+        # Appending to a database file would corrupt it: only LMDB writes those.
+        refuse_database_files(Path(path), None, what="the recording")
+        return Recorder(path)
+    except (UnsafeOutput, OSError) as exc:
+        reason = f"{exc.strerror}: {path}." if isinstance(exc, OSError) else str(exc)
+        print(f"agent-tracker [error] {ENV_RECORD}: {reason} The session is not recorded.", file=sys.stderr, flush=True)
+        return None

@@ -29,7 +29,7 @@ from .. import SERVER_NAME, __version__
 from ..config import BridgeConfig, ConfigError, ScoringRules, load_config, structure_config
 from ..filesystem import display
 from ..protocol.methods import METHODS, HandlerTable
-from ..protocol.params import InitializeParams, NoParams, ReportQuery, StatusQuery
+from ..protocol.params import InitializeParams, NoParams, RecommendQuery, ReportQuery, StatusQuery
 from ..protocol.structure import CONVERTER, InvalidParams, structure_params
 from ..store import Store, StoreError
 from ..tracking import faults
@@ -250,6 +250,32 @@ class BridgeServer(JsonRPCServer):
             raise JsonRpcServerError(  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
                 message=f"report: the database is unavailable: {exc}", code=DATABASE_UNAVAILABLE) from None
         return {**report.to_wire(), "text": render_text(report)}
+
+    @ANSWERS("recommend")
+    def _recommend(self, params: RecommendQuery) -> dict[str, Any]:
+        service = self._require_service("recommend")
+        from ..report.model import ReportError
+        from ..report.recommend import recommend_for
+        directory = params.directory or service.default_directory
+        if not directory:
+            raise JsonRpcInvalidParams(message="recommend: give params.directory (the bridge was started "
+                                               "without a project folder).")
+        if not Path(directory).is_dir():
+            raise JsonRpcInvalidParams(message=f"recommend: params.directory is not a folder: {directory}")
+        if params.min_sessions is not None and params.min_sessions < 1:
+            raise JsonRpcInvalidParams(message=f"recommend: params.minSessions must be at least 1; "
+                                               f"got {params.min_sessions}")
+        if service.pending:
+            self._flush()
+        try:
+            advice = recommend_for(service.store, Path(directory), min_sessions=params.min_sessions,
+                                   rules=service.rules)
+        except ReportError as exc:
+            raise JsonRpcInvalidParams(message=f"recommend: {exc}") from None
+        except StoreError as exc:
+            raise JsonRpcServerError(  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
+                message=f"recommend: the database is unavailable: {exc}", code=DATABASE_UNAVAILABLE) from None
+        return advice.to_wire()
 
     # -- starting up ---------------------------------------------------------------------------------
 

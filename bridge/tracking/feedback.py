@@ -16,6 +16,7 @@ from ..protocol.params import (
 )
 from ..store import StoreError, key
 from .pending import BUG, GRADE, REINSTATE, grade_prefix
+from .projects import optional_project_path
 from .state import CHECKS, EVENTS, EventRejected, TrackingState
 
 
@@ -23,9 +24,17 @@ from .state import CHECKS, EVENTS, EventRejected, TrackingState
 class GradeTarget:
     agent_id: str
     project: str
+    commit_key: str  # the commit's record key: the one-grade rule holds on it, not on a hash string
     commit_hash: str
     model: str | None
     provider: str | None
+
+
+def grade_prefixes(target: GradeTarget, grader: str) -> tuple[str, ...]:
+    """Where a grade of this commit by this grader is stored: under the commit's key (written so),
+    or under the hash it had when graded (how grades were keyed before the hash could change)."""
+    return tuple(dict.fromkeys((grade_prefix(target.commit_key, grader),
+                                key(target.project, target.commit_hash, grader, ""))))
 
 
 class FeedbackEvents(TrackingState):
@@ -34,7 +43,7 @@ class FeedbackEvents(TrackingState):
         """The graded commit, or EventRejected (nothing to grade, or already graded)."""
         runtime = self._session(p.session_id) if p.session_id else None
         if p.commit_hash:
-            project = p.project_path or (runtime and runtime.directory) or self.default_directory
+            project = optional_project_path(p.project_path) or (runtime and runtime.directory) or self.default_directory
             if not project:
                 raise EventRejected("grade needs projectPath (or a session with a directory)")
             commit_hash = p.commit_hash.lower()
@@ -45,20 +54,22 @@ class FeedbackEvents(TrackingState):
                 "There is no commit to grade: give commitHash (and projectPath), or grade in a "
                 "session after its agent committed.")
         found = self._find_commit(project, commit_hash)
-        commit = found[1] if found else {}
-        commit_hash = commit.get("hash", commit_hash)
-        # The grade belongs to the setup that made the commit, whoever grades and from where.
+        if found is None:
+            raise EventRejected(f"There is no commit {commit_hash} in {project} to grade: grades are given to "
+                                f"commits the tracker recorded (see `agent-tracker export`).")
+        commit_key, commit = found
+        # The grade belongs to the agent and setup that made the commit, whoever grades and from where.
         target = GradeTarget(
-            agent_id=p.agent_id or commit.get("agentId") or self._agent_for(None, p.session_id),
-            project=project, commit_hash=commit_hash,
+            agent_id=commit.get("agentId") or p.agent_id or self._agent_for(None, p.session_id),
+            project=project, commit_key=commit_key, commit_hash=commit.get("hash", commit_hash),
             model=commit.get("model") or (runtime.model if runtime else None),
             provider=commit.get("provider") or (runtime.provider if runtime else None))
-        prefix = grade_prefix(project, commit_hash, p.grader)
-        already = self._pending_prefix("communication", prefix)
+        prefixes = grade_prefixes(target, p.grader)
+        already = self._pending_prefix("communication", prefixes)
         if not already and self.store.available:
             try:
                 with self.store.read() as view:
-                    already = any(True for _ in view.scan("communication", prefix))
+                    already = any(True for prefix in prefixes for _ in view.scan("communication", prefix))
             except StoreError:
                 pass
         if already:
@@ -69,15 +80,15 @@ class FeedbackEvents(TrackingState):
 
     @EVENTS("grade")
     def _grade(self, p: GradeGiven, now: str, event_id: str, target: GradeTarget) -> dict[str, Any]:
-        prefix = grade_prefix(target.project, target.commit_hash, p.grader)
-        record_key = prefix + key(now, event_id)
+        prefixes = grade_prefixes(target, p.grader)
+        record_key = prefixes[0] + key(now, event_id)
         self.pending.inserts[("communication", record_key)] = {
             "agentId": target.agent_id, "projectPath": target.project, "commitHash": target.commit_hash,
             "grade": p.grade, "gradeName": GRADE_NAMES[p.grade], "grader": p.grader,
             "reason": p.reason, "sessionID": p.session_id, "createdAt": now,
             "model": target.model, "provider": target.provider,
         }
-        state = self._add_op(target.agent_id, [GRADE, p.grade, record_key, prefix])
+        state = self._add_op(target.agent_id, [GRADE, p.grade, record_key, prefixes])
         return {"agentId": target.agent_id, "commitHash": target.commit_hash, "grade": p.grade,
                 "communicationScore": state.communication_score}
 
@@ -87,11 +98,13 @@ class FeedbackEvents(TrackingState):
         runtime = self._sessions.get(p.session_id) if p.session_id else None
         self._insert_activity(agent_id, "bug", now, event_id, {
             "description": p.description, "commitHash": p.commit_hash,
-            "projectPath": p.project_path or (runtime.directory if runtime else None),
+            "projectPath": optional_project_path(p.project_path) or (runtime.directory if runtime else None),
             "sessionID": p.session_id,
             "model": runtime.model if runtime else None,
             "provider": runtime.provider if runtime else None})
         state = self._add_op(agent_id, [BUG])
+        # Stored at once: other OpenCode windows and `agent-tracker reinstate` must see a halt now.
+        self.flush_requested = True
         return self.status_of(state.agent_id)
 
     @EVENTS("agent.reinstate")

@@ -16,7 +16,9 @@ _GIT_SUBCOMMAND = re.compile(
 # "[main 1a2b3c4] message" / "[main (root-commit) 1a2b3c4] message" / "[detached HEAD 1a2b3c4] ..."
 _COMMIT_LINE = re.compile(r"^\[[^\]\n]*?\b([0-9a-f]{7,40})\] (.*)$", re.MULTILINE)
 # "   1a2b3c4..5d6e7f8  main -> main" or "+ 1a2b3c4...5d6e7f8 main -> main (forced update)"
-_PUSH_RANGE = re.compile(r"^\s*[+ ]?\s*[0-9a-f]{7,40}\.\.\.?([0-9a-f]{7,40})\s+\S+\s+->\s+\S+", re.MULTILINE)
+_PUSH_RANGE = re.compile(r"^\s*[+ ]?\s*[0-9a-f]{7,40}\.\.\.?([0-9a-f]{7,40})\s+\S+\s+->\s+(\S+)", re.MULTILINE)
+# " * [new branch]      feat -> feat"
+_PUSH_NEW_REF = re.compile(r"^\s*\*\s+\[new (?:branch|tag)\]\s+\S+\s+->\s+(\S+)", re.MULTILINE)
 # Output of a push that did not happen (seen when a pipe or `|| true` hides git's exit code).
 _PUSH_FAILED = re.compile(
     r"^\s*!\s+\[(?:rejected|remote rejected)\]|^fatal: |^error: failed to push|^Everything up-to-date",
@@ -32,6 +34,7 @@ class GitCommit:
 @attrs.frozen
 class GitPush:
     head: str | None  # None when the output names no range (new branch): the caller knows HEAD
+    branch: str | None = None  # the remote ref pushed to, when the output or the command names it
 
 
 def git_subcommands(command: str) -> set[str]:
@@ -53,7 +56,24 @@ def recognise_push(command: str, output: str | None) -> GitPush | None:
     if output and _PUSH_FAILED.search(output):
         return None  # nothing was pushed
     match = _PUSH_RANGE.search(output or "")
-    return GitPush(match.group(1) if match else None)
+    if match:
+        return GitPush(match.group(1), match.group(2))
+    new_ref = _PUSH_NEW_REF.search(output or "")
+    return GitPush(None, new_ref.group(1) if new_ref else _pushed_ref(command))
+
+
+def _pushed_ref(command: str) -> str | None:
+    """The ref a `git push [options] REMOTE REFSPEC` names (``HEAD:main`` → main), if it names one."""
+    words = command.split()
+    try:
+        start = words.index("push") + 1
+    except ValueError:
+        return None
+    operands = [word for word in words[start:] if not word.startswith("-")]
+    for word in operands[1:2]:  # operands[0] is the remote
+        if not any(mark in word for mark in ";&|"):
+            return word.rpartition(":")[2] or None
+    return None
 
 
 def hashes_match(a: str, b: str) -> bool:

@@ -15,6 +15,7 @@ import attrs
 
 from ..config import ScoringRules
 from ..store import WriteView, key
+from .git_commands import hashes_match
 from .scoring import AgentState, apply_grade, earn, reinstate, report_bug
 
 # Operation kinds (first element of each op list).
@@ -120,8 +121,7 @@ class PendingChanges:
             for op in ops:
                 self._apply_op(view, state, op, rules)
             state.updated_at = now
-            # Fields we do not model (e.g. what a migration kept) stay as they were.
-            view.put("agents", agent_id, {**(stored or {}), **state.to_record()})
+            view.put("agents", agent_id, _keep_other_fields(stored, state.to_record()))
             outcome.entries_written += 1
             outcome.agents.append(AgentChange(before, state))
         for (db, record_key), record in self.inserts.items():
@@ -137,21 +137,28 @@ class PendingChanges:
         return outcome
 
     def _apply_op(self, view: WriteView, state: AgentState, op: list[Any], rules: ScoringRules) -> None:
-        """Apply one operation; a commit or grade another process already wrote changes nothing."""
+        """Apply one operation; a commit, push or grade another process already wrote changes nothing."""
         kind = op[0]
         if kind == GAIN:
             earn(state, op[1], rules)
         elif kind == COMMIT:
-            if not view.insert("commits", op[1], self.inserts[("commits", op[1])]):
+            record_key, earned, session_id = op[1], op[2], op[3]
+            if not _insert_commit(view, record_key, self.inserts[("commits", record_key)]):
                 return
             state.total_commits += 1
-            earn(state, op[2], rules)
+            earn(state, earned, rules)
+            _count_in_session(view, session_id, "commits", earned)
         elif kind == PUSH:
+            earned, marker, head, session_id, at = op[1], op[2], op[3], op[4], op[5]
+            if pushed_before(view, marker, head):
+                return
+            view.put("meta", marker, {"head": head, "sessionID": session_id, "at": at})
             state.total_pushes += 1
-            earn(state, op[1], rules)
+            earn(state, earned, rules)
+            _count_in_session(view, session_id, "pushes", earned)
         elif kind == GRADE:
-            record_key, grade_prefix = op[2], op[3]
-            if any(True for _ in view.scan("communication", grade_prefix)):
+            record_key, prefixes = op[2], op[3]
+            if any(True for prefix in prefixes for _ in view.scan("communication", prefix)):
                 return  # this grader already graded this commit (another bridge)
             view.put("communication", record_key, self.inserts[("communication", record_key)])
             apply_grade(state, op[1], rules)
@@ -159,6 +166,14 @@ class PendingChanges:
             report_bug(state, rules)
         elif kind == REINSTATE:
             reinstate(state, rules)
+
+
+def _keep_other_fields(stored: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
+    """The agent record as scored, plus the stored fields scoring does not own (an agent imported
+    from the older plugin keeps its ``legacy`` fields and ``migratedFrom`` after its next event)."""
+    if not stored:
+        return record
+    return {**record, **{k: v for k, v in stored.items() if k not in record}}
 
 
 def apply_op_to_projection(state: AgentState, op: list[Any], rules: ScoringRules) -> int:
@@ -181,5 +196,46 @@ def apply_op_to_projection(state: AgentState, op: list[Any], rules: ScoringRules
     return 0
 
 
-def grade_prefix(project_path: str, commit_hash: str, grader: str) -> str:
-    return key(project_path, commit_hash, grader, "")
+def grade_prefix(commit_key: str, grader: str) -> str:
+    """Where one grader's grade of one commit is stored: under the commit's key, whatever its hash became."""
+    return commit_key + key("", grader, "")
+
+
+def push_marker(project_path: str, head: str | None, session_id: str | None, branch: str | None) -> str:
+    """A push is counted once per (project, head); without a head, once per (session, branch)."""
+    if head:
+        return key("push", project_path, head.lower())
+    return key("push-without-head", session_id or "", branch or "")
+
+
+def pushed_before(view: Any, marker: str, head: str | None) -> bool:
+    """Whether the store holds this push already (a short and a full head of one commit match)."""
+    if not head:
+        return view.meta(marker) is not None
+    prefix = marker[:len(marker) - len(head)] + head[:4]
+    return any(hashes_match(str(value.get("head", "")), head) for _, value in view.scan("meta", prefix))
+
+
+def _insert_commit(view: WriteView, record_key: str, record: dict[str, Any]) -> bool:
+    """Insert a commit unless the project holds it already under another form of its hash.
+
+    A short hash seen in bash output and the full hash from ``commit.completed`` (possibly in two
+    bridges) are one commit: the stored record keeps its key and gets the longer hash.
+    """
+    project, commit_hash = record["projectPath"], record["hash"]
+    for stored_key, stored in view.scan("commits", key(project, commit_hash[:4])):
+        if hashes_match(str(stored.get("hash", "")), commit_hash):
+            if len(commit_hash) > len(str(stored.get("hash", ""))):
+                view.put("commits", stored_key, {**stored, "hash": commit_hash})
+            return False
+    return view.insert("commits", record_key, record)
+
+
+def _count_in_session(view: WriteView, session_id: str | None, counter: str, earned: float) -> None:
+    """A commit or push counts in its session when it counts for its agent: in the same transaction."""
+    if not session_id:
+        return
+    record = view.get("sessions", session_id) or {"sessionID": session_id}
+    record[counter] = record.get(counter, 0) + 1
+    record["xpEarned"] = record.get("xpEarned", 0) + earned
+    view.put("sessions", session_id, record)

@@ -7,6 +7,8 @@ flush transaction on the freshly read stored state (so concurrent bridges merge 
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Any
 
 import attrs
@@ -86,12 +88,40 @@ def earn(state: AgentState, xp: float, rules: ScoringRules) -> int:
 
 
 def level_up(state: AgentState, rules: ScoringRules) -> int:
-    """While SP >= 1 and XP >= cost x SP: pay cost x SP and add one SP (remainder kept)."""
-    levels = 0
-    while state.skill_points >= 1 and state.experience_points >= rules.level_cost * state.skill_points:
-        state.experience_points -= rules.level_cost * state.skill_points
-        state.skill_points += 1
+    """While SP >= 1 and XP >= cost x SP: pay cost x SP and add one SP (remainder kept).
+
+    In closed form, not as that loop: a large gain (pushXp 1e30 once spun it for ever) costs the
+    same as a small one.
+    """
+    sp, xp, cost = state.skill_points, state.experience_points, rules.level_cost
+    if sp < 1 or xp < cost * sp:
+        return 0  # the common case, decided in floats as the loop's first test was
+    levels = levels_affordable(Fraction(sp), Fraction(xp), Fraction(cost))
+    # n levels from SP s cost c*(s + (s+1) + ... + (s+n-1)) = c*(n*s + n*(n-1)/2).
+    paid = Fraction(cost) * (levels * Fraction(sp) + Fraction(levels * (levels - 1), 2))
+    state.experience_points = float(Fraction(xp) - paid)
+    state.skill_points = float(Fraction(sp) + levels)
+    return levels
+
+
+def levels_affordable(sp: Fraction, xp: Fraction, cost: Fraction) -> int:
+    """The largest n with cost*(n*sp + n*(n-1)/2) <= xp, i.e. cost*n^2 + cost*(2sp-1)*n - 2xp <= 0.
+
+    Exact: floats are dyadic rationals, so with Fractions this is the value the loop computes
+    whenever its own arithmetic is exact (integer-valued rules, as the defaults are), and the
+    exact value it approximates otherwise. A float estimate of the positive root is corrected by
+    exact comparisons (a step or two).
+    """
+    def affordable(n: int) -> bool:
+        return cost * n * n + cost * (2 * sp - 1) * n - 2 * xp <= 0
+
+    b = float(2 * sp - 1)
+    estimate = (-b + math.sqrt(b * b + 8 * float(xp / cost))) / 2
+    levels = max(0, math.floor(estimate))
+    while affordable(levels + 1):
         levels += 1
+    while levels > 0 and not affordable(levels):
+        levels -= 1
     return levels
 
 

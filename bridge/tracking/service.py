@@ -67,6 +67,7 @@ class FlushBatch:
 
     changes: PendingChanges
     mark: tuple[int, int | None] | None  # the journal's mark when taken (see Journal.mark)
+    pushes: int = 0  # how many of state._pending_pushes it holds (the oldest ones not yet written)
     started: float = attrs.Factory(time.perf_counter)
 
     @property
@@ -93,14 +94,18 @@ class TrackingService(SessionEvents, WorkEvents, FeedbackEvents):
     def handle(self, method: str, raw_params: Any, received_at: str | None = None) -> Any:
         """Structure, check, journal, then apply one event given as its wire params.
 
+        The event's time is its ``at`` param if given, else ``received_at``, else now.
+
         Raises InvalidParams (params that do not match the contract) or EventRejected (the
         rules refuse it) with nothing journaled or changed, and EventDropped past the memory
         bound while nothing can be written. Values orjson cannot write are replaced first, once,
         so every later step (store lookups included) sees what is stored.
         """
-        received_at = received_at or utc_now()
         encoded, raw_params = encode_params(raw_params)
         params = structure_params(method, raw_params)
+        # A replayed event says when it happened (params.at, validated): that is its time, and
+        # the journal keeps it, so a crash replay stores the same time again.
+        received_at = params.at or received_at or utc_now()
         check = CHECKS.get(method)
         try:
             context = check(self, params) if check is not None else None
@@ -202,10 +207,13 @@ class TrackingService(SessionEvents, WorkEvents, FeedbackEvents):
     def take_batch(self) -> FlushBatch:
         """(Event loop) The buffer becomes the next batch; an empty one keeps the flush's place in line."""
         self.flush_requested = False
+        self._add_classifications()  # stacks classified in the background since the last flush
         changes = self.pending
         if changes and (self.journal is not None or self._journal_seq):
             changes.meta[f"journal:{self.journal_id}"] = self._journal_seq
-        batch = FlushBatch(changes, self.journal.mark() if self.journal is not None else None)
+        # Pushes counted since the last flush stay in _pending_pushes until their batch committed.
+        pushes = len(self._pending_pushes) - sum(taken.pushes for taken in self._batches)
+        batch = FlushBatch(changes, self.journal.mark() if self.journal is not None else None, pushes)
         self._batches.append(batch)
         self._flushing.append(changes)
         self.pending = PendingChanges()
@@ -260,6 +268,7 @@ class TrackingService(SessionEvents, WorkEvents, FeedbackEvents):
             if self.journal.seq == batch.mark[0] and not self.journal.folder_writable():
                 self._give_up_journal()
         self.troubles.succeeded(DATABASE)
+        del self._pending_pushes[:batch.pushes]  # the store has them now
         for agent_id, count in batch.changes.counts.items():
             left = self._pending_events.get(agent_id, 0) - count
             if left > 0:
@@ -270,10 +279,12 @@ class TrackingService(SessionEvents, WorkEvents, FeedbackEvents):
             if not self._pending_events.get(agent_id):
                 del self._projected[agent_id]  # read again when needed: other bridges may have changed it
         for change in outcome.agents:
-            self._reproject(change.after.agent_id)
-            # The merged state may include another bridge's halt or reinstatement.
-            if change.after.halted != self._told_halted.get(change.after.agent_id, False):
-                self._tell_state(change.after.agent_id)
+            agent_id = change.after.agent_id
+            self._reproject(agent_id)
+            # The merged state may include another bridge's halt or reinstatement; compared with what
+            # the host was told, after the events that arrived while this batch was written.
+            if self._projection(agent_id).halted != self._told_halted.get(agent_id, False):
+                self._tell_state(agent_id)
         return FlushResult(outcome.entries_written, elapsed, [], 1)
 
     def _keep(self, batch: FlushBatch, error: StoreError, elapsed: float) -> FlushResult:
@@ -282,6 +293,7 @@ class TrackingService(SessionEvents, WorkEvents, FeedbackEvents):
             following = self._batches[0]
             batch.changes.absorb(following.changes)
             following.changes = self._flushing[0] = batch.changes
+            following.pushes += batch.pushes
         else:
             batch.changes.absorb(self.pending)
             self.pending = batch.changes

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ..protocol.params import AgentRef, SessionCreated, SessionRef, SessionUpdated
+from .projects import optional_project_path
 from .setups import setup_name
-from .stack import classify, fingerprint
 from .state import EVENTS, SessionRuntime, TrackingState
 
 
@@ -15,7 +15,7 @@ class SessionEvents(TrackingState):
     @EVENTS("session.created")
     def _session_created(self, p: SessionCreated, now: str, event_id: str, context: Any = None) -> None:
         runtime = self._session(p.session_id, now)
-        runtime.directory = p.directory or runtime.directory or self.default_directory
+        runtime.directory = optional_project_path(p.directory) or runtime.directory or self.default_directory
         merge = self.pending.merge("sessions", p.session_id)
         merge.set_default.update({"sessionID": p.session_id, "createdAt": now})
         merge.set.update({"projectPath": runtime.directory, "updatedAt": now})
@@ -73,10 +73,16 @@ class SessionEvents(TrackingState):
         path = Path(directory)
         if not path.is_absolute():
             return
-        print_ = fingerprint(path)
         stored = self._read("projects", directory)
         merge = self.pending.merge("projects", directory)
         merge.set_default.update({"path": directory, "firstSeenAt": now})
         merge.set["lastSeenAt"] = now
-        if stored is None or stored.get("fingerprint") != print_:
-            merge.set.update({**classify(path).to_record(), "fingerprint": print_, "classifiedAt": now})
+        # The project's files are read in a worker thread, never on the event loop; flush() adds
+        # the result (see stack.BackgroundClassifier).
+        self._classifier.submit(directory, stored.get("fingerprint") if stored else None, now)
+
+    def _add_classifications(self) -> None:
+        for directory, fields in self._classifier.finished():
+            merge = self.pending.merge("projects", directory)
+            merge.set_default.update({"path": directory, "firstSeenAt": fields["classifiedAt"]})
+            merge.set.update(fields)

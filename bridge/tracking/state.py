@@ -21,8 +21,10 @@ from ..timestamps import utc_now
 from .git_commands import hashes_match
 from .journal import Journal
 from .pending import BUG, GAIN, REINSTATE, PendingChanges, apply_op_to_projection
+from .projects import optional_project_path
 from .scoring import AgentState, agent_sheet
 from .setups import UNKNOWN_AGENT
+from .stack import BackgroundClassifier
 
 Notify = Callable[[str, dict[str, Any]], None]
 # (service, params, receivedAt, eventId, what the method's check returned) -> the answer
@@ -66,7 +68,7 @@ class TrackingState:
         self.journal = journal
         # Event ids (part of record keys) must be unique across processes and flushes.
         self.journal_id = journal.journal_id if journal else (journal_id or secrets.token_hex(6))
-        self.default_directory = default_directory
+        self.default_directory = optional_project_path(default_directory)
         self._notify: Notify = notify or (lambda method, params: None)
         self.pending = PendingChanges()
         # Buffers a flush took and has not committed yet, oldest first: what handlers look up must
@@ -76,13 +78,15 @@ class TrackingState:
         self._pending_events: dict[str, int] = {}
         self._sessions: dict[str, SessionRuntime] = {}
         self._project_heads: dict[str, str] = {}
-        self._pushed_heads: dict[str, str] = {}
+        # Pushes counted since the last flush: (marker, head), checked before the store is.
+        self._pending_pushes: list[tuple[str, str | None]] = []
         # Topics the host was already told about (shared by the bridge's services: say it once).
         self._told: set[str] = told if told is not None else set()
         # The halted state the host was last told per agent (it assumes "not halted" until told).
         self._told_halted: dict[str, bool] = {}
         # Set by handlers whose event must be flushed right away (push, session deleted).
         self.flush_requested = False
+        self._classifier = BackgroundClassifier()
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -212,8 +216,8 @@ class TrackingState:
         self.pending.inserts[("activities", key(agent_id, now, event_id))] = {
             "agentId": agent_id, "kind": kind, "createdAt": now, **fields}
 
-    def _pending_prefix(self, db: str, prefix: str) -> bool:
-        """Whether a record under ``prefix`` waits to be inserted (in the buffer or in flight)."""
+    def _pending_prefix(self, db: str, prefix: str | tuple[str, ...]) -> bool:
+        """Whether a record under ``prefix`` (or one of them) waits to be inserted (in the buffer or in flight)."""
         return any(k[0] == db and k[1].startswith(prefix)
                    for buffer in (self.pending, *self._flushing) for k in buffer.inserts)
 

@@ -10,9 +10,10 @@ from ..protocol.params import (
     CommitPushed,
     ToolExecuted,
 )
-from ..store import key
+from ..store import SEP, StoreError, key
 from .git_commands import hashes_match, recognise_commit, recognise_push
-from .pending import COMMIT, PUSH
+from .pending import COMMIT, PUSH, push_marker, pushed_before
+from .projects import optional_project_path
 from .state import (
     CHECKS,
     EVENTS,
@@ -52,7 +53,7 @@ class WorkEvents(TrackingState):
                                     source="bash")
             push = recognise_push(command, p.output)
             if push and project:
-                self._record_push(runtime, agent_id, project, push.head, now)
+                self._record_push(runtime, agent_id, project, push.head, push.branch, now)
         return {"counted": True, "xp": earned}
 
     @EVENTS("command.executed")
@@ -73,9 +74,9 @@ class WorkEvents(TrackingState):
     def _check_push(self, p: CommitPushed) -> str:
         return self._project_of(p.project_path, p.session_id, "commit.pushed")
 
-    def _project_of(self, project_path: str | None, session_id: str | None, method: str) -> str:
+    def _project_of(self, given: str | None, session_id: str | None, method: str) -> str:
         runtime = self._session(session_id) if session_id else None
-        project = project_path or (runtime and runtime.directory) or self.default_directory
+        project = optional_project_path(given) or (runtime and runtime.directory) or self.default_directory
         if not project:
             raise EventRejected(f"{method} needs projectPath (or a session with a directory)")
         return project
@@ -109,6 +110,7 @@ class WorkEvents(TrackingState):
             return {"counted": False, "commitHash": update.get("hash", record["hash"]),
                     "reason": "already recorded"}
         record_key = key(project, commit_hash)
+        session_id = runtime.session_id if runtime else None
         record = {
             "hash": commit_hash, "projectPath": project, "agentId": agent_id,
             "sessionID": runtime.session_id if runtime else None,
@@ -118,41 +120,49 @@ class WorkEvents(TrackingState):
         }
         self.pending.inserts[("commits", record_key)] = record
         earned = 0.0 if self._projection(agent_id).halted else self.rules.commit_xp
-        self._add_op(agent_id, [COMMIT, record_key, earned])
+        # Counted for the agent and the session at flush, unless the store holds it by then.
+        self._add_op(agent_id, [COMMIT, record_key, earned, session_id])
         self._project_heads[project] = commit_hash
         self.pending.merge("projects", project).set.update({"lastCommit": commit_hash, "lastCommitAt": now})
         if runtime:
             runtime.last_commit = (project, commit_hash)
-            merge = self.pending.merge("sessions", runtime.session_id)
-            merge.add["commits"] += 1
-            merge.add["xpEarned"] += earned
-            merge.set["lastCommit"] = commit_hash
+            self.pending.merge("sessions", runtime.session_id).set["lastCommit"] = commit_hash
         return {"counted": True, "commitHash": commit_hash}
 
     @EVENTS("commit.pushed")
     def _commit_pushed(self, p: CommitPushed, now: str, event_id: str, project: str) -> dict[str, Any]:
         runtime = self._session(p.session_id, now) if p.session_id else None
         agent_id = self._agent_for(p.agent_id, p.session_id)
-        return self._record_push(runtime, agent_id, project, p.head, now)
+        return self._record_push(runtime, agent_id, project, p.head, None, now)
 
     def _record_push(self, runtime: SessionRuntime | None, agent_id: str, project: str,
-                     head: str | None, now: str) -> dict[str, Any]:
+                     head: str | None, branch: str | None, now: str) -> dict[str, Any]:
+        """Count a push once per (project, head); a push that names no head and no known commit,
+        once per (session, branch). Checked here against what this bridge knows, and again in the
+        flush transaction against the store (another bridge may have counted it)."""
         self.flush_requested = True
-        stored_project = None
-        if project not in self._project_heads or project not in self._pushed_heads:
+        if not head:
             stored_project = self._read("projects", project) or {}
-        head = (head or self._project_heads.get(project)
-                or (stored_project or {}).get("lastCommit"))
-        pushed = self._pushed_heads.get(project) or (stored_project or {}).get("lastPushedHead")
-        if head and pushed and hashes_match(head, pushed):
+            head = self._project_heads.get(project) or stored_project.get("lastCommit")
+        session_id = runtime.session_id if runtime else None
+        marker = push_marker(project, head, session_id, branch)
+        if self._pushed(marker, head):
             return {"counted": False, "reason": "this head was already pushed"}
+        self._pending_pushes.append((marker, head))
         earned = 0.0 if self._projection(agent_id).halted else self.rules.push_xp
-        self._add_op(agent_id, [PUSH, earned])
-        if head:
-            self._pushed_heads[project] = head
+        self._add_op(agent_id, [PUSH, earned, marker, head, session_id, now])
         self.pending.merge("projects", project).set.update({"lastPushedHead": head, "lastPushAt": now})
-        if runtime:
-            merge = self.pending.merge("sessions", runtime.session_id)
-            merge.add["pushes"] += 1
-            merge.add["xpEarned"] += earned
         return {"counted": True, "head": head}
+
+    def _pushed(self, marker: str, head: str | None) -> bool:
+        for pending_marker, pending_head in self._pending_pushes:
+            if pending_marker == marker or (head and pending_head and hashes_match(pending_head, head)
+                                            and pending_marker.rpartition(SEP)[0] == marker.rpartition(SEP)[0]):
+                return True
+        if not self.store.available:
+            return False
+        try:
+            with self.store.read() as view:
+                return pushed_before(view, marker, head)
+        except StoreError:
+            return False

@@ -709,6 +709,7 @@ BASE_PARAMS: dict[str, dict[str, Any]] = {
     "shutdown": {}, "flush": {}, "exit": {},
     "agent.status": {"agentId": "matrix", "sessionID": "m1"},
     "report": {"projectPath": "/tmp/p", "stack": "python", "since": "30d", "minSessions": 3},
+    "recommend": {"directory": "/tmp", "minSessions": 3},
     "session.created": {"sessionID": "m1", "directory": "/nonexistent/p", "agent": {"id": "matrix", "model": "m", "provider": "p"},
                         "title": "t", "parentID": "p0"},
     "session.updated": {"sessionID": "m1", "agent": {"id": "matrix", "model": "m", "provider": "p"}, "title": "t"},
@@ -739,13 +740,15 @@ WRONG_BY_TYPE = {
     "grader": ["admin", 1, None, "", "Agent", ["agent"]],
     "ref": ["build", 1, [], True],
     "integer": ["3", 1.5, True, [], {}, 0, -1],
+    "event-time": [0, 1.5, True, [], {}, "", "yesterday", "2025-01-01", "2025-01-01T00:00:00", "x" * 4097],
 }
 
 
 def field_type(schema: dict[str, Any]) -> str:
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[1]
-        return {"Grade": "grade", "AgentRef": "ref", "ProjectRef": "ref", "ClientInfo": "ref", "Config": "object"}[name]
+        return {"Grade": "grade", "AgentRef": "ref", "ProjectRef": "ref", "ClientInfo": "ref", "Config": "object",
+                "EventTime": "event-time"}[name]
     if "enum" in schema:
         return "grader"
     if schema.get("type") == "string":

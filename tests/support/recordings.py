@@ -179,7 +179,8 @@ def full_session() -> list[dict[str, Any]]:
         _req(4, "agent.status", {"sessionID": "ses_1"}),
         _note("session.idle", {"sessionID": "ses_1"}),
         _note("session.deleted", {"sessionID": "ses_1"}),
-        _req(5, "shutdown"),
+        _req(5, "recommend", {"directory": "$HOME"}),  # one session: nothing to recommend yet
+        _req(6, "shutdown"),
         _note("exit"),
     ]
 
@@ -211,6 +212,9 @@ def bad_input() -> list[dict[str, Any]]:
         _note("session.created", {"sessionID": "s", "agent": {"id": "build"}}),
         _note("tool.executed", {"sessionID": "s", "callID": "c2", "tool": "read", "success": True}),
         _req(23, "agent.status", {"agentId": "build"}),
+        _req(24, "session.idle", {"sessionID": "s", "at": "an hour ago"}),  # the event time: -32602
+        _req(25, "recommend", {"directory": "$HOME/no/such/folder"}),
+        _req(26, "recommend", {"directory": "$HOME", "minSessions": 0}),
         {"dir": "in", "frame": "Content-Length: 99999999999\r\n\r\n"},
     ]
 

@@ -12,6 +12,11 @@ requests) always get a short plain-text answer. A step is either ``{"tool_calls"
 {...}}, ...]}`` or ``{"text": "..."}``. After the last step, or without a script (OpenCode's
 own title/summary requests), the server answers with plain text.
 
+A step may also carry ``"usage": {"prompt_tokens": P, "completion_tokens": C, "cached_tokens": X,
+"reasoning_tokens": R}``: the answer then reports that usage in OpenAI's shape (``cached_tokens``
+under ``prompt_tokens_details``, ``reasoning_tokens`` under ``completion_tokens_details``), so
+OpenCode records known, distinct token counts per step. Without it: 10 prompt + 5 completion.
+
 Every request body is appended to ``--log`` (JSON lines) when given, for debugging.
 
 Usage: ``python server.py --script script.json [--port 0] [--log requests.jsonl]``; it prints
@@ -56,6 +61,20 @@ def choose_step(scripts: dict[str, list[dict[str, Any]]], messages: list[dict[st
     if turns < len(steps):
         return steps[turns]
     return {"text": "done"}
+
+
+def openai_usage(spec: dict[str, int] | None) -> dict[str, Any]:
+    """A step's ``usage`` in the shape of OpenAI's chat-completions answer."""
+    if not spec:
+        return {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    prompt, completion = int(spec.get("prompt_tokens", 0)), int(spec.get("completion_tokens", 0))
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": prompt + completion}
+    if "cached_tokens" in spec:
+        usage["prompt_tokens_details"] = {"cached_tokens": int(spec["cached_tokens"])}
+    if "reasoning_tokens" in spec:
+        usage["completion_tokens_details"] = {"reasoning_tokens": int(spec["reasoning_tokens"])}
+    return usage
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -111,7 +130,7 @@ class Handler(BaseHTTPRequestHandler):
         ]
         text = step.get("text", "" if calls else "ok")
         finish = "tool_calls" if calls else "stop"
-        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        usage = openai_usage(step.get("usage"))
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": text or None}
             if calls:

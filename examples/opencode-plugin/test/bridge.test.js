@@ -2,9 +2,11 @@
 // /grade, options passed through, and what happens when the bridge is missing or crashes.
 
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
 import { after, describe, test } from "node:test";
 
-import { bashCall, chatMessage, loadPlugin, sessionCreated, tempWorld, waitFor } from "./helpers.js";
+import { bashCall, chatMessage, cli, loadPlugin, sessionCreated, tempWorld, waitFor } from "./helpers.js";
 
 /** @type {Array<() => void>} */
 const cleanups = [];
@@ -149,6 +151,49 @@ describe("with the real bridge", () => {
     assert.match(await hooks.tool.tracker_grade.execute({ grade: 4, reason: "x" }, ctx), /Invalid grade 4/);
     assert.match(await hooks.tool.tracker_status.execute({}, ctx), /Agent: build[\s\S]*Commits: 1/);
     assert.equal(typeof (await hooks.tool.tracker_report.execute({}, ctx)), "string");
+    await tracker.bridge.dispose();
+  });
+
+  test("tracker_report and /recommend answer a new project from the other projects of its stack", async () => {
+    const w = world("recommend");
+    const fastapi = '[project]\ndependencies = ["fastapi"]\n';
+    fs.writeFileSync(path.join(w.project, "pyproject.toml"), fastapi);
+    const other = path.join(w.root, "other-api");
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(other, "pyproject.toml"), fastapi);
+    const { hooks, tracker, toasts } = await loadPlugin(w);
+    await waitFor(() => tracker.bridge.ready, 20000, "the bridge");
+    // three sessions in another FastAPI project; none in this one
+    for (let n = 0; n < 3; n++) {
+      const sessionID = `ses_other_${n}`;
+      await tracker.bridge.request("session.created", { sessionID, directory: other, agent: { id: "build", provider: "anthropic", model: "claude-sonnet-4-5" } });
+      await tracker.bridge.request("tool.executed", { sessionID, callID: `c${n}`, tool: "bash", success: true, args: { command: "git commit -m x" }, output: `[main abc000${n}] x\n` });
+      await tracker.bridge.request("grade", { sessionID, grade: 2, grader: "user" });
+    }
+
+    /** @type {any} */
+    const config = { command: {} };
+    await hooks.config(config);
+    assert.ok(config.command.recommend?.template, "recommend command declared");
+    assert.match(config.command.recommend.description, /agent-tracker/);
+
+    const ctx = { sessionID: "ses_here", messageID: "m", agent: "build", directory: w.project, worktree: w.project,
+      abort: new AbortController().signal, metadata() {}, ask: async () => {} };
+    const text = await hooks.tool.tracker_report.execute({}, ctx);
+    assert.ok(text.startsWith(`${w.project}: a python/fastapi project.\nUse agent build with model anthropic/claude-sonnet-4-5: the best setup on python/fastapi projects (answered at the exact-stack level).`), text);
+    assert.match(text, /"agent": \{\n {4}"build": \{\n {6}"model": "anthropic\/claude-sonnet-4-5"/);
+    // the same answer as the command line
+    const answer = cli(["recommend", w.project, "--json", "--database", w.database], w);
+    assert.equal(text, answer.text.trimEnd());
+
+    // /recommend: handled by the plugin (the model is not called), shown as a toast
+    await assert.rejects(
+      hooks["command.execute.before"]({ command: "recommend", sessionID: "ses_here", arguments: "" }, { parts: [] }),
+      (error) => error instanceof Error && error.message === `agent-tracker: ${text}`,
+    );
+    const toast = toasts.find((t) => t.variant === "info" && t.message.startsWith(`${w.project}: a python/fastapi project.`));
+    assert.ok(toast, JSON.stringify(toasts));
+    assert.ok(!toast.message.includes('"model"'), "the toast shows the sentences, not the snippet");
     await tracker.bridge.dispose();
   });
 

@@ -1,4 +1,5 @@
-// The plugin's own tools, offered to the model: tracker_grade, tracker_status, tracker_report.
+// The plugin's own tools, offered to the model: tracker_grade, tracker_status, tracker_report
+// (which agent and model to configure for this project: the bridge's `recommend`).
 // They are meta calls, never reported to the bridge as `tool.executed`; a halted agent may still
 // use tracker_status and tracker_report (tracker.js, ALLOWED_WHEN_HALTED).
 
@@ -59,13 +60,12 @@ export function trackerTools(tracker) {
     },
   });
   const report = /** @type {any} */ ({
-    description: "Show the agent tracker's setup report for this project's stack: which agent/model setups did best, with recommendations.",
+    description: "Which agent and model to configure for this project, from the agent tracker's records of all your projects: the best setup for this project's stack (or, without enough data for it, its language, then all projects), with the evidence, the runner-up and an opencode.json snippet. The same answer as `/recommend` and `agent-tracker recommend`.",
     args: {},
     /** @param {any} _args @param {any} context */
     execute: async (_args, context) => {
       try {
-        const r = await tracker.bridge.request("report", { projectPath: nonEmpty(context?.directory) ?? tracker.directory }, 30_000);
-        return typeof r?.text === "string" && r.text ? r.text : JSON.stringify(r, null, 2);
+        return await tracker.recommendation(nonEmpty(context?.directory) ?? tracker.directory);
       } catch (error) {
         return `The agent tracker is not available: ${message(error)}`;
       }

@@ -12,7 +12,7 @@
 //  - `tool.execute.after({tool, sessionID, callID, args}, {title, output, metadata})` — only for
 //    calls that did not throw; failed calls only show as tool parts with state "error".
 //  - `command.execute.before({command, sessionID, arguments}, {parts})` — only for commands
-//    OpenCode knows (config `command`), which is why the `config` hook adds `grade`.
+//    OpenCode knows (config `command`), which is why the `config` hook adds `grade` and `recommend`.
 //  - `dispose()` when the instance is disposed (not on SIGTERM: the bridge then sees EOF).
 
 import { BridgeClient, message } from "./bridge.js";
@@ -52,6 +52,7 @@ export const TRACKER_TOOLS = new Set(["tracker_grade", "tracker_status", "tracke
 /** Tools a halted agent may still use: reading its own sheet and the report. */
 const ALLOWED_WHEN_HALTED = new Set(["tracker_status", "tracker_report"]);
 export const GRADE_COMMAND = "grade";
+export const RECOMMEND_COMMAND = "recommend";
 const SEEN_CALLS_LIMIT = 4096;
 
 /** Per-hooks-object access to the tracker, for tests and the benchmark. */
@@ -372,6 +373,10 @@ export class Tracker {
             description: `Grade the agent's last commit: /grade <${VALID_GRADES_TEXT}> [reason] (agent-tracker; the model is not called)`,
             template: "The user graded your last commit: $ARGUMENTS",
           };
+          commands[RECOMMEND_COMMAND] ??= {
+            description: "Which agent and model to configure for this project, from all your projects' records (agent-tracker; the model is not called)",
+            template: "Which agent and model should this project use? (answered by agent-tracker)",
+          };
         } catch (error) {
           this.internalError(error, "config");
         }
@@ -426,10 +431,10 @@ export class Tracker {
       },
       "command.execute.before": async (input, output) => {
         rec?.write("command.execute.before", input, output);
-        if (input.command !== GRADE_COMMAND) return;
         // Throwing is the only way a command hook can stop OpenCode from prompting the model.
         // The TUI ignores the failed request; our toast tells the user what happened.
-        throw new Error(await this.userGrade(input.sessionID, input.arguments));
+        if (input.command === GRADE_COMMAND) throw new Error(await this.userGrade(input.sessionID, input.arguments));
+        if (input.command === RECOMMEND_COMMAND) throw new Error(await this.userRecommend());
       },
       tool: trackerTools(this),
       dispose: async () => {
@@ -444,6 +449,33 @@ export class Tracker {
       },
     };
     return hooks;
+  }
+
+  /**
+   * The bridge's `recommend` for a project folder: the answer as `agent-tracker recommend` prints it.
+   * @param {string} directory
+   * @returns {Promise<string>}
+   */
+  async recommendation(directory) {
+    const r = await this.bridge.request("recommend", { directory }, 30_000);
+    return typeof r?.text === "string" && r.text ? r.text.trimEnd() : JSON.stringify(r, null, 2);
+  }
+
+  /**
+   * `/recommend`: the answer for this project, shown as a toast (the model is not called).
+   * @returns {Promise<string>} what to tell the user
+   */
+  async userRecommend() {
+    try {
+      const text = await this.recommendation(this.directory);
+      // The toast shows the sentences; the config snippet is in the returned text.
+      this.toast(text.split("\n\n")[0], "info");
+      return `agent-tracker: ${text}`;
+    } catch (error) {
+      const text = `/recommend failed: ${message(error)}`;
+      this.toast(text, "error");
+      return `agent-tracker: ${text}`;
+    }
   }
 
   /**

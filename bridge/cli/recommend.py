@@ -1,0 +1,35 @@
+"""`agent-tracker recommend [DIR]`: which agent and model to configure for a project, and why."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import EXIT_FAILED, EXIT_OK, CommandError, command_config, make_console, open_for_reading, print_json
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from ..report.recommend import recommend_for
+
+    directory = Path(args.directory).expanduser().resolve()
+    if not directory.is_dir():
+        raise CommandError(f"No folder at {directory}: give the project's folder (default: the current one).",
+                           EXIT_FAILED)
+    config = command_config(args)
+    with open_for_reading(config) as store:
+        advice = recommend_for(store, directory, min_sessions=args.min_sessions, rules=config.scoring)
+    if args.json:
+        print_json(advice.to_wire())
+        return EXIT_OK
+    from rich.syntax import Syntax
+    from rich.text import Text
+
+    console = make_console()
+    for line in advice.lines():  # soft wrap: the terminal folds long lines, copies stay whole
+        console.print(Text(line), soft_wrap=True)
+    snippet = advice.snippet()
+    if snippet is not None:
+        console.print(Text("\nOpenCode configuration (opencode.json in the project, or your global one):"))
+        # Plain text, no box: copied as it is shown.
+        console.print(Syntax(snippet, "json", theme="ansi_dark", background_color="default"))
+    return EXIT_OK

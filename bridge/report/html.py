@@ -1,0 +1,180 @@
+"""`report --html FILE`: the whole report as one self-contained HTML page.
+
+One file, nothing fetched: the style and the script are inline, the chart is inline SVG, and a
+Content-Security-Policy forbids every other source, so the page shows the same offline, from
+an e-mail attachment or a CI artifact. It holds the recommendations, the setups table (sortable:
+each header is a button; cells carry their raw value in ``data-value``), the agents table and
+the chart. tests/test_report_html.py loads it in a real headless Chromium.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from ..output_files import replace_atomically
+from .chart import ChartError, draw_chart, make_folder, refuse_database_target, svg_chart
+from .model import Report
+from .render import SETUP_COLUMNS, no_match_text
+from .score import FORMULA
+
+PAGE_SUFFIXES = (".html", ".htm")
+CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 110rem; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
+table { border-collapse: collapse; font-size: 0.85rem; }
+th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+th.text, td.text { text-align: left; }
+th button { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer; }
+th[aria-sort="ascending"] button::after { content: " \\25B2"; }
+th[aria-sort="descending"] button::after { content: " \\25BC"; }
+tr.best { background: #e8f5e9; font-weight: 600; }
+tr.unranked { color: #888; }
+tr.halted td { color: #b71c1c; }
+#recommendations li { margin: 0.3rem 0; }
+code { background: #f4f4f4; padding: 0.1rem 0.3rem; }
+.note { color: #555; font-size: 0.85rem; }
+svg { max-width: 100%; height: auto; }
+"""
+
+# Sorting: a click on a header sorts by that column (again: the other way). Numbers compare as
+# numbers, text as text; an empty value (no data) sorts last either way; ties keep their order.
+SCRIPT = """
+for (const table of document.querySelectorAll("table.sortable")) {
+  const headers = Array.from(table.tHead.rows[0].cells);
+  headers.forEach((th, index) => {
+    th.querySelector("button").addEventListener("click", () => {
+      const ascending = th.getAttribute("aria-sort") !== "ascending";
+      headers.forEach((other) => other.removeAttribute("aria-sort"));
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      const numeric = th.dataset.type === "number";
+      const body = table.tBodies[0];
+      const rows = Array.from(body.rows);
+      rows.sort((a, b) => {
+        const x = a.cells[index].dataset.value, y = b.cells[index].dataset.value;
+        if (x === "" || y === "") return (x === "") - (y === "");
+        const order = numeric ? Number(x) - Number(y) : x.localeCompare(y);
+        return ascending ? order : -order;
+      });
+      for (const row of rows) body.appendChild(row);
+    });
+  });
+}
+"""
+
+
+def _raw(value: Any) -> str:
+    return "" if value is None else html.escape(str(value), quote=True)
+
+
+def _setups_table(report: Report) -> str:
+    head = "".join(
+        f'<th scope="col" class="{"number" if c.numeric else "text"}" data-key="{c.key}" '
+        f'data-type="{"number" if c.numeric else "text"}"><button type="button">'
+        f'{html.escape(c.header.replace(chr(10), " "))}</button></th>'
+        for c in SETUP_COLUMNS)
+    rows = []
+    for row in report.setups:
+        kind = "best" if row.rank == 1 else ("unranked" if not row.ranked else "ranked")
+        cells = "".join(
+            f'<td class="{"number" if c.numeric else "text"}" data-key="{c.key}" data-value="{_raw(c.value(row))}">'
+            f"{html.escape(c.cell(row))}</td>" for c in SETUP_COLUMNS)
+        rows.append(f'<tr class="{kind}" data-setup="{_raw(row.setup + "|" + row.stack)}">{cells}</tr>')
+    return (f'<table id="setups" class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(rows) + "\n</tbody></table>")
+
+
+def _agents_table(report: Report) -> str:
+    shown = {row.agent for row in report.setups}
+    sheets = [sheet for sheet in report.agents if sheet["agentId"] in shown]
+    columns = [("Agent", "agentId", False), ("SP", "skillPoints", True), ("XP", "experiencePoints", True),
+               ("CS", "communicationScore", True), ("Commits", "totalCommits", True), ("Bugs", "totalBugs", True),
+               ("Pushes", "totalPushes", True), ("State", "halted", False), ("Last update", "updatedAt", False)]
+    head = "".join(f'<th scope="col" class="{"number" if numeric else "text"}" data-key="{key}" '
+                   f'data-type="{"number" if numeric else "text"}"><button type="button">{name}</button></th>'
+                   for name, key, numeric in columns)
+    rows = []
+    for sheet in sheets:
+        cells = []
+        for _, key, numeric in columns:
+            value = sheet.get(key)
+            if key == "halted":
+                shown_value = value = "halted" if value else "active"
+            elif key == "updatedAt":
+                shown_value = (value or "-")[:10]
+            else:
+                shown_value = f"{value:g}" if isinstance(value, float) else str(value)
+            cells.append(f'<td class="{"number" if numeric else "text"}" data-key="{key}" data-value="{_raw(value)}">'
+                         f"{html.escape(shown_value)}</td>")
+        state = ' class="halted"' if sheet.get("halted") else ""
+        rows.append(f"<tr{state}>{''.join(cells)}</tr>")
+    return (f'<table id="agents" class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(rows) + "\n</tbody></table>")
+
+
+def page(report: Report, svg: str | None, chart_note: str | None = None) -> str:
+    """The page's text; ``svg`` is the chart (None: ``chart_note`` says why there is none)."""
+    totals = report.totals
+    filters = ", ".join(f"{k}={v}" for k, v in report.filters.items() if v) or "none"
+    summary = (f"{totals.get('sessions', 0)} sessions, {totals.get('commits', 0)} commits, "
+               f"{totals.get('grades', 0)} grades; filters: {filters}")
+    if report.setups:
+        recommendations = "\n".join(f"<li>{html.escape(rec.text)}</li>" for rec in report.recommendations)
+        body = f"""<h2>Recommendations</h2>
+<ul id="recommendations">
+{recommendations}
+</ul>
+<h2>Setups</h2>
+<p class="note">Click a header to sort. * = not ranked (fewer than {report.min_sessions} sessions, or agent or
+model unknown). Ranks are per stack. <code>{html.escape(FORMULA)}</code></p>
+{_setups_table(report)}
+<h2>Agents</h2>
+<p class="note">Per agent, across its setups: SP skill points, XP experience points, CS communication score.</p>
+{_agents_table(report)}
+<h2>Score over time</h2>
+{svg if svg is not None else f'<p class="note" id="no-chart">{html.escape(chart_note or "")}</p>'}"""
+    else:
+        body = f'<p id="no-match">{html.escape(no_match_text(report))}</p>'
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>agent-tracker report</title>
+<style>{STYLE}</style></head><body>
+<h1>Which agent setup works best?</h1>
+<p>Database <code>{html.escape(report.database)}</code>, generated {html.escape(report.generated_at)}:
+{html.escape(summary)}.</p>
+{body}
+<script>{SCRIPT}</script>
+</body></html>
+"""
+
+
+def write_html(store: Any, report: Report, target: Path) -> Path:
+    """Write the page to ``target``; without matplotlib the page says the chart needs it."""
+    if target.suffix.lower() not in PAGE_SUFFIXES:
+        raise ChartError(f"--html must name a .html file; got {target}.")
+    refuse_database_target(target, store, "the HTML report")
+    svg, note = None, None
+    if report.setups:
+        try:
+            svg = svg_chart(store, report)
+        except ChartError as exc:
+            note = f"No chart: {exc}"
+    make_folder(target)
+    try:
+        with replace_atomically(target, binary=True) as handle:  # a failed write keeps the old page
+            handle.write(page(report, svg, note).encode("utf-8"))
+    except OSError as exc:
+        raise ChartError(f"Cannot write {target}: {exc.strerror or exc}.") from None
+    return target
+
+
+def save_chart(store: Any, report: Report, target: Path) -> Path:
+    """--chart FILE: a PNG, or for .html the whole page (the chart with the tables around it)."""
+    if target.suffix.lower() in PAGE_SUFFIXES:
+        return write_html(store, report, target)
+    return draw_chart(store, report, target)
