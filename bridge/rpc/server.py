@@ -221,20 +221,23 @@ class BridgeServer(JsonRPCServer):
             raise JsonRpcInvalidParams(message="agent.status: give params.agentId or params.sessionID")
         return service.status(params)
 
-    @ANSWERS("report")
-    def _report(self, params: ReportQuery) -> Any:
-        service = self._require_service("report")
+    def _after_flush(self, service: TrackingService, answer: Callable[[], dict[str, Any]]) -> Any:
+        """``answer`` reads the database: run it once every event received so far was flushed
+        (at once if nothing waits; else the request is answered when the flush committed)."""
         assert self.flusher is not None
         if service.pending or not self.flusher.idle:
             flushed = self.flusher.flush()
-            if not flushed.done():  # the report reads the database: wait for every flush before it
-                return asyncio.ensure_future(self._report_after(flushed, service, params))
-        return self._build_report(service, params)
+            if not flushed.done():
+                async def later() -> dict[str, Any]:
+                    await flushed
+                    return answer()
+                return asyncio.ensure_future(later())
+        return answer()
 
-    async def _report_after(self, flushed: "asyncio.Future[Any]", service: TrackingService,
-                            params: ReportQuery) -> dict[str, Any]:
-        await flushed
-        return self._build_report(service, params)
+    @ANSWERS("report")
+    def _report(self, params: ReportQuery) -> Any:
+        service = self._require_service("report")
+        return self._after_flush(service, lambda: self._build_report(service, params))
 
     def _build_report(self, service: TrackingService, params: ReportQuery) -> dict[str, Any]:
         from ..report.build import build_report  # not needed at start-up
@@ -252,10 +255,8 @@ class BridgeServer(JsonRPCServer):
         return {**report.to_wire(), "text": render_text(report)}
 
     @ANSWERS("recommend")
-    def _recommend(self, params: RecommendQuery) -> dict[str, Any]:
+    def _recommend(self, params: RecommendQuery) -> Any:
         service = self._require_service("recommend")
-        from ..report.model import ReportError
-        from ..report.recommend import recommend_for
         directory = params.directory or service.default_directory
         if not directory:
             raise JsonRpcInvalidParams(message="recommend: give params.directory (the bridge was started "
@@ -265,8 +266,12 @@ class BridgeServer(JsonRPCServer):
         if params.min_sessions is not None and params.min_sessions < 1:
             raise JsonRpcInvalidParams(message=f"recommend: params.minSessions must be at least 1; "
                                                f"got {params.min_sessions}")
-        if service.pending:
-            self._flush()
+        return self._after_flush(service, lambda: self._build_recommendation(service, directory, params))
+
+    def _build_recommendation(self, service: TrackingService, directory: str,
+                              params: RecommendQuery) -> dict[str, Any]:
+        from ..report.model import ReportError
+        from ..report.recommend import recommend_for
         try:
             advice = recommend_for(service.store, Path(directory), min_sessions=params.min_sessions,
                                    rules=service.rules)
