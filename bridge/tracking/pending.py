@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from ..config import ScoringRules
-from ..store import WriteView, key
+from ..store import SEP, WriteView, key
 from .git_commands import hashes_match
 from .scoring import AgentState, apply_grade, earn, reinstate, report_bug
 
@@ -128,8 +128,11 @@ class PendingChanges:
             if db in ("commits", "communication"):
                 continue  # written by their agent operation, which also counts them
             outcome.entries_written += view.insert(db, record_key, record)
-        for (db, record_key), merge in self.merges.items():
-            view.put(db, record_key, merge.apply_to(view.get(db, record_key) or {}))
+        for (db, merge_key), merge in self.merges.items():
+            target = _stored_commit_key(view, merge_key) if db == "commits" else merge_key
+            if target is None:
+                continue  # an update of a commit that is not stored: never make a row of it alone
+            view.put(db, target, merge.apply_to(view.get(db, target) or {}))
             outcome.entries_written += 1
         for meta_key, value in self.meta.items():
             view.put("meta", meta_key, value)
@@ -214,6 +217,18 @@ def pushed_before(view: Any, marker: str, head: str | None) -> bool:
         return view.meta(marker) is not None
     prefix = marker[:len(marker) - len(head)] + head[:4]
     return any(hashes_match(str(value.get("head", "")), head) for _, value in view.scan("meta", prefix))
+
+
+def _stored_commit_key(view: WriteView, record_key: str) -> str | None:
+    """Where the commit an update names is stored: under its own key, or (if a flush in flight found it
+    stored by another bridge under another form of its hash) under that one's."""
+    if view.get("commits", record_key) is not None:
+        return record_key
+    project_part, _, commit_hash = record_key.rpartition(SEP)
+    for stored_key, stored in view.scan("commits", f"{project_part}{SEP}{commit_hash[:4]}"):
+        if hashes_match(str(stored.get("hash", "")), commit_hash):
+            return stored_key
+    return None
 
 
 def _insert_commit(view: WriteView, record_key: str, record: dict[str, Any]) -> bool:
