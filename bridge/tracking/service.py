@@ -79,12 +79,14 @@ class TrackingService(SessionEvents, WorkEvents, FeedbackEvents):
     def __init__(self, store: Store, rules: ScoringRules, *, journal: Journal | None = None,
                  journal_id: str | None = None, default_directory: str | None = None,
                  notify: Notify | None = None, told: set[str] | None = None,
-                 troubles: Troubles | None = None):
+                 troubles: Troubles | None = None, holds_events: bool = True):
         super().__init__(store, rules, journal=journal, journal_id=journal_id,
                          default_directory=default_directory, notify=notify, told=told)
         self.events_accepted = 0
         self._journal_seq = 0
         self._batches: list[FlushBatch] = []  # taken, not finished; oldest first (parallel to _flushing)
+        # A bridge keeps what it could not write and retries; a one-shot writer (the CLI) does not.
+        self.holds_events = holds_events
         # Shared by the bridge's services (like ``told``): one episode, one message.
         self.troubles = troubles if troubles is not None else Troubles(self._notify, store.path.parent)
         self._journal_failing = False
@@ -299,7 +301,7 @@ class TrackingService(SessionEvents, WorkEvents, FeedbackEvents):
             self.pending = batch.changes
         retry: str | None = None
         message = str(error)
-        if isinstance(error, DiskTrouble):
+        if isinstance(error, DiskTrouble) and self.holds_events:
             retry = RETRY_SOON
             message = error.trouble.held(self.held_events, str(self.store.path.parent))
             self.troubles.failed(DATABASE, error.trouble, self.held_events)

@@ -303,3 +303,27 @@ async def test_past_the_memory_bound_new_events_are_dropped_and_counted_exactly(
         await setup.mounts.close()
     record("disk-full-memory-bound", accepted=accepted, held_only_in_memory=held_in_memory,
            dropped_and_counted=len(dropped), stored=accepted)
+
+
+async def test_reinstate_on_a_full_disk_says_nothing_was_written(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI holds nothing in memory: one sentence, exit code 5, and the agent stays halted."""
+    from bridge.cli import main
+
+    setup = await Setup.start(tmp_path)
+    try:
+        bridge, _, _ = await setup.bridge()
+        bridge.notify("bug.reported", {"agentId": "build", "description": "broke it"})  # a halt: stored at once
+        assert (await bridge.request("flush"))["errors"] == []
+        assert await bridge.shutdown_and_exit() == 0
+        setup.mounts.fill(setup.data)
+        database = setup.outside_db()  # the CLI runs here, outside the namespace: through /proc
+        code = main(["reinstate", "build", "--database", str(database)])
+        err = capsys.readouterr().err
+        assert code == 5
+        assert err.strip().endswith(
+            f"The database refused the write: no space is left on the file system of {database.parent} "
+            f"(0 bytes free). Nothing was written."), err
+        assert read_db(database)["agents"]["build"]["halted"] is True
+    finally:
+        await setup.mounts.close()
