@@ -322,7 +322,7 @@ def expectation(body: bytes) -> tuple | None:
     return ("error", msg_id if valid_id(msg_id) else None, -32600)
 
 
-FLUSHING = {"flush", "shutdown", "report"}
+FLUSHING = {"flush", "shutdown", "report", "recommend"}
 
 
 def in_expected_order(got: list[dict[str, Any]], expected: list[tuple]) -> list[dict[str, Any]]:
@@ -615,7 +615,7 @@ class FuzzHarness:
         context = f"case {labels}: {data[:300]!r} + resync {resync[:40]!r}"
         assert bridge.process.poll() is None, f"{context}: the bridge exited with {bridge.process.returncode}"
         assert answered, f"{context}: the sentinel was not answered within {WAIT}s (hang or desync)"
-        # A flush (shutdown, report) is answered when its write committed, in a worker thread: the
+        # A flush (shutdown, report, recommend) is answered when its write committed, in a worker thread: the
         # requests behind it, the sentinel included, may be answered first. Wait for it too.
         bridge.wait_for(lambda: len(bridge.responses) - responses_before >= len(expected))
         got = in_expected_order(bridge.responses[responses_before:], expected)
