@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bridge.config import BridgeConfig, ScoringRules  # noqa: E402
-from bridge.protocol.grades import GRADE_NAMES, AgentState, level_up  # noqa: E402
+from bridge.protocol.grades import GRADE_NAMES  # noqa: E402
+from bridge.tracking.scoring import AgentState, level_up  # noqa: E402
 from bridge.store import Store, key  # noqa: E402
 from bridge.timestamps import iso_utc as iso  # noqa: E402
 

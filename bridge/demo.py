@@ -112,7 +112,7 @@ def timed_stream(files: list[Path], projects_root: Path, now: datetime | None = 
     """The recordings' events, session by session, spread over WEEKS weeks ending yesterday.
 
     A recording holds sessions one after the other; an event without a sessionID belongs to the
-    session it follows. Sessions are interleaved across the recordings (the first of each file,
+    session it follows, and so does a subagent's session (it runs inside its parent's). Sessions are interleaved across the recordings (the first of each file,
     then the second of each...), as someone alternating between setups would, a day or two apart;
     each event of a session follows the previous one by EVENT_GAP. Every event says when it
     happened (``at``); paths under /demo/projects/ point into ``projects_root``.
@@ -130,9 +130,10 @@ def timed_stream(files: list[Path], projects_root: Path, now: datetime | None = 
             method = message.get("method") if isinstance(message, dict) else None
             if problem or direction != "in" or not isinstance(method, str) or method in CONTROL_METHODS:
                 continue
-            if method == "session.created" or position < 0:
-                position += 1
             params = rewrite_paths(message.get("params") or {}, PLACEHOLDER, new_prefix)
+            # A subagent's session (parentID) runs inside the session that started it: same day.
+            if (method == "session.created" and not params.get("parentID")) or position < 0:
+                position += 1
             sessions.setdefault((position, file_index), []).append(TimedEvent(method, params, "id" in message))
     order = sorted(sessions)
     midnight = (now or datetime.now(timezone.utc)).replace(hour=0, minute=0, second=0, microsecond=0)

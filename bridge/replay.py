@@ -59,7 +59,8 @@ def replay_files(store: Store, config: BridgeConfig, paths: list[Path]) -> dict[
 
     The ``in`` messages that are event methods are structured and handled exactly as the bridge
     does; ``initialize`` only sets the default project directory, ``flush`` flushes, and
-    shutdown/exit/queries are skipped. Everything is flushed at the end of each file.
+    shutdown/exit/queries are skipped. At the end of each file its open sessions end (as at a
+    bridge's shutdown) and everything is flushed.
     """
     from .protocol.methods import EVENT_METHODS
     from .protocol.structure import InvalidParams
@@ -102,6 +103,10 @@ def replay_files(store: Store, config: BridgeConfig, paths: list[Path]) -> dict[
                 problems.append({"line": line, "message": f"{method}: {exc}"})
             if service.flush_requested:
                 flush_errors.extend(service.flush().errors)
+        # The end of a recording is the end of that bridge run: its open sessions end, as they
+        # would when the bridge shuts down.
+        for session_id in service.open_sessions():
+            service.handle("session.ended", {"sessionID": session_id, "reason": "shutdown"})
         flush_errors.extend(service.flush().errors)
         files.append({"file": str(path), "events": events, "rejected": rejected, "skipped": skipped,
                       "problems": problems})

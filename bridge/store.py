@@ -172,6 +172,26 @@ class ReadView:
                 except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise CorruptRecord(db, repr(raw_key), exc) from None
 
+    def scan_backwards(self, db: str, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Entries whose key starts with prefix, last key first (the latest of time-ordered keys)."""
+        encoded = prefix.encode()
+        with self._txn.cursor(db=self._dbs[db]) as cursor:
+            # Just past the prefix's range: the prefix with its last byte raised by one (UTF-8
+            # never holds 0xFF, so it can be raised).
+            positioned = bool(encoded) and cursor.set_range(encoded[:-1] + bytes([encoded[-1] + 1]))
+            if not (cursor.prev() if positioned else cursor.last()):
+                return
+            while True:
+                raw_key = bytes(cursor.key())
+                if not raw_key.startswith(encoded):
+                    return
+                try:
+                    yield raw_key.decode(), orjson.loads(cursor.value())
+                except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise CorruptRecord(db, repr(raw_key), exc) from None
+                if not cursor.prev():
+                    return
+
     def cursor(self, db: str) -> lmdb.Cursor:
         """A raw cursor (bytes in, bytes out) for bulk readers such as the report."""
         return self._txn.cursor(db=self._dbs[db])

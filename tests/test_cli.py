@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -202,7 +203,8 @@ def test_replay_examples_then_report(capsys: pytest.CaptureFixture[str], tmp_pat
         report = build_report(store)
     # The recorded /demo/projects folders do not exist here: their stack is unknown.
     assert {row.stack for row in report.setups} == {"unknown"}
-    assert report.totals["sessions"] == 15 and report.totals["commits"] == 16
+    assert report.totals["sessions"] == 16 and report.totals["commits"] == 19
+    assert report.totals["subagentSessions"] == 2
 
     code, out, _ = cli(capsys, "replay", "--database", str(target), str(files[0]))
     assert code == 0 and "events replayed" in out
@@ -281,13 +283,16 @@ def test_demo_prints_a_ranked_report(isolated_home: Path) -> None:
     assert "For python/fastapi projects, use agent build with anthropic/claude-sonnet-4-5" in flat
     assert "For typescript/react projects, use agent build with anthropic/claude-sonnet-4-5" in flat
     assert "For rust/axum projects: not enough data yet" in flat
-    ranked = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["2"])]
-    assert [(cells[0], cells[1], cells[2], cells[3]) for cells in ranked] == [
-        ("1", "python/fastapi", "build", "anthropic/claude-sonnet-4-5"),
+    # rank, stack, agent (the workflow: "build → explore" when it started subagents), model
+    ranked = [match.groups() for match in re.finditer(r"^ *([12]) +(\S+) +(\S+(?: → \S+)?) +(\S+/\S+) ", out, re.M)]
+    assert ranked == [
+        ("1", "python/fastapi", "build → explore", "anthropic/claude-sonnet-4-5"),
         ("2", "python/fastapi", "build", "openai/gpt-5"),
-        ("1", "typescript/react", "build", "anthropic/claude-sonnet-4-5"),
+        ("1", "typescript/react", "build → general", "anthropic/claude-sonnet-4-5"),
         ("2", "typescript/react", "general", "ollama/qwen3-coder:30b"),
     ]
+    header = next(line for line in out.splitlines() if line.split()[:2] == ["#", "Stack"])
+    assert all(column in header for column in ("Fail%", "Aband%", "Fixup%", "Reverts"))
     assert "temporary, deleted now" in out
     assert not (isolated_home / ".config" / "opencode").exists()  # the demo never uses HOME's database
 
@@ -324,15 +329,21 @@ def test_demo_keep_matches_an_in_process_replay(capsys: pytest.CaptureFixture[st
     assert f"Database: {keep / 'agent-tracker.lmdb'}" in out and "<svg" in chart.read_text()
     assert (keep / "projects" / "shop-api" / "pyproject.toml").exists()
     flat = " ".join(out.split())
-    assert "Replayed 15 recorded sessions (166 events) through the real bridge in " in flat
+    assert "Replayed 16 recorded sessions (185 events) through the real bridge in " in flat
     assert "dated over 6 simulated weeks" in flat and "0 rejected by its rules." in flat
     assert (f"agent-tracker recommend {keep / 'projects' / 'gateway'}: Use agent build with model "
             "anthropic/claude-sonnet-4-5: no rust/axum or rust setup has 3 sessions yet") in flat
     code, out, _ = cli(capsys, "report", "--json", "--database", str(keep / "agent-tracker.lmdb"))
     through_bridge = json.loads(out)
     assert [s["stack"] for s in through_bridge["recommendations"]] == ["python/fastapi", "typescript/react", "rust/axum"]
-    assert through_bridge["totals"] == {"sessions": 15, "commits": 16, "grades": 30, "bugs": 2, "setups": 6,
-                                        "rankedSetups": 4}
+    assert through_bridge["totals"] == {"sessions": 16, "subagentSessions": 2, "commits": 19, "grades": 30,
+                                        "bugs": 3, "setups": 6, "rankedSetups": 4}
+    # the signals nobody typed, as the demo's sessions left them
+    setups = {(s["agent"], s["model"], s["stack"]): s for s in through_bridge["setups"]}
+    web = setups[("build", "anthropic/claude-sonnet-4-5", "typescript/react")]
+    assert (web["workflow"], web["revertedCommits"], web["subagents"][0]["commits"]) == ("build → general", 1, 1)
+    assert setups[("general", "ollama/qwen3-coder:30b", "typescript/react")]["fixedUpCommits"] == 1
+    assert setups[("build", "openai/gpt-5", "python/fastapi")]["abandonedSessions"] == 1
 
     files = sorted(EXAMPLES.glob("*.jsonl"))
     stream = demo.timed_stream(files, keep / "projects")
@@ -342,6 +353,8 @@ def test_demo_keep_matches_an_in_process_replay(capsys: pytest.CaptureFixture[st
             service.handle(event.method, event.params)
             if service.flush_requested:
                 assert not service.flush().errors
+        for session_id in service.open_sessions():  # as the bridge does at shutdown
+            service.handle("session.ended", {"sessionID": session_id, "reason": "shutdown"})
         assert not service.flush().errors
     assert contents(tmp_path / "inproc.lmdb") == contents(keep / "agent-tracker.lmdb")
 
@@ -353,9 +366,9 @@ def test_demo_keep_matches_an_in_process_replay(capsys: pytest.CaptureFixture[st
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     assert first.date() == (today - timedelta(weeks=6)).date() or first.date() == (today - timedelta(weeks=6, days=1)).date()
     assert timedelta(days=40) <= last - first < timedelta(days=42) and last < datetime.now(timezone.utc)
-    assert len({stamp[:10] for stamp in created}) == 15  # one session a day at most
+    assert len({stamp[:10] for stamp in created}) == 16  # one session a day at most (its subagents with it)
     assert timeline.granularity == "day"
-    assert sum(len(points) for points in timeline.series.values()) == 15
+    assert sum(len(points) for points in timeline.series.values()) == 16
 
     readme_example_is_what_the_tool_prints(capsys, keep / "agent-tracker.lmdb", tmp_path)
 
@@ -404,9 +417,10 @@ def test_the_demo_stream_dates_every_event() -> None:
 
     files = sorted(EXAMPLES.glob("*.jsonl"))
     stream = demo.timed_stream(files, Path("/p"), now=datetime(2026, 11, 26, 15, 0, tzinfo=timezone.utc))
-    assert (stream.sessions, len(stream.events)) == (15, 166)
+    # a subagent's session is dated with the session that started it: not a session of its own here
+    assert (stream.sessions, len(stream.events)) == (16, 185)
     assert (stream.first.isoformat(), stream.last.isoformat()) == ("2026-10-15T09:00:00+00:00",
-                                                                   "2026-11-25T14:04:40+00:00")
+                                                                   "2026-11-25T15:27:00+00:00")
     stamps = [event.params["at"] for event in stream.events]
     assert {event.method for event in stream.events} <= EVENT_METHODS  # no query to date
     assert stamps == sorted(stamps)  # the bridge receives them in time order

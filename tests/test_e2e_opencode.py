@@ -13,7 +13,12 @@ and no request is sent before the server prints its "listening" line.
 Set ``UPDATE_PLUGIN_FIXTURES=1`` to copy the recorded hook payloads of the run into
 examples/opencode-plugin/test/fixtures/ (they feed the Node tests).
 
-A second run keeps OpenCode's own history: two sessions and a subagent's child session with a
+Another run reports a bug with `/bug` (the agent's SP drops to 0), sees its next scripted tool call
+blocked with the halt guard's message (the model gets it as the tool's error), reinstates the agent
+with `agent-tracker reinstate` from a shell, and then lets the model start a subagent through the
+`task` tool: its child session counts for the parent session's setup in the report.
+
+A further run keeps OpenCode's own history: two sessions and a subagent's child session with a
 priced model (tests/fixtures/opencode/scenario.json), nothing deleted; it leaves the real
 ``opencode.db``, OpenCode's HTTP view of it and the plugin's recording in
 tests/fixtures/opencode/fresh/ (``UPDATE_OPENCODE_FIXTURES=1``: the committed fixtures; see
@@ -446,6 +451,108 @@ def test_real_opencode_session_is_tracked_end_to_end(tmp_path: Path) -> None:
     projects = [r for r in tables["projects"] if r["path"] == str(project)]
     assert projects and projects[0]["lastPushedHead"] == commit_hash, tables["projects"]
     assert build["communicationScore"] > 60, "both grades moved the communication score"
+
+    assert time.monotonic() - started < 180, "the e2e test must stay under 3 minutes"
+
+
+# ---------------------------------------------------------------------------------------------
+# /bug, the halt guard, a reinstatement from the shell, and a subagent credited to its parent
+
+
+HALT_SCRIPTS = {
+    "work": [
+        {"tool_calls": [{"name": "bash", "arguments": {"command": COMMIT_CMD, "description": "Commit the feature"}}]},
+        {"text": "Committed."},
+    ],
+    "blocked": [
+        {"tool_calls": [{"name": "bash", "arguments": {"command": "echo blocked > blocked.txt", "description": "Write"}}]},
+        {"text": "I am halted and stop here."},
+    ],
+    "again": [
+        {"tool_calls": [{"name": "bash", "arguments": {"command": "echo again > again.txt", "description": "Write"}}]},
+        {"tool_calls": [{"name": "task", "arguments": {"description": "Inspect the log", "prompt": "Show the last commit. SCRIPT:sub",
+                                                       "subagent_type": "general"}}]},
+        {"text": "Done again."},
+    ],
+    "sub": [
+        {"tool_calls": [{"name": "bash", "arguments": {"command": "git log --oneline -n 1", "description": "Show the last commit"}}]},
+        {"text": "The last commit adds the feature line."},
+    ],
+}
+
+
+def _cli_text(args: list[str], env: dict[str, str]) -> str:
+    proc = _run([sys.executable, "-m", "bridge", *args], cwd=REPO, env=env, timeout=60)
+    assert proc.returncode == 0, f"agent-tracker {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def _say(run: Run, sid: str, text: str) -> list[str]:
+    """A user message; the texts of the assistant's answer."""
+    status, reply = run.http.call("POST", f"/session/{sid}/message", {"parts": [{"type": "text", "text": text}]},
+                                  timeout=180)
+    assert status == 200, reply
+    return [p.get("text") for p in reply.get("parts", []) if p.get("type") == "text"]
+
+
+def test_real_opencode_bug_halt_reinstate_and_subagent(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with running_opencode(tmp_path, HALT_SCRIPTS, permission={"task": "allow"}) as run:
+        env, database = run.cli_env, str(run.database)
+        status, session = run.http.call("POST", "/session", {})
+        assert status == 200, session
+        sid = session["id"]
+        assert "Committed." in _say(run, sid, "Commit a feature line. SCRIPT:work")
+
+        # /bug: the plugin answers it (the model is not called); a new agent's SP 1 -> 0 halts it
+        # (the bug is stored at once, with the commit still pending before it)
+        requests_before = sum(1 for _ in run.model_log.open())
+        status, body = run.http.call("POST", f"/session/{sid}/command",
+                                     {"command": "bug", "arguments": "the feature line is wrong"})
+        assert status >= 400, f"/bug should stop OpenCode before it prompts the model: {status} {body}"
+        assert sum(1 for _ in run.model_log.open()) == requests_before, "/bug called the model"
+        build = _agent(_cli(["status", "--json", "--database", database], env), "build")
+        assert (build["skillPoints"], build["totalBugs"], build["totalCommits"], build["halted"]) == (0, 1, 1, True)
+
+        # the next scripted tool call is blocked; the model sees why and how to get going again
+        assert "I am halted and stop here." in _say(run, sid, "Write a file. SCRIPT:blocked")
+        assert not (run.project / "blocked.txt").exists(), "the halted agent's bash call ran"
+        requests = [json.loads(line) for line in run.model_log.open()]
+        seen = [json.dumps(r) for r in requests if "SCRIPT:blocked" in json.dumps(r)]
+        assert any('agent \\"build\\" is halted (skill points 0 after 1 bug; the latest: a bug was reported: the '
+                   'feature line is wrong)' in text and "agent-tracker reinstate build" in text for text in seen), \
+            "the model was not told why its tool was blocked"
+
+        # reinstated from a shell: the running plugin lets the next call run, and the model starts a subagent
+        assert "active again" in _cli_text(["reinstate", "build", "--reason", "reviewed", "--database", database], env)
+        assert "Done again." in _say(run, sid, "Write again and ask a subagent. SCRIPT:again")
+        assert (run.project / "again.txt").read_text() == "again\n"
+        status, listed = run.http.call("GET", "/session")
+        assert status == 200, listed
+        children = [s for s in listed if s.get("parentID") == sid]
+        assert len(children) == 1, listed
+
+        status, _ = run.http.call("POST", "/instance/dispose")
+        assert status == 200
+        _wait_until(lambda: '"hook":"dispose"' in run.record.read_text().replace(": ", ":"), 30, "the plugin's dispose")
+
+    env, database = run.cli_env, str(run.database)
+    report = _cli(["report", "--json", "--database", database], env)
+    assert [(r["agent"], r["model"]) for r in report["setups"]] == [("build", "scripted/scripted")], report["setups"]
+    (setup,) = report["setups"]
+    assert (setup["sessions"], setup["commits"], setup["bugs"], setup["workflow"]) == (1, 1, 1, "build → general")
+    (sub,) = setup["subagents"]
+    assert (sub["agent"], sub["sessions"], sub["toolCalls"], sub["failedToolCalls"]) == ("general", 1, 1, 0)
+    # build's own calls: the commit, the blocked one is not a call, the write, the task call
+    assert setup["toolCalls"] == 1 + 1 + 1 + 1 and sub["workShare"] == 1 / 4
+    assert (report["totals"]["sessions"], report["totals"]["subagentSessions"]) == (1, 1)
+    tables = _cli(["export", "--format", "json", "--database", database], env)["tables"]
+    child = next(r for r in tables["sessions"] if r["sessionID"] == children[0]["id"])
+    assert (child["parentID"], child["agentId"]) == (sid, "general")
+    summaries = [a for a in tables["activities"] if a["kind"] == "session"]
+    assert sorted(a["sessionID"] for a in summaries) == sorted([sid, children[0]["id"]])  # ended at dispose
+    kinds = [a["kind"] for a in tables["activities"] if a["agentId"] == "build" and a["kind"] != "session"]
+    assert kinds == ["bug", "reinstate"]
 
     assert time.monotonic() - started < 180, "the e2e test must stay under 3 minutes"
 

@@ -47,7 +47,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def with_derived(table: str, record: dict[str, Any], stacks: dict[str, str]) -> dict[str, Any]:
     record = dict(record)
     if table == "sessions":
-        for name in ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned"):
+        for name in ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned", "fixedUpCommits"):
             record.setdefault(name, 0)
     if table in ("sessions", "commits", "grades"):
         record["stack"] = stacks.get(record.get("projectPath"), "unknown")
@@ -73,7 +73,8 @@ def test_json_export_is_the_database(capsys: pytest.CaptureFixture[str], databas
     assert sessions["g3"]["xpEarned"] == 0 and sessions["c1"]["xpEarned"] == 19
     assert sessions["both"]["setups"] == ["build|anthropic/claude-sonnet-4-5", "build|openai/gpt-5"]
     assert sessions["c1"]["stack"] == "python/fastapi"
-    assert [len(expected[t]) for t in TABLES] == [3, 2, 16, 12, 23, 2, 1]
+    # activities: a bug, a reinstatement and the summary of each of the 15 sessions that ended (deleted)
+    assert [len(expected[t]) for t in TABLES] == [3, 2, 16, 12, 23, 2 + 15, 1]
 
     # --output FILE, and --output DIR (a default file name inside it)
     code, _, err = run(capsys, "export", "--database", str(database), "--output", str(tmp_path / "out" / "all.json"))

@@ -246,7 +246,9 @@ async def test_map_full_keeps_everything_pending_until_a_bigger_map(isolated_hom
         bridge.kill()
     toasts = [t for t in bridge.notifications_of("toast") if "maxDatabaseSize" in t["message"]]
     assert toasts == [{"message": message, "variant": "error"}]  # told once, however many flushes fail
-    assert journal.exists() and len(event_lines(journal)) == 1 + 25 + 3 + 1
+    # ... and the end of the session that was open at shutdown (its summary is applied with the rest)
+    assert journal.exists() and len(event_lines(journal)) == 1 + 25 + 3 + 1 + 1
+    assert orjson.loads(event_lines(journal)[-1])["m"] == "session.ended"
     with open_store(db, max_size=MiB) as store:
         with store.read() as view:
             assert (view.count("agents"), view.count("retrospectives"), view.count("activities")) == (0, 0, 0)
@@ -254,7 +256,7 @@ async def test_map_full_keeps_everything_pending_until_a_bigger_map(isolated_hom
     bridge, init = await spawn_bridge(isolated_home, db, directory=project, maxDatabaseSize="64MiB")
     try:
         assert init["database"] == {"path": str(db), "mapSize": 64 * MiB, "available": True, "readOnly": False}
-        assert init["recovered"] == {"journals": 1, "events": 30}
+        assert init["recovered"] == {"journals": 1, "events": 31}
         assert await bridge.request("agent.status", {"agentId": "build"}) == new_agent_status(
             "build", experiencePoints=25.0)
         assert await bridge.shutdown_and_exit() == 0
@@ -264,7 +266,11 @@ async def test_map_full_keeps_everything_pending_until_a_bigger_map(isolated_hom
     assert _agent_numbers(data["agents"]["build"]) == {**_agent_numbers({**new_agent_status("build")}),
                                                        "experiencePoints": 25.0}
     assert sorted(r["summary"] for r in data["retrospectives"].values()) == texts
-    assert [len(a["description"]) for a in data["activities"].values()] == [100_000]
+    activities = {a["kind"]: a for a in data["activities"].values()}
+    assert sorted(activities) == ["note", "session"] and len(activities["note"]["description"]) == 100_000
+    summary = activities["session"]
+    assert summary["description"].startswith("25 tool calls (0 failed), 0 commits in ")
+    assert (summary["data"]["toolCalls"], summary["data"]["reason"]) == (25, "shutdown")
     assert data["sessions"]["s1"]["toolCalls"] == 25
     assert not journal.exists()
 

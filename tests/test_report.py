@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,16 @@ from bridge.report.build import build_report
 from bridge.report.filters import normalise_since, stack_matches
 from bridge.report.model import ReportError
 from bridge.report.render import render_text
-from bridge.report.score import DEFAULT_MIN_SESSIONS, score_parts
+from bridge.report.score import (
+    ABANDONED,
+    DEFAULT_MIN_SESSIONS,
+    ENDED,
+    FAILED_CALLS,
+    FIXED_UP,
+    SLOTS,
+    TOOL_CALLS,
+    score_parts,
+)
 from bridge.report.timeline import build_timeline
 from bridge.store import Store
 from bridge.tracking.service import TrackingService
@@ -151,15 +161,23 @@ def rows_by_setup(report) -> dict[tuple[str, str, str], Any]:
     return {(row.agent, row.model, row.stack): row for row in report.setups}
 
 
-def expected_score(user: list[int], agent: list[int], sessions: int, commits: int, bugs: int) -> float:
-    """The documented formula, written out independently of bridge.report."""
+def expected_score(user: list[int], agent: list[int], sessions: int, commits: int, bugs: int, *,
+                   ended: int | None = None, abandoned: int = 0, calls: int = 0, failed: int = 0,
+                   fixed_up: int = 0) -> float:
+    """The documented formula (docs/README-report.md, `report --help`), written out independently of
+    bridge.report. ``ended`` defaults to every session (the test sessions are deleted when done)."""
     def part(grades: list[int]) -> float:
         smoothed = (sum(grades) + 2 * 1) / (len(grades) + 2)
         return (smoothed + 1) / 6
     per_session = commits / sessions
     productivity = per_session / (per_session + 1)
     reliability = 1 - min(1, bugs / commits) if commits else (0.0 if bugs else 1.0)
-    return 100 * (0.40 * part(user) + 0.15 * part(agent) + 0.25 * productivity + 0.20 * reliability)
+    ended = sessions if ended is None else ended
+    completion = 1 - abandoned / ended if ended else 1.0
+    tool_success = 1 - failed / calls if calls else 1.0
+    clean_commits = 1 - fixed_up / commits if commits else 1.0
+    return 100 * (0.35 * part(user) + 0.10 * part(agent) + 0.20 * productivity + 0.15 * reliability
+                  + 0.10 * completion + 0.05 * tool_success + 0.05 * clean_commits)
 
 
 # -- metrics and score ----------------------------------------------------------------------------------
@@ -178,25 +196,31 @@ def test_setup_metrics_are_exact(reference) -> None:
     assert claude_shop.bugs_per_commit == 0
     assert claude_shop.score == pytest.approx(expected_score([5, 2, 1], [5, 2, 2, 5], 3, 4, 0), abs=1e-12)
     assert claude_shop.parts == {"userGrade": 0.5, "agentGrade": pytest.approx((16 / 6 + 1) / 6),
-                                 "productivity": pytest.approx(4 / 7), "reliability": 1.0}
+                                 "productivity": pytest.approx(4 / 7), "reliability": 1.0, "completion": 1.0,
+                                 "toolSuccess": 1.0, "cleanCommits": 1.0}
+    # every session was deleted: ended; each committed; 2 + 3 + 1 tool calls + 4 bash commits, none failed
+    assert (claude_shop.ended_sessions, claude_shop.abandoned_sessions) == (3, 0)
+    assert (claude_shop.tool_calls, claude_shop.failed_tool_calls, claude_shop.tool_failure_rate) == (11, 0, 0)
 
     gpt = rows[("build", "openai/gpt-5", "python/fastapi")]
     assert (gpt.sessions, gpt.commits, gpt.bugs, gpt.bugs_per_commit) == (3, 2, 1, 0.5)
     assert gpt.xp_per_session == (8 + 8 + 0) / 3
     assert (gpt.mean_agent_grade, gpt.mean_user_grade) == (3.5, 0.5)
     assert (gpt.excellence_share, gpt.bad_share) == (1 / 4, 1 / 4)
-    assert gpt.score == pytest.approx(expected_score([-1, 2], [5, 2], 3, 2, 1), abs=1e-12)
+    assert gpt.score == pytest.approx(expected_score([-1, 2], [5, 2], 3, 2, 1, abandoned=1), abs=1e-12)
+    assert (gpt.ended_sessions, gpt.abandoned_sessions, gpt.abandon_rate) == (3, 1, 1 / 3)  # g3: no commit
 
     plan = rows[("plan", "anthropic/claude-opus-4-1", "python/fastapi")]
     assert (plan.sessions, plan.commits, plan.xp_per_session, plan.mean_user_grade) == (2, 0, 3.0, None)
-    assert plan.score == pytest.approx(expected_score([], [], 2, 0, 0), abs=1e-12)
+    assert plan.score == pytest.approx(expected_score([], [], 2, 0, 0, abandoned=2), abs=1e-12)
 
     # Current agent sheet values come from the agents sub-database.
     with tracker.store.read() as view:
         build = view.get("agents", "build")
     assert (claude_shop.skill_points, claude_shop.communication_score) == (build["skillPoints"], build["communicationScore"])
     assert build["totalCommits"] == 4 + 2 + 3 and build["totalBugs"] == 1
-    assert report.totals == {"sessions": 14, "commits": 12, "grades": 23, "bugs": 1, "setups": 5, "rankedSetups": 4}
+    assert report.totals == {"sessions": 14, "subagentSessions": 0, "commits": 12, "grades": 23, "bugs": 1,
+                             "setups": 5, "rankedSetups": 4}
     assert report.unattributed_bugs == 0
     # lastUsed is the last session update of the setup (session.deleted of c3).
     with tracker.store.read() as view:
@@ -204,16 +228,74 @@ def test_setup_metrics_are_exact(reference) -> None:
 
 
 def test_score_parts_bounds() -> None:
-    best = [0.0] * 10
+    best = [0.0] * SLOTS
     best[0], best[2] = 1, 1_000_000  # one session, a million commits, no grades, no bugs
     score, parts = score_parts(best)
     assert parts["reliability"] == 1.0 and parts["productivity"] < 1
-    worst = [0.0] * 10
+    assert parts["completion"] == parts["toolSuccess"] == parts["cleanCommits"] == 1.0  # nothing went wrong
+    worst = [0.0] * SLOTS
+    worst[ENDED], worst[ABANDONED] = 3, 5  # more abandoned than ended (foreign data) is capped
+    worst[TOOL_CALLS], worst[FAILED_CALLS], worst[FIXED_UP] = 4, 4, 2
     worst[0], worst[2], worst[9] = 1, 1, 5  # bugs beyond commits are capped
     worst[5], worst[6] = -1 * 1000, 1000  # a thousand bad user grades
     score, parts = score_parts(worst)
     assert parts["reliability"] == 0.0 and 0 <= score <= 100
+    assert parts["completion"] == parts["toolSuccess"] == parts["cleanCommits"] == 0.0
     assert parts["userGrade"] == pytest.approx(((-1000 + 2) / 1002 + 1) / 6)
+
+
+def _help_text(capsys: pytest.CaptureFixture[str]) -> str:
+    from bridge.cli import main
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    return capsys.readouterr().out
+
+
+def test_the_formula_in_help_is_the_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every signal at once; the score computed from the weights `report --help` prints (and
+    docs/README-report.md repeats) and parts worked out by hand equals the report's."""
+    shop, _ = make_projects(tmp_path)
+    t = Tracker(tmp_path / "db.lmdb")
+    t.send("session.created", {"sessionID": "s1", "directory": str(shop), "agent": {"id": "build", "provider": "p",
+                                                                                     "model": "m"}})
+    t.tool("s1")
+    t.send("tool.executed", {"sessionID": "s1", "callID": "f1", "tool": "edit", "success": False})
+    first = t.commit("s1")
+    t.tool("s1", "bash", args={"command": "git commit --amend --no-edit"}, output="[main 0aaaaaa] feat: change\n")
+    t.send("grade", {"sessionID": "s1", "grade": 5, "grader": "user"})
+    t.send("grade", {"sessionID": "s1", "grade": 2, "grader": "agent"})
+    t.commit("s1")
+    t.tool("s1", "bash", args={"command": f"git revert --no-edit {first}"}, output="[main 0bbbbbb] Revert x\n")
+    t.send("session.deleted", {"sessionID": "s1"})
+    for sid in ("s2", "s3"):  # two sessions that end without a commit
+        t.send("session.created", {"sessionID": sid, "directory": str(shop), "agent": {"id": "build", "provider": "p",
+                                                                                        "model": "m"}})
+        t.send("tool.executed", {"sessionID": sid, "callID": "f1", "tool": "bash", "success": False})
+        t.send("session.deleted", {"sessionID": sid})
+    t.flush()
+    (row,) = build_report(t.store).setups
+    # by hand: 3 sessions, all ended, 2 abandoned; commits first, its amend, a second, the revert: 4,
+    # 1 fixed up (first), 1 reverted (first: a bug); tool calls 1 + 1 failed + 4 bash = 6 + 2 failed = 8,
+    # 3 failed; one user grade 5, one agent grade 2
+    assert (row.sessions, row.ended_sessions, row.abandoned_sessions) == (3, 3, 2)
+    assert (row.commits, row.fixed_up, row.bugs, row.reverts) == (4, 1, 1, 1)
+    assert (row.tool_calls, row.failed_tool_calls) == (8, 3)
+    parts = {
+        "userGrade": ((5 + 2) / 3 + 1) / 6, "agentGrade": ((2 + 2) / 3 + 1) / 6,
+        "productivity": (4 / 3) / (4 / 3 + 1), "reliability": 1 - 1 / 4,
+        "completion": 1 - 2 / 3, "toolSuccess": 1 - 3 / 8, "cleanCommits": 1 - 1 / 4,
+    }
+    text = _help_text(capsys)
+    formula = " ".join(text[text.index("score = 100 x ("):].split(")")[0].split())
+    weights = {name: float(weight) for weight, name in re.findall(r"(\d\.\d+) x (\w+)", formula)}
+    assert set(weights) == set(parts) and sum(weights.values()) == pytest.approx(1.0)
+    assert row.score == pytest.approx(100 * sum(weights[name] * parts[name] for name in parts), abs=1e-12)
+    assert row.score == pytest.approx(expected_score([5], [2], 3, 4, 1, abandoned=2, calls=8, failed=3, fixed_up=1),
+                                      abs=1e-12)
+    # the docs say the same formula
+    docs = " ".join((Path(__file__).parent.parent / "docs" / "README-report.md").read_text().split())
+    assert formula + ")" in docs
+    t.close()
 
 
 # -- ranking ---------------------------------------------------------------------------------------------
@@ -224,7 +306,7 @@ def test_ranking_per_stack_and_minimum_sample(reference) -> None:
     assert report.min_sessions == DEFAULT_MIN_SESSIONS == 3
     order = [(row.rank, row.agent, row.model, row.stack) for row in report.setups]
     claude_shop = expected_score([5, 2, 1], [5, 2, 2, 5], 3, 4, 0)
-    gpt = expected_score([-1, 2], [5, 2], 3, 2, 1)
+    gpt = expected_score([-1, 2], [5, 2], 3, 2, 1, abandoned=1)
     claude_web = expected_score([5, 2, 2], [2, 2, 1], 3, 3, 0)
     qwen = expected_score([1, -1, 2], [2, 5, 2], 3, 3, 0)
     assert claude_shop > gpt and claude_web > qwen
@@ -447,8 +529,9 @@ def test_wire_and_text(reference) -> None:
     tracker, *_ = reference
     report = build_report(tracker.store)
     wire = json.loads(json.dumps(report.to_wire()))
-    assert wire["scoring"]["weights"] == {"userGrade": 0.40, "agentGrade": 0.15, "productivity": 0.25,
-                                          "reliability": 0.20}
+    assert wire["scoring"]["weights"] == {"userGrade": 0.35, "agentGrade": 0.10, "productivity": 0.20,
+                                          "reliability": 0.15, "completion": 0.10, "toolSuccess": 0.05,
+                                          "cleanCommits": 0.05}
     assert wire["scoring"]["minSessions"] == 3 and wire["scoring"]["rankedWithin"] == "stack"
     assert "score = 100 x" in wire["scoring"]["formula"]
     first = wire["setups"][0]

@@ -76,7 +76,8 @@ def test_until_and_the_time_window(tmp_path: Path) -> None:
     assert build_report(t.store, until="2026-10-01T12:00:00Z").totals["sessions"] == 1  # the instant counts
     assert build_report(t.store, until="2026-10-01T11:59:59Z").totals["sessions"] == 0
     report = build_report(t.store, since="2026-10-02", until="2026-10-02")
-    assert report.totals == {"sessions": 1, "commits": 1, "grades": 2, "bugs": 0, "setups": 1, "rankedSetups": 0}
+    assert report.totals == {"sessions": 1, "subagentSessions": 0, "commits": 1, "grades": 2, "bugs": 0, "setups": 1,
+                             "rankedSetups": 0}
     assert report.filters["until"] == "2026-10-02"
     with pytest.raises(ReportError, match="--since 2026-10-03 is after --until 2026-10-02"):
         build_report(t.store, since="2026-10-03", until="2026-10-02")

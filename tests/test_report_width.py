@@ -62,11 +62,12 @@ def test_fewer_columns_when_narrow_all_when_wide(report) -> None:
     narrow = rendered(report, 80).splitlines()
     assert [line.strip() for line in narrow if line.strip() in ("python/fastapi", "typescript/react")] == [
         "python/fastapi", "typescript/react"]
-    assert "Not shown at this width: User grade, Commits, Bugs/C, Agent grade, C/S, Last used, XP/S, 5s, -1s " \
-           "(--wide shows them" in " ".join(rendered(report, 80).split())
+    assert "Not shown at this width: User grade, Commits, Bugs/C, Agent grade, C/S, Last used, XP/S, 5s, -1s, " \
+           "Aband%, Fail%, Fixup%, Reverts (--wide shows them" in " ".join(rendered(report, 80).split())
     assert header(100).split() == ["#", "Stack", "Agent", "Model", "Sessions", "C/S", "Score"]
     assert header(200).split() == ["#", "Stack", "Agent", "Model", "Sessions", "Commits", "C/S", "XP/S", "grade",
-                                   "grade", "5s", "-1s", "Bugs/C", "Last", "used", "Score"]
+                                   "grade", "5s", "-1s", "Bugs/C", "Fail%", "Aband%", "Fixup%", "Reverts", "Last",
+                                   "used", "Score"]
     assert "Not shown" not in rendered(report, 200)
     wide = rendered(report, 80, wide=True)
     assert header(80, wide=True).split() == header(200).split()

@@ -357,8 +357,9 @@ def test_halted_agent_earns_nothing_until_reinstated(h: ServiceHarness, project:
     for call in range(500):
         h.send("tool.executed", tool("s1", f"c{call}"))
     h.send("bug.reported", {"agentId": "build", "description": "deleted prod"})
-    assert h.status("build") == new_agent_status("build", skillPoints=0.0, experiencePoints=500.0, totalBugs=1,
-                                                 communicationScore=0.0, halted=True, pendingChanges=501)
+    assert h.status("build") == new_agent_status(
+        "build", skillPoints=0.0, experiencePoints=500.0, totalBugs=1, communicationScore=0.0, halted=True,
+        pendingChanges=501, haltReason="skill points 0 after 1 bug; the latest: a bug was reported: deleted prod")
     # Nothing earns XP while halted; the commit and the push themselves are still recorded.
     assert h.send("tool.executed", tool("s1", "halted-1")) == {"counted": True, "xp": 0.0}
     h.send("command.executed", {"sessionID": "s1", "command": "test"})

@@ -322,7 +322,8 @@ def test_agent_state_is_notified_on_halt_and_on_reinstate(h: ServiceHarness) -> 
     assert h.notifications == []
     h.send("bug.reported", {"sessionID": "s1"})
     halted = new_agent_status("build", skillPoints=0.0, experiencePoints=1.0, communicationScore=0.0, totalBugs=1,
-                              halted=True, pendingChanges=2)
+                              halted=True, pendingChanges=2,
+                              haltReason="skill points 0 after 1 bug; the latest: a bug was reported")
     assert h.notifications == [
         ("agent.state", halted),
         ("toast", {"message": "Agent build is halted (SP 0): its tools are blocked until "
@@ -330,7 +331,8 @@ def test_agent_state_is_notified_on_halt_and_on_reinstate(h: ServiceHarness) -> 
     h.notifications.clear()
     h.send("tool.executed", tool("s1", "c2"))  # still halted: no new notification
     h.send("agent.reinstate", {"agentId": "build", "reason": "ok"})
-    assert h.notifications == [("agent.state", {**halted, "skillPoints": 1.0, "halted": False, "pendingChanges": 4})]
+    reinstated = {name: value for name, value in halted.items() if name != "haltReason"}
+    assert h.notifications == [("agent.state", {**reinstated, "skillPoints": 1.0, "halted": False, "pendingChanges": 4})]
 
 
 def test_reinstating_a_stored_halt_notifies_once(h: ServiceHarness) -> None:
@@ -383,7 +385,8 @@ async def test_the_bridge_notifies_agent_state_on_halt_and_reinstate(bridge: Bri
     bridge.notify("bug.reported", {"sessionID": "s1", "description": "bad"})
     halted = await bridge.wait_for_notification("agent.state")
     assert halted == new_agent_status("build", skillPoints=0.0, experiencePoints=1.0, communicationScore=0.0,
-                                      totalBugs=1, halted=True, pendingChanges=2)
+                                      totalBugs=1, halted=True, pendingChanges=2,
+                                      haltReason="skill points 0 after 1 bug; the latest: a bug was reported: bad")
     bridge.notify("tool.executed", tool("s1", "c2"))
     status = await bridge.request("agent.status", {"sessionID": "s1"})
     assert (status["experiencePoints"], status["halted"]) == (1.0, True)

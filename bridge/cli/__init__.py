@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("replay", "cmd_replay"),
     "demo": ("replay", "cmd_demo"),
     "reinstate": ("reinstate", "cmd_reinstate"),
+    "bug": ("bug", "cmd_bug"),
     "migrate": ("migrate", "cmd_migrate"),
     "install-plugin": ("plugin", "cmd_install_plugin"),
     "uninstall-plugin": ("plugin", "cmd_uninstall_plugin"),

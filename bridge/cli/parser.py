@@ -86,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(reinstate)
     reinstate.add_argument("agent")
     reinstate.add_argument("--reason")
+    bug = sub.add_parser("bug", help="report a bug of an agent: SP -1; at SP 0 its tools are blocked",
+                         description="Report a bug of AGENT (for a commit it made, with --commit): its skill points "
+                                     "drop by 1 and the bug counts against its setup in the report. At SP 0 the agent "
+                                     "is halted: OpenCode blocks its next tool call until `agent-tracker reinstate "
+                                     "AGENT`.")
+    _reading(bug)
+    bug.add_argument("agent")
+    bug.add_argument("--commit", metavar="HASH", help="the commit with the bug (short or full hash)")
+    bug.add_argument("--project", metavar="DIR", help="the project of --commit, when the hash is in several")
+    bug.add_argument("--reason", help="what is wrong (stored as the bug's description)")
     replay = sub.add_parser("replay", help="feed a recorded session (.jsonl) into a database")
     _reading(replay)
     replay.add_argument("files", nargs="+", metavar="FILE")

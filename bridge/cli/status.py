@@ -1,11 +1,13 @@
-"""`agent-tracker status [AGENT]`: the agents' sheets, or one agent with its setups and recent events."""
+"""`agent-tracker status [AGENT]`: the agents' sheets, or one agent with its setups and recent events:
+bugs and reinstatements, its latest other activities (a summary per session that ended) and its
+latest retrospectives."""
 
 from __future__ import annotations
 
 import argparse
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from ..store import key
 from ..tracking.scoring import AgentState, agent_sheet_detail
@@ -26,10 +28,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         with store.read() as view:
             agents = {record.get("id", k): record for k, record in view.scan("agents")}
             recent: deque[dict[str, Any]] = deque(maxlen=5)
+            activities: list[dict[str, Any]] = []
+            retrospectives: list[dict[str, Any]] = []
             if args.agent and args.agent in agents:
                 for _, activity in view.scan("activities", key(args.agent, "")):
                     if activity.get("kind") in ("bug", "reinstate"):
                         recent.append(activity)
+                activities = _latest(view.scan_backwards("activities", key(args.agent, "")), LATEST_ACTIVITIES,
+                                     lambda record: record.get("kind") not in ("bug", "reinstate"))
+                retrospectives = _latest(view.scan_backwards("retrospectives", key(args.agent, "")),
+                                         LATEST_RETROSPECTIVES)
         if not args.agent:
             rows = [agent_sheet_detail(AgentState.from_record(record), config.scoring)
                     for _, record in sorted(agents.items())]
@@ -48,10 +56,56 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"database": str(store.path), "agent": sheet,
                      "setups": [row.to_wire() for row in report.setups],
-                     "recent": list(recent)})
+                     "recent": list(recent), "activities": activities, "retrospectives": retrospectives})
         return EXIT_OK
     _render_agent(sheet, report, list(recent), store.path)
+    _render_latest(activities, retrospectives)
     return EXIT_OK
+
+
+LATEST_ACTIVITIES, LATEST_RETROSPECTIVES = 5, 3
+
+
+def _latest(records: Iterator[tuple[str, dict[str, Any]]], count: int,
+            wanted: Callable[[dict[str, Any]], bool] = lambda record: True) -> list[dict[str, Any]]:
+    """The first ``count`` wanted records of a newest-first scan, oldest first."""
+    found: list[dict[str, Any]] = []
+    for _, record in records:
+        if wanted(record):
+            found.append(record)
+            if len(found) == count:
+                break
+    return found[::-1]
+
+
+def _when(record: dict[str, Any]) -> str:
+    return str(record.get("createdAt") or "-")[:19].replace("T", " ")
+
+
+def _render_latest(activities: list[dict[str, Any]], retrospectives: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    console = make_console()
+    if activities:
+        table = Table(title="Latest activity (a summary per session that ended)", title_justify="left")
+        for name in ("When", "Kind", "Session", "Details"):
+            table.add_column(name)
+        for event in activities:
+            table.add_row(_when(event), str(event.get("kind")), str(event.get("sessionID") or "-"),
+                          str(event.get("description") or ""))
+        console.print(table)
+    if retrospectives:
+        table = Table(title="Latest retrospectives", title_justify="left")
+        for name in ("When", "By", "Commit", "Summary"):
+            table.add_column(name)
+        for retro in retrospectives:
+            parts = [str(retro.get("summary") or "")]
+            for label, field in (("went well", "wentWell"), ("to improve", "toImprove"), ("lessons", "lessons")):
+                if retro.get(field):
+                    parts.append(f"{label}: " + "; ".join(map(str, retro[field])))
+            table.add_row(_when(retro), str(retro.get("author") or "-"), str(retro.get("commitHash") or "-")[:12],
+                          "\n".join(part for part in parts if part))
+        console.print(table)
 
 
 def _render_agents(rows: list[dict[str, Any]], path: Path) -> None:

@@ -29,6 +29,7 @@ from .params import (
     ReportQuery,
     RetrospectiveRecorded,
     SessionCreated,
+    SessionEnded,
     SessionRef,
     SessionUpdated,
     StatusQuery,
@@ -68,6 +69,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     Method("session.updated", SessionUpdated, NOTIFICATION, event=True),
     Method("session.idle", SessionRef, NOTIFICATION, event=True),
     Method("session.deleted", SessionRef, NOTIFICATION, event=True),
+    Method("session.ended", SessionEnded, NOTIFICATION, event=True),
     Method("tool.executed", ToolExecuted, NOTIFICATION, event=True),
     Method("command.executed", CommandExecuted, NOTIFICATION, event=True),
     Method("commit.completed", CommitCompleted, NOTIFICATION, event=True),
@@ -80,7 +82,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
 )}
 EVENT_METHODS = frozenset(name for name, method in METHODS.items() if method.event)
 # Bridge → host notifications (documented in protocol/; the bridge only sends them).
-OUTGOING_NOTIFICATIONS = ("log", "toast", "agent.state")
+OUTGOING_NOTIFICATIONS = ("log", "toast", "agent.state", "commit.recorded")
 
 F = TypeVar("F", bound=Callable[..., object])
 

@@ -86,6 +86,12 @@ class SessionRef(Event):
 
 
 @attrs.frozen
+class SessionEnded(Event):
+    session_id: Id
+    reason: str | None = None
+
+
+@attrs.frozen
 class ToolExecuted(Event):
     session_id: Id
     call_id: Id
@@ -151,6 +157,9 @@ class RetrospectiveRecorded(Event):
     went_well: list[str] | None = None
     to_improve: list[str] | None = None
     lessons: list[str] | None = None
+    author: Grader | None = None  # who wrote it: "agent" (tracker_retro) or "user" (/retro)
+    commit_hash: Id | None = None
+    project_path: Id | None = None
 
 
 @attrs.frozen

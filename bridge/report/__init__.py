@@ -3,24 +3,28 @@
 Owns: aggregation, scoring, ranking, recommendations, the timeline, and every way the answer
 leaves the program (rich/text tables, the chart, export). May import: store, config, timestamps,
 tracking's pure rules (scoring, stack, git_commands). Never imports rpc, cli or migration.
-Modules: build (the entry point), collect + decode (the scan), helper (a forked counter),
-score + rank (the rules), model (rows and wire form), filters, recommend (one project folder:
-exact stack, then language, then all projects), timeline, render (terminal tables that fit),
-chart, html (the self-contained page), export.
+Modules: build (the entry point), collect + decode (the scan), bugs (reported and reverted),
+outcomes (abandoned sessions, subagents), helper (a forked counter), score + rank (the rules),
+model (rows and wire form), filters, recommend (one project folder: exact stack, then language,
+then all projects), timeline, render (terminal tables that fit), chart, html (the self-contained
+page), export.
 
 A *setup* is the OpenCode agent, the provider/model it ran on and the stack of the project
 (language/framework, bridge.tracking.stack). Every session, commit, grade and bug in the database is
 attributed to one setup (rules below), aggregated, scored and ranked within its stack.
 
 Attribution
-  * a session counts once for every setup it used (``setups[]``, normally one; its XP is split
-    evenly between them); a session without agent information counts for ``unknown``;
+  * a session counts once for every setup it used (``setups[]``, normally one; its XP and tool
+    calls are split evenly between them); a session without agent information counts for ``unknown``;
+  * a subagent's session (``parentID``) counts for its root session's setup (collect.Scope.root_session,
+    the one place of that rule), never as a session of its own; so do its commits, grades and bugs;
   * a commit counts for the agent and provider/model recorded with it;
   * a grade counts for the agent and provider/model recorded with it (the agent is the one who
     made the commit); a grade stored without a model (graded outside the commit's session, or
     migrated) takes the commit's, then the session's;
   * a bug counts for the setup of the commit it names, else of the session it was reported in
-    (the reported agent's entry in that session); a bug naming neither is *unattributed*;
+    (the reported agent's entry in that session); a bug naming neither is *unattributed*; a
+    reverted commit is recorded as a bug naming it;
   * the stack is the project's ``projects`` record, else the project folder classified now if
     it exists, else ``unknown``.
 

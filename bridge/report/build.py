@@ -12,10 +12,10 @@ from ..config import ScoringRules
 from ..store import ReadView, Store
 from ..timestamps import utc_now
 from ..tracking.scoring import AgentState, agent_sheet_detail
+from .bugs import collect_bugs
 from .collect import (
     Scope,
     Totals,
-    collect_bugs,
     collect_commits,
     collect_grades,
     collect_imported,
@@ -26,15 +26,22 @@ from .filters import Filters
 from .helper import Helper, merge_helper_result
 from .model import Report, ReportError, SetupRow
 from .rank import rank_rows, recommend
+from .outcomes import subagent_rows
 from .score import (
+    ABANDONED,
     AGENT_N,
     AGENT_SUM,
     BAD,
     BUGS,
     COMMITS,
     DEFAULT_MIN_SESSIONS,
+    ENDED,
     EXCELLENT,
+    FAILED_CALLS,
+    FIXED_UP,
+    REVERTS,
     SESSIONS,
+    TOOL_CALLS,
     USER_N,
     USER_SUM,
     XP,
@@ -154,7 +161,11 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                        agent_grades=int(acc[AGENT_N]), user_grade_sum=acc[USER_SUM],
                        user_grades=int(acc[USER_N]), excellent=int(acc[EXCELLENT]), bad=int(acc[BAD]),
                        bugs=int(acc[BUGS]), last_used=totals.last_used.get(setup),
-                       projects=len(scope.paths.get(setup, ())))
+                       projects=len(scope.paths.get(setup, ())), tool_calls=acc[TOOL_CALLS],
+                       failed_tool_calls=acc[FAILED_CALLS], ended_sessions=int(acc[ENDED]),
+                       abandoned_sessions=int(acc[ABANDONED]), fixed_up=int(acc[FIXED_UP]),
+                       reverts=int(acc[REVERTS]),
+                       subagents=subagent_rows(totals.subagents.get(setup, {}), acc[TOOL_CALLS]))
         row.score, row.parts = score_parts(acc)
         if setup in imported:
             row.imported = imported[setup]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -16,15 +15,19 @@ from ..tracking.setups import UNKNOWN_AGENT, model_name, split_setup_name
 from .decode import count_groups, raw_cursor, scan_rows
 from .filters import Filters, model_matches, stack_matches
 from .model import UNKNOWN_STACK, SetupKey
+from .outcomes import add_subagent_work, settle_abandoned
 from .score import (
     AGENT_N,
     AGENT_SUM,
     BAD,
-    BUGS,
     COMMITS,
+    ENDED,
     EXCELLENT,
+    FAILED_CALLS,
+    FIXED_UP,
     SESSIONS,
     SLOTS,
+    TOOL_CALLS,
     USER_N,
     USER_SUM,
     XP,
@@ -33,7 +36,7 @@ from .score import (
 _loads = orjson.loads
 
 
-_HAS_BUG = re.compile(rb'"bug"').search  # cheaper than decoding every activity
+_HAS_PARENT = re.compile(rb'"parentID":"').search  # a subagent's session (stored only when it has one)
 
 
 
@@ -76,6 +79,63 @@ class Scope:
         self.paths: dict[SetupKey, set[str]] = {}
         self._commits: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._sessions: dict[str, dict[str, Any] | None] = {}
+        # Subagents' sessions: session id -> the id of the session whose task tool started it.
+        self.parents: dict[str, str] = {}
+        with raw_cursor(view, "sessions") as cursor:  # filtered in C: most sessions have no parent
+            children = list(filter(_HAS_PARENT, cursor.iternext(keys=False, values=True)))
+        for raw in children:
+            try:
+                record = _loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("sessionID"), str) \
+                    and isinstance(record.get("parentID"), str) and record["parentID"]:
+                self.parents[record["sessionID"]] = record["parentID"]
+        self._roots: dict[str, str] = {}
+
+    # -- subagents: a child session's work counts for its root session's setup ----------------------
+
+    def root_session(self, session_id: str) -> str:
+        """The session at the top of ``session_id``'s chain of parents (itself when it has none).
+
+        The one rule for subagents: a session started by another one's task tool (``parentID``)
+        is credited to the setup of its root session, never counted on its own. A parent that is
+        not in the database ends the walk (the highest one that is becomes the root); so does a
+        cycle. Independent of the filters: a child inside ``--since`` whose root is older still
+        counts for its root's setup.
+        """
+        found = self._roots.get(session_id)
+        if found is not None:
+            return found
+        root, seen = session_id, {session_id}
+        while True:
+            parent = self.parents.get(root)
+            if parent is None or parent in seen or self.session(parent) is None:
+                break
+            seen.add(parent)
+            root = parent
+        self._roots[session_id] = root
+        return root
+
+    def is_child(self, session_id: Any) -> bool:
+        return isinstance(session_id, str) and session_id in self.parents and self.root_session(session_id) != session_id
+
+    def session_setups(self, record: dict[str, Any]) -> list[SetupKey | None]:
+        """Every setup a (root) session used: its ``setups[]`` when it switched, else its agent/model."""
+        get = record.get
+        setups = get("setups")
+        if isinstance(setups, list) and len(setups) > 1:
+            return [self.named_setup(name, get("projectPath")) for name in setups]
+        return [self.setup(get("agentId"), get("provider"), get("model"), get("projectPath"))]
+
+    def credited_setup(self, agent: Any, provider: Any, model: Any, path: Any, session_id: Any) -> SetupKey | None:
+        """The setup a record made in ``session_id`` counts for: its own (agent, model, project),
+        or, when the session is a subagent's, its root session's (see root_session)."""
+        if self.is_child(session_id):
+            root = self.session(self.root_session(session_id)) or {}
+            return self.setup(root.get("agentId"), root.get("provider"), root.get("model"),
+                              root.get("projectPath") or path)
+        return self.setup(agent, provider, model, path)
 
     def stack_of(self, path: str | None) -> str:
         found = self._stacks.get(path)
@@ -192,7 +252,13 @@ class Totals:
         self.acc: dict[Any, list[float]] = {}
         self.last_used: dict[SetupKey, str] = {}
         self.unattributed_bugs = 0
-        self.counts = {"sessions": 0, "commits": 0, "grades": 0, "bugs": 0}
+        self.counts = {"sessions": 0, "subagentSessions": 0, "commits": 0, "grades": 0, "bugs": 0}
+        # setup -> subagent (its agent) -> numbers (outcomes.SUB_*): what its subagents did
+        self.subagents: dict[SetupKey, dict[str, list[float]]] = {}
+        # Root sessions that ended without a commit of their own: abandoned unless a subagent of
+        # theirs committed (known once every session was read): session id -> the accumulators.
+        self.ended_without_commit: dict[str, list[list[float]]] = {}
+        self.child_commits: dict[str, float] = {}  # root session id -> commits of its subagents
 
     def slot(self, setup: SetupKey, bucket: Bucket | None, created: Any) -> list[float]:
         group: Any = setup if bucket is None else (setup, bucket(created))
@@ -200,17 +266,6 @@ class Totals:
         if found is None:
             found = self.acc[group] = [0.0] * SLOTS
         return found
-
-
-
-def collect_all(view: ReadView, scope: Scope, codec: Any, bucket: Bucket | None = None,
-             force_slow: bool = False) -> Totals:
-    totals = Totals()
-    collect_sessions(view, scope, totals, codec, bucket, force_slow)
-    collect_commits(view, scope, totals, codec, bucket, force_slow)
-    collect_grades(view, scope, totals, codec, bucket, force_slow)
-    collect_bugs(view, scope, totals, bucket)
-    return totals
 
 
 
@@ -225,11 +280,17 @@ def _each(view: ReadView, db: str, one: Callable[[dict[str, Any] | None], None])
 
 _SESSION_FIELDS = ("agentId", "provider", "model", "projectPath", "setups", "xpEarned", "updatedAt",
                    "createdAt")
+# Counters a session leaves out while they are 0, and the markers of an ended or a subagent's session.
+_SESSION_OPTIONAL = ("sessionID", "parentID", "toolCalls", "failedToolCalls", "commits", "endedAt", "deletedAt",
+                     "fixedUpCommits")
+_COUNT_TYPES = (int, float, type(None))
 
 
 
 def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
                       bucket: Bucket | None, force_slow: bool) -> None:
+    """Sessions, their XP and tool calls per setup; which ended and which of those were abandoned;
+    a subagent's session counts for its root session's setup (never as a session of its own)."""
     window = scope.window
     last_used = totals.last_used
     counts = totals.counts
@@ -241,42 +302,66 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         created = get("createdAt") or ""
         if outside(window, created):
             return
-        path = get("projectPath")
-        setups = get("setups")
-        if isinstance(setups, list) and len(setups) > 1:
-            keys = [scope.named_setup(name, path) for name in setups]
-        else:
-            keys = [scope.setup(get("agentId"), get("provider"), get("model"), path)]
-        xp = get("xpEarned") or 0
-        share = (xp if isinstance(xp, (int, float)) and not isinstance(xp, bool) else 0) / len(keys)
+        session_id = get("sessionID")
+        child = scope.is_child(session_id)
+        root_id = scope.root_session(str(session_id)) if child else session_id
+        keys = scope.session_setups((scope.session(root_id) or {}) if child else record)
+        share = 1 / len(keys)
+        xp, failed, commits = _number(get("xpEarned")), _number(get("failedToolCalls")), _number(get("commits"))
+        fixed_up = _number(get("fixedUpCommits"))
+        calls = _number(get("toolCalls")) + failed
+        ended = not child and bool(get("endedAt") or get("deletedAt"))
         last = get("updatedAt") or created
         hit = False
+        accs = []
         for setup in keys:
             if setup is None:
                 continue
             hit = True
             acc = totals.slot(setup, bucket, created)
-            acc[SESSIONS] += 1
-            acc[XP] += share
+            acc[XP] += xp * share
+            acc[TOOL_CALLS] += calls * share
+            acc[FAILED_CALLS] += failed * share
+            acc[FIXED_UP] += fixed_up * share
+            if child:
+                add_subagent_work(totals, setup, get("agentId"), calls * share, failed * share, commits * share,
+                                  xp * share)
+            else:
+                acc[SESSIONS] += 1
+                acc[ENDED] += ended
+                accs.append(acc)
             if isinstance(last, str) and last > last_used.get(setup, ""):
                 last_used[setup] = last
+        if child:
+            counts["subagentSessions"] += hit
+            if isinstance(root_id, str):
+                totals.child_commits[root_id] = totals.child_commits.get(root_id, 0) + commits
+            return
         counts["sessions"] += hit
+        if ended and not commits and accs:
+            totals.ended_without_commit[str(session_id)] = accs
 
     if bucket is not None or force_slow:
         _each(view, "sessions", one)
+        settle_abandoned(totals)
         return
-    # The common case (one setup, every field a plain value) in a lean loop; anything else
-    # goes through one() — before any accumulator was touched for that record.
+    # The common case (a root session with one setup, every field a plain value) in a lean loop;
+    # anything else goes through one() — before any accumulator was touched for that record.
     acc_of = totals.acc
     setup_of = scope.setup
+    names = _SESSION_FIELDS + _SESSION_OPTIONAL
     # (agentId, provider, model, projectPath) -> (setup, its accumulator), or None (filtered out)
     targets: dict[tuple[Any, ...], tuple[SetupKey, list[float]] | None] = {}
     counted = 0
-    for values in scan_rows(view, "sessions", _SESSION_FIELDS, codec, one, window):
-        agent, provider, model, path, setups, xp, updated, _ = values
+    ended_without_commit = totals.ended_without_commit
+    for values in scan_rows(view, "sessions", _SESSION_FIELDS, codec, one, window, _SESSION_OPTIONAL):
+        agent, provider, model, path, setups, xp, updated, _, session_id, parent, calls, failed, commits, \
+            ended, deleted, fixed_up = values
         if (setups is not None and len(setups) > 1) or xp.__class__ not in (int, float) \
-                or updated.__class__ is not str:
-            one(dict(zip(_SESSION_FIELDS, values)))
+                or updated.__class__ is not str or parent is not None or calls.__class__ not in _COUNT_TYPES \
+                or failed.__class__ not in _COUNT_TYPES or commits.__class__ not in _COUNT_TYPES \
+                or fixed_up.__class__ not in _COUNT_TYPES:
+            one(dict(zip(names, values)))
             continue
         head = values[:4]
         try:
@@ -291,23 +376,40 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
             else:
                 target = targets[head] = None
         except TypeError:  # an unhashable field: the careful path
-            one(dict(zip(_SESSION_FIELDS, values)))
+            one(dict(zip(names, values)))
             continue
         if target is None:
             continue
         setup, acc = target
         acc[SESSIONS] += 1
         acc[XP] += xp
+        if calls or failed:
+            acc[TOOL_CALLS] += (calls or 0) + (failed or 0)
+            acc[FAILED_CALLS] += failed or 0
+        if fixed_up:
+            acc[FIXED_UP] += fixed_up
+        if ended or deleted:
+            acc[ENDED] += 1
+            if not commits:
+                ended_without_commit[str(session_id)] = [acc]
         if updated > last_used.get(setup, ""):
             last_used[setup] = updated
         counted += 1
     counts["sessions"] += counted
+    settle_abandoned(totals)
+
+
+def _number(value: Any) -> float:
+    """A stored counter (absent, or foreign data that is not a number: 0)."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 
 def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
                      bucket: Bucket | None, force_slow: bool) -> None:
+    """Commits per setup (a subagent's for its root session's setup)."""
     window = scope.window
+    careful = bucket is not None or force_slow
 
     def one(record: dict[str, Any] | None) -> None:
         if not isinstance(record, dict):
@@ -316,18 +418,21 @@ def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         created = get("createdAt")
         if outside(window, created):
             return
-        setup = scope.setup(get("agentId"), get("provider"), get("model"), get("projectPath"))
+        setup = scope.credited_setup(get("agentId"), get("provider"), get("model"), get("projectPath"),
+                                     get("sessionID"))
         if setup is not None:
             totals.slot(setup, bucket, created)[COMMITS] += 1
             totals.counts["commits"] += 1
 
-    if bucket is not None or force_slow:
+    if careful:
         _each(view, "commits", one)
         return
-    fields = ("agentId", "provider", "model", "projectPath")
+    # Subagents' commits are told apart by their session, so with any subagent session in the
+    # database the groups are per session too (about as many as sessions with commits).
+    fields = ("agentId", "provider", "model", "projectPath") + (("sessionID",) if scope.parents else ())
     groups = count_groups(view, "commits", fields, codec, one, window)
-    for (agent, provider, model, path), count in groups.items():
-        setup = scope.setup(agent, provider, model, path)
+    for group, count in groups.items():
+        setup = scope.credited_setup(*group) if scope.parents else scope.setup(*group)
         if setup is not None:
             totals.slot(setup, None, None)[COMMITS] += count
             totals.counts["commits"] += count
@@ -337,6 +442,11 @@ def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
 def _grade_setup(scope: Scope, record: dict[str, Any]) -> SetupKey | None:
     get = record.get
     agent, provider, model, path = get("agentId"), get("provider"), get("model"), get("projectPath")
+    if scope.parents:  # a grade counts where its commit does: a subagent's, for its root session's setup
+        commit = scope.commit(path, get("commitHash"))
+        session_id = commit.get("sessionID") if commit else get("sessionID")
+        if scope.is_child(session_id):
+            return scope.credited_setup(agent, provider, model, path, session_id)
     if model is None:
         commit = scope.commit(path, get("commitHash"))
         if commit and commit.get("model"):
@@ -386,7 +496,8 @@ def collect_grades(view: ReadView, scope: Scope, totals: Totals, codec: Any,
                                             record.get("grade"), 1):
             totals.counts["grades"] += 1
 
-    if bucket is not None or force_slow:
+    # With subagent sessions in the database, each grade's commit tells where it counts: one by one.
+    if bucket is not None or force_slow or scope.parents:
         _each(view, "communication", one)
         return
     # Grouped in C by (agent, provider, model, project, grader, grade): a few hundred groups.
@@ -424,7 +535,6 @@ def _grades_without_model(view: ReadView, codec: Any, window: Window,
             one(_loads(raw))
 
 
-_BUG_REF = itemgetter("projectPath", "commitHash")
 _MIGRATED = re.compile(rb'"migratedFrom"').search  # cheaper than decoding every commit and grade
 
 
@@ -455,74 +565,3 @@ def collect_imported(view: ReadView, scope: Scope) -> dict[SetupKey, dict[str, i
                 counts = found.setdefault(setup, {"commits": 0, "grades": 0})
                 counts[name] += 1
     return found
-
-
-
-def collect_bugs(view: ReadView, scope: Scope, totals: Totals, bucket: Bucket | None) -> None:
-    window = scope.window
-    bugs = []
-    with raw_cursor(view, "activities") as cursor:
-        for raw in filter(_HAS_BUG, cursor.iternext(keys=False, values=True)):
-            try:
-                record = _loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(record, dict) or record.get("kind") != "bug":
-                continue
-            if outside(window, record.get("createdAt")):
-                continue
-            bugs.append(record)
-    # The common case, a bug naming its project and commit: the commits are fetched in one go
-    # (in key order) and the bug counts for the commit's setup.
-    refs: list[Any] = [None] * len(bugs)
-    for index, record in enumerate(bugs):
-        try:
-            path, commit_hash = _BUG_REF(record)
-        except KeyError:
-            continue
-        if path.__class__ is str and commit_hash.__class__ is str and path and commit_hash:
-            refs[index] = (path, commit_hash)
-    found = scope.prefetch_commits({ref for ref in refs if ref is not None})
-    counted = 0
-    for record, ref in zip(bugs, refs):
-        commit = found.get(ref) if ref is not None else None
-        if commit is not None:
-            setup: SetupKey | None = scope.setup(record.get("agentId") or commit.get("agentId"),
-                                                 commit.get("provider"), commit.get("model"), ref[0])
-        else:
-            setup, attributed = _bug_setup(scope, record)
-            if not attributed:
-                totals.unattributed_bugs += 1
-                continue
-        if setup is not None:
-            totals.slot(setup, bucket, record.get("createdAt"))[BUGS] += 1
-            counted += 1
-    totals.counts["bugs"] += counted
-
-
-
-def _bug_setup(scope: Scope, record: dict[str, Any]) -> tuple[SetupKey | None, bool]:
-    """(setup or None when filtered out, whether the bug could be attributed at all)."""
-    get = record.get
-    agent = get("agentId")
-    path = get("projectPath")
-    session = None
-    if not path:
-        session = scope.session(get("sessionID"))
-        path = (session or {}).get("projectPath")
-    commit = scope.commit(path, get("commitHash"))
-    if commit is not None:
-        return scope.setup(agent or commit.get("agentId"), commit.get("provider"), commit.get("model"),
-                           path or commit.get("projectPath")), True
-    session = session or scope.session(get("sessionID"))
-    if session is None:
-        return None, False
-    path = path or session.get("projectPath")
-    if not agent or agent == session.get("agentId"):
-        return scope.setup(agent or session.get("agentId"), session.get("provider"), session.get("model"),
-                           path), True
-    # Reported for another agent of that session: its last provider/model there, if any.
-    mine = [name for name in session.get("setups") or [] if split_setup_name(str(name))[0] == agent]
-    if mine:
-        return scope.named_setup(mine[-1], path), True
-    return scope.setup(agent, None, None, path), True

@@ -32,8 +32,12 @@ class OrjsonCodec:
     def decoder(self, fields: tuple[str, ...]) -> Callable[[bytes], Any]:
         return _loads
 
-    def getter(self, fields: tuple[str, ...]) -> Callable[[Any], Any]:
-        return itemgetter(*fields)
+    def getter(self, fields: tuple[str, ...], optional: tuple[str, ...] = ()) -> Callable[[Any], Any]:
+        """``fields`` (a missing one raises KeyError), then ``optional`` ones (missing: None)."""
+        if not optional:
+            return itemgetter(*fields)
+        required = itemgetter(*fields)
+        return lambda record: (*required(record), *map(record.get, optional))
 
     def keys(self, fields: tuple[str, ...]) -> tuple[Callable[[Iterator[bytes]], Iterable[Any]], Callable[[Any], Any]]:
         """(values → hashable group keys, group key → tuple of ``fields``)."""
@@ -64,8 +68,8 @@ class MsgspecCodec:
             found = self._decoders[fields] = self._msgspec.json.Decoder(struct).decode
         return found
 
-    def getter(self, fields: tuple[str, ...]) -> Callable[[Any], Any]:
-        return attrgetter(*fields)
+    def getter(self, fields: tuple[str, ...], optional: tuple[str, ...] = ()) -> Callable[[Any], Any]:
+        return attrgetter(*fields, *optional)
 
     def keys(self, fields: tuple[str, ...]) -> tuple[Callable[[Iterator[bytes]], Iterable[Any]], Callable[[Any], Any]]:
         # A frozen struct of exactly ``fields`` is itself the group key: no tuple per record.
@@ -114,16 +118,17 @@ def raw_cursor(view: ReadView, db: str) -> Iterator[Any]:
 
 def scan_rows(view: ReadView, db: str, fields: tuple[str, ...], codec: Any,
           one_by_one: Callable[[dict[str, Any] | None], None],
-          window: tuple[str, str] | None = None) -> Iterator[Any]:
-    """``fields`` tuples of every value of ``db``, decoded and picked in C.
+          window: tuple[str, str] | None = None, optional: tuple[str, ...] = ()) -> Iterator[Any]:
+    """``fields + optional`` tuples of every value of ``db``, decoded and picked in C.
 
     ``window``: only records with ``window[0] <= createdAt < window[1]``.
     A value that does not fit (a missing field, a non-string createdAt when filtering by date,
     not an object) is decoded with orjson and given to ``one_by_one``; the scan then resumes at
-    the next record (the cursor still points at the one that failed).
+    the next record (the cursor still points at the one that failed). ``optional`` fields are
+    None when missing (counters a record leaves out when they are 0, rare markers).
     """
-    decode = codec.decoder(fields + ("createdAt",))
-    getter = codec.getter(fields)
+    decode = codec.decoder(fields + optional + ("createdAt",))
+    getter = codec.getter(fields, optional)
     created_of = codec.getter(("createdAt",))
     with raw_cursor(view, db) as cursor:
         if not cursor.first():

@@ -1,7 +1,7 @@
 """`agent-tracker export`: every table of the central database, for spreadsheets, DuckDB or pandas.
 
 Tables: agents, projects, sessions, commits, grades (the ``communication`` sub-database),
-activities (bugs, reinstatements, ...) and retrospectives. Sessions, commits and grades get a
+activities (bugs, reinstatements, session summaries, ...) and retrospectives. Sessions, commits and grades get a
 derived ``stack`` column (the project's stack, as in the report); session counters that are
 absent in the database (= 0) are written as 0.
 
@@ -44,19 +44,20 @@ TABLES: dict[str, tuple[str, list[str]]] = {
                               "classifiedAt", "firstSeenAt", "lastSeenAt", "lastCommit", "lastCommitAt",
                               "lastPushedHead", "lastPushAt"]),
     "sessions": ("sessions", ["sessionID", "projectPath", "stack", "agentId", "provider", "model", "setups",
-                              "title", "parentID", "createdAt", "updatedAt", "lastIdleAt", "deletedAt",
+                              "title", "parentID", "createdAt", "updatedAt", "lastIdleAt", "deletedAt", "endedAt",
                               "toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned",
-                              "lastCommit"]),
+                              "fixedUpCommits", "lastCommit"]),
     "commits": ("commits", ["hash", "projectPath", "stack", "agentId", "sessionID", "provider", "model",
-                            "taskDescription", "createdAt", "source"]),
+                            "taskDescription", "createdAt", "source", "parentID", "fixupOf", "fixedUpBy",
+                            "revertedBy"]),
     "grades": ("communication", ["createdAt", "agentId", "projectPath", "stack", "commitHash", "grade",
                                  "gradeName", "grader", "reason", "sessionID", "provider", "model"]),
     "activities": ("activities", ["createdAt", "agentId", "kind", "description", "sessionID", "commitHash",
-                                  "projectPath", "reason", "data"]),
-    "retrospectives": ("retrospectives", ["createdAt", "agentId", "sessionID", "summary", "wentWell",
-                                          "toImprove", "lessons"]),
+                                  "projectPath", "reason", "data", "source", "revertedBy"]),
+    "retrospectives": ("retrospectives", ["createdAt", "agentId", "sessionID", "author", "commitHash", "summary",
+                                          "wentWell", "toImprove", "lessons"]),
 }
-SESSION_COUNTERS = ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned")
+SESSION_COUNTERS = ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned", "fixedUpCommits")
 WITH_STACK = {"sessions", "commits", "grades"}
 
 

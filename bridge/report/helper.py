@@ -8,9 +8,10 @@ from typing import Any
 
 from ..config import BridgeConfig
 from ..store import Store
-from .collect import Scope, Totals, collect_bugs, collect_grades
+from .bugs import collect_bugs
+from .collect import Scope, Totals, collect_grades
 from .decode import codec_named
-from .score import AGENT_N, AGENT_SUM, BAD, BUGS, EXCELLENT, USER_N, USER_SUM
+from .score import AGENT_N, AGENT_SUM, BAD, BUGS, EXCELLENT, REVERTS, USER_N, USER_SUM
 
 # -- a helper process ------------------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ def merge_helper_result(totals: Totals, scope: Scope, part: dict[str, Any]) -> N
         if mine is None:
             totals.acc[setup] = acc
         else:
-            for index in (AGENT_SUM, AGENT_N, USER_SUM, USER_N, EXCELLENT, BAD, BUGS):
+            for index in (AGENT_SUM, AGENT_N, USER_SUM, USER_N, EXCELLENT, BAD, BUGS, REVERTS):
                 mine[index] += acc[index]
     totals.counts["grades"] += part["grades"]
     totals.counts["bugs"] += part["bugs"]

@@ -52,10 +52,46 @@ class SetupRow:
     note: str | None = None
     # of its commits and grades, how many were imported from the older TypeScript plugin
     imported: dict[str, int] = attrs.Factory(lambda: {"commits": 0, "grades": 0})
+    # Signals nobody types (score.SCORE_HELP): tool calls (all) and the failed ones, its sessions
+    # that ended and those abandoned (no commit), commits fixed up soon after, commits reverted.
+    tool_calls: float = 0
+    failed_tool_calls: float = 0
+    ended_sessions: int = 0
+    abandoned_sessions: int = 0
+    fixed_up: int = 0
+    reverts: int = 0
+    # What its subagents did (outcomes.subagent_rows), most work first.
+    subagents: list[dict[str, Any]] = attrs.Factory(list)
 
     @property
     def setup(self) -> str:
         return f"{self.agent}|{self.model}"
+
+    @property
+    def workflow(self) -> str:
+        """The agent and the subagents it started: ``build → explore, general``."""
+        if not self.subagents:
+            return self.agent
+        return f"{self.agent} → {', '.join(sorted(sub['agent'] for sub in self.subagents))}"
+
+    @property
+    def tool_failure_rate(self) -> float | None:
+        return self.failed_tool_calls / self.tool_calls if self.tool_calls else None
+
+    @property
+    def abandon_rate(self) -> float | None:
+        return self.abandoned_sessions / self.ended_sessions if self.ended_sessions else None
+
+    @property
+    def fixup_rate(self) -> float | None:
+        return self.fixed_up / self.commits if self.commits else None
+
+    @property
+    def subagent_work_share(self) -> float | None:
+        """The share of its tool calls its subagents made."""
+        if not self.tool_calls:
+            return None
+        return float(sum(sub["toolCalls"] for sub in self.subagents)) / self.tool_calls
 
     @property
     def grades(self) -> int:
@@ -103,6 +139,12 @@ class SetupRow:
             "score": self.score, "scoreParts": self.parts, "ranked": self.ranked,
             "rank": self.rank, "overallRank": self.overall_rank, "note": self.note,
             "imported": self.imported,
+            "workflow": self.workflow, "toolCalls": whole(self.tool_calls),
+            "failedToolCalls": whole(self.failed_tool_calls), "toolFailureRate": self.tool_failure_rate,
+            "endedSessions": self.ended_sessions, "abandonedSessions": self.abandoned_sessions,
+            "abandonRate": self.abandon_rate, "fixedUpCommits": self.fixed_up, "fixupRate": self.fixup_rate,
+            "revertedCommits": self.reverts, "subagents": self.subagents,
+            "subagentWorkShare": self.subagent_work_share,
         }
 
 
@@ -162,6 +204,12 @@ class Report:
             "agents": self.agents, "durationMs": round(self.duration_ms, 3), "decoder": self.decoder,
             "parallel": self.parallel, "known": self.known,
         }
+
+
+
+def whole(value: float) -> float | int:
+    """Counts split between setups may be fractions; whole ones are written as integers."""
+    return int(value) if float(value).is_integer() else value
 
 
 

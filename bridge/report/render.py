@@ -34,7 +34,8 @@ SETUP_COLUMNS: list[Column] = [
     Column("rank", "#", lambda r: str(r.rank) if r.ranked else "-",
            value=lambda r: r.rank if r.ranked else None),
     Column("stack", "Stack", lambda r: r.stack, numeric=False, value=lambda r: r.stack),
-    Column("agent", "Agent", lambda r: r.agent, numeric=False, value=lambda r: r.agent),
+    # The agent and the subagents its sessions started: "build → general".
+    Column("agent", "Agent", lambda r: r.workflow, numeric=False, value=lambda r: r.workflow),
     Column("model", "Model", lambda r: r.model, numeric=False, value=lambda r: r.model),
     Column("sessions", "Sessions", lambda r: str(r.sessions), value=lambda r: r.sessions),
     Column("commits", "Commits", lambda r: str(r.commits), value=lambda r: r.commits),
@@ -47,6 +48,12 @@ SETUP_COLUMNS: list[Column] = [
     Column("excellenceShare", "5s", lambda r: _percent(r.excellence_share), value=lambda r: r.excellence_share),
     Column("badShare", "-1s", lambda r: _percent(r.bad_share), value=lambda r: r.bad_share),
     Column("bugsPerCommit", "Bugs/C", lambda r: fmt(r.bugs_per_commit), value=lambda r: r.bugs_per_commit),
+    # The signals nobody types (score.SCORE_HELP): failed tool calls, abandoned sessions, commits
+    # fixed up soon after, reverted commits (each also one of the setup's bugs).
+    Column("toolFailureRate", "Fail%", lambda r: _percent(r.tool_failure_rate), value=lambda r: r.tool_failure_rate),
+    Column("abandonRate", "Aband%", lambda r: _percent(r.abandon_rate), value=lambda r: r.abandon_rate),
+    Column("fixupRate", "Fixup%", lambda r: _percent(r.fixup_rate), value=lambda r: r.fixup_rate),
+    Column("revertedCommits", "Reverts", lambda r: str(r.reverts), value=lambda r: r.reverts),
     Column("lastUsed", "Last used", lambda r: (r.last_used or "-")[:10], numeric=False, value=lambda r: r.last_used),
     Column("score", "Score", lambda r: f"{r.score:.1f}" + ("" if r.ranked else "*"), value=lambda r: r.score),
 ]
@@ -54,7 +61,8 @@ COLUMN = {column.key: column for column in SETUP_COLUMNS}
 KEY_COLUMNS = ("rank", "agent", "model", "score")  # shown at every width, never cut
 # The others, most telling first: added while the table still fits.
 PRIORITY = ("stack", "sessions", "userGrade", "commits", "bugsPerCommit", "agentGrade", "commitsPerSession",
-            "lastUsed", "xpPerSession", "excellenceShare", "badShare")
+            "lastUsed", "xpPerSession", "excellenceShare", "badShare", "abandonRate", "toolFailureRate", "fixupRate",
+            "revertedCommits")
 COLUMNS = [column.header.replace("\n", " ") for column in SETUP_COLUMNS]  # every header, one line each
 
 

@@ -6,6 +6,10 @@ scan, the forked helper and the timeline share one scoring rule.
 
 from __future__ import annotations
 
+import textwrap
+
+from ..tracking.git_commands import FIXUP_WINDOW
+
 DEFAULT_MIN_SESSIONS = 3
 
 
@@ -17,11 +21,12 @@ GRADE_MIN, GRADE_MAX, NEUTRAL_GRADE = -1, 5, 1
 GRADE_PRIOR = 2  # virtual neutral grades added to each mean (small samples stay near neutral)
 
 
-WEIGHTS = {"userGrade": 0.40, "agentGrade": 0.15, "productivity": 0.25, "reliability": 0.20}
+WEIGHTS = {"userGrade": 0.35, "agentGrade": 0.10, "productivity": 0.20, "reliability": 0.15,
+           "completion": 0.10, "toolSuccess": 0.05, "cleanCommits": 0.05}
 
 
-FORMULA = ("score = 100 x (0.40 x userGrade + 0.15 x agentGrade + 0.25 x productivity "
-           "+ 0.20 x reliability)")
+# Written from WEIGHTS, so the help text and the JSON say exactly what score_parts computes.
+FORMULA = "score = 100 x (" + " + ".join(f"{weight:.2f} x {name}" for name, weight in WEIGHTS.items()) + ")"
 
 
 TIE_BREAK = ["score (higher first)", "sessions (more first)", "commits (more first)",
@@ -29,15 +34,25 @@ TIE_BREAK = ["score (higher first)", "sessions (more first)", "commits (more fir
 
 
 SCORE_HELP = f"""\
-A setup is (OpenCode agent, provider/model, project stack). Each setup is scored 0-100:
+A setup is (OpenCode agent, provider/model, project stack). A subagent's session (OpenCode's task
+tool) counts for the setup of the session that started it, never on its own. Each setup is scored
+0-100:
 
-  {FORMULA}
+{textwrap.fill(FORMULA, 100, initial_indent="  ", subsequent_indent=" " * 17)}
 
   userGrade    = (m + 1) / 6 where m is the mean user grade (-1, 1, 2, 5) smoothed with
                  {GRADE_PRIOR} virtual neutral grades: m = (sum + {GRADE_PRIOR}) / (count + {GRADE_PRIOR})
   agentGrade   = the same for the agents' self-grades
   productivity = c / (c + 1), c = commits per session (1 commit/session = 0.5)
-  reliability  = 1 - min(1, bugs per commit)
+  reliability  = 1 - min(1, bugs per commit); a commit that was later reverted counts as a bug
+                 (no commits: 1 without bugs, else 0)
+  completion   = 1 - abandoned / ended sessions; a session is abandoned when it ended (deleted,
+                 or open when OpenCode closed) without a commit of its own or of its subagents
+                 (no ended sessions: 1)
+  toolSuccess  = 1 - failed tool calls / tool calls (no tool calls: 1)
+  cleanCommits = 1 - commits fixed up / commits, where a commit is fixed up when its session
+                 amended it (`git commit --amend`) or made a `fixup!`/`squash!` commit of it within
+                 {FIXUP_WINDOW.seconds // 60} minutes (no commits: 1)
 
 Setups with fewer sessions than --min-sessions (default {DEFAULT_MIN_SESSIONS}), or with an unknown
 agent/model, are shown but not ranked. Ranks are per stack; ties are broken by
@@ -46,11 +61,14 @@ agent/model, are shown but not ranked. Ranks are per stack; ties are broken by
 
 
 
-# Accumulator slots (one list of numbers per setup, or per (setup, time bucket)).
-SESSIONS, XP, COMMITS, AGENT_SUM, AGENT_N, USER_SUM, USER_N, EXCELLENT, BAD, BUGS = range(10)
+# Accumulator slots (one list of numbers per setup, or per (setup, time bucket)). TOOL_CALLS counts
+# every tool call, FAILED_CALLS the failed ones; ENDED the sessions that ended, ABANDONED those
+# of them without a commit; FIXED_UP commits fixed up soon after; REVERTS the bugs that are reverts.
+(SESSIONS, XP, COMMITS, AGENT_SUM, AGENT_N, USER_SUM, USER_N, EXCELLENT, BAD, BUGS,
+ TOOL_CALLS, FAILED_CALLS, ENDED, ABANDONED, FIXED_UP, REVERTS) = range(16)
 
 
-SLOTS = 10
+SLOTS = 16
 
 
 
@@ -62,8 +80,13 @@ def _grade_part(total: float, count: int) -> float:
 
 
 
+def _clean_share(bad: float, total: float) -> float:
+    """1 - bad / total, within 0..1; nothing to judge (total 0) is 1."""
+    return 1.0 - min(1.0, bad / total) if total else 1.0
+
+
 def score_parts(acc: list[float]) -> tuple[float, dict[str, float]]:
-    """(score 0-100, its four parts 0-1) of one accumulator (see SCORE_HELP)."""
+    """(score 0-100, its seven parts 0-1) of one accumulator (see SCORE_HELP)."""
     sessions, commits, bugs = acc[SESSIONS], acc[COMMITS], acc[BUGS]
     per_session = commits / sessions if sessions else 0.0
     if commits:
@@ -75,6 +98,9 @@ def score_parts(acc: list[float]) -> tuple[float, dict[str, float]]:
         "agentGrade": _grade_part(acc[AGENT_SUM], int(acc[AGENT_N])),
         "productivity": per_session / (per_session + 1.0),
         "reliability": reliability,
+        "completion": _clean_share(acc[ABANDONED], acc[ENDED]),
+        "toolSuccess": _clean_share(acc[FAILED_CALLS], acc[TOOL_CALLS]),
+        "cleanCommits": _clean_share(acc[FIXED_UP], commits),
     }
     score = 100.0 * sum(WEIGHTS[name] * value for name, value in parts.items())
     return score, parts

@@ -7,9 +7,10 @@ from typing import Any, Callable, Iterable
 
 import attrs
 
-from ..store import Store
+from ..store import ReadView, Store
 from .build import NoGC
-from .collect import Scope, Totals, collect_all
+from .bugs import collect_bugs
+from .collect import Bucket, Scope, Totals, collect_commits, collect_grades, collect_sessions
 from .decode import OrjsonCodec
 from .filters import Filters
 from .model import SetupKey
@@ -59,6 +60,17 @@ def build_timeline(store: Store, filters: Filters | None = None,
         if points:
             series[f"{setup[0]} · {setup[1]} · {setup[2]}"] = points
     return Timeline(granularity, series)
+
+
+
+def collect_all(view: ReadView, scope: Scope, codec: Any, bucket: Bucket | None = None,
+             force_slow: bool = False) -> Totals:
+    totals = Totals()
+    collect_sessions(view, scope, totals, codec, bucket, force_slow)
+    collect_commits(view, scope, totals, codec, bucket, force_slow)
+    collect_grades(view, scope, totals, codec, bucket, force_slow)
+    collect_bugs(view, scope, totals, bucket)
+    return totals
 
 
 

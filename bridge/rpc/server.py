@@ -93,6 +93,11 @@ class BridgeServer(JsonRPCServer):
         else:
             self.protocol.notify(method, params)
 
+    def _notify_recovered(self, method: str, params: dict[str, Any]) -> None:
+        """While replaying a dead bridge's journal: its commits were announced by that bridge."""
+        if method != "commit.recorded":
+            self._notify(method, params)
+
     def _parse_error(self, error: Exception) -> None:
         """The body was not JSON (or not UTF-8, or nested too deep): answer -32700, go on."""
         self.protocol.send_error(None, PARSE_ERROR, f"Parse error: {error}"[:500])
@@ -154,6 +159,17 @@ class BridgeServer(JsonRPCServer):
         assert self.flusher is not None
         return self.flusher.answer(self.flusher.flush())
 
+    def _end_open_sessions(self) -> None:
+        """The host is going away: every session still open ends now (each as a journaled
+        ``session.ended`` event, so its summary is written exactly once, by this flush or a replay)."""
+        if self.service is None:
+            return
+        for session_id in self.service.open_sessions():
+            try:
+                self.service.handle("session.ended", {"sessionID": session_id, "reason": "shutdown"})
+            except EventDropped:  # past the memory bound on a full disk: counted in the exit line
+                pass
+
     # -- the bridge's own requests ------------------------------------------------------------------
 
     @ANSWERS("initialize")
@@ -202,6 +218,7 @@ class BridgeServer(JsonRPCServer):
         self.shutdown_requested = True
         if self.service is None:
             return {"entriesWritten": 0, "durationMs": 0, "errors": [], "transactions": 0}
+        self._end_open_sessions()
         return self._flush()
 
     @ANSWERS("exit")
@@ -336,7 +353,7 @@ class BridgeServer(JsonRPCServer):
                 applied = view.meta(f"journal:{orphan.journal_id}") or 0
             header = orphan.header()
             service = TrackingService(self.store, self._rules_of(orphan, header), journal_id=orphan.journal_id,
-                                      default_directory=header.get("directory"), notify=self._notify,
+                                      default_directory=header.get("directory"), notify=self._notify_recovered,
                                       told=self._told_topics, troubles=troubles)
             recovery = OrphanRecovery(orphan, service, service.replay(orphan, applied))
             result = recovery.apply()
@@ -422,6 +439,7 @@ class BridgeServer(JsonRPCServer):
         service, flusher = self.service, self.flusher
         if service is not None and flusher is not None:
             await flusher.drain()
+            self._end_open_sessions()
             flushed = not (await flusher.flush()).errors
             await flusher.close()
             for recovery in flusher.deferred:  # not applied: left for the next start

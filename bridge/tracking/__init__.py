@@ -1,7 +1,8 @@
 """tracking: events in, points and records out, buffered and flushed in one LMDB transaction.
 
 Owns: the tracking service (service), the write buffer (pending), the scoring rules (scoring),
-the crash journal (journal), recognising git commits and pushes in bash calls (git_commands),
+the crash journal (journal), recognising git commits, reverts and pushes in bash calls
+(git_commands), what later commits say about earlier ones: fix-ups and reverts (outcomes),
 classifying a project's stack (stack) and fault injection for the reliability suite (faults).
 May import protocol, store, config, timestamps. Never imports rpc, report, cli or migration.
 """

@@ -28,6 +28,7 @@ class GradeTarget:
     commit_hash: str
     model: str | None
     provider: str | None
+    asked: str = ""  # the hash as the event gave it (or the session's latest): what refusals name
 
 
 def grade_prefixes(target: GradeTarget, grader: str) -> tuple[str, ...]:
@@ -38,32 +39,44 @@ def grade_prefixes(target: GradeTarget, grader: str) -> tuple[str, ...]:
 
 
 class FeedbackEvents(TrackingState):
-    @CHECKS("grade")
-    def _resolve_grade(self, p: GradeGiven) -> GradeTarget:
-        """The graded commit, or EventRejected (nothing to grade, or already graded)."""
-        runtime = self._session(p.session_id) if p.session_id else None
-        if p.commit_hash:
-            project = optional_project_path(p.project_path) or (runtime and runtime.directory) or self.default_directory
+    def _commit_target(self, session_id: str | None, commit_hash: str | None, project_path: str | None,
+                       agent_id: str | None, what: str, rule: str) -> GradeTarget | None:
+        """The commit a grade or retrospective is about: the one named, else the session's latest.
+
+        None when nothing names a commit and the session has none; EventRejected when the commit
+        named is not one the tracker recorded.
+        """
+        runtime = self._session(session_id) if session_id else None
+        if commit_hash:
+            project = optional_project_path(project_path) or (runtime and runtime.directory) or self.default_directory
             if not project:
-                raise EventRejected("grade needs projectPath (or a session with a directory)")
-            commit_hash = p.commit_hash.lower()
+                raise EventRejected(f"{what} needs projectPath (or a session with a directory)")
+            commit_hash = commit_hash.lower()
         elif runtime and runtime.last_commit:
             project, commit_hash = runtime.last_commit
         else:
+            return None
+        found = self._find_commit(project, commit_hash)
+        if found is None:
+            raise EventRejected(f"There is no commit {commit_hash} in {project} to {what}: {rule} "
+                                f"(see `agent-tracker export`).")
+        commit_key, commit = found
+        # It belongs to the agent and setup that made the commit, whoever writes it and from where.
+        return GradeTarget(
+            agent_id=commit.get("agentId") or agent_id or self._agent_for(None, session_id),
+            project=project, commit_key=commit_key, commit_hash=commit.get("hash", commit_hash),
+            model=commit.get("model") or (runtime.model if runtime else None),
+            provider=commit.get("provider") or (runtime.provider if runtime else None), asked=commit_hash)
+
+    @CHECKS("grade")
+    def _resolve_grade(self, p: GradeGiven) -> GradeTarget:
+        """The graded commit, or EventRejected (nothing to grade, or already graded)."""
+        target = self._commit_target(p.session_id, p.commit_hash, p.project_path, p.agent_id, "grade",
+                                     "grades are given to commits the tracker recorded")
+        if target is None:
             raise EventRejected(
                 "There is no commit to grade: give commitHash (and projectPath), or grade in a "
                 "session after its agent committed.")
-        found = self._find_commit(project, commit_hash)
-        if found is None:
-            raise EventRejected(f"There is no commit {commit_hash} in {project} to grade: grades are given to "
-                                f"commits the tracker recorded (see `agent-tracker export`).")
-        commit_key, commit = found
-        # The grade belongs to the agent and setup that made the commit, whoever grades and from where.
-        target = GradeTarget(
-            agent_id=commit.get("agentId") or p.agent_id or self._agent_for(None, p.session_id),
-            project=project, commit_key=commit_key, commit_hash=commit.get("hash", commit_hash),
-            model=commit.get("model") or (runtime.model if runtime else None),
-            provider=commit.get("provider") or (runtime.provider if runtime else None))
         prefixes = grade_prefixes(target, p.grader)
         already = self._pending_prefix("communication", prefixes)
         if not already and self.store.available:
@@ -74,7 +87,7 @@ class FeedbackEvents(TrackingState):
                 pass
         if already:
             raise EventRejected(
-                f"Commit {commit_hash[:12]} was already graded by the {p.grader}: each commit gets one "
+                f"Commit {target.asked[:12]} was already graded by the {p.grader}: each commit gets one "
                 f"agent grade and one user grade.")
         return target
 
@@ -114,14 +127,30 @@ class FeedbackEvents(TrackingState):
         self.flush_requested = True
         return self.status_of(p.agent_id)
 
+    @CHECKS("retrospective.recorded")
+    def _resolve_retrospective(self, p: RetrospectiveRecorded) -> GradeTarget | None:
+        """The commit the retrospective is about (named, else the session's latest), if any."""
+        return self._commit_target(p.session_id, p.commit_hash, p.project_path, p.agent_id,
+                                   "write a retrospective for",
+                                   "retrospectives are written for commits the tracker recorded")
+
     @EVENTS("retrospective.recorded")
-    def _retrospective(self, p: RetrospectiveRecorded, now: str, event_id: str, context: Any = None) -> None:
-        agent_id = self._agent_for(p.agent_id, p.session_id)
-        self.pending.inserts[("retrospectives", key(agent_id, now, event_id))] = {
+    def _retrospective(self, p: RetrospectiveRecorded, now: str, event_id: str,
+                       target: GradeTarget | None) -> dict[str, Any]:
+        # Like a grade, it is about the agent that made the commit (a subagent's, in its parent).
+        agent_id = target.agent_id if target else self._agent_for(p.agent_id, p.session_id)
+        record: dict[str, Any] = {
             "agentId": agent_id, "sessionID": p.session_id, "summary": p.summary,
             "wentWell": p.went_well, "toImprove": p.to_improve, "lessons": p.lessons,
             "createdAt": now}
+        if p.author:
+            record["author"] = p.author
+        if target:
+            record.update({"commitHash": target.commit_hash, "projectPath": target.project,
+                           "model": target.model, "provider": target.provider})
+        self.pending.inserts[("retrospectives", key(agent_id, now, event_id))] = record
         self._count_pending(agent_id)
+        return {"agentId": agent_id, "commitHash": target.commit_hash if target else None}
 
     @EVENTS("activity.logged")
     def _activity(self, p: ActivityLogged, now: str, event_id: str, context: Any = None) -> None:

@@ -15,11 +15,29 @@ import attrs
 
 from ..config import ScoringRules
 from ..store import SEP, WriteView, key
+from ..timestamps import millis_between
 from .git_commands import hashes_match
 from .scoring import AgentState, apply_grade, earn, reinstate, report_bug
 
 # Operation kinds (first element of each op list).
 GAIN, COMMIT, PUSH, GRADE, BUG, REINSTATE = "gain", "commit", "push", "grade", "bug", "reinstate"
+# [REVERT, commit key, bug activity key, bug activity]: the commit was reverted, a bug for the agent
+# that made it, counted once per commit (checked in the flush: another bridge may have seen it).
+REVERT = "revert"
+
+# The session counters an end-of-session summary reports (absent = 0).
+SUMMARY_COUNTERS = ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned")
+
+
+@attrs.frozen
+class SessionSummary:
+    """An ``activities`` record written when a session ends, from its record as the flush leaves it."""
+
+    activity_key: str
+    session_id: str
+    agent_id: str
+    reason: str  # "deleted", "shutdown" or what the host said
+    ended_at: str
 
 
 @attrs.define
@@ -69,12 +87,13 @@ class PendingChanges:
     inserts: dict[tuple[str, str], dict[str, Any]] = attrs.Factory(dict)
     merges: dict[tuple[str, str], Merge] = attrs.Factory(dict)
     meta: dict[str, Any] = attrs.Factory(dict)
+    summaries: list[SessionSummary] = attrs.Factory(list)
     events: int = 0
     # Events per agent in this buffer (agent.status shows them as pendingChanges).
     counts: dict[str, int] = attrs.Factory(dict)
 
     def __bool__(self) -> bool:
-        return bool(self.agent_ops or self.inserts or self.merges or self.meta)
+        return bool(self.agent_ops or self.inserts or self.merges or self.meta or self.summaries)
 
     def size(self) -> int:
         return sum(map(len, self.agent_ops.values())) + len(self.inserts) + len(self.merges)
@@ -102,6 +121,7 @@ class PendingChanges:
             else:
                 mine.then(merge)
         self.meta.update(later.meta)
+        self.summaries.extend(later.summaries)
         self.events += later.events
         for agent_id, count in later.counts.items():
             self.counts[agent_id] = self.counts.get(agent_id, 0) + count
@@ -137,6 +157,10 @@ class PendingChanges:
         for meta_key, value in self.meta.items():
             view.put("meta", meta_key, value)
             outcome.entries_written += 1
+        for summary in self.summaries:  # last: the session's counters include this flush
+            record = view.get("sessions", summary.session_id) or {}
+            outcome.entries_written += view.insert("activities", summary.activity_key,
+                                                   session_summary(record, summary))
         return outcome
 
     def _apply_op(self, view: WriteView, state: AgentState, op: list[Any], rules: ScoringRules) -> None:
@@ -169,6 +193,61 @@ class PendingChanges:
             report_bug(state, rules)
         elif kind == REINSTATE:
             reinstate(state, rules)
+        elif kind == REVERT:
+            bug_key, bug = op[2], op[3]
+            found = _stored_commit(view, op[1], bug["projectPath"], bug["commitHash"])
+            if found is None or found[1].get("revertedBy"):
+                return  # not stored after all, or its revert was counted already (another bridge)
+            commit_key, commit = found
+            view.put("commits", commit_key, {**commit, "revertedBy": bug["revertedBy"], "revertedAt": bug["createdAt"]})
+            view.insert("activities", bug_key, bug)
+            report_bug(state, rules)
+
+
+def session_summary(record: dict[str, Any], summary: SessionSummary) -> dict[str, Any]:
+    """What a session did, in one activity: its counters, how long it lasted, how it ended."""
+    counts = {name: _count(record.get(name)) for name in SUMMARY_COUNTERS}
+    # From its start to its last event (a session can sit open long after its work ended).
+    duration = millis_between(record.get("createdAt"), record.get("updatedAt") or summary.ended_at)
+    data: dict[str, Any] = {**counts, "durationMs": duration, "reason": summary.reason}
+    if record.get("parentID"):
+        data["parentID"] = record["parentID"]
+    calls = counts["toolCalls"] + counts["failedToolCalls"]
+    text = (f"{calls} tool call{'s' if calls != 1 else ''} ({counts['failedToolCalls']} failed), "
+            f"{counts['commits']} commit{'s' if counts['commits'] != 1 else ''}")
+    if duration is not None:
+        text += f" in {_duration_text(duration)}"
+    fields: dict[str, Any] = {"agentId": summary.agent_id, "kind": "session", "createdAt": summary.ended_at,
+                              "sessionID": summary.session_id, "description": text + f" ({summary.reason})",
+                              "data": data}
+    for name in ("projectPath", "model", "provider"):
+        if record.get(name):
+            fields[name] = record[name]
+    return fields
+
+
+def _count(value: Any) -> float:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def _duration_text(millis: int) -> str:
+    seconds = max(0, millis) // 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+def _stored_commit(view: WriteView, commit_key: str, project: str, commit_hash: str) -> tuple[str, dict[str, Any]] | None:
+    """The stored commit: under its key, else under another form of its hash in its project."""
+    record = view.get("commits", commit_key)
+    if record is not None:
+        return commit_key, record
+    for stored_key, stored in view.scan("commits", key(project, commit_hash[:4])):
+        if hashes_match(str(stored.get("hash", "")), commit_hash):
+            return stored_key, stored
+    return None
 
 
 def _keep_other_fields(stored: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +271,7 @@ def apply_op_to_projection(state: AgentState, op: list[Any], rules: ScoringRules
         return earn(state, op[1], rules)
     if kind == GRADE:
         apply_grade(state, op[1], rules)
-    elif kind == BUG:
+    elif kind in (BUG, REVERT):
         report_bug(state, rules)
     elif kind == REINSTATE:
         reinstate(state, rules)

@@ -1,13 +1,21 @@
-"""Session events: which agent and model a session uses, in which project, and when it ends."""
+"""Session events: which agent and model a session uses, in which project, and when it ends.
+
+A session ends when it is deleted, when the host says so (``session.ended``), or when the bridge
+shuts down with it open (the bridge then sends itself ``session.ended`` for each, so the end is
+journaled like any event). Its record gets ``endedAt`` and an ``activities`` summary of what it
+did (kind ``session``: tool calls, failures, commits, duration) is written with the flush.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ..protocol.params import AgentRef, SessionCreated, SessionRef, SessionUpdated
+from ..protocol.params import AgentRef, SessionCreated, SessionEnded, SessionRef, SessionUpdated
+from ..store import key
+from .pending import SessionSummary
 from .projects import optional_project_path
-from .setups import setup_name
+from .setups import UNKNOWN_AGENT, setup_name
 from .state import EVENTS, SessionRuntime, TrackingState
 
 
@@ -23,6 +31,7 @@ class SessionEvents(TrackingState):
             merge.set["title"] = p.title
         if p.parent_id is not None:
             merge.set["parentID"] = p.parent_id
+            runtime.parent_id = p.parent_id
         if p.agent is not None:
             self._set_agent(runtime, p.agent, now)
         if runtime.directory:
@@ -40,15 +49,37 @@ class SessionEvents(TrackingState):
 
     @EVENTS("session.idle")
     def _session_idle(self, p: SessionRef, now: str, event_id: str, context: Any = None) -> None:
-        self._session(p.session_id, now)
+        self._session(p.session_id, now, revive=False)
         self.pending.merge("sessions", p.session_id).set["lastIdleAt"] = now
 
     @EVENTS("session.deleted")
     def _session_deleted(self, p: SessionRef, now: str, event_id: str, context: Any = None) -> None:
-        self._session(p.session_id, now)
+        self._end_session(p.session_id, now, event_id, "deleted")
         self.pending.merge("sessions", p.session_id).set.update({"deletedAt": now, "updatedAt": now})
-        self._sessions.pop(p.session_id, None)
         self.flush_requested = True
+
+    @EVENTS("session.ended")
+    def _session_ended(self, p: SessionEnded, now: str, event_id: str, context: Any = None) -> None:
+        self._end_session(p.session_id, now, event_id, p.reason or "ended")
+
+    def _end_session(self, session_id: str, now: str, event_id: str, reason: str) -> None:
+        """Mark the session ended and summarise it; a session that ended before and saw no event
+        since (e.g. deleted in a later OpenCode run) is not summarised twice."""
+        if session_id in self._ended:
+            self._sessions.pop(session_id, None)
+            return  # it ended in this run already and did no work since: one end, one summary
+        seen = session_id in self._sessions
+        stored = None if seen else self._read("sessions", session_id)
+        runtime = self._session(session_id, now, revive=False)
+        # Not updatedAt: the end is not work (a session left open ends only when OpenCode closes).
+        self.pending.merge("sessions", session_id).set["endedAt"] = now
+        if seen or not (stored and stored.get("endedAt")):
+            agent_id = runtime.agent_id or UNKNOWN_AGENT
+            self.pending.summaries.append(SessionSummary(key(agent_id, now, event_id), session_id, agent_id,
+                                                         reason, now))
+            self._count_pending(agent_id)
+        self._sessions.pop(session_id, None)
+        self._ended.add(session_id)
 
     def _set_agent(self, runtime: SessionRuntime, agent: AgentRef, now: str) -> None:
         runtime.agent_id = agent.id

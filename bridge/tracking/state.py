@@ -20,7 +20,7 @@ from ..store import Store, StoreError, key
 from ..timestamps import utc_now
 from .git_commands import hashes_match
 from .journal import Journal
-from .pending import BUG, GAIN, REINSTATE, PendingChanges, apply_op_to_projection
+from .pending import BUG, GAIN, REINSTATE, REVERT, PendingChanges, apply_op_to_projection
 from .projects import optional_project_path
 from .scoring import AgentState, agent_sheet
 from .setups import UNKNOWN_AGENT
@@ -48,6 +48,16 @@ class AlreadyCounted(Exception):
         self.result = result
 
 
+@attrs.frozen
+class CommitSeen:
+    """A commit this bridge recorded in a session (what a later fix-up in it is matched against)."""
+
+    key: str  # the commit's record key
+    hash: str
+    subject: str | None
+    created_at: str
+
+
 @attrs.define
 class SessionRuntime:
     session_id: str
@@ -57,6 +67,8 @@ class SessionRuntime:
     provider: str | None = None
     last_commit: tuple[str, str] | None = None  # (projectPath, hash)
     seen_calls: set[str] = attrs.Factory(set)
+    parent_id: str | None = None  # a subagent's session: the session whose task tool started it
+    commits: list[CommitSeen] = attrs.Factory(list)  # in order
 
 
 class TrackingState:
@@ -77,6 +89,7 @@ class TrackingState:
         self._projected: dict[str, AgentState] = {}
         self._pending_events: dict[str, int] = {}
         self._sessions: dict[str, SessionRuntime] = {}
+        self._ended: set[str] = set()  # sessions that ended in this run and saw no work since
         self._project_heads: dict[str, str] = {}
         # Pushes counted since the last flush: (marker, head), checked before the store is.
         self._pending_pushes: list[tuple[str, str | None]] = []
@@ -90,8 +103,14 @@ class TrackingState:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def _session(self, session_id: str, now: str | None = None) -> SessionRuntime:
-        """The session's runtime state; an unknown session (e.g. after a restart) is adopted."""
+    def _session(self, session_id: str, now: str | None = None, *, revive: bool = True) -> SessionRuntime:
+        """The session's runtime state; an unknown session (e.g. after a restart) is adopted.
+
+        An event in a session that ended in this run makes it open again (``revive``), except one
+        that says nothing about work (``session.idle``, which OpenCode also sends after a delete).
+        """
+        if revive:
+            self._ended.discard(session_id)
         runtime = self._sessions.get(session_id)
         if runtime is None:
             runtime = self._sessions[session_id] = SessionRuntime(session_id)
@@ -101,6 +120,7 @@ class TrackingState:
                 runtime.agent_id = stored.get("agentId")
                 runtime.model = stored.get("model")
                 runtime.provider = stored.get("provider")
+                runtime.parent_id = stored.get("parentID")
                 if stored.get("lastCommit"):
                     runtime.last_commit = (stored.get("projectPath") or "", stored["lastCommit"])
             else:
@@ -109,6 +129,24 @@ class TrackingState:
                     {"sessionID": session_id, "createdAt": now or utc_now(),
                      "projectPath": runtime.directory})
         return runtime
+
+    def open_sessions(self) -> list[str]:
+        """The sessions this bridge saw events of that have not ended (ended at shutdown)."""
+        return [session_id for session_id in self._sessions if session_id not in self._ended]
+
+    def _ancestors(self, runtime: SessionRuntime) -> list[SessionRuntime]:
+        """The live sessions above a subagent's session, nearest first (a cycle stops the walk)."""
+        found: list[SessionRuntime] = []
+        seen = {runtime.session_id}
+        parent_id = runtime.parent_id
+        while parent_id and parent_id not in seen:
+            parent = self._sessions.get(parent_id)
+            if parent is None:
+                break
+            found.append(parent)
+            seen.add(parent_id)
+            parent_id = parent.parent_id
+        return found
 
     # -- agents --------------------------------------------------------------------------------
 
@@ -149,7 +187,7 @@ class TrackingState:
             self._notify("toast", {"message": f"{agent_id} levelled up to SP {state.skill_points:g}",
                                    "variant": "success"})
         if state.halted != self._told_halted.get(agent_id, False) or (
-                op[0] in (BUG, REINSTATE) and state.skill_points != sp_before):
+                op[0] in (BUG, REVERT, REINSTATE) and state.skill_points != sp_before):
             self._tell_state(agent_id)
             if state.halted and not was_halted:
                 self._notify("toast", {
@@ -179,18 +217,61 @@ class TrackingState:
         self._notify("agent.state", status)
 
     def refresh_agent(self, agent_id: str) -> None:
-        """Re-read an agent another bridge may have changed; tell the host if its halt changed."""
-        if self._pending_events.get(agent_id):
-            return  # the projection holds our own pending changes on top of the stored state
-        self._projected.pop(agent_id, None)
-        if self._projection(agent_id).halted != self._told_halted.get(agent_id, False):
+        """Re-read an agent another bridge or the CLI may have changed (`agent-tracker reinstate`,
+        `agent-tracker bug`), with our pending operations applied on top, as the next flush will;
+        tell the host if its halt changed."""
+        stored = self._read("agents", agent_id)
+        state = AgentState.from_record(stored) if stored else AgentState.new(agent_id, self.rules)
+        for op in self.pending.agent_ops.get(agent_id, ()):
+            apply_op_to_projection(state, op, self.rules)
+        self._projected[agent_id] = state
+        if state.halted != self._told_halted.get(agent_id, False):
             self._tell_state(agent_id)
 
     def status_of(self, agent_id: str) -> dict[str, Any]:
-        """The agent's sheet with our pending changes applied (see scoring.agent_sheet)."""
-        # pendingChanges: events no flush has taken yet (one in progress has the others).
-        return {**agent_sheet(self._projection(agent_id)),
-                "pendingChanges": self.pending.counts.get(agent_id, 0)}
+        """The agent's sheet with our pending changes applied (see scoring.agent_sheet); a halted
+        agent's sheet says why (its latest bug), so the plugin can tell the model. pendingChanges: events
+        no flush has taken yet (one in progress has the others)."""
+        state = self._projection(agent_id)
+        sheet = {**agent_sheet(state), "pendingChanges": self.pending.counts.get(agent_id, 0)}
+        if state.halted:
+            sheet["haltReason"] = self._halt_reason(agent_id, state)
+        return sheet
+
+    def _halt_reason(self, agent_id: str, state: AgentState) -> str:
+        bug = self._latest_bug(agent_id)
+        why = f"skill points {state.skill_points:g} after {state.total_bugs} bug{'s' if state.total_bugs != 1 else ''}"
+        if bug is None:
+            return why
+        commit = str(bug.get("commitHash") or "")[:12]
+        if bug.get("revertedBy"):
+            latest = f"its commit {commit} was reverted by {str(bug['revertedBy'])[:12]}"
+        else:
+            latest = "a bug was reported" + (f" for commit {commit}" if commit else "")
+            if bug.get("description"):
+                latest += f": {str(bug['description'])[:200]}"
+        return f"{why}; the latest: {latest}"
+
+    def _latest_bug(self, agent_id: str) -> dict[str, Any] | None:
+        """The agent's latest bug activity: pending (not flushed yet), else stored."""
+        prefix = key(agent_id, "")
+        buffers = (self.pending, *self._flushing)  # a flush in flight has not stored its bugs yet
+        pending = [(record_key, record) for buffer in buffers for (db, record_key), record in buffer.inserts.items()
+                   if db == "activities" and record_key.startswith(prefix) and record.get("kind") == "bug"]
+        pending += [(op[2], op[3]) for buffer in buffers for op in buffer.agent_ops.get(agent_id, ())
+                    if op[0] == REVERT]
+        if pending:
+            return max(pending, key=lambda item: item[0])[1]
+        if not self.store.available:
+            return None
+        try:
+            with self.store.read() as view:
+                for _, record in view.scan_backwards("activities", prefix):
+                    if record.get("kind") == "bug":
+                        return record
+        except StoreError:
+            pass
+        return None
 
     # -- records -------------------------------------------------------------------------------
 

@@ -1,4 +1,8 @@
-"""Work events: tool calls, commands, commits and pushes (a bash `git commit` / `git push` included)."""
+"""Work events: tool calls, commands, commits and pushes (a bash `git commit` / `git revert` /
+`git push` included). A new commit is announced to the host (``commit.recorded``: the plugin asks
+the user to grade it), checked for being a fix-up or a revert of an earlier one (outcomes), and, in a
+subagent's session, becomes the latest commit of the sessions above it too (a `/grade` there grades
+it)."""
 
 from __future__ import annotations
 
@@ -11,20 +15,21 @@ from ..protocol.params import (
     ToolExecuted,
 )
 from ..store import SEP, StoreError, key
-from .git_commands import hashes_match, recognise_commit, recognise_push
+from .git_commands import GitCommit, hashes_match, recognise_commit, recognise_push, reverted_in_message
+from .outcomes import OutcomeEvents
 from .pending import COMMIT, PUSH, push_marker, pushed_before
 from .projects import optional_project_path
 from .state import (
     CHECKS,
     EVENTS,
     AlreadyCounted,
+    CommitSeen,
     EventRejected,
     SessionRuntime,
-    TrackingState,
 )
 
 
-class WorkEvents(TrackingState):
+class WorkEvents(OutcomeEvents):
     @CHECKS("tool.executed")
     def _check_tool_call(self, p: ToolExecuted) -> None:
         runtime = self._sessions.get(p.session_id)
@@ -49,8 +54,7 @@ class WorkEvents(TrackingState):
             project = runtime.directory or self.default_directory
             commit = recognise_commit(command, p.output)
             if commit and project:
-                self._record_commit(runtime, agent_id, project, commit.short_hash, commit.message, now,
-                                    source="bash")
+                self._record_commit(runtime, agent_id, project, commit, now, event_id, source="bash")
             push = recognise_push(command, p.output)
             if push and project:
                 self._record_push(runtime, agent_id, project, push.head, push.branch, now)
@@ -85,12 +89,14 @@ class WorkEvents(TrackingState):
     def _commit_completed(self, p: CommitCompleted, now: str, event_id: str, project: str) -> dict[str, Any]:
         runtime = self._session(p.session_id, now) if p.session_id else None
         agent_id = self._agent_for(p.agent_id, p.session_id)
-        return self._record_commit(runtime, agent_id, project, p.commit_hash, p.task_description, now,
-                                   source="commit.completed")
+        commit = GitCommit(p.commit_hash, p.task_description or "",
+                           reverts=tuple(reverted_in_message(p.task_description)))
+        return self._record_commit(runtime, agent_id, project, commit, now, event_id, source="commit.completed")
 
-    def _record_commit(self, runtime: SessionRuntime | None, agent_id: str, project: str,
-                       commit_hash: str, task: str | None, now: str, source: str) -> dict[str, Any]:
-        commit_hash = commit_hash.lower()
+    def _record_commit(self, runtime: SessionRuntime | None, agent_id: str, project: str, commit: GitCommit,
+                       now: str, event_id: str, source: str) -> dict[str, Any]:
+        commit_hash, task = commit.short_hash.lower(), commit.message or None
+        head_before = self._project_head(project)
         found = self._find_commit(project, commit_hash)
         if found:
             record_key, record = found
@@ -107,6 +113,9 @@ class WorkEvents(TrackingState):
                     self.pending.merge("commits", record_key).set.update(update)
             if runtime:
                 runtime.last_commit = (project, update.get("hash", record["hash"]))
+            # A second report of a commit may be the first to say what it reverts (its full message).
+            self._note_reverts(runtime, project, update.get("hash", record["hash"]), commit.reverts, None, now,
+                               event_id)
             return {"counted": False, "commitHash": update.get("hash", record["hash"]),
                     "reason": "already recorded"}
         record_key = key(project, commit_hash)
@@ -118,6 +127,10 @@ class WorkEvents(TrackingState):
             "provider": runtime.provider if runtime else None,
             "taskDescription": task, "createdAt": now, "source": source,
         }
+        if runtime and runtime.parent_id:
+            record["parentID"] = runtime.parent_id  # made by a subagent: the report credits its root
+        if runtime:
+            self._note_fixup(runtime, record, commit.amend, now)
         self.pending.inserts[("commits", record_key)] = record
         earned = 0.0 if self._projection(agent_id).halted else self.rules.commit_xp
         # Counted for the agent and the session at flush, unless the store holds it by then.
@@ -125,9 +138,24 @@ class WorkEvents(TrackingState):
         self._project_heads[project] = commit_hash
         self.pending.merge("projects", project).set.update({"lastCommit": commit_hash, "lastCommitAt": now})
         if runtime:
-            runtime.last_commit = (project, commit_hash)
-            self.pending.merge("sessions", runtime.session_id).set["lastCommit"] = commit_hash
+            runtime.commits.append(CommitSeen(record_key, commit_hash, task, now))
+            # The sessions above a subagent's see its commit as their latest (a /grade there grades it).
+            for session in [runtime, *self._ancestors(runtime)]:
+                session.last_commit = (project, commit_hash)
+                self.pending.merge("sessions", session.session_id).set["lastCommit"] = commit_hash
+        self._note_reverts(runtime, project, commit_hash, commit.reverts, head_before, now, event_id)
+        announced = {"commitHash": commit_hash, "projectPath": project, "agentId": agent_id,
+                     "sessionID": session_id, "message": task}
+        self._notify("commit.recorded", {name: value for name, value in announced.items() if value is not None})
         return {"counted": True, "commitHash": commit_hash}
+
+    def _project_head(self, project: str) -> str | None:
+        """The project's latest commit known before this event (what `git revert HEAD` reverts)."""
+        head = self._project_heads.get(project)
+        if head is None:
+            stored = self._read("projects", project) or {}
+            head = stored.get("lastCommit")
+        return head
 
     @EVENTS("commit.pushed")
     def _commit_pushed(self, p: CommitPushed, now: str, event_id: str, project: str) -> dict[str, Any]:

@@ -163,8 +163,20 @@ def totals_view(data: dict[str, dict[str, Any]], agents: Iterable[str] | None = 
                        "totalPushes": r["totalPushes"], "totalBugs": r["totalBugs"]}
                    for a, r in data["agents"].items() if wanted is None or a in wanted},
         "sessions": {s: {n: r.get(n, 0) for n in SESSION_COUNTERS} for s, r in data["sessions"].items()},
-        "rows": {db: len(data[db]) for db in ("commits", "communication", "activities", "retrospectives")},
+        "rows": {db: len(data[db]) if db != "activities" else sum(1 for r in data[db].values() if not summary(r))
+                 for db in ("commits", "communication", "activities", "retrospectives")},
     }
+
+
+def summary(activity: dict[str, Any]) -> bool:
+    """A session's end-of-session summary: written when the session ends (deleted, or open at a
+    bridge's clean exit), not by a workload event, so the model counts them apart (session_ends)."""
+    return activity.get("kind") == "session"
+
+
+def session_ends(data: dict[str, dict[str, Any]]) -> Counter:
+    """How many summaries each session got."""
+    return Counter(r.get("sessionID") for r in data["activities"].values() if summary(r))
 
 
 # -- the reference model -------------------------------------------------------------------------------

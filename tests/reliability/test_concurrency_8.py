@@ -42,6 +42,7 @@ from reliability import (
     record,
     scaled,
     send_steps,
+    session_ends,
     spawn,
     totals_view,
     wait_exit,
@@ -204,6 +205,11 @@ async def test_eight_bridges_one_database_totals_exact_and_readers_consistent(is
     data = read_db(db)
     assert invariant_violations(data) == []
     assert without_cs(totals_view(data)) == without_cs(model.expected())
+    # every session of a bridge that exited cleanly ended once, at its shutdown; the killed bridge's
+    # sessions (replayed from its journal by another bridge) never ended
+    clean = [sid for steps in [*workloads, late_steps] for step in steps if step.method == "session.created"
+             for sid in [step.params["sessionID"]]]
+    assert session_ends(data) == Counter(dict.fromkeys(clean, 1))
     assert not list(db.with_name(db.name + "-journal").glob("*.jsonl"))
     assert reader.problems == [], reader.problems[:10]
     assert cli_problems == [], cli_problems[:10]

@@ -90,8 +90,13 @@ async def fill(home: Path, project: Path, db: Path, seed: int) -> dict[str, Any]
     assert invariant_violations(data) == []
     assert actual_view(data) == expected_view(model_through(Model(), steps, last_ok)), \
         "the database must hold exactly the flushes that succeeded (the failed one left nothing)"
-    assert journal.exists() and len(journal_events(journal)) == received - last_ok
-    return {"steps": steps, "received": received, "last_ok": last_ok, "message": message,
+    # Kept in the journal: the events since the last flush that went through, and the end of each
+    # session that was open at shutdown (the bridge journals those ends like any event).
+    kept = journal_events(journal)
+    ends = sum(1 for s in steps if s.method == "session.created")
+    assert journal.exists() and len(kept) == received - last_ok + ends
+    assert [e["m"] for e in kept[-ends:]] == ["session.ended"] * ends
+    return {"steps": steps, "received": received, "last_ok": last_ok, "ends": ends, "message": message,
             "flushes_ok": len(ok), "flushes_refused": len(failed) + 1, "db_bytes": db.stat().st_size}
 
 
@@ -104,7 +109,7 @@ async def test_a_full_map_tells_once_loses_nothing_and_a_bigger_map_applies_it_a
     bridge, init, _ = await spawn(isolated_home, project, databasePath=str(db), maxDatabaseSize="8MiB")
     try:
         assert init["database"]["mapSize"] == 8 * MiB and init["database"]["readOnly"] is False
-        assert init["recovered"] == {"journals": 1, "events": filled["received"] - filled["last_ok"]}
+        assert init["recovered"] == {"journals": 1, "events": filled["received"] - filled["last_ok"] + filled["ends"]}
         assert full_toasts(bridge.notifications_of("toast")) == []
         assert await bridge.shutdown_and_exit() == 0
     finally:
@@ -142,7 +147,9 @@ async def restart_with_the_same_small_map(home: Path, tmp_path: Path, seed: int)
     assert len(journals) == 2, "both the first and the second bridge's events must be kept"
     bridge, init, _ = await spawn(isolated_home, project, databasePath=str(db), maxDatabaseSize="8MiB")
     try:
-        assert init["recovered"] == {"journals": 2, "events": filled["received"] - filled["last_ok"] + 30}
+        # ... and the ends of both bridges' open sessions (3, then 1)
+        assert init["recovered"] == {"journals": 2,
+                                     "events": filled["received"] - filled["last_ok"] + filled["ends"] + 30 + 1}
         assert await bridge.shutdown_and_exit() == 0
     finally:
         bridge.kill()

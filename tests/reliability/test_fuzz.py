@@ -715,6 +715,7 @@ BASE_PARAMS: dict[str, dict[str, Any]] = {
     "session.updated": {"sessionID": "m1", "agent": {"id": "matrix", "model": "m", "provider": "p"}, "title": "t"},
     "session.idle": {"sessionID": "m1"},
     "session.deleted": {"sessionID": "m1"},
+    "session.ended": {"sessionID": "m1", "reason": "r"},
     "tool.executed": {"sessionID": "m1", "callID": "c1", "tool": "read", "success": True, "agentId": "matrix",
                       "args": {"x": 1}, "output": "o", "title": "t"},
     "command.executed": {"sessionID": "m1", "command": "test", "success": True, "agentId": "matrix", "arguments": "a"},
@@ -726,7 +727,8 @@ BASE_PARAMS: dict[str, dict[str, Any]] = {
     "bug.reported": {"sessionID": "m1", "agentId": "matrix", "description": "d", "commitHash": "abc1234",
                      "projectPath": "/tmp/p"},
     "retrospective.recorded": {"sessionID": "m1", "agentId": "matrix", "summary": "s", "wentWell": ["a"],
-                               "toImprove": ["b"], "lessons": ["c"]},
+                               "toImprove": ["b"], "lessons": ["c"], "author": "agent", "commitHash": "abc1234",
+                               "projectPath": "/tmp/p"},
     "activity.logged": {"kind": "k", "sessionID": "m1", "agentId": "matrix", "description": "d", "data": {"x": 1}},
     "agent.reinstate": {"agentId": "matrix", "reason": "r"},
 }

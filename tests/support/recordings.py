@@ -28,6 +28,7 @@ from .bridges import bridge_env, start_bridge
 RECORDINGS = Path(__file__).resolve().parent.parent.parent / "protocol" / "recordings"
 _BLOB = re.compile(r"\$BLOB\((\d+)\)")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+_DATE = re.compile(r"\b\d{4}-\d\d-\d\d\b")  # a day alone: the report's "Last used" column
 _JOURNAL_ID = re.compile(r"[0-9a-f]{12}(?=\.jsonl|:\d)")
 
 
@@ -39,6 +40,7 @@ def expand(text: str, home: Path) -> str:
 def normalise(message: Any, home: Path) -> Any:
     text = json.dumps(message, sort_keys=True, ensure_ascii=False).replace(str(home), "$HOME")
     text = _TIME.sub("<time>", text)
+    text = _DATE.sub("<date>", text)
     text = _JOURNAL_ID.sub("<journal>", text)
     value = json.loads(text)
     return _scrub(value)
@@ -289,10 +291,62 @@ def invalid_config() -> list[dict[str, Any]]:
     ]
 
 
+def outcome_signals() -> list[dict[str, Any]]:
+    """Issue 15's signals nobody types: failed tool calls, an amend and a fixup! commit soon after,
+    a revert (a bug of the agent whose commit it reverts, which halts it), an abandoned session,
+    retrospectives, and the report that counts them; the open session ends at shutdown."""
+    build = {"id": "build", "model": "claude-sonnet-4", "provider": "anthropic"}
+    plan = {"id": "plan", "model": "gpt-5", "provider": "openai"}
+    return [
+        INIT,
+        _note("session.created", {"sessionID": "ses_w", "directory": PROJECT, "agent": build}),
+        _tool("ses_w", "w1", "read"), _tool("ses_w", "w2", "edit", success=False),
+        _bash("ses_w", "w3", "npm test", "1 failing", exit_ok=False),
+        _bash("ses_w", "w4", "git commit -am 'feat: cart'", "[main 1a1a1a1] feat: cart\n"),
+        _bash("ses_w", "w5", "git commit -a --amend --no-edit", "[main 2b2b2b2] feat: cart\n"),
+        _bash("ses_w", "w6", "git commit -am 'feat: totals'", "[main 3c3c3c3] feat: totals\n"),
+        _bash("ses_w", "w7", "git commit --fixup=3c3c3c3", "[main 4d4d4d4] fixup! feat: totals\n"),
+        _req(2, "retrospective.recorded", {"sessionID": "ses_w", "author": "agent", "summary": "cart done",
+                                           "toImprove": ["run the tests before committing"]}),
+        _req(3, "retrospective.recorded", {"sessionID": "ses_w", "author": "user", "summary": "two fix-ups"}),
+        _note("session.created", {"sessionID": "ses_r", "directory": PROJECT, "agent": plan}),
+        _bash("ses_r", "r1", "git revert --no-edit 3c3c3c3", "[main 5e5e5e5] Revert \"feat: totals\"\n"),
+        _req(4, "agent.status", {"agentId": "build"}),
+        _note("session.created", {"sessionID": "ses_x", "directory": PROJECT, "agent": plan}),
+        _tool("ses_x", "x1", "read"),
+        _note("session.deleted", {"sessionID": "ses_x"}),
+        _req(5, "report", {}),
+        _req(6, "shutdown"), _note("exit"),
+    ]
+
+
+def subagent_session() -> list[dict[str, Any]]:
+    """A `task`-tool subagent: its session (parentID) counts for its root session's setup; a /grade
+    in the root session grades the subagent's commit; the report shows the workflow."""
+    return [
+        INIT,
+        _note("session.created", {"sessionID": "ses_root", "directory": PROJECT, "title": "Fix the cart",
+                                  "agent": {"id": "build", "model": "claude-sonnet-4", "provider": "anthropic"}}),
+        _tool("ses_root", "t1", "read"),
+        _note("session.created", {"sessionID": "ses_sub", "directory": PROJECT, "parentID": "ses_root",
+                                  "title": "Inspect the log (@general subagent)"}),
+        _note("session.updated", {"sessionID": "ses_sub",
+                                  "agent": {"id": "general", "model": "claude-haiku-4", "provider": "anthropic"}}),
+        _bash("ses_sub", "s1", "git log --oneline -n 1", "1a1a1a1 feat: cart\n"),
+        _tool("ses_sub", "s2", "grep", success=False),
+        _bash("ses_sub", "s3", "git commit -am 'fix: cart total'", "[main 6f6f6f6] fix: cart total\n"),
+        _note("session.idle", {"sessionID": "ses_sub"}),
+        _req(2, "grade", {"sessionID": "ses_root", "grade": 5, "grader": "user", "reason": "found it"}),
+        _req(3, "report", {}),
+        _req(4, "shutdown"), _note("exit"),
+    ]
+
+
 SCENARIOS = {
     "full_session": full_session, "bad_input": bad_input,
     "two_interleaved_sessions": two_interleaved_sessions, "restart_persistence": restart_persistence,
     "map_full": map_full, "invalid_config": invalid_config,
+    "outcome_signals": outcome_signals, "subagent_session": subagent_session,
 }
 
 

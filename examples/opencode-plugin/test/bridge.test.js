@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 
-import { bashCall, chatMessage, cli, loadPlugin, sessionCreated, tempWorld, waitFor } from "./helpers.js";
+import { bashCall, chatMessage, cli, cliText, loadPlugin, sessionCreated, tempWorld, waitFor } from "./helpers.js";
 
 /** @type {Array<() => void>} */
 const cleanups = [];
@@ -64,7 +64,7 @@ describe("with the real bridge", () => {
     await tracker.bridge.dispose();
   });
 
-  test("a halted agent's tools are blocked from state the bridge pushed, without a round trip", async () => {
+  test("a halted agent's tools are blocked from state the bridge pushed, even when the bridge cannot answer", async () => {
     const w = world("halt");
     const { hooks, tracker, toasts } = await loadPlugin(w);
     await waitFor(() => tracker.bridge.ready, 20000, "the bridge");
@@ -76,9 +76,10 @@ describe("with the real bridge", () => {
     await tracker.bridge.request("bug.reported", { agentId: "build", description: "broke the build" });
     await waitFor(() => tracker.agents.get("build")?.halted === true, 5000, "agent.state halted");
 
-    // the guard reads local state only: it blocks even with the bridge unable to answer
+    // the guard asks the bridge again only for an agent it knows is halted, and blocks on what it
+    // knows when the bridge cannot answer
     const request = tracker.bridge.request;
-    tracker.bridge.request = () => Promise.reject(new Error("no round trip on the hot path"));
+    tracker.bridge.request = () => Promise.reject(new Error("the bridge is gone"));
     await assert.rejects(
       hooks["tool.execute.before"]({ tool: "bash", sessionID: "ses_halt", callID: "c1" }, { args: { command: "ls" } }),
       /agent "build" is halted .*"bash" tool is blocked/s,
@@ -110,10 +111,14 @@ describe("with the real bridge", () => {
     await hooks.config(config);
     assert.ok(config.command.grade?.template, "grade command declared");
     assert.match(config.command.grade.description, /agent-tracker/);
+    assert.ok(config.command.bug?.template && config.command.retro?.template, "bug and retro commands declared");
     /** @type {any} */
     const userConfig = { command: { grade: { template: "mine" } } };
     await hooks.config(userConfig);
     assert.equal(userConfig.command.grade.template, "mine", "a user's own grade command is kept");
+    // ... and stays theirs: the plugin lets OpenCode run it
+    await hooks["command.execute.before"]({ command: "grade", sessionID: "ses_grade", arguments: "5" }, { parts: [] });
+    await hooks.config({ command: {} });
 
     await openSession(hooks, "ses_grade", w.project);
     const parts = [{ type: "text", text: "The user graded your last commit: 5 great" }];
@@ -151,6 +156,83 @@ describe("with the real bridge", () => {
     assert.match(await hooks.tool.tracker_grade.execute({ grade: 4, reason: "x" }, ctx), /Invalid grade 4/);
     assert.match(await hooks.tool.tracker_status.execute({}, ctx), /Agent: build[\s\S]*Commits: 1/);
     assert.equal(typeof (await hooks.tool.tracker_report.execute({}, ctx)), "string");
+    await tracker.bridge.dispose();
+  });
+
+  test("/bug halts the agent; its next call is blocked saying why; a CLI reinstatement lets the next one run", async () => {
+    const w = world("bug");
+    const { hooks, tracker, toasts } = await loadPlugin(w);
+    await waitFor(() => tracker.bridge.ready, 20000, "the bridge");
+    /** @type {any} */
+    const config = { command: {} };
+    await hooks.config(config);
+    await openSession(hooks, "ses_bug", w.project);
+    await waitFor(() => tracker.agents.has("build"), 5000, "the agent's status");
+    const commit = bashCall("ses_bug", "call_1", COMMIT, COMMIT_OUT, 0);
+    await hooks["tool.execute.after"](commit.input, commit.output);
+
+    // one toast asks for a grade of the new commit, once
+    await waitFor(() => toasts.some((t) => /Commit 1a2b3c4 by build \("feat: x"\): grade it with \/grade 5\|2\|1\|-1/.test(t.message)),
+      5000, "the grade prompt");
+    tracker.onBridgeNotification("commit.recorded", { commitHash: "1a2b3c4", agentId: "build" });
+    assert.equal(toasts.filter((t) => /grade it with/.test(t.message)).length, 1, "asked once per commit");
+
+    await assert.rejects(
+      hooks["command.execute.before"]({ command: "bug", sessionID: "ses_bug", arguments: "the checkout total is wrong" }, { parts: [] }),
+      /Bug recorded for build: skill points 0; it is halted: its tools are blocked until `agent-tracker reinstate build`.*the model is not called/,
+    );
+    assert.ok(toasts.some((t) => t.variant === "error" && /Bug recorded for build/.test(t.message)));
+    let status = await tracker.bridge.request("agent.status", { agentId: "build" });
+    assert.equal(status.skillPoints, 0);
+    assert.equal(status.totalBugs, 1);
+
+    // the next tool call is blocked with the reason, and the agent may still look back on its work
+    await assert.rejects(
+      hooks["tool.execute.before"]({ tool: "bash", sessionID: "ses_bug", callID: "c2" }, { args: { command: "ls" } }),
+      /agent "build" is halted \(skill points 0 after 1 bug; the latest: a bug was reported: the checkout total is wrong\), so the "bash" tool is blocked.*agent-tracker reinstate build/s,
+    );
+    const ctx = { sessionID: "ses_bug", messageID: "m", agent: "build", directory: w.project, worktree: w.project,
+      abort: new AbortController().signal, metadata() {}, ask: async () => {} };
+    await hooks["tool.execute.before"]({ tool: "tracker_retro", sessionID: "ses_bug", callID: "c3" }, { args: {} });
+    assert.match(await hooks.tool.tracker_retro.execute({ summary: "I committed before running the tests",
+      toImprove: ["run the tests first", ""], lessons: "not a list" }, ctx), /Recorded your retrospective for commit 1a2b3c4/);
+    assert.match(await hooks.tool.tracker_retro.execute({}, ctx), /Give a summary/);
+    assert.match(await hooks.tool.tracker_status.execute({}, ctx), /HALTED[\s\S]*Halted because: skill points 0 after 1 bug/);
+
+    // reinstated from the command line (another process): the guard asks the bridge, and lets the call run
+    assert.match(cliText(["reinstate", "build", "--database", w.database], w), /build reinstated .*SP 0 -> 1, active again/);
+    await hooks["tool.execute.before"]({ tool: "bash", sessionID: "ses_bug", callID: "c4" }, { args: { command: "ls" } });
+    assert.equal(tracker.agents.get("build")?.halted, false);
+
+    // the user's retrospective; /retro without text says how
+    await assert.rejects(
+      hooks["command.execute.before"]({ command: "retro", sessionID: "ses_bug", arguments: "fast, but test first next time" }, { parts: [] }),
+      /Retrospective recorded for build's commit 1a2b3c4/,
+    );
+    await assert.rejects(hooks["command.execute.before"]({ command: "retro", sessionID: "ses_bug", arguments: "  " }, { parts: [] }),
+      /usage: \/retro/);
+    await tracker.bridge.request("flush", {});
+    const sheet = cli(["status", "build", "--json", "--database", w.database], w);
+    assert.deepEqual(sheet.retrospectives.map((/** @type {any} */ r) => [r.author, r.summary, r.commitHash]), [
+      ["agent", "I committed before running the tests", "1a2b3c4"],
+      ["user", "fast, but test first next time", "1a2b3c4"],
+    ]);
+    assert.deepEqual(sheet.retrospectives[0].toImprove, ["run the tests first"]);
+    status = await tracker.bridge.request("agent.status", { agentId: "build" });
+    assert.equal(status.halted, false);
+    await tracker.bridge.dispose();
+  });
+
+  test("gradePrompts: false turns the grade toasts off", async () => {
+    const w = world("prompts");
+    const { hooks, tracker, toasts } = await loadPlugin(w, { gradePrompts: false });
+    await waitFor(() => tracker.bridge.ready, 20000, "the bridge");
+    await openSession(hooks, "ses_p", w.project);
+    const commit = bashCall("ses_p", "call_1", COMMIT, COMMIT_OUT, 0);
+    await hooks["tool.execute.after"](commit.input, commit.output);
+    const status = await tracker.bridge.request("agent.status", { agentId: "build" });
+    assert.equal(status.totalCommits, 1);
+    assert.equal(toasts.filter((t) => /grade it with/.test(t.message)).length, 0);
     await tracker.bridge.dispose();
   });
 

@@ -143,6 +143,15 @@ export async function waitFor(predicate, timeoutMs = 15000, what = "condition") 
  * @param {ReturnType<typeof tempWorld>} world
  */
 export function cli(args, world) {
+  return JSON.parse(cliText(args, world));
+}
+
+/**
+ * Runs `agent-tracker <args>` (as `python -m bridge`) and returns what it printed.
+ * @param {string[]} args
+ * @param {ReturnType<typeof tempWorld>} world
+ */
+export function cliText(args, world) {
   const proc = spawnSync(python(), ["-m", "bridge", ...args], {
     cwd: REPO,
     env: { ...process.env, ...world.env },
@@ -150,7 +159,7 @@ export function cli(args, world) {
     timeout: 60000,
   });
   if (proc.status !== 0) throw new Error(`agent-tracker ${args.join(" ")} failed (${proc.status}): ${proc.stderr}${proc.stdout}`);
-  return JSON.parse(proc.stdout);
+  return proc.stdout;
 }
 
 /**

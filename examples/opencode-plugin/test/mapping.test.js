@@ -94,6 +94,8 @@ test("calls blocked by the halt guard are not reported as tool failures", async 
   const [input, output] = chatMessage("s1");
   await hooks["chat.message"](input, output);
   tracker.onBridgeNotification("agent.state", { agentId: "build", halted: true, skillPoints: 0 });
+  // before blocking, the guard asks the bridge once more: it still says halted
+  tracker.bridge.request = async () => ({ agentId: "build", halted: true, skillPoints: 0 });
   await assert.rejects(hooks["tool.execute.before"]({ tool: "bash", sessionID: "s1", callID: "c1" }, { args: {} }), /halted \(skill points 0 ≤ 0\)/);
   await hooks.event({ event: { id: "e", type: "message.part.updated", properties: { part: {
     type: "tool", tool: "bash", callID: "c1", sessionID: "s1", state: { status: "error", input: {}, error: "blocked" } } } } });
@@ -167,4 +169,19 @@ test("hooks never throw on odd payloads (except the halt guard and /grade, on pu
   await hooks["tool.execute.after"](/** @type {any} */ ({ tool: "bash", sessionID: "s", callID: "c" }), /** @type {any} */ (undefined));
   await hooks["chat.message"](/** @type {any} */ ({}), /** @type {any} */ ({}));
   assert.ok(logs.length <= 3);
+});
+
+test("a subagent's session seen first through another event is told again with its parentID", async () => {
+  const { hooks, sent } = offlineTracker();
+  const call = bashCall("ses_child", "c1", "ls", "", 0);
+  await hooks["tool.execute.after"](call.input, call.output);
+  /** @type {any} */
+  const created = sessionCreated("ses_child", DIR);
+  created.properties.info = { ...created.properties.info, parentID: "ses_root", title: "Look around (@general subagent)" };
+  await hooks.event({ event: created });
+  await hooks.event({ event: created }); // the same again: nothing new to say
+  assert.deepEqual(sent.filter(([m]) => m === "session.created").map(([, p]) => p), [
+    { sessionID: "ses_child", directory: DIR },
+    { sessionID: "ses_child", directory: DIR, title: "Look around (@general subagent)", parentID: "ses_root" },
+  ]);
 });

@@ -1,7 +1,7 @@
 // The plugin's own tools, offered to the model: tracker_grade, tracker_status, tracker_report
-// (which agent and model to configure for this project: the bridge's `recommend`).
+// (which agent and model to configure for this project: the bridge's `recommend`), tracker_retro.
 // They are meta calls, never reported to the bridge as `tool.executed`; a halted agent may still
-// use tracker_status and tracker_report (tracker.js, ALLOWED_WHEN_HALTED).
+// use tracker_status, tracker_report and tracker_retro (tracker.js, ALLOWED_WHEN_HALTED).
 
 import { message } from "./bridge.js";
 import { VALID_GRADES_TEXT, nonEmpty, parseGrade } from "./util.js";
@@ -71,7 +71,51 @@ export function trackerTools(tracker) {
       }
     },
   });
-  return { tracker_grade: grade, tracker_status: status, tracker_report: report };
+  const retro = /** @type {any} */ ({
+    description: "Record a short retrospective of the last commit you made in this session (or of the session, before any commit): what you did, what went well, what you would do differently. It is kept with your agent sheet for the user (`agent-tracker status`).",
+    args: {
+      summary: { type: "string", description: "What you did and how it went, in one or two sentences" },
+      wentWell: { type: "array", items: { type: "string" }, description: "What went well (optional)" },
+      toImprove: { type: "array", items: { type: "string" }, description: "What to do differently next time (optional)" },
+      lessons: { type: "array", items: { type: "string" }, description: "Lessons for this project (optional)" },
+    },
+    /** @param {any} args @param {any} context */
+    execute: async (args, context) => {
+      const summary = typeof args?.summary === "string" ? args.summary.trim() : "";
+      if (!summary) return "Give a summary: what you did and how it went.";
+      const sessionID = context?.sessionID;
+      const agentId = tracker.sessions.get(sessionID)?.agent?.id ?? nonEmpty(context?.agent);
+      try {
+        const r = await tracker.bridge.request("retrospective.recorded", {
+          sessionID,
+          ...(agentId ? { agentId } : {}),
+          author: "agent",
+          summary,
+          ...stringList("wentWell", args?.wentWell),
+          ...stringList("toImprove", args?.toImprove),
+          ...stringList("lessons", args?.lessons),
+        });
+        return typeof r?.commitHash === "string"
+          ? `Recorded your retrospective for commit ${r.commitHash}.`
+          : "Recorded your retrospective (there is no commit in this session yet).";
+      } catch (error) {
+        return `Could not record the retrospective: ${message(error)}`;
+      }
+    },
+  });
+  return { tracker_grade: grade, tracker_status: status, tracker_report: report, tracker_retro: retro };
+}
+
+/**
+ * A list argument as the bridge takes it (strings only; an empty or missing list is left out).
+ * @param {string} name
+ * @param {unknown} value
+ * @returns {Record<string, string[]>}
+ */
+function stringList(name, value) {
+  if (!Array.isArray(value)) return {};
+  const items = value.filter((item) => typeof item === "string" && item.trim()).map((item) => item.trim());
+  return items.length ? { [name]: items } : {};
 }
 
 /** @param {any} r */
@@ -84,6 +128,7 @@ function formatStatus(r) {
     `Communication score: ${r.communicationScore}`,
     `Commits: ${r.totalCommits}   Bugs: ${r.totalBugs}`,
   ];
+  if (r.halted && typeof r.haltReason === "string") lines.push(`Halted because: ${r.haltReason}`);
   if (typeof r.pendingChanges === "number" && r.pendingChanges > 0) lines.push(`Pending (not yet flushed): ${r.pendingChanges}`);
   return lines.join("\n");
 }

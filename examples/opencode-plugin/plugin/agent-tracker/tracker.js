@@ -12,12 +12,14 @@
 //  - `tool.execute.after({tool, sessionID, callID, args}, {title, output, metadata})` — only for
 //    calls that did not throw; failed calls only show as tool parts with state "error".
 //  - `command.execute.before({command, sessionID, arguments}, {parts})` — only for commands
-//    OpenCode knows (config `command`), which is why the `config` hook adds `grade` and `recommend`.
+//    OpenCode knows (config `command`), which is why the `config` hook adds `grade`, `bug`,
+//    `retro` and `recommend`.
 //  - `dispose()` when the instance is disposed (not on SIGTERM: the bridge then sees EOF).
 
 import { BridgeClient, message } from "./bridge.js";
 import { trackerTools } from "./tools.js";
 import {
+  BoundedSet,
   Recorder,
   VALID_GRADES_TEXT,
   boundArgs,
@@ -43,17 +45,41 @@ import {
  * @property {number} [totalCommits]
  * @property {number} [totalBugs]
  * @property {number} [pendingChanges]
+ * @property {string} [haltReason] only when halted: why (its SP and bugs, the latest bug or revert)
  */
 
 export const VERSION = "0.1.0";
 export const SERVICE = "agent-tracker";
-/** The plugin's own tools: meta calls, never reported as `tool.executed`, never blocked. */
-export const TRACKER_TOOLS = new Set(["tracker_grade", "tracker_status", "tracker_report"]);
-/** Tools a halted agent may still use: reading its own sheet and the report. */
-const ALLOWED_WHEN_HALTED = new Set(["tracker_status", "tracker_report"]);
+/** The plugin's own tools: meta calls, never reported as `tool.executed`. */
+export const TRACKER_TOOLS = new Set(["tracker_grade", "tracker_status", "tracker_report", "tracker_retro"]);
+/** Tools a halted agent may still use: reading its own sheet and the report, looking back on its work. */
+const ALLOWED_WHEN_HALTED = new Set(["tracker_status", "tracker_report", "tracker_retro"]);
 export const GRADE_COMMAND = "grade";
+export const BUG_COMMAND = "bug";
+export const RETRO_COMMAND = "retro";
 export const RECOMMEND_COMMAND = "recommend";
+/** The slash commands the plugin answers itself (the model is not called), declared by its `config` hook. */
+const COMMANDS = /** @type {const} */ ({
+  [GRADE_COMMAND]: {
+    description: `Grade the agent's last commit: /grade <${VALID_GRADES_TEXT}> [reason] (agent-tracker; the model is not called)`,
+    template: "The user graded your last commit: $ARGUMENTS",
+  },
+  [BUG_COMMAND]: {
+    description: "Report a bug in the agent's work: /bug [what is wrong] (agent-tracker: its skill points drop by 1; at 0 its tools are blocked; the model is not called)",
+    template: "The user reported a bug in your work: $ARGUMENTS",
+  },
+  [RETRO_COMMAND]: {
+    description: "A retrospective of the agent's last commit: /retro <what went well, what to improve> (agent-tracker; the model is not called)",
+    template: "The user's retrospective of your last commit: $ARGUMENTS",
+  },
+  [RECOMMEND_COMMAND]: {
+    description: "Which agent and model to configure for this project, from all your projects' records (agent-tracker; the model is not called)",
+    template: "Which agent and model should this project use? (answered by agent-tracker)",
+  },
+});
 const SEEN_CALLS_LIMIT = 4096;
+/** How long the halt guard waits for the bridge's fresh answer before it blocks on what it knows. */
+const HALT_CHECK_MS = 2000;
 
 /** Per-hooks-object access to the tracker, for tests and the benchmark. */
 /** @type {WeakMap<object, Tracker>} */
@@ -80,6 +106,10 @@ export class Tracker {
     this.asked = new Set();
     /** @type {Set<string>} callIDs already reported or blocked by the halt guard */
     this.seenCalls = new Set();
+    /** commits the user was asked to grade (once each) */
+    this.prompted = new BoundedSet(SEEN_CALLS_LIMIT);
+    /** @type {Set<string>} slash commands the user's own config defines: never taken over */
+    this.userCommands = new Set();
     this.internalErrors = 0;
     this.bridge = new BridgeClient({
       command: this.options.bridgeCommand,
@@ -158,7 +188,22 @@ export class Tracker {
       const variant = params?.variant;
       const valid = variant === "info" || variant === "success" || variant === "warning" || variant === "error" ? variant : "info";
       this.toast(String(params?.message ?? ""), valid);
+    } else if (method === "commit.recorded") {
+      this.askForGrade(params);
     }
+  }
+
+  /**
+   * One toast per new commit asking the user to grade it (`gradePrompts: false` turns them off).
+   * @param {any} commit the `commit.recorded` params
+   */
+  askForGrade(commit) {
+    const hash = nonEmpty(commit?.commitHash);
+    if (!this.options.gradePrompts || !hash || this.prompted.has(hash)) return;
+    this.prompted.add(hash);
+    const by = nonEmpty(commit.agentId) ? ` by ${commit.agentId}` : "";
+    const subject = nonEmpty(commit.message) ? ` ("${String(commit.message).slice(0, 80)}")` : "";
+    this.toast(`Commit ${hash.slice(0, 7)}${by}${subject}: grade it with /grade 5|2|1|-1 [reason]`, "info");
   }
 
   /** @param {any} result @param {boolean} restarted */
@@ -269,10 +314,13 @@ export class Tracker {
         const known = this.sessions.get(sessionID);
         /** @type {SessionInfo} */
         const s = known ?? {};
+        const parentBefore = s.parentID;
         s.directory = nonEmpty(info?.directory) ?? this.directory;
         s.title = nonEmpty(info?.title);
         s.parentID = nonEmpty(info?.parentID);
-        if (!known) {
+        // Told again when a session first seen through another event turns out to be a
+        // subagent's: its parentID is what credits its work to the session that started it.
+        if (!known || (s.parentID && s.parentID !== parentBefore)) {
           this.sessions.set(sessionID, s);
           this.bridge.notify("session.created", sessionCreatedParams(sessionID, s, this.directory));
         }
@@ -365,18 +413,16 @@ export class Tracker {
       },
       config: async (config) => {
         try {
-          // `/grade` must be a command OpenCode knows, or it answers "Command not found"
-          // before any hook runs. The config object passed here is the one the command list
-          // is built from, so adding it here is enough (no command file needed).
+          // `/grade`, `/bug`, `/retro` and `/recommend` must be commands OpenCode knows, or it
+          // answers "Command not found" before any hook runs. The config object passed here is the one the command
+          // list is built from, so adding them here is enough (no command file needed). A command
+          // of the same name in the user's own config is kept, and stays theirs.
           const commands = /** @type {Record<string, any>} */ (config.command ??= {});
-          commands[GRADE_COMMAND] ??= {
-            description: `Grade the agent's last commit: /grade <${VALID_GRADES_TEXT}> [reason] (agent-tracker; the model is not called)`,
-            template: "The user graded your last commit: $ARGUMENTS",
-          };
-          commands[RECOMMEND_COMMAND] ??= {
-            description: "Which agent and model to configure for this project, from all your projects' records (agent-tracker; the model is not called)",
-            template: "Which agent and model should this project use? (answered by agent-tracker)",
-          };
+          this.userCommands.clear();
+          for (const [name, command] of Object.entries(COMMANDS)) {
+            if (commands[name] !== undefined) this.userCommands.add(name);
+            else commands[name] = { ...command };
+          }
         } catch (error) {
           this.internalError(error, "config");
         }
@@ -399,8 +445,12 @@ export class Tracker {
         rec?.write("tool.execute.before", input, output);
         const agentId = this.sessions.get(input.sessionID)?.agent?.id;
         if (agentId === undefined) return;
-        const state = this.agents.get(agentId);
-        if (!state?.halted || ALLOWED_WHEN_HALTED.has(input.tool)) return;
+        const known = this.agents.get(agentId);
+        if (!known?.halted || ALLOWED_WHEN_HALTED.has(input.tool)) return;
+        // Halted as far as we know: ask the bridge once more (it re-reads the database), so a
+        // reinstatement from the CLI (`agent-tracker reinstate`) lets this call run at once.
+        const state = await this.freshStatus(agentId, known);
+        if (!state.halted) return;
         this.remember(input.callID);
         throw new Error(haltedMessage(agentId, input.tool, state));
       },
@@ -431,9 +481,12 @@ export class Tracker {
       },
       "command.execute.before": async (input, output) => {
         rec?.write("command.execute.before", input, output);
+        if (this.userCommands.has(input.command)) return;
         // Throwing is the only way a command hook can stop OpenCode from prompting the model.
         // The TUI ignores the failed request; our toast tells the user what happened.
         if (input.command === GRADE_COMMAND) throw new Error(await this.userGrade(input.sessionID, input.arguments));
+        if (input.command === BUG_COMMAND) throw new Error(await this.userBug(input.sessionID, input.arguments));
+        if (input.command === RETRO_COMMAND) throw new Error(await this.userRetro(input.sessionID, input.arguments));
         if (input.command === RECOMMEND_COMMAND) throw new Error(await this.userRecommend());
       },
       tool: trackerTools(this),
@@ -511,6 +564,88 @@ export class Tracker {
     }
   }
 
+  /**
+   * `/bug [description]`: the user's bug report for the session's agent (SP −1; at 0 it is halted).
+   * @param {string} sessionID
+   * @param {string} args
+   * @returns {Promise<string>} what to tell the user (also shown as a toast)
+   */
+  async userBug(sessionID, args) {
+    const agentId = this.sessions.get(sessionID)?.agent?.id;
+    const description = (args ?? "").trim();
+    try {
+      const status = await this.bridge.request("bug.reported", {
+        sessionID,
+        ...(agentId ? { agentId } : {}),
+        ...(description ? { description } : {}),
+      });
+      if (status && typeof status.agentId === "string") {
+        this.agents.set(status.agentId, { ...this.agents.get(status.agentId), ...status, halted: status.halted === true });
+      }
+      const who = status?.agentId ?? agentId ?? "the agent";
+      const text = `Bug recorded for ${who}: skill points ${status?.skillPoints ?? "?"}` + (status?.halted
+        ? `; it is halted: its tools are blocked until \`agent-tracker reinstate ${who}\``
+        : "");
+      this.toast(text, status?.halted ? "error" : "warning");
+      return `agent-tracker: ${text}. /bug is handled by the plugin; the model is not called.`;
+    } catch (error) {
+      const text = `/bug failed: ${message(error)}`;
+      this.toast(text, "error");
+      return `agent-tracker: ${text}`;
+    }
+  }
+
+  /**
+   * `/retro <text>`: the user's retrospective of the session's latest commit.
+   * @param {string} sessionID
+   * @param {string} args
+   * @returns {Promise<string>} what to tell the user (also shown as a toast)
+   */
+  async userRetro(sessionID, args) {
+    const summary = (args ?? "").trim();
+    if (!summary) {
+      const text = "/retro: usage: /retro <what went well, what to improve>";
+      this.toast(text, "error");
+      return `agent-tracker: ${text}`;
+    }
+    const agentId = this.sessions.get(sessionID)?.agent?.id;
+    try {
+      const result = await this.bridge.request("retrospective.recorded", {
+        sessionID,
+        ...(agentId ? { agentId } : {}),
+        author: "user",
+        summary,
+      });
+      const who = result?.agentId ?? agentId ?? "the agent";
+      const text = typeof result?.commitHash === "string"
+        ? `Retrospective recorded for ${who}'s commit ${result.commitHash.slice(0, 12)}`
+        : `Retrospective recorded for ${who} (no commit in this session yet)`;
+      this.toast(text, "success");
+      return `agent-tracker: ${text}. /retro is handled by the plugin; the model is not called.`;
+    } catch (error) {
+      const text = `/retro failed: ${message(error)}`;
+      this.toast(text, "error");
+      return `agent-tracker: ${text}`;
+    }
+  }
+
+  /**
+   * The agent's status as the bridge sees it now, or what we knew if it cannot say in time.
+   * @param {string} agentId
+   * @param {AgentStatus} known
+   * @returns {Promise<AgentStatus>}
+   */
+  async freshStatus(agentId, known) {
+    try {
+      const status = await this.bridge.request("agent.status", { agentId }, HALT_CHECK_MS);
+      if (!status || status.agentId !== agentId) return known;
+      const next = { ...known, ...status, halted: status.halted === true };
+      this.agents.set(agentId, next);
+      return next;
+    } catch {
+      return known; // the bridge is down or slow: block on what we know
+    }
+  }
 }
 
 /**
@@ -529,10 +664,12 @@ function sessionCreatedParams(sessionID, s, fallbackDirectory) {
 
 /** @param {string} agentId @param {string} tool @param {AgentStatus} state */
 export function haltedMessage(agentId, tool, state) {
-  const sp = typeof state.skillPoints === "number" ? ` (skill points ${state.skillPoints} ≤ 0)` : " (skill points ≤ 0)";
-  return `agent-tracker: agent "${agentId}" is halted${sp}, so the "${tool}" tool is blocked. ` +
-    `Stop and ask the user to review your work: the user can grade it with /grade, or reinstate the agent with \`agent-tracker reinstate ${agentId}\`. ` +
-    "tracker_status shows your sheet.";
+  const why = typeof state.haltReason === "string" && state.haltReason
+    ? ` (${state.haltReason})`
+    : typeof state.skillPoints === "number" ? ` (skill points ${state.skillPoints} ≤ 0)` : " (skill points ≤ 0)";
+  return `agent-tracker: agent "${agentId}" is halted${why}, so the "${tool}" tool is blocked. ` +
+    `Stop and ask the user to review your work: the user can reinstate the agent with \`agent-tracker reinstate ${agentId}\` ` +
+    "(or grade your work with /grade). tracker_status shows your sheet; tracker_retro records what you would do differently.";
 }
 
 function ignore() {}

@@ -119,6 +119,7 @@ export function parseGradeArguments(args) {
  * @property {number} maxQueue events kept while the bridge is down (oldest dropped beyond)
  * @property {number} excerptHalf
  * @property {boolean} toasts show toasts through the TUI (client.tui.showToast)
+ * @property {boolean} gradePrompts after each new commit, one toast asking the user to grade it
  */
 
 /** Options forwarded to the bridge's `initialize` as `config`. */
@@ -191,7 +192,35 @@ export function normalizeOptions(raw, env = process.env) {
     maxQueue: positive(o.maxQueue, 5000),
     excerptHalf: positive(o.excerptHalf, EXCERPT_HALF),
     toasts: o.toasts !== false,
+    gradePrompts: o.gradePrompts !== false,
   };
+}
+
+/**
+ * A set that forgets its oldest entries beyond `limit` (what the plugin remembers stays bounded
+ * however long OpenCode runs).
+ */
+export class BoundedSet {
+  /** @param {number} limit */
+  constructor(limit) {
+    this.limit = limit;
+    /** @type {Set<string>} */
+    this.items = new Set();
+  }
+
+  /** @param {string} item */
+  has(item) {
+    return this.items.has(item);
+  }
+
+  /** @param {string} item */
+  add(item) {
+    if (this.items.size >= this.limit && !this.items.has(item)) {
+      const first = this.items.values().next();
+      if (!first.done) this.items.delete(first.value);
+    }
+    this.items.add(item);
+  }
 }
 
 /**

@@ -1,0 +1,54 @@
+"""The signals nobody types, as the report counts them: abandoned sessions and what each setup's
+subagents did (fixed-up commits are a session counter, ``fixedUpCommits``, read with the others).
+
+Collected by collect.py while it reads sessions and commits; the rules are in score.SCORE_HELP.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..tracking.setups import UNKNOWN_AGENT
+from .model import SetupKey, whole
+from .score import ABANDONED
+
+if TYPE_CHECKING:
+    from .collect import Totals
+
+# What a setup's subagents did, per subagent (its OpenCode agent): child sessions, tool calls
+# (all), failed tool calls, commits (per the sessions' counters), XP.
+SUB_SESSIONS, SUB_CALLS, SUB_FAILED, SUB_COMMITS, SUB_XP = range(5)
+
+
+def add_subagent_work(totals: Totals, setup: SetupKey, agent: Any, calls: float, failed: float, commits: float,
+                      xp: float) -> None:
+    """One subagent session's work (its share, when its root used several setups) for ``setup``."""
+    name = agent if isinstance(agent, str) and agent else UNKNOWN_AGENT
+    numbers = totals.subagents.setdefault(setup, {}).setdefault(name, [0.0] * 5)
+    numbers[SUB_SESSIONS] += 1
+    numbers[SUB_CALLS] += calls
+    numbers[SUB_FAILED] += failed
+    numbers[SUB_COMMITS] += commits
+    numbers[SUB_XP] += xp
+
+
+def settle_abandoned(totals: Totals) -> None:
+    """A root session that ended without a commit is abandoned unless one of its subagents committed
+    (what they did counts for it); called once every session was read."""
+    for session_id, accs in totals.ended_without_commit.items():
+        if not totals.child_commits.get(session_id):
+            for acc in accs:
+                acc[ABANDONED] += 1
+    totals.ended_without_commit.clear()
+
+
+def subagent_rows(used: dict[str, list[float]], total_calls: float) -> list[dict[str, Any]]:
+    """The wire form of a setup's subagents, most work first: how much of its tool calls they made."""
+    rows = []
+    for agent, numbers in used.items():
+        rows.append({"agent": agent, "sessions": whole(numbers[SUB_SESSIONS]),
+                     "toolCalls": whole(numbers[SUB_CALLS]), "failedToolCalls": whole(numbers[SUB_FAILED]),
+                     "commits": whole(numbers[SUB_COMMITS]), "xp": numbers[SUB_XP],
+                     "workShare": numbers[SUB_CALLS] / total_calls if total_calls else None})
+    return sorted(rows, key=lambda row: (-row["toolCalls"], -row["sessions"], row["agent"]))
+
