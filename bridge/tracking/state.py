@@ -220,11 +220,16 @@ class TrackingState:
         """Re-read an agent another bridge or the CLI may have changed (`agent-tracker reinstate`,
         `agent-tracker bug`), with our pending operations applied on top, as the next flush will;
         tell the host if its halt changed."""
-        stored = self._read("agents", agent_id)
-        state = AgentState.from_record(stored) if stored else AgentState.new(agent_id, self.rules)
-        for op in self.pending.agent_ops.get(agent_id, ()):
-            apply_op_to_projection(state, op, self.rules)
-        self._projected[agent_id] = state
+        if any(agent_id in buffer.agent_ops for buffer in self._flushing):
+            # A flush in flight changes this agent and may commit while we read: the projection
+            # (stored + in flight + new, kept as each event came) is the truth until it finished.
+            state = self._projection(agent_id)
+        else:
+            stored = self._read("agents", agent_id)
+            state = AgentState.from_record(stored) if stored else AgentState.new(agent_id, self.rules)
+            for op in self.pending.agent_ops.get(agent_id, ()):
+                apply_op_to_projection(state, op, self.rules)
+            self._projected[agent_id] = state
         if state.halted != self._told_halted.get(agent_id, False):
             self._tell_state(agent_id)
 

@@ -165,31 +165,31 @@ async def test_a_restart_while_the_disk_is_full_loses_nothing_the_journal_took(t
         await setup.reserved(Path(init["journal"]["path"]))
         setup.mounts.fill(setup.data)
         calls(bridge, "a", 200)
-        shutdown = await bridge.request("shutdown")
-        assert shutdown["errors"] == [full(TOOLS_DB, 200)]
+        shutdown = await bridge.request("shutdown")  # 201 events: shutdown ends the open session
+        assert shutdown["errors"] == [full(TOOLS_DB, 201)]
         bridge.notify("exit")
         assert await bridge.wait() == 0
         logs = [log["message"] for log in bridge.notifications_of("log")]
-        assert logs[-1] == exiting(200, 0)
-        assert (await stderr).rstrip().splitlines()[-1] == f"agent-tracker [warning] {exiting(200, 0)}"
+        assert logs[-1] == exiting(201, 0)
+        assert (await stderr).rstrip().splitlines()[-1] == f"agent-tracker [warning] {exiting(201, 0)}"
 
         # The disk is still full: the next bridge cannot apply that journal yet, nor journal its own events.
         bridge, init, stderr = await setup.bridge()
         assert init["recovered"] == {"journals": 0, "events": 0}
-        assert toasts(bridge) == [full(TOOLS_DB, 200)]
+        assert toasts(bridge) == [full(TOOLS_DB, 201)]
         calls(bridge, "b", own)
         status = await bridge.request("agent.status", {"agentId": "build"})
         assert status["pendingChanges"] == own
         setup.mounts.resize(setup.data, "16m")
         assert (await bridge.request("flush"))["errors"] == []
-        assert toasts(bridge) == [full(TOOLS_DB, 200), back(TOOLS_DB, 200 + own)]
+        assert toasts(bridge) == [full(TOOLS_DB, 201), back(TOOLS_DB, 201 + own)]
         assert stored_calls(setup.outside_db()) == (200.0 + own, 200 + own)
         assert await bridge.shutdown_and_exit() == 0
         assert "Traceback" not in await stderr
         assert list(setup.mounts.outside(setup.journals).glob("*.jsonl")) == []
     finally:
         await setup.mounts.close()
-    record("disk-full-restart", **{f"journaled before the restart, events after, stored ({own})": [200, own, 200 + own]},
+    record("disk-full-restart", **{f"journaled before the restart, events after, stored ({own})": [201, own, 200 + own]},
            events_lost=0, counted_twice=0)
 
 
@@ -202,10 +202,10 @@ async def test_the_exit_line_counts_what_the_journal_could_not_take(tmp_path: Pa
         await setup.reserved(journal)
         setup.mounts.fill(setup.data)
         calls(bridge, "a", 1200)
-        assert await bridge.shutdown_and_exit() == 0
+        assert await bridge.shutdown_and_exit() == 0  # 1,201 events: shutdown ends the open session
         in_journal = journaled(setup.mounts.outside(journal))
         assert 0 < in_journal < 1200
-        assert [log["message"] for log in bridge.notifications_of("log")][-1] == exiting(in_journal, 1200 - in_journal)
+        assert [log["message"] for log in bridge.notifications_of("log")][-1] == exiting(in_journal, 1201 - in_journal)
         await stderr
         setup.mounts.resize(setup.data, "16m")
         bridge, init, _ = await setup.bridge()
@@ -214,7 +214,7 @@ async def test_the_exit_line_counts_what_the_journal_could_not_take(tmp_path: Pa
         assert stored_calls(setup.outside_db()) == (float(in_journal), in_journal)
     finally:
         await setup.mounts.close()
-    record("disk-full-exit-count", sent=1200, in_journal=in_journal, could_not_be_saved=1200 - in_journal)
+    record("disk-full-exit-count", sent=1201, in_journal=in_journal, could_not_be_saved=1201 - in_journal)
 
 
 async def test_journal_and_database_on_separate_file_systems_each_filled_in_turn(tmp_path: Path) -> None:
