@@ -42,7 +42,7 @@ SUMMARY_START, SUMMARY_END = "<!-- bench-table -->", "<!-- /bench-table -->"
 SUMMARY_KEYS = (
     "session_buffer_rate", "session_flush_ms", "session_transactions", "baseline_a_total_ms",
     "baseline_b_flush_ms", "session_flush_vs_b_ceiling", "session_total_vs_a_ceiling", "session_flush_vs_b",
-    "session_total_vs_a", "replay_bridge", "replay_floor", "node_bridge", "node_floor", "node_bridge_vs_floor",
+    "session_total_vs_a", "replay_bridge", "replay_bridge_nosync", "replay_group_commit_cost", "replay_floor", "node_bridge", "node_floor", "node_bridge_vs_floor",
     "cold_bridge_ms", "cold_pygls_ms", "cold_bridge_vs_pygls", "idle_rss_mib", "report_seconds",
     "migration_records_per_s", "opencode_parts_per_s", "opencode_import_parts_per_s", "hook_after_p50_us",
 )
@@ -66,7 +66,9 @@ SECTIONS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ("session_total_vs_a", "session: whole-session speed-up vs (a)"),
     ]),
     "transport": ("bench.transport", [
-        ("replay_bridge", "replay: bridge (journal on), notifications/s"),
+        ("replay_bridge", "replay: bridge (journal on, group commit on), notifications/s"),
+        ("replay_bridge_nosync", "replay: bridge (journal on, group commit off), notifications/s"),
+        ("replay_group_commit_cost", "replay: group commit on / off"),
         ("replay_floor", "replay: floor (asyncio+orjson), notifications/s"),
         ("replay_pygls", "replay: stock pygls (default reader), notifications/s"),
         ("replay_bridge_vs_floor", "replay: bridge / floor"),

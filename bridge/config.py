@@ -34,6 +34,9 @@ MAX_DATABASE_SIZE = 2 * GiB
 MEMORY_PATH = ":memory:"
 DATABASE_FILE_NAME = "agent-tracker.lmdb"
 
+MAX_JOURNAL_SYNC_MILLISECONDS = 60_000
+DEFAULT_JOURNAL_SYNC_MILLISECONDS = 50.0
+
 ENV_DATABASE_PATH = "AGENT_TRACKER_DATABASE_PATH"
 ENV_MAX_DATABASE_SIZE = "AGENT_TRACKER_MAX_DATABASE_SIZE"
 
@@ -57,6 +60,10 @@ class ScoringRules:
     initial_communication_score: float = 60.0
     # The communication score is capped at communication_cap_per_skill_point * SP.
     communication_cap_per_skill_point: float = 100.0
+
+    def to_wire(self) -> dict[str, float]:
+        """As ``config.scoring`` spells them (the journal keeps them so a replay scores alike)."""
+        return {wire_name(field.name): getattr(self, field.name) for field in attrs.fields(ScoringRules)}
 
 
 # Accepted range of each scoring option, inclusive (README "Configuration", schema.json ScoringRules).
@@ -82,6 +89,9 @@ class BridgeConfig:
     max_database_size: int = DEFAULT_MAX_DATABASE_SIZE
     # Periodic flush; None or 0 disables it (flushes still happen on push, delete, shutdown).
     flush_interval_seconds: float | None = None
+    # Group commit: fdatasync the journal at most this often while appends are unsynced; 0 = never
+    # (the journal then survives a crash of the bridge, not a power cut). bench/README.md: the cost.
+    journal_sync_milliseconds: float = DEFAULT_JOURNAL_SYNC_MILLISECONDS
     scoring: ScoringRules = ScoringRules()
 
     def resolved_database_path(self) -> Path | None:
@@ -187,6 +197,16 @@ def _flush_interval(value: Any, _type: Any) -> float | None:
     return float(value) or None
 
 
+def _journal_sync(value: Any, _type: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= MAX_JOURNAL_SYNC_MILLISECONDS:
+        raise ConfigError(
+            f"journalSyncMilliseconds must be a number of milliseconds between 0 (never sync) and "
+            f"{MAX_JOURNAL_SYNC_MILLISECONDS}; got {value!r}."
+        )
+    return float(value)
+
+
 def _number(option: str, minimum: float, maximum: float) -> Callable[[Any, Any], float]:
     def structure(value: Any, _type: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
@@ -210,6 +230,7 @@ def make_config_converter() -> cattrs.Converter:
             "database_path": _database_path,
             "max_database_size": lambda v, _t: parse_database_size(v),
             "flush_interval_seconds": _flush_interval,
+            "journal_sync_milliseconds": _journal_sync,
         }),
     ):
         overrides = {}

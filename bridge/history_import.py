@@ -188,7 +188,7 @@ def plan_shards(sizes: dict[str, int], workers: int, min_share: float = MIN_SHAR
 def _import_shard(store: Store, history: OpenCodeHistory, rules: ScoringRules, since: datetime | None,
                   directories: frozenset[str] | None, batch_sessions: int, result: ImportResult,
                   progress: Callable[[int], None]) -> None:
-    service = TrackingService(store, rules, journal_id=f"import-{secrets.token_hex(6)}")
+    service = TrackingService(store, rules, journal_id=f"import-{secrets.token_hex(6)}", holds_events=False)
     before: dict[str, tuple[float, ...]] = {}  # the batch's sessions: their counters before
     for session in history.sessions(since, directories):
         before[session.id] = _import_session(service, session, result)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 import shutil
 import struct
 import tempfile
@@ -20,6 +21,7 @@ import lmdb
 import orjson
 
 from .config import BridgeConfig, MiB
+from .filesystem import Trouble, display
 from .lmdbjs import is_lmdbjs_file
 
 SCHEMA_VERSION = 1
@@ -57,6 +59,18 @@ class ReadOnlyDatabase(StoreError):
 
 class DatabaseFull(StoreError):
     """The map (maxDatabaseSize) is full: writes are refused until it is raised."""
+
+
+class DiskTrouble(StoreError):
+    """The file system refused the write (full, quota, read-only, I/O error): retry when it is back."""
+
+    def __init__(self, trouble: Trouble):
+        super().__init__(trouble.nothing_written())
+        self.trouble = trouble
+
+
+class DatabaseReplaced(StoreError):
+    """The file at the database path is no longer the one this store has open (moved or deleted)."""
 
 
 class CorruptRecord(StoreError):
@@ -235,6 +249,8 @@ class Store:
         self._writes_refused = readonly
         # Why the store is unavailable or refuses writes; its type says which kind of problem.
         self.failure: StoreError | None = None
+        # (device, inode) of the file we opened: a different one at the path means it was replaced.
+        self._identity: tuple[int, int] | None = None
 
     # -- opening -----------------------------------------------------------------------
 
@@ -258,6 +274,8 @@ class Store:
                 lock=True, readahead=False, meminit=False, create=not self._opened_readonly,
             )
             self._open_sub_databases()
+            opened = os.stat(self.path)
+            self._identity = (opened.st_dev, opened.st_ino)
         except StoreError as exc:
             self._fail(exc)
         except lmdb.Error as exc:
@@ -427,6 +445,9 @@ class Store:
             raise self.failure from exc
         except lmdb.Error as exc:
             txn.abort()
+            trouble = Trouble.of(exc, self.path.parent)
+            if trouble is not None:
+                raise DiskTrouble(trouble) from exc
             raise StoreError(f"The database refused the write: {exc}. Nothing was written.") from exc
         except BaseException:
             txn.abort()
@@ -450,6 +471,35 @@ class Store:
             self._env.copy(str(target), compact=True)
         except lmdb.Error as exc:
             raise StoreError(f"Cannot copy the database to {target}: {exc}.") from None
+
+    def replaced(self) -> bool:
+        """True when the path no longer leads to the file we have open (moved, deleted, replaced).
+
+        Writing on would put every later flush into a file nobody reads; checked before each flush
+        and after its commit (one stat call).
+        """
+        if self._env is None or self._identity is None or self._temporary_dir is not None:
+            return False
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return True
+        return (now.st_dev, now.st_ino) != self._identity
+
+    def reopen(self) -> str:
+        """Open whatever is at the path now (creating a new database if nothing is); says what it found."""
+        existed = self.path.exists()
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+        self._dbs = {}
+        self.failure, self._identity = None, None
+        self._writes_refused = self._opened_readonly
+        self._open()
+        if not self.available:
+            return f"it could not be reopened: {self.error}"
+        return (f"the bridge reopened {display(self.path)} ("
+                f"{'the database now at that path' if existed else 'a new, empty database'}) and writes there from now on")
 
     def close(self) -> None:
         if self._env is not None:

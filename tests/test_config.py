@@ -216,6 +216,14 @@ def test_default_size_is_512_mib() -> None:
                           'the home directory, or ":memory:"); got 5.'),
     ({"flushIntervalSeconds": -1}, "flushIntervalSeconds must be a number of seconds between 0 (off) "
                                    "and 86400; got -1."),
+    ({"journalSyncMilliseconds": -1}, "journalSyncMilliseconds must be a number of milliseconds between 0 "
+                                      "(never sync) and 60000; got -1."),
+    ({"journalSyncMilliseconds": "50ms"}, "journalSyncMilliseconds must be a number of milliseconds between 0 "
+                                          "(never sync) and 60000; got '50ms'."),
+    ({"journalSyncMilliseconds": True}, "journalSyncMilliseconds must be a number of milliseconds between 0 "
+                                        "(never sync) and 60000; got True."),
+    ({"journalSyncMilliseconds": 60001}, "journalSyncMilliseconds must be a number of milliseconds between 0 "
+                                         "(never sync) and 60000; got 60001."),
 ])
 def test_invalid_options_give_one_clear_sentence(raw: dict, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -316,3 +324,9 @@ async def test_the_bridge_rejects_unknown_options_in_initialize(isolated_home: P
     finally:
         bridge.kill()
         await bridge.wait()
+
+
+def test_journal_sync_defaults_to_50_ms_and_0_turns_it_off() -> None:
+    assert structure_config(None).journal_sync_milliseconds == 50.0
+    assert structure_config({"journalSyncMilliseconds": 0}).journal_sync_milliseconds == 0.0
+    assert structure_config({"journalSyncMilliseconds": 2.5}).journal_sync_milliseconds == 2.5

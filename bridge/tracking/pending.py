@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from ..config import ScoringRules
-from ..store import WriteView, key
+from ..store import SEP, WriteView, key
 from ..timestamps import millis_between
 from .git_commands import hashes_match
 from .scoring import AgentState, apply_grade, earn, reinstate, report_bug
@@ -64,6 +64,14 @@ class Merge:
     # Counters added on flush; missing ones start at 0 (an int: counts stay ints, XP may be a float).
     add: defaultdict[str, float] = attrs.Factory(lambda: defaultdict(int))
 
+    def then(self, later: "Merge") -> None:
+        """This merge followed by ``later`` (no handler both sets and adds one field)."""
+        for name, value in later.set_default.items():
+            self.set_default.setdefault(name, value)
+        self.set.update(later.set)
+        for name, delta in later.add.items():
+            self.add[name] += delta
+
     def apply_to(self, record: dict[str, Any]) -> dict[str, Any]:
         for name, value in self.set_default.items():
             record.setdefault(name, value)
@@ -107,6 +115,8 @@ class PendingChanges:
     ledger_chunks: dict[str, int] = attrs.Factory(dict)
     summaries: list[SessionSummary] = attrs.Factory(list)
     events: int = 0
+    # Events per agent in this buffer (agent.status shows them as pendingChanges).
+    counts: dict[str, int] = attrs.Factory(dict)
 
     def __bool__(self) -> bool:
         return bool(self.agent_ops or self.inserts or self.merges or self.meta or self.failed_calls or self.summaries)
@@ -136,6 +146,32 @@ class PendingChanges:
                 else:
                     found.update(calls)
 
+    def absorb(self, later: "PendingChanges") -> None:
+        """Append ``later`` to this (older) buffer, as if every event had gone into one.
+
+        A flush that failed puts its batch back in front of what arrived while it ran.
+        """
+        for agent_id, ops in later.agent_ops.items():
+            for op in ops:
+                self.add_op(agent_id, op)
+        self.inserts.update(later.inserts)
+        for merge_key, merge in later.merges.items():
+            mine = self.merges.get(merge_key)
+            if mine is None:
+                self.merges[merge_key] = merge
+            else:
+                mine.then(merge)
+        self.meta.update(later.meta)
+        for session_id, call_ids in later.failed_calls.items():
+            self.failed_calls.setdefault(session_id, []).extend(call_ids)
+        for session_id, chunks in later.ledger_chunks.items():
+            # checked against fewer chunks: the flush reads the whole ledger when they differ
+            self.ledger_chunks[session_id] = min(chunks, self.ledger_chunks.get(session_id, chunks))
+        self.summaries.extend(later.summaries)
+        self.events += later.events
+        for agent_id, count in later.counts.items():
+            self.counts[agent_id] = self.counts.get(agent_id, 0) + count
+
     def merge(self, db: str, record_key: str) -> Merge:
         found = self.merges.get((db, record_key))
         if found is None:
@@ -163,8 +199,11 @@ class PendingChanges:
                 continue  # written by their agent operation, which also counts them
             outcome.entries_written += view.insert(db, record_key, record)
         usage_sessions: dict[str, None] = {}
-        for (db, record_key), merge in self.merges.items():
-            view.put(db, record_key, merge.apply_to(view.get(db, record_key) or {}))
+        for (db, merge_key), merge in self.merges.items():
+            target = _stored_commit_key(view, merge_key) if db == "commits" else merge_key
+            if target is None:
+                continue  # an update of a commit that is not stored: never make a row of it alone
+            view.put(db, target, merge.apply_to(view.get(db, target) or {}))
             outcome.entries_written += 1
             if db == "usage":
                 usage_sessions[merge.set["sessionID"]] = None
@@ -325,6 +364,18 @@ def pushed_before(view: Any, marker: str, head: str | None) -> bool:
         return view.meta(marker) is not None
     prefix = marker[:len(marker) - len(head)] + head[:4]
     return any(hashes_match(str(value.get("head", "")), head) for _, value in view.scan("meta", prefix))
+
+
+def _stored_commit_key(view: WriteView, record_key: str) -> str | None:
+    """Where the commit an update names is stored: under its own key, or (if a flush in flight found it
+    stored by another bridge under another form of its hash) under that one's."""
+    if view.get("commits", record_key) is not None:
+        return record_key
+    project_part, _, commit_hash = record_key.rpartition(SEP)
+    for stored_key, stored in view.scan("commits", f"{project_part}{SEP}{commit_hash[:4]}"):
+        if hashes_match(str(stored.get("hash", "")), commit_hash):
+            return stored_key
+    return None
 
 
 def _insert_commit(view: WriteView, record_key: str, record: dict[str, Any]) -> bool:

@@ -191,7 +191,7 @@ export function parseGradeArguments(args) {
  */
 
 /** Options forwarded to the bridge's `initialize` as `config`. */
-const BRIDGE_CONFIG_KEYS = ["databasePath", "maxDatabaseSize", "flushIntervalSeconds", "scoring"];
+const BRIDGE_CONFIG_KEYS = ["databasePath", "maxDatabaseSize", "flushIntervalSeconds", "journalSyncMilliseconds", "scoring"];
 
 /**
  * @param {unknown} value
@@ -228,7 +228,8 @@ function positive(value, fallback) {
  * (`"plugin": [["<spec>", {...}]]`); environment variables override for tests and recording
  * (`AGENT_TRACKER_BRIDGE_COMMAND`, `AGENT_TRACKER_PLUGIN_RECORD`, `AGENT_TRACKER_DISABLE=1`); the
  * bridge itself also reads `AGENT_TRACKER_DATABASE_PATH`.
- * Bridge options (`databasePath`, `maxDatabaseSize`, `flushIntervalSeconds`, `scoring`) are
+ * Bridge options (`databasePath`, `maxDatabaseSize`, `flushIntervalSeconds`, `journalSyncMilliseconds`,
+ * `scoring`) are
  * passed through unvalidated: the bridge validates them and names the bad one.
  * @param {Record<string, unknown> | undefined} raw
  * @param {Record<string, string | undefined>} env
