@@ -21,6 +21,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
 from .protocol.names import wire_name
+from .wording import noun
 
 # cattrs' stub types the attribute overrides (**kwargs) and its own flags as one namespace, which
 # mypy cannot tell apart when the overrides come as a dict; the function itself takes both.
@@ -254,7 +255,7 @@ def _first_error(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
         names = ", ".join(sorted(exc.extra_fields))
-        return f"Unknown configuration option(s): {names}."
+        return f"Unknown configuration {noun(len(exc.extra_fields), 'option')}: {names}."
     if isinstance(exc, BaseExceptionGroup):
         for sub in exc.exceptions:
             note = next((n for n in getattr(sub, "__notes__", []) if isinstance(n, str)), "")
@@ -279,7 +280,7 @@ def structure_config(raw: Mapping[str, Any] | None) -> BridgeConfig:
     if scoring is not None:
         unknown = sorted(set(scoring) - {wire_name(f.name) for f in attrs.fields(ScoringRules)})
         if unknown:
-            raise ConfigError(f"Unknown scoring rule(s): {', '.join(map(str, unknown))}.")
+            raise ConfigError(f"Unknown scoring {noun(len(unknown), 'rule')}: {', '.join(map(str, unknown))}.")
     try:
         return CONVERTER.structure(dict(raw), BridgeConfig)
     except Exception as exc:  # cattrs wraps errors in groups; flatten to one sentence

@@ -192,10 +192,10 @@ def test_default_size_is_512_mib() -> None:
 
 
 @pytest.mark.parametrize(("raw", "message"), [
-    ({"colour": "red"}, "Unknown configuration option(s): colour."),
-    ({"databasePath": "~/x.lmdb", "zeta": 1, "alpha": 2}, "Unknown configuration option(s): alpha, zeta."),
-    ({"database_path": "~/x.lmdb"}, "Unknown configuration option(s): database_path."),
-    ({"scoring": {"toolCallXP": 3}}, "Unknown scoring rule(s): toolCallXP."),
+    ({"colour": "red"}, "Unknown configuration option: colour."),
+    ({"databasePath": "~/x.lmdb", "zeta": 1, "alpha": 2}, "Unknown configuration options: alpha, zeta."),
+    ({"database_path": "~/x.lmdb"}, "Unknown configuration option: database_path."),
+    ({"scoring": {"toolCallXP": 3}}, "Unknown scoring rule: toolCallXP."),
     ({"scoring": 3}, "scoring must be an object of rule overrides; got 3."),
     ({"scoring": {"toolCallXp": -1}}, "scoring.toolCallXp must be a number from 0 to 1000000; got -1."),
     ({"scoring": {"levelCost": 0}}, "scoring.levelCost must be a number from 1 to 1000000000; got 0."),
@@ -319,7 +319,7 @@ async def test_the_bridge_rejects_unknown_options_in_initialize(isolated_home: P
     try:
         with pytest.raises(RpcError) as caught:
             await bridge.initialize(None, databasePath=str(tmp_path / "t.lmdb"), colour="red")
-        assert (caught.value.code, caught.value.message) == (-32602, "Unknown configuration option(s): colour.")
+        assert (caught.value.code, caught.value.message) == (-32602, "Unknown configuration option: colour.")
         assert not (tmp_path / "t.lmdb").exists()
     finally:
         bridge.kill()

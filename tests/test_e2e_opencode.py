@@ -713,7 +713,8 @@ def test_real_opencode_history_database(tmp_path: Path) -> None:
             "cacheRead": sum(r["tokens"]["cache"]["read"] for r in rows),
             "cacheWrite": sum(r["tokens"]["cache"]["write"] for r in rows), "total": got["tokens"]["total"]}, agent
         assert got["cost"] == pytest.approx(sum(r["cost"] for r in rows), rel=1e-12, abs=0), agent
-    assert setups["general"]["cost"] is None, "the subagent's usage counts for its root's setup"
+    # never a setup of its own: a subagent of build's
+    assert "general" not in setups and [sub["agent"] for sub in setups["build"]["subagents"]] == ["general"]
 
     # Imported from the database OpenCode wrote: the same report, column for column; imported into
     # the database the plugin filled live: nothing counted twice.

@@ -181,7 +181,7 @@ def test_a_dry_run_reports_what_the_import_adds_and_writes_nothing(capsys: pytes
     assert second["sessions"]["new"] == 0 and second["toolCalls"]["counted"] == 0
     assert database.stat().st_size == size and export_tables(capsys, database) == stored
     code, out, _ = run(capsys, "import-opencode", "--db", str(db), "--database", str(database), "--dry-run")
-    assert code == 0 and "this import would bring in 0 new session(s)" in " ".join(out.split())
+    assert code == 0 and "this import would bring in 0 new sessions" in " ".join(out.split())
 
 
 def test_since_imports_only_later_sessions(capsys: pytest.CaptureFixture[str], db: Path, source: Source,
@@ -318,8 +318,8 @@ def test_the_summary_and_the_default_location(capsys: pytest.CaptureFixture[str]
     code, out, _ = run(capsys, "import-opencode")
     text = " ".join(out.split())
     assert code == 0 and "Import of OpenCode's history" in text
-    assert f"3 session(s) read from {data / 'opencode.db'} (1 of them subagents' sessions): this import brought in " \
-           f"3 new session(s) and the usage of 10 model call(s)" in text
+    assert f"3 sessions read from {data / 'opencode.db'} (1 of them subagents' sessions): this import brought in " \
+           f"3 new sessions and the usage of 10 model calls" in text
 
 
 def test_install_plugin_says_how_many_past_sessions_import_would_bring_in(capsys: pytest.CaptureFixture[str],
@@ -331,7 +331,7 @@ def test_install_plugin_says_how_many_past_sessions_import_would_bring_in(capsys
     shutil.copyfile(db, data / "opencode.db")
     code, out, _ = run(capsys, "install-plugin", "--dry-run")
     assert out.splitlines()[-1] == (
-        f"Past sessions: OpenCode's history ({data / 'opencode.db'}) holds 3 of 3 session(s) agent-tracker has not "
+        f"Past sessions: OpenCode's history ({data / 'opencode.db'}) holds 3 of 3 sessions agent-tracker has not "
         f"seen; `agent-tracker import-opencode` brings them in (`--dry-run` shows what it would add).")
     code, _, _ = run(capsys, "import-opencode", "--since", "2000-01-01")
     code, out, _ = run(capsys, "install-plugin", "--dry-run")

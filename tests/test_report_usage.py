@@ -14,6 +14,7 @@ from test_report import CLAUDE, GPT, QWEN, Tracker, make_projects
 from bridge.cli import main
 from bridge.report.build import build_report
 from bridge.report.model import Report, SetupRow
+from bridge.report.recommend import recommend_for
 from bridge.report.render import SETUP_COLUMNS, USAGE_COLUMNS, render_text
 
 HAIKU = ("anthropic", "claude-haiku-4-5")
@@ -118,6 +119,24 @@ def test_recommendations_name_cost_and_the_cheapest_setup_within_5_points(priced
     assert web.text.endswith("0.00 bugs/commit, 0.00 $/commit; it is the cheapest setup within 5 points).")
 
 
+def test_recommend_names_cost_and_the_cheapest_setup_within_5_points(priced: Tracker, tmp_path: Path) -> None:
+    report = build_report(priced.store)
+    claude, gpt = row(report, "build", "anthropic/claude-sonnet-4-5"), row(report, "build", "openai/gpt-5")
+    advice = recommend_for(priced.store, tmp_path / "projects" / "shop")
+    assert advice.answer is not None and advice.answer.name == "stack"
+    lines = advice.lines()
+    # claude: $1.05 over the 3 sessions with usage (the old one has none), 4 commits
+    assert lines[3] == ("Cost: 0.35 $ per session, 0.26 $ per commit; cheapest setup within 5 points: agent build "
+                        f"with openai/gpt-5 at 0.03 $ per commit (score {gpt.score:.1f}).")
+    assert lines[4].endswith("mean user grade -, 0.03 $ per commit).")
+    wire = advice.to_wire()
+    assert (wire["recommendation"]["setup"], wire["cheapest"]["setup"]) == (claude.setup, gpt.setup)
+    assert wire["cheapest"]["costPerCommit"] == pytest.approx(0.03)
+    # the local model is its stack's best and costs nothing: no cheaper one
+    web = recommend_for(priced.store, tmp_path / "projects" / "web").lines()
+    assert web[3] == "Cost: 0.00 $ per session, 0.00 $ per commit; no setup within 5 points of it is cheaper per commit."
+
+
 def test_a_setup_without_usage_is_recommended_without_cost(tmp_path: Path) -> None:
     shop, _ = make_projects(tmp_path)
     t = Tracker(tmp_path / "db.lmdb")
@@ -160,9 +179,11 @@ def test_the_table_shows_the_cost_columns_when_they_fit(priced: Tracker) -> None
     claude_line = next(line for line in wide.splitlines() if "claude-sonnet" in line)
     assert claude_line.split()[-7:-2] == ["0.35", "0.26", "2.3k", "5.0s", f"{claude.value:,.0f}"]
     assert "Agent setups (10 sessions, 10 commits, 0 grades, 1.14 $ over 16.8k tokens" in wide
-    narrow = render_text(report, width=120)  # the cost columns are the first a narrow terminal drops
-    assert not any(name in narrow.split("Not shown")[0] for name in ("$/S", "$/C", "Tok/C"))
-    assert "$/C, Value, $/S, Tok/C, Time/S" in " ".join(narrow.split())
+    # In a narrow terminal $/C stays (right after the user's grade); the other cost columns go first.
+    narrow = render_text(report, width=80)
+    header = next(line for line in narrow.splitlines() if line.lstrip().startswith("#"))
+    assert header.split() == ["#", "Stack", "Agent", "Model", "$/C", "Score"]
+    assert "Value, $/S, Tok/C, Time/S (--wide" in " ".join(narrow.split())
     assert [c.header for c in SETUP_COLUMNS if c.key in USAGE_COLUMNS] == ["$/S", "$/C", "Tok/C", "Time/S", "Value"]
 
 

@@ -13,6 +13,7 @@ import sys
 from datetime import datetime
 from typing import Any, Callable
 
+from ..wording import plural
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -124,16 +125,19 @@ def _print_summary(wire: dict[str, Any]) -> None:
     console.print(table)
     verb = "would bring in" if dry else "brought in"
     since = f" created since {wire['since']}" if wire["since"] else ""
-    console.print(f"{sessions['read']} session(s){since} read from {wire['source']} ({sessions['children']} of them "
-                  f"subagents' sessions): this import {verb} {sessions['new']} new session(s) and the usage of "
-                  f"{usage['messages']} model call(s) (a call recorded before is replaced, never added) into "
-                  f"{wire['database']}.", highlight=False)
+    console.print(f"{plural(sessions['read'], 'session')}{since} read from {wire['source']} ({sessions['children']} "
+                  f"of them subagents' sessions): this import {verb} {plural(sessions['new'], 'new session')} and "
+                  f"the usage of {plural(usage['messages'], 'model call')} (a call recorded before is replaced, "
+                  f"never added) into {wire['database']}.", highlight=False)
     if sessions["alreadyTracked"]:
-        console.print(f"{sessions['alreadyTracked']} session(s) were already tracked: nothing of theirs is counted "
-                      f"twice (same session, message and call ids); what they lacked was added.", highlight=False)
+        tracked = sessions["alreadyTracked"]
+        console.print(f"{plural(tracked, 'session')} {'was' if tracked == 1 else 'were'} already tracked: nothing "
+                      f"of theirs is counted twice (same session, message and call ids); what they lacked was added.",
+                      highlight=False)
     if calls["countedBeforeCallIds"]:
-        console.print(f"{calls['countedBeforeCallIds']} tool call(s) of sessions tracked by an older agent-tracker "
-                      f"(which kept no call ids) were left as that bridge counted them.", highlight=False)
+        console.print(f"{plural(calls['countedBeforeCallIds'], 'tool call')} of sessions tracked by an older "
+                      f"agent-tracker (which kept no call ids) {'was' if calls['countedBeforeCallIds'] == 1 else 'were'} "
+                      f"left as that bridge counted them.", highlight=False)
     for problem in wire["problems"][:10]:
         console.print(f"  [yellow]{problem}[/yellow]", highlight=False)
     if len(wire["problems"]) > 10:

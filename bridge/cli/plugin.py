@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..wording import plural
 from .common import EXIT_FAILED, EXIT_OK, CommandError, resolved_argument
 
 
@@ -47,7 +48,7 @@ def history_hint(args: argparse.Namespace) -> str:
         return f"Past sessions: could not count them ({exc}); `agent-tracker import-opencode --dry-run` shows them."
     if not missing:
         return f"Past sessions: all {total} in OpenCode's history ({where}) are tracked already."
-    return (f"Past sessions: OpenCode's history ({where}) holds {missing} of {total} session(s) agent-tracker has "
+    return (f"Past sessions: OpenCode's history ({where}) holds {missing} of {plural(total, 'session')} agent-tracker has "
             f"not seen; `agent-tracker import-opencode` brings them in (`--dry-run` shows what it would add).")
 
 

@@ -301,8 +301,3 @@ def fmt(value: float | None, digits: int = 2) -> str:
         return "-"
     return f"{value:.{digits}f}"
 
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """``1 session``, ``2 sessions``, ``0 sessions``; ``nouns`` for an irregular plural."""
-    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"

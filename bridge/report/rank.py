@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..tracking.setups import UNKNOWN_AGENT, UNKNOWN_MODEL
-from .model import UNKNOWN_STACK, Recommendation, SetupRow, fmt, plural
+from ..wording import plural
+from .model import UNKNOWN_STACK, Recommendation, SetupRow, fmt
 
 
 def sort_key(row: SetupRow) -> tuple[Any, ...]:

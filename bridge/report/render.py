@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import attrs
 
-from .model import Report, SetupRow, fmt, plural
+from ..wording import plural
+from .model import Report, SetupRow, fmt
 from .rank import money
 from .score import FORMULA
 
@@ -97,10 +98,12 @@ SETUP_COLUMNS: list[Column] = [
 ]
 COLUMN = {column.key: column for column in SETUP_COLUMNS}
 KEY_COLUMNS = ("rank", "agent", "model", "score")  # shown at every width, never cut
-# The others, most telling first: added while the table still fits.
-PRIORITY = ("stack", "sessions", "userGrade", "commits", "bugsPerCommit", "agentGrade", "commitsPerSession",
-            "lastUsed", "xpPerSession", "excellenceShare", "badShare", "abandonRate", "toolFailureRate", "fixupRate",
-            "revertedCommits", "costPerCommit", "value", "costPerSession", "tokensPerCommit", "timePerSession")
+# The others, most telling first: added while the table still fits. What a commit costs comes
+# right after the user's grade: "good commits per dollar" is the question (when usage is recorded).
+PRIORITY = ("stack", "sessions", "userGrade", "costPerCommit", "commits", "bugsPerCommit", "agentGrade",
+            "commitsPerSession", "lastUsed", "xpPerSession", "excellenceShare", "badShare", "abandonRate",
+            "toolFailureRate", "fixupRate", "revertedCommits", "value", "costPerSession", "tokensPerCommit",
+            "timePerSession")
 # Shown only when some setup has usage recorded (else every cell would be "-").
 USAGE_COLUMNS = ("costPerSession", "costPerCommit", "tokensPerCommit", "timePerSession", "value")
 

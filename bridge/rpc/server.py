@@ -36,6 +36,7 @@ from ..tracking import faults
 from ..tracking.journal import Journal, OrphanJournal, find_orphans, journal_dir_for
 from ..tracking.service import EventDropped, EventRejected, TrackingService
 from ..tracking.trouble import Troubles
+from ..wording import plural
 from .flushing import Flusher, OrphanRecovery
 from .protocol import PARSE_ERROR, BridgeProtocol
 from .recorder import Recorder, recorder_from_env
@@ -367,8 +368,8 @@ class BridgeServer(JsonRPCServer):
             recovered["journals"] += int(recovery.removed)  # one that stays (read-only folder) replays nothing
             recovered["events"] += recovery.events
         if recovered["events"]:
-            self.log("info", f"Recovered {recovered['events']} events from "
-                             f"{recovered['journals']} interrupted session(s).")
+            self.log("info", f"Recovered {plural(recovered['events'], 'event')} from "
+                             f"{plural(recovered['journals'], 'interrupted session')}.")
         return recovered, deferred
 
     def _rules_of(self, orphan: OrphanJournal, header: dict[str, Any]) -> ScoringRules:
