@@ -42,9 +42,9 @@ SUMMARY_START, SUMMARY_END = "<!-- bench-table -->", "<!-- /bench-table -->"
 SUMMARY_KEYS = (
     "session_buffer_rate", "session_flush_ms", "session_transactions", "baseline_a_total_ms",
     "baseline_b_flush_ms", "session_flush_vs_b_ceiling", "session_total_vs_a_ceiling", "session_flush_vs_b",
-    "session_total_vs_a", "replay_bridge", "replay_floor", "node_bridge", "node_floor", "node_bridge_vs_floor",
+    "session_total_vs_a", "replay_bridge", "replay_bridge_nosync", "replay_group_commit_cost", "replay_floor", "node_bridge", "node_floor", "node_bridge_vs_floor",
     "cold_bridge_ms", "cold_pygls_ms", "cold_bridge_vs_pygls", "idle_rss_mib", "report_seconds",
-    "migration_records_per_s", "opencode_parts_per_s", "hook_after_p50_us",
+    "migration_records_per_s", "opencode_parts_per_s", "opencode_import_parts_per_s", "hook_after_p50_us",
 )
 
 # Every figure the bench prints, by section (stable keys: --compare and the smoke test use them).
@@ -66,7 +66,9 @@ SECTIONS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ("session_total_vs_a", "session: whole-session speed-up vs (a)"),
     ]),
     "transport": ("bench.transport", [
-        ("replay_bridge", "replay: bridge (journal on), notifications/s"),
+        ("replay_bridge", "replay: bridge (journal on, group commit on), notifications/s"),
+        ("replay_bridge_nosync", "replay: bridge (journal on, group commit off), notifications/s"),
+        ("replay_group_commit_cost", "replay: group commit on / off"),
         ("replay_floor", "replay: floor (asyncio+orjson), notifications/s"),
         ("replay_pygls", "replay: stock pygls (default reader), notifications/s"),
         ("replay_bridge_vs_floor", "replay: bridge / floor"),
@@ -96,6 +98,7 @@ SECTIONS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ("stored_bytes_per_100k", "database size per 100,000 stored events (generator)"),
         ("migration_records_per_s", "migration: lmdb-js records decoded/s"),
         ("opencode_parts_per_s", "import-opencode: OpenCode history parts read/s"),
+        ("opencode_import_parts_per_s", "import-opencode: OpenCode history parts imported/s"),
         ("hook_after_p50_us", "plugin hook tool.execute.after p50"),
         ("hook_after_p99_us", "plugin hook tool.execute.after p99"),
     ]),

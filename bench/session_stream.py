@@ -50,7 +50,7 @@ TOOLS = ("read", "edit", "bash", "grep", "glob", "write", "read", "edit", "list"
 
 # The Store's sub-databases and open flags (bridge/store.py), for the bare baselines.
 SUB_DATABASES = ("agents", "sessions", "commits", "communication", "retrospectives",
-                 "activities", "projects", "migrations", "meta")
+                 "activities", "projects", "migrations", "meta", "usage", "calls")
 MAP_SIZE = 512 * 1024 * 1024
 # Idle time before each baseline flush, like the bridge's stretch of buffering before a push.
 FLUSH_GAP_S = 0.05
@@ -232,6 +232,9 @@ class _RecordingView:
 
     def count(self, db: str) -> int:
         return self._view.count(db)
+
+    def cursor(self, db: str) -> Any:  # reads only (the tracking service counts ledger chunks)
+        return self._view.cursor(db)
 
     def put(self, db: str, k: str, value: Any) -> None:
         self._rows.append(("put", db, k, value))

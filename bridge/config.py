@@ -21,6 +21,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
 from .protocol.names import wire_name
+from .wording import noun
 
 # cattrs' stub types the attribute overrides (**kwargs) and its own flags as one namespace, which
 # mypy cannot tell apart when the overrides come as a dict; the function itself takes both.
@@ -33,6 +34,9 @@ MIN_DATABASE_SIZE = 1 * MiB
 MAX_DATABASE_SIZE = 2 * GiB
 MEMORY_PATH = ":memory:"
 DATABASE_FILE_NAME = "agent-tracker.lmdb"
+
+MAX_JOURNAL_SYNC_MILLISECONDS = 60_000
+DEFAULT_JOURNAL_SYNC_MILLISECONDS = 50.0
 
 ENV_DATABASE_PATH = "AGENT_TRACKER_DATABASE_PATH"
 ENV_MAX_DATABASE_SIZE = "AGENT_TRACKER_MAX_DATABASE_SIZE"
@@ -58,6 +62,10 @@ class ScoringRules:
     # The communication score is capped at communication_cap_per_skill_point * SP.
     communication_cap_per_skill_point: float = 100.0
 
+    def to_wire(self) -> dict[str, float]:
+        """As ``config.scoring`` spells them (the journal keeps them so a replay scores alike)."""
+        return {wire_name(field.name): getattr(self, field.name) for field in attrs.fields(ScoringRules)}
+
 
 # Accepted range of each scoring option, inclusive (README "Configuration", schema.json ScoringRules).
 # Without a ceiling one option like pushXp 1e30 made the level-up loop spin for ever. These keep
@@ -82,6 +90,9 @@ class BridgeConfig:
     max_database_size: int = DEFAULT_MAX_DATABASE_SIZE
     # Periodic flush; None or 0 disables it (flushes still happen on push, delete, shutdown).
     flush_interval_seconds: float | None = None
+    # Group commit: fdatasync the journal at most this often while appends are unsynced; 0 = never
+    # (the journal then survives a crash of the bridge, not a power cut). bench/README.md: the cost.
+    journal_sync_milliseconds: float = DEFAULT_JOURNAL_SYNC_MILLISECONDS
     scoring: ScoringRules = ScoringRules()
 
     def resolved_database_path(self) -> Path | None:
@@ -187,6 +198,16 @@ def _flush_interval(value: Any, _type: Any) -> float | None:
     return float(value) or None
 
 
+def _journal_sync(value: Any, _type: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= MAX_JOURNAL_SYNC_MILLISECONDS:
+        raise ConfigError(
+            f"journalSyncMilliseconds must be a number of milliseconds between 0 (never sync) and "
+            f"{MAX_JOURNAL_SYNC_MILLISECONDS}; got {value!r}."
+        )
+    return float(value)
+
+
 def _number(option: str, minimum: float, maximum: float) -> Callable[[Any, Any], float]:
     def structure(value: Any, _type: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
@@ -210,6 +231,7 @@ def make_config_converter() -> cattrs.Converter:
             "database_path": _database_path,
             "max_database_size": lambda v, _t: parse_database_size(v),
             "flush_interval_seconds": _flush_interval,
+            "journal_sync_milliseconds": _journal_sync,
         }),
     ):
         overrides = {}
@@ -233,7 +255,7 @@ def _first_error(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
         names = ", ".join(sorted(exc.extra_fields))
-        return f"Unknown configuration option(s): {names}."
+        return f"Unknown configuration {noun(len(exc.extra_fields), 'option')}: {names}."
     if isinstance(exc, BaseExceptionGroup):
         for sub in exc.exceptions:
             note = next((n for n in getattr(sub, "__notes__", []) if isinstance(n, str)), "")
@@ -258,7 +280,7 @@ def structure_config(raw: Mapping[str, Any] | None) -> BridgeConfig:
     if scoring is not None:
         unknown = sorted(set(scoring) - {wire_name(f.name) for f in attrs.fields(ScoringRules)})
         if unknown:
-            raise ConfigError(f"Unknown scoring rule(s): {', '.join(map(str, unknown))}.")
+            raise ConfigError(f"Unknown scoring {noun(len(unknown), 'rule')}: {', '.join(map(str, unknown))}.")
     try:
         return CONVERTER.structure(dict(raw), BridgeConfig)
     except Exception as exc:  # cattrs wraps errors in groups; flatten to one sentence

@@ -195,15 +195,14 @@ def _last_line(path: Path) -> str:
 
 def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any = None) -> int:
     from rich.console import Console
-
-    from .config import BridgeConfig
     from rich.text import Text
 
+    from .config import BridgeConfig
     from .report.build import build_report
-    from .report.model import plural
     from .report.recommend import recommend_for
     from .report.render import render_rich
     from .store import Store
+    from .wording import plural
 
     console = console or Console()
     source = examples_dir()

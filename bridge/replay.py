@@ -70,7 +70,8 @@ def replay_files(store: Store, config: BridgeConfig, paths: list[Path]) -> dict[
     files = []
     flush_errors: list[str] = []
     for path in paths:
-        service = TrackingService(store, config.scoring, journal_id=f"replay-{secrets.token_hex(6)}")
+        service = TrackingService(store, config.scoring, journal_id=f"replay-{secrets.token_hex(6)}",
+                                  holds_events=False)
         events = rejected = skipped = 0
         problems: list[dict[str, Any]] = []
         for line, direction, message, problem in read_recording(path):

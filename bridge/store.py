@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 import shutil
 import struct
 import tempfile
@@ -20,13 +21,17 @@ import lmdb
 import orjson
 
 from .config import BridgeConfig, MiB
+from .filesystem import Trouble, display
 from .lmdbjs import is_lmdbjs_file
 
 SCHEMA_VERSION = 1
 SUB_DATABASES = (
     "agents", "sessions", "commits", "communication", "retrospectives",
-    "activities", "projects", "migrations", "meta",
+    "activities", "projects", "migrations", "meta", "usage", "calls",
 )
+# Added after the first release: a database written by an older bridge lacks them until a newer
+# bridge (or any write) creates them. Opened read-only, it reads them as empty.
+ADDED_LATER = frozenset(("usage", "calls"))
 SEP = "\x00"  # composite-key separator: cannot occur in ids or paths (validated on input)
 
 T = TypeVar("T")
@@ -54,6 +59,18 @@ class ReadOnlyDatabase(StoreError):
 
 class DatabaseFull(StoreError):
     """The map (maxDatabaseSize) is full: writes are refused until it is raised."""
+
+
+class DiskTrouble(StoreError):
+    """The file system refused the write (full, quota, read-only, I/O error): retry when it is back."""
+
+    def __init__(self, trouble: Trouble):
+        super().__init__(trouble.nothing_written())
+        self.trouble = trouble
+
+
+class DatabaseReplaced(StoreError):
+    """The file at the database path is no longer the one this store has open (moved or deleted)."""
 
 
 class CorruptRecord(StoreError):
@@ -130,7 +147,10 @@ class ReadView:
         self._dbs = dbs
 
     def get(self, db: str, k: str) -> dict[str, Any] | None:
-        raw = self._txn.get(_encode_key(k), db=self._dbs[db])
+        handle = self._dbs.get(db)
+        if handle is None:  # a sub-database added later, absent from an older read-only database
+            return None
+        raw = self._txn.get(_encode_key(k), db=handle)
         if raw is None:
             return None
         try:
@@ -147,6 +167,8 @@ class ReadView:
     def scan(self, db: str, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
         """Entries whose key starts with prefix, in key order."""
         encoded = prefix.encode()
+        if db not in self._dbs:
+            return
         with self._txn.cursor(db=self._dbs[db]) as cursor:
             if not cursor.set_range(encoded):
                 return
@@ -188,12 +210,15 @@ class ReadView:
 
     def raw_values(self, db: str) -> Iterator[bytes]:
         """Every value, undecoded: for reports that decode in bulk."""
+        if db not in self._dbs:
+            return
         with self._txn.cursor(db=self._dbs[db]) as cursor:
             # Values come back as bytes: the environment is opened without buffers=True.
             yield from cursor.iternext(keys=False, values=True)  # type: ignore[misc]
 
     def count(self, db: str) -> int:
-        return self._txn.stat(self._dbs[db])["entries"]
+        handle = self._dbs.get(db)
+        return 0 if handle is None else self._txn.stat(handle)["entries"]
 
 
 class WriteView(ReadView):
@@ -224,6 +249,8 @@ class Store:
         self._writes_refused = readonly
         # Why the store is unavailable or refuses writes; its type says which kind of problem.
         self.failure: StoreError | None = None
+        # (device, inode) of the file we opened: a different one at the path means it was replaced.
+        self._identity: tuple[int, int] | None = None
 
     # -- opening -----------------------------------------------------------------------
 
@@ -247,6 +274,8 @@ class Store:
                 lock=True, readahead=False, meminit=False, create=not self._opened_readonly,
             )
             self._open_sub_databases()
+            opened = os.stat(self.path)
+            self._identity = (opened.st_dev, opened.st_ino)
         except StoreError as exc:
             self._fail(exc)
         except lmdb.Error as exc:
@@ -303,16 +332,24 @@ class Store:
         ours = {name.encode() for name in SUB_DATABASES}
         if existing - ours:
             strangers = ", ".join(sorted(k.decode(errors="replace") for k in existing - ours)[:5])
-            raise StoreUnavailable(
-                f"The LMDB database at {self.path} belongs to another program (it holds {strangers}); "
-                f"agent-tracker will not write into it. Choose another databasePath."
-            )
+            if not {b"agents", b"sessions", b"meta"} <= existing:
+                raise StoreUnavailable(
+                    f"The LMDB database at {self.path} belongs to another program (it holds {strangers}); "
+                    f"agent-tracker will not write into it. Choose another databasePath."
+                )
+            if not self._opened_readonly:
+                # Ours, with sub-databases a newer agent-tracker added: its rules may depend on them.
+                raise StoreUnavailable(
+                    f"The database at {self.path} was written by a newer agent-tracker (it has the "
+                    f"sub-databases {strangers}, which this one does not know); upgrade agent-tracker to "
+                    f"record into it. Reading it (report, status, export) still works.")
         if self._opened_readonly:
-            if any(name.encode() not in existing for name in SUB_DATABASES):
+            if any(name.encode() not in existing for name in SUB_DATABASES if name not in ADDED_LATER):
                 raise NotInitialised(f"The database at {self.path} has not been initialised yet.")
             # No txn=: py-lmdb closes handles opened inside a read-only transaction when it ends.
             for name in SUB_DATABASES:
-                self._dbs[name] = self._env.open_db(name.encode(), create=False)
+                if name.encode() in existing:  # one added later may be missing: it reads as empty
+                    self._dbs[name] = self._env.open_db(name.encode(), create=False)
         else:
             try:
                 with self._env.begin(write=True) as txn:
@@ -408,6 +445,9 @@ class Store:
             raise self.failure from exc
         except lmdb.Error as exc:
             txn.abort()
+            trouble = Trouble.of(exc, self.path.parent)
+            if trouble is not None:
+                raise DiskTrouble(trouble) from exc
             raise StoreError(f"The database refused the write: {exc}. Nothing was written.") from exc
         except BaseException:
             txn.abort()
@@ -421,6 +461,45 @@ class Store:
             # Another process with a larger maxDatabaseSize grew the map; adopt its size.
             self._env.set_mapsize(0)
             return self._env.begin(write=write)
+
+    def copy_to(self, target: Path) -> None:
+        """A consistent, compacted copy of the whole database at ``target`` (a file), e.g. for a dry
+        run that must apply the real rules without changing the real database."""
+        if self._env is None:
+            raise StoreUnavailable(self.error or "The database is not open.")
+        try:
+            self._env.copy(str(target), compact=True)
+        except lmdb.Error as exc:
+            raise StoreError(f"Cannot copy the database to {target}: {exc}.") from None
+
+    def replaced(self) -> bool:
+        """True when the path no longer leads to the file we have open (moved, deleted, replaced).
+
+        Writing on would put every later flush into a file nobody reads; checked before each flush
+        and after its commit (one stat call).
+        """
+        if self._env is None or self._identity is None or self._temporary_dir is not None:
+            return False
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return True
+        return (now.st_dev, now.st_ino) != self._identity
+
+    def reopen(self) -> str:
+        """Open whatever is at the path now (creating a new database if nothing is); says what it found."""
+        existed = self.path.exists()
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+        self._dbs = {}
+        self.failure, self._identity = None, None
+        self._writes_refused = self._opened_readonly
+        self._open()
+        if not self.available:
+            return f"it could not be reopened: {self.error}"
+        return (f"the bridge reopened {display(self.path)} ("
+                f"{'the database now at that path' if existed else 'a new, empty database'}) and writes there from now on")
 
     def close(self) -> None:
         if self._env is not None:

@@ -1,4 +1,4 @@
-"""Shared fixtures. Every test gets HOME and XDG_CONFIG_HOME in a temp dir: never the real home."""
+"""Shared fixtures. Every test gets HOME, XDG_CONFIG_HOME and XDG_DATA_HOME in a temp dir: never the real home."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    # OpenCode's own history (import-opencode, install-plugin's count) is looked up here too.
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     for name in list(os.environ):
-        if name.startswith("AGENT_TRACKER_"):
+        if name.startswith(("AGENT_TRACKER_", "OPENCODE_DB", "OPENCODE_DISABLE_CHANNEL_DB")):
             monkeypatch.delenv(name)
     # Piped output is 200 columns unless COLUMNS says otherwise: a terminal's COLUMNS must not leak in.
     monkeypatch.delenv("COLUMNS", raising=False)

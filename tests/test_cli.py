@@ -329,7 +329,7 @@ def test_demo_keep_matches_an_in_process_replay(capsys: pytest.CaptureFixture[st
     assert f"Database: {keep / 'agent-tracker.lmdb'}" in out and "<svg" in chart.read_text()
     assert (keep / "projects" / "shop-api" / "pyproject.toml").exists()
     flat = " ".join(out.split())
-    assert "Replayed 16 recorded sessions (185 events) through the real bridge in " in flat
+    assert "Replayed 16 recorded sessions (299 events) through the real bridge in " in flat
     assert "dated over 6 simulated weeks" in flat and "0 rejected by its rules." in flat
     assert (f"agent-tracker recommend {keep / 'projects' / 'gateway'}: Use agent build with model "
             "anthropic/claude-sonnet-4-5: no rust/axum or rust setup has 3 sessions yet") in flat
@@ -418,9 +418,9 @@ def test_the_demo_stream_dates_every_event() -> None:
     files = sorted(EXAMPLES.glob("*.jsonl"))
     stream = demo.timed_stream(files, Path("/p"), now=datetime(2026, 11, 26, 15, 0, tzinfo=timezone.utc))
     # a subagent's session is dated with the session that started it: not a session of its own here
-    assert (stream.sessions, len(stream.events)) == (16, 185)
+    assert (stream.sessions, len(stream.events)) == (16, 299)
     assert (stream.first.isoformat(), stream.last.isoformat()) == ("2026-10-15T09:00:00+00:00",
-                                                                   "2026-11-25T15:27:00+00:00")
+                                                                   "2026-11-25T15:35:40+00:00")
     stamps = [event.params["at"] for event in stream.events]
     assert {event.method for event in stream.events} <= EVENT_METHODS  # no query to date
     assert stamps == sorted(stamps)  # the bridge receives them in time order

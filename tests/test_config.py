@@ -192,10 +192,10 @@ def test_default_size_is_512_mib() -> None:
 
 
 @pytest.mark.parametrize(("raw", "message"), [
-    ({"colour": "red"}, "Unknown configuration option(s): colour."),
-    ({"databasePath": "~/x.lmdb", "zeta": 1, "alpha": 2}, "Unknown configuration option(s): alpha, zeta."),
-    ({"database_path": "~/x.lmdb"}, "Unknown configuration option(s): database_path."),
-    ({"scoring": {"toolCallXP": 3}}, "Unknown scoring rule(s): toolCallXP."),
+    ({"colour": "red"}, "Unknown configuration option: colour."),
+    ({"databasePath": "~/x.lmdb", "zeta": 1, "alpha": 2}, "Unknown configuration options: alpha, zeta."),
+    ({"database_path": "~/x.lmdb"}, "Unknown configuration option: database_path."),
+    ({"scoring": {"toolCallXP": 3}}, "Unknown scoring rule: toolCallXP."),
     ({"scoring": 3}, "scoring must be an object of rule overrides; got 3."),
     ({"scoring": {"toolCallXp": -1}}, "scoring.toolCallXp must be a number from 0 to 1000000; got -1."),
     ({"scoring": {"levelCost": 0}}, "scoring.levelCost must be a number from 1 to 1000000000; got 0."),
@@ -216,6 +216,14 @@ def test_default_size_is_512_mib() -> None:
                           'the home directory, or ":memory:"); got 5.'),
     ({"flushIntervalSeconds": -1}, "flushIntervalSeconds must be a number of seconds between 0 (off) "
                                    "and 86400; got -1."),
+    ({"journalSyncMilliseconds": -1}, "journalSyncMilliseconds must be a number of milliseconds between 0 "
+                                      "(never sync) and 60000; got -1."),
+    ({"journalSyncMilliseconds": "50ms"}, "journalSyncMilliseconds must be a number of milliseconds between 0 "
+                                          "(never sync) and 60000; got '50ms'."),
+    ({"journalSyncMilliseconds": True}, "journalSyncMilliseconds must be a number of milliseconds between 0 "
+                                        "(never sync) and 60000; got True."),
+    ({"journalSyncMilliseconds": 60001}, "journalSyncMilliseconds must be a number of milliseconds between 0 "
+                                         "(never sync) and 60000; got 60001."),
 ])
 def test_invalid_options_give_one_clear_sentence(raw: dict, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -311,8 +319,14 @@ async def test_the_bridge_rejects_unknown_options_in_initialize(isolated_home: P
     try:
         with pytest.raises(RpcError) as caught:
             await bridge.initialize(None, databasePath=str(tmp_path / "t.lmdb"), colour="red")
-        assert (caught.value.code, caught.value.message) == (-32602, "Unknown configuration option(s): colour.")
+        assert (caught.value.code, caught.value.message) == (-32602, "Unknown configuration option: colour.")
         assert not (tmp_path / "t.lmdb").exists()
     finally:
         bridge.kill()
         await bridge.wait()
+
+
+def test_journal_sync_defaults_to_50_ms_and_0_turns_it_off() -> None:
+    assert structure_config(None).journal_sync_milliseconds == 50.0
+    assert structure_config({"journalSyncMilliseconds": 0}).journal_sync_milliseconds == 0.0
+    assert structure_config({"journalSyncMilliseconds": 2.5}).journal_sync_milliseconds == 2.5

@@ -403,6 +403,10 @@ def test_real_opencode_session_is_tracked_end_to_end(tmp_path: Path) -> None:
         time.sleep(0.5)
         assert sum(1 for _ in run.model_log.open()) == requests_before, "/grade called the model"
 
+        # OpenCode's own session row (its running totals), before the session is deleted
+        status, row = http.call("GET", f"/session/{sid}")
+        assert status == 200 and row["tokens"]["input"] > 0, row
+
         status, _ = http.call("DELETE", f"/session/{sid}")
         assert status == 200
         status, _ = http.call("POST", "/instance/dispose")  # the plugin's dispose: shutdown + exit
@@ -451,6 +455,18 @@ def test_real_opencode_session_is_tracked_end_to_end(tmp_path: Path) -> None:
     projects = [r for r in tables["projects"] if r["path"] == str(project)]
     assert projects and projects[0]["lastPushedHead"] == commit_hash, tables["projects"]
     assert build["communicationScore"] > 60, "both grades moved the communication score"
+
+    # what the session's model calls cost, live (usage.recorded): OpenCode's own row, to the token
+    # (this model has no price: cost 0, a zero-cost setup whose value is "-", never infinity)
+    setup = next(s for s in _cli(["report", "--json", "--database", str(database)], cli_env)["setups"]
+                 if s["agent"] == "build")
+    tokens = row["tokens"]
+    assert setup["tokens"] == {"input": tokens["input"], "output": tokens["output"], "reasoning": tokens["reasoning"],
+                               "cacheRead": tokens["cache"]["read"], "cacheWrite": tokens["cache"]["write"],
+                               "total": tokens["input"] + tokens["output"] + tokens["reasoning"]
+                               + tokens["cache"]["read"] + tokens["cache"]["write"]}
+    assert setup["cost"] == row["cost"] == 0 and setup["zeroCost"] is True and setup["value"] is None
+    assert setup["usage"]["messages"] == 5 and setup["usage"]["sessions"] == 1
 
     assert time.monotonic() - started < 180, "the e2e test must stay under 3 minutes"
 
@@ -682,7 +698,45 @@ def test_real_opencode_history_database(tmp_path: Path) -> None:
             else:
                 (OPENCODE_FIXTURES / name).write_bytes(data)
 
+    # Live: what the plugin sent (usage.recorded) is OpenCode's own session rows. The subagent's
+    # session counts for the setup of the session that started it.
+    cli_env = run.cli_env
+    live_report = _cli(["report", "--json", "--min-sessions", "1", "--database", str(run.database)], cli_env)
+    setups = {s["agent"]: s for s in live_report["setups"]}
+    (child,) = children
+    build_id, plan_id = root_ids
+    for agent, rows in (("build", [by_api[build_id], by_api[child["id"]]]), ("plan", [by_api[plan_id]])):
+        got = setups[agent]
+        assert got["tokens"] == {
+            "input": sum(r["tokens"]["input"] for r in rows), "output": sum(r["tokens"]["output"] for r in rows),
+            "reasoning": sum(r["tokens"]["reasoning"] for r in rows),
+            "cacheRead": sum(r["tokens"]["cache"]["read"] for r in rows),
+            "cacheWrite": sum(r["tokens"]["cache"]["write"] for r in rows), "total": got["tokens"]["total"]}, agent
+        assert got["cost"] == pytest.approx(sum(r["cost"] for r in rows), rel=1e-12, abs=0), agent
+    # never a setup of its own: a subagent of build's
+    assert "general" not in setups and [sub["agent"] for sub in setups["build"]["subagents"]] == ["general"]
+
+    # Imported from the database OpenCode wrote: the same report, column for column; imported into
+    # the database the plugin filled live: nothing counted twice.
+    imported = run.tmp / "imported.lmdb"
+    result = _cli(["import-opencode", "--db", str(snapshot), "--database", str(imported), "--json"], cli_env)
+    assert result["sessions"] == {"read": 3, "new": 3, "alreadyTracked": 0, "children": 1}, result
+    report = _cli(["report", "--json", "--min-sessions", "1", "--database", str(imported)], cli_env)
+    assert _comparable(report) == _comparable(live_report)
+    again = _cli(["import-opencode", "--db", str(snapshot), "--database", str(run.database), "--json"], cli_env)
+    assert again["sessions"]["alreadyTracked"] == 3 and again["toolCalls"]["counted"] == 0, again
+    after = _cli(["report", "--json", "--min-sessions", "1", "--database", str(run.database)], cli_env)
+    assert after["setups"] == live_report["setups"]
+
     assert time.monotonic() - started < 180, "the e2e test must stay under 3 minutes"
+
+
+def _comparable(report: dict[str, Any]) -> dict[str, Any]:
+    """Every figure of a report by setup; what says when it was made is left out."""
+    return {"setups": {row["setup"] + " " + row["stack"]: {k: v for k, v in row.items() if k != "lastUsed"}
+                       for row in report["setups"]},
+            "totals": report["totals"], "usage": report["usage"],
+            "recommendations": [rec["text"] for rec in report["recommendations"]]}
 
 
 def test_opencode_database_location_matches_our_reader(tmp_path: Path) -> None:

@@ -34,6 +34,14 @@ def database(tmp_path: Path) -> Path:
     tracker.send("session.updated", {"sessionID": "both", "agent": {"id": "build", "provider": GPT[0], "model": GPT[1]}})
     tracker.send("retrospective.recorded", {"sessionID": "both", "summary": 'a "quoted", multi\nline summary',
                                             "wentWell": ["tests"], "toImprove": [], "lessons": ["ask first"]})
+    # Usage: two messages of the two-setup session under their own setups, one of floaty's
+    tracker.send("usage.recorded", {"sessionID": "both", "messageID": "m1", "cost": 0.1, "durationMs": 1500,
+                                    "tokens": {"input": 100, "output": 10, "cacheRead": 1000},
+                                    "agent": {"id": "build", "provider": CLAUDE[0], "model": CLAUDE[1]}})
+    tracker.send("usage.recorded", {"sessionID": "both", "messageID": "m2", "cost": 0.2, "durationMs": 500,
+                                    "tokens": {"input": 200, "reasoning": 5, "cacheWrite": 7}})
+    tracker.send("usage.recorded", {"sessionID": "floaty", "messageID": "m3", "cost": 0.0,
+                                    "tokens": {"output": 3}})
     tracker.close()
     return tmp_path / "db.lmdb"
 
@@ -44,11 +52,23 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+KINDS = {"tokensInput": "input", "tokensOutput": "output", "tokensReasoning": "reasoning",
+         "tokensCacheRead": "cacheRead", "tokensCacheWrite": "cacheWrite"}
+
+
 def with_derived(table: str, record: dict[str, Any], stacks: dict[str, str]) -> dict[str, Any]:
     record = dict(record)
     if table == "sessions":
         for name in ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned", "fixedUpCommits"):
             record.setdefault(name, 0)
+        entries = list(record.get("usage", {}).values())
+        summed = {name: sum(entry[name] for entry in entries) if entries else None
+                  for name in ("cost", "durationMs", "messages", *KINDS.values())}
+        record.update({"cost": summed["cost"], "durationMs": summed["durationMs"], "messages": summed["messages"],
+                       "tokens": sum(summed[kind] for kind in KINDS.values()) if entries else None,
+                       **{column: summed[kind] for column, kind in KINDS.items()}})
+    if table == "usage":
+        record.update({column: record["tokens"][kind] for column, kind in KINDS.items()})
     if table in ("sessions", "commits", "grades"):
         record["stack"] = stacks.get(record.get("projectPath"), "unknown")
     return record
@@ -74,7 +94,13 @@ def test_json_export_is_the_database(capsys: pytest.CaptureFixture[str], databas
     assert sessions["both"]["setups"] == ["build|anthropic/claude-sonnet-4-5", "build|openai/gpt-5"]
     assert sessions["c1"]["stack"] == "python/fastapi"
     # activities: a bug, a reinstatement and the summary of each of the 15 sessions that ended (deleted)
-    assert [len(expected[t]) for t in TABLES] == [3, 2, 16, 12, 23, 2 + 15, 1]
+    assert [len(expected[t]) for t in TABLES] == [3, 2, 16, 12, 23, 2 + 15, 1, 3]
+    assert {k: sessions["both"][k] for k in ("cost", "tokens", "tokensInput", "tokensCacheWrite", "durationMs",
+                                             "messages")} == {"cost": 0.1 + 0.2, "tokens": 1322, "tokensInput": 300,
+                                                              "tokensCacheWrite": 7, "durationMs": 2000, "messages": 2}
+    assert sorted(sessions["both"]["usage"]) == ["build|anthropic/claude-sonnet-4-5", "build|openai/gpt-5"]
+    assert (sessions["floaty"]["cost"], sessions["floaty"]["durationMs"]) == (0.0, 0)
+    assert sessions["c1"]["cost"] is None and sessions["c1"]["tokens"] is None
 
     # --output FILE, and --output DIR (a default file name inside it)
     code, _, err = run(capsys, "export", "--database", str(database), "--output", str(tmp_path / "out" / "all.json"))

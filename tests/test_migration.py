@@ -487,7 +487,7 @@ def test_agents_already_in_our_database_are_kept_and_listed_with_their_totals(
     code, out, _ = cli(capsys, "migrate", "--database", str(database), str(tmp_path / "again.lmdb"))
     text = words(out)
     assert code == 0 and "Agents already in the database: kept as they are" in text
-    assert "12 agent(s) were already in the database" in text
+    assert "12 agents were already in the database" in text
     build = listed["build"]
     assert f"build {build['skillPoints']:g} {build['experiencePoints']:g} {build['communicationScore']:g}" in text
 
@@ -587,7 +587,7 @@ def test_python_m_bridge_migrate_shows_a_summary(isolated_home: Path, tmp_path: 
     real = python_m_bridge(isolated_home, "migrate", "--database", str(database), str(project))
     assert real.returncode == 0, real.stderr
     text = words(real.stdout)
-    assert "Imported 311 records from 1 old database(s)." in text
+    assert "Imported 311 records from 1 old database." in text
     assert "subdatabases 15 80 160 20 30 4 2 6 0" in text  # agents .. old migrations, already there, errors
 
 

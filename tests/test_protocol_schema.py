@@ -14,6 +14,7 @@ from bridge.config import SCORING_RANGES, BridgeConfig, ScoringRules
 from bridge.protocol import params as m
 from bridge.protocol.methods import EVENT_METHODS, METHODS, OUTGOING_NOTIFICATIONS, Kind
 from bridge.protocol.names import wire_name
+from bridge.protocol.structure import structure_params
 from bridge.rpc.server import ANSWERS
 from bridge.tracking.service import TrackingService  # noqa: F401  (registers the event handlers)
 from bridge.tracking.state import CHECKS, EVENTS
@@ -34,8 +35,10 @@ def json_type(annotation: typing.Any) -> str:
         return "string"
     if annotation is bool:
         return "boolean"
-    if annotation is int:
+    if annotation in (int, m.Count):
         return "integer"
+    if annotation in (float, m.Money):
+        return "number"
     if annotation is m.Grade:
         return "grade"
     if annotation is m.Grader:
@@ -69,6 +72,8 @@ def check_class(cls: type, node: dict, where: str) -> None:
             (inner,) = [a for a in typing.get_args(inner) if a is not type(None)]
         if attrs.has(inner):
             check_class(inner, prop, f"{where}.{name}")
+        if inner in (m.Count, m.Money):  # the converter refuses negatives: so does the schema
+            assert resolve(prop)["minimum"] == 0, f"{where}.{name}: minimum differs"
 
 
 def test_methods_match_both_ways() -> None:
@@ -123,3 +128,62 @@ def test_grades_in_schema_are_the_rules_grades() -> None:
     grade = SCHEMA["$defs"]["Grade"]["oneOf"]
     assert grade[0]["enum"] == sorted(GRADE_NAMES)
     assert grade[1]["enum"] == [GRADE_NAMES[v] for v in sorted(GRADE_NAMES)]
+
+
+# -- the plain-form fast path (protocol/plain.py) against the converter ------------------------------
+
+ODD_VALUES = [None, True, False, 0, 1, -1, 2, 5, 2.0, 0.5, -0.5, 1e300, "", "x", "good", "user", "\x00",
+              "y" * 5000, [], ["a"], [1], {}, {"id": "build"}]
+
+
+def _recorded_params() -> dict[str, list[dict]]:
+    """Every event and request of the recordings and the example sessions: real, valid params."""
+    root = Path(__file__).parent.parent
+    found: dict[str, list[dict]] = {}
+    for path in [*(root / "protocol" / "recordings").glob("*.jsonl"), *(root / "examples" / "sessions").glob("*.jsonl")]:
+        for line in path.read_text().splitlines():
+            message = json.loads(line).get("msg") if line.strip() else None
+            if isinstance(message, dict) and message.get("method") in METHODS and isinstance(message.get("params"), dict):
+                found.setdefault(message["method"], []).append(message["params"])
+    return found
+
+
+def _variants(params: dict) -> list[dict]:
+    out = [params]
+    for name, value in params.items():
+        out.append({k: v for k, v in params.items() if k != name})
+        out += [{**params, name: odd} for odd in ODD_VALUES]
+        if isinstance(value, dict):
+            for inner in value:
+                out.append({**params, name: {k: v for k, v in value.items() if k != inner}})
+                out += [{**params, name: {**value, inner: odd}} for odd in ODD_VALUES]
+    return out
+
+
+def test_the_plain_form_is_structured_as_the_converter_does() -> None:
+    from bridge.protocol.plain import NotPlain, plain_structure
+    from bridge.protocol.structure import _STRUCTURE_HOOKS, InvalidParams
+
+    recorded = _recorded_params()
+    assert {"usage.recorded", "tool.executed", "grade", "session.created"} <= set(recorded)
+    fast_hits = compared = 0
+    for method, examples in recorded.items():
+        plain = plain_structure(METHODS[method].params)
+        assert plain is not None, method
+        for params in examples:
+            for variant in _variants(params):
+                try:
+                    fast = plain(variant)
+                except NotPlain:
+                    continue
+                fast_hits += variant is params
+                try:
+                    slow = _STRUCTURE_HOOKS[method](variant, METHODS[method].params)
+                except Exception as exc:  # noqa: BLE001
+                    raise AssertionError(f"{method}: the plain form took {variant!r}, the converter refused it: "
+                                         f"{exc}") from None
+                assert fast == slow and type(fast) is type(slow), (method, variant)
+                compared += 1
+    assert compared > 2000 and fast_hits > 50
+    with pytest.raises(InvalidParams, match=r"^usage\.recorded: params\.tokens\.input must be a whole number"):
+        structure_params("usage.recorded", {"sessionID": "s", "messageID": "m", "cost": 0.1, "tokens": {"input": 1.5}})

@@ -78,6 +78,8 @@ def test_exact_stack(capsys: pytest.CaptureFixture[str], world: dict[str, Path])
         "(answered at the exact-stack level).",
         f"Evidence: score {CLAUDE_SCORE:.1f} over 3 sessions in 1 project: 3 commits (1.00 per session), mean user "
         "grade 2.00 (3 grades), mean agent grade 2.00 (3 grades), 0.00 bugs per commit.",
+        "Cost: not recorded for its sessions (the plugin records it from now on; agent-tracker import-opencode "
+        "brings in what past sessions cost).",
         f"Runner-up: agent general with ollama/qwen3-coder:30b, score {QWEN_SCORE:.1f} over 3 sessions "
         "(1.00 commits per session, mean user grade 1.00).",
     ]

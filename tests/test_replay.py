@@ -19,7 +19,7 @@ from support.recordings import (
 
 SCHEMA = json.loads((RECORDINGS.parent / "schema.json").read_text())
 REQUIRED = {"full_session", "bad_input", "two_interleaved_sessions", "restart_persistence", "map_full",
-            "invalid_config", "outcome_signals", "subagent_session"}
+            "invalid_config", "outcome_signals", "subagent_session", "usage_recorded"}
 
 
 def test_every_required_recording_exists() -> None:

@@ -538,7 +538,8 @@ def test_wire_and_text(reference) -> None:
     assert {k: first[k] for k in ("agent", "model", "stack", "setup", "sessions", "commits", "rank", "overallRank")} == {
         "agent": "build", "model": "anthropic/claude-sonnet-4-5", "stack": "python/fastapi",
         "setup": "build|anthropic/claude-sonnet-4-5", "sessions": 3, "commits": 4, "rank": 1, "overallRank": 1}
-    assert set(wire["recommendations"][0]) == {"stack", "text", "agent", "model", "setup", "score", "sessions"}
+    assert set(wire["recommendations"][0]) == {"stack", "text", "agent", "model", "setup", "score", "sessions",
+                                                 "costPerCommit", "cheapest"}
     text = render_text(report)
     lines = text.splitlines()
     assert any(line.split()[:4] == ["1", "python/fastapi", "build", "anthropic/claude-sonnet-4-5"] for line in lines)

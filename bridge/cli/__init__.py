@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reinstate": ("reinstate", "cmd_reinstate"),
     "bug": ("bug", "cmd_bug"),
     "migrate": ("migrate", "cmd_migrate"),
+    "import-opencode": ("import_opencode", "cmd_import_opencode"),
     "install-plugin": ("plugin", "cmd_install_plugin"),
     "uninstall-plugin": ("plugin", "cmd_uninstall_plugin"),
 }

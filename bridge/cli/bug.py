@@ -37,7 +37,7 @@ def cmd_bug(args: argparse.Namespace) -> int:
             params["projectPath"] = str(resolved_argument(args.project))
         if args.reason:
             params["description"] = args.reason
-        service = TrackingService(store, config.scoring, journal_id=f"cli-{secrets.token_hex(6)}")
+        service = TrackingService(store, config.scoring, journal_id=f"cli-{secrets.token_hex(6)}", holds_events=False)
         status = service.handle("bug.reported", params)
         result = service.flush()
         if result.errors:

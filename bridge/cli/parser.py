@@ -12,6 +12,7 @@ these commands read it.
   agent-tracker recommend        which agent and model to configure for the project in this folder
   agent-tracker report           every setup, scored and ranked per stack
   agent-tracker demo             the same on recorded example sessions, in a throw-away database
+  agent-tracker import-opencode  your past OpenCode sessions in, so the answer does not wait for new ones
 """
 WHEN = "a date (2026-10-01), an ISO timestamp (2026-10-01T14:00Z, UTC unless it says) or Nd (N days ago: 30d)"
 
@@ -82,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("paths", nargs="*", metavar="PATH",
                          help="project folders or lmdb-js database files (default: the central path)")
     migrate.add_argument("--dry-run", action="store_true", help="read and count, write nothing")
+    history = sub.add_parser("import-opencode", help="import your past sessions from OpenCode's own history database",
+                             description="Reads OpenCode's history (opencode.db) read-only and feeds every past session "
+                                         "through the same rules as live events: sessions, tool calls, commits and "
+                                         "pushes, what each model call cost. Running it again, or on sessions the "
+                                         "plugin tracked live, counts nothing twice.")
+    _reading(history)
+    history.add_argument("--db", metavar="PATH",
+                         help="OpenCode's database (default: $OPENCODE_DB, else opencode.db in $XDG_DATA_HOME/opencode "
+                              "or ~/.local/share/opencode)")
+    history.add_argument("--since", metavar="WHEN", help=f"only sessions created from WHEN on: {WHEN}")
+    history.add_argument("--dry-run", action="store_true",
+                         help="import into a throw-away copy of the database and show what would be added")
     reinstate = sub.add_parser("reinstate", help="give a halted agent its SP back (recorded as an event)")
     _common(reinstate)
     reinstate.add_argument("agent")

@@ -23,7 +23,8 @@ def cmd_reinstate(args: argparse.Namespace) -> int:
         if not before.get("skillPoints", 1) <= 0 and not before.get("halted"):
             print(f"{args.agent} is not halted (SP {before.get('skillPoints'):g}); nothing to reinstate.")
             return EXIT_OK
-        service = TrackingService(store, config.scoring, journal_id=f"cli-{secrets.token_hex(6)}")
+        service = TrackingService(store, config.scoring, journal_id=f"cli-{secrets.token_hex(6)}",
+                                  holds_events=False)
         params = {"agentId": args.agent, **({"reason": args.reason} if args.reason else {})}
         service.handle("agent.reinstate", params)
         result = service.flush()

@@ -121,8 +121,8 @@ def _render_agents(rows: list[dict[str, Any]], path: Path) -> None:
 def _render_agent(sheet: dict[str, Any], report: Any, recent: list[dict[str, Any]], path: Path) -> None:
     from rich.table import Table
 
-    from ..report.model import plural
     from ..report.render import render_rich
+    from ..wording import plural
 
     console = make_console()
     state = "[red]HALTED[/red] (tools blocked; `agent-tracker reinstate " + str(sheet["agentId"]) + "`)" \

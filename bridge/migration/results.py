@@ -6,6 +6,8 @@ from typing import Any
 
 import attrs
 
+from ..wording import plural
+
 # Imported record types, in the order they are imported (agents first: commits and grades
 # take their model from the agent record).
 TABLES = ("agents", "projects", "commits", "communication", "retrospectives", "activities", "migrations")
@@ -57,10 +59,12 @@ class MigrationReport:
         if not self.sources:
             return "No databases from the older TypeScript plugin found."
         verb = "Would import" if self.dry_run else "Imported"
-        parts = [f"{verb} {self.imported} records from {len(self.sources)} old database(s)"]
+        parts = [f"{verb} {plural(self.imported, 'record')} from {plural(len(self.sources), 'old database')}"]
         if self.skipped_agents:
-            parts.append(f"{self.skipped_agents} agent(s) were already in the database and are kept as they "
-                         f"are (the old records are listed as skipped)")
+            one = self.skipped_agents == 1
+            parts.append(f"{plural(self.skipped_agents, 'agent')} {'was' if one else 'were'} already in the database "
+                         f"and {'is kept as it is' if one else 'are kept as they are'} (the old records are listed "
+                         f"as skipped)")
         if self.errors:
             parts.append(f"{len(self.errors)} entries could not be imported (see the migration result)")
         return "; ".join(parts) + "."

@@ -31,7 +31,7 @@ import sqlite3
 import urllib.parse
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Container, Iterator, Mapping, Sequence
 
 import orjson
 
@@ -176,11 +176,25 @@ class OpenCodeHistory:
                           args).fetchone()
         return int(row[0])
 
+    def session_ids(self, since: datetime | int | float | None = None) -> list[str]:
+        """The ids of the sessions :meth:`sessions` would yield, oldest first (nothing else is read)."""
+        where, args = self._since_clause(since)
+        rows = self._query(f"SELECT id FROM session{where} ORDER BY time_created, id", args)
+        return [str(session_id) for (session_id,) in rows]
+
     # -- sessions -----------------------------------------------------------------------------
 
-    def sessions(self, since: datetime | int | float | None = None) -> Iterator[HistorySession]:
+    def directory_sizes(self, since: datetime | int | float | None = None) -> dict[str, int]:
+        """How many sessions (created at or after ``since``) each directory has."""
+        where, args = self._since_clause(since)
+        rows = self._query(f"SELECT directory, count(*) FROM session{where} GROUP BY directory", args)
+        return {str(directory): int(count) for directory, count in rows}
+
+    def sessions(self, since: datetime | int | float | None = None,
+                 directories: Container[str] | None = None) -> Iterator[HistorySession]:
         """Every session created at or after ``since`` (all when None), oldest first (a subagent's
-        session comes after its parent), each with its messages and tool calls."""
+        session comes after its parent), each with its messages and tool calls. ``directories``:
+        only the sessions in those (readers that share the work by project read only theirs)."""
         where, args = self._since_clause(since, "s.")
         rows = self._query(self._session_sql(where) + " ORDER BY s.time_created, s.id", args)
         while True:
@@ -188,7 +202,8 @@ class OpenCodeHistory:
             if not batch:
                 return
             for row in batch:
-                yield self._session(row)
+                if directories is None or row[3] in directories:
+                    yield self._session(row)
 
     def session(self, session_id: str) -> HistorySession | None:
         """One session by id (None when there is no such session)."""

@@ -43,6 +43,7 @@ from typing import Any, Iterator
 import attrs
 
 from ..output_files import UnsafeOutput, keep_mode_and_owner, refuse_database_files, replace_atomically
+from ..wording import plural
 
 PLUGIN_DIR_NAME = "agent-tracker"
 PLUGIN_SPEC = f"./plugin/{PLUGIN_DIR_NAME}/index.js"
@@ -336,8 +337,9 @@ class _Plan:
     def _so_far(self) -> str:
         if not self.changed or self.dry_run:
             return "; nothing was changed"
-        return (f"; {len(self.changed)} file(s) were changed before it (running the command again once it "
-                f"can be written finishes the job)")
+        changed = len(self.changed)
+        return (f"; {plural(changed, 'file')} {'was' if changed == 1 else 'were'} changed before it (running the "
+                f"command again once it can be written finishes the job)")
 
 
 def read_only_mode(path: Path) -> str | None:
@@ -478,9 +480,10 @@ def install_plugin(project: Path | None, *, bridge_command: list[str] | None = N
     if plan.changed:
         verb = "Would install" if dry_run else "Installed"
         message = (f"{verb} the agent-tracker OpenCode plugin for {where} in {target}: "
-                   f"{len(plan.changed)} file(s) {'to change' if dry_run else 'written'}. OpenCode installs "
-                   f"its npm dependency ({', '.join(wanted)}) on its next start; /grade, tracker_grade, "
-                   f"tracker_status and tracker_report are available in new sessions.")
+                   f"{plural(len(plan.changed), 'file')} {'to change' if dry_run else 'written'}. OpenCode installs "
+                   f"its npm dependency ({', '.join(wanted)}) on its next start; the commands /grade, /bug, /retro "
+                   f"and /recommend and the tools tracker_grade, tracker_status, tracker_report and tracker_retro "
+                   f"are available in new sessions.")
         if options.get("bridgeCommand"):
             message += f" Bridge command: {' '.join(options['bridgeCommand'])}."
     else:
@@ -538,7 +541,8 @@ def uninstall_plugin(project: Path | None, *, config_dir: Path | None = None,
     where = f"project {project}" if project is not None else "all projects (global)"
     if plan.changed:
         verb = "Would remove" if dry_run else "Removed"
-        message = f"{verb} the agent-tracker OpenCode plugin for {where} from {target} ({len(plan.changed)} file(s))."
+        message = (f"{verb} the agent-tracker OpenCode plugin for {where} from {target} "
+                   f"({plural(len(plan.changed), 'file')}).")
     else:
         message = f"The agent-tracker OpenCode plugin is not installed for {where} in {target}; nothing changed."
     if plan.backups:

@@ -34,6 +34,7 @@ from .params import (
     SessionUpdated,
     StatusQuery,
     ToolExecuted,
+    UsageRecorded,
 )
 
 
@@ -79,6 +80,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     Method("retrospective.recorded", RetrospectiveRecorded, NOTIFICATION, event=True),
     Method("activity.logged", ActivityLogged, NOTIFICATION, event=True),
     Method("agent.reinstate", AgentReinstated, NOTIFICATION, event=True),
+    Method("usage.recorded", UsageRecorded, NOTIFICATION, event=True),
 )}
 EVENT_METHODS = frozenset(name for name, method in METHODS.items() if method.event)
 # Bridge → host notifications (documented in protocol/; the bridge only sends them).

@@ -15,6 +15,8 @@ import attrs
 Id = NewType("Id", str)
 Grade = NewType("Grade", int)
 Grader = NewType("Grader", str)  # "agent" | "user"
+Count = NewType("Count", int)  # a whole number >= 0 (tokens, milliseconds)
+Money = NewType("Money", float)  # a finite number >= 0 (US dollars)
 # When an event happened, if not now: ISO-8601 with a time zone, normalised to the stored UTC form
 # (structure.py). A replay of recorded sessions sends it; the plugin never does (now is right).
 EventTime = NewType("EventTime", str)
@@ -175,6 +177,31 @@ class ActivityLogged(Event):
 class AgentReinstated(Event):
     agent_id: Id
     reason: str | None = None
+
+
+@attrs.frozen
+class UsageTokens:
+    """Tokens of one assistant message by kind, as OpenCode counts them: ``input`` without the
+    cache reads and writes, ``output`` without the reasoning (the total is the sum of all five)."""
+
+    input: Count = Count(0)
+    output: Count = Count(0)
+    reasoning: Count = Count(0)
+    cache_read: Count = Count(0)
+    cache_write: Count = Count(0)
+
+
+@attrs.frozen
+class UsageRecorded(Event):
+    """The usage of one assistant message (one model call). Sent again for the same message, it
+    replaces what was recorded for it: never added twice."""
+
+    session_id: Id
+    message_id: Id
+    cost: Money
+    tokens: UsageTokens
+    agent: AgentRef | None = None
+    duration_ms: Count | None = None
 
 
 @attrs.frozen

@@ -19,7 +19,20 @@ from cattrs.gen import make_dict_structure_fn, override
 from .grades import parse_grade
 from .methods import METHODS
 from .names import wire_name
-from .params import MAX_ID_LENGTH, AgentRef, ClientInfo, EventTime, Grade, Grader, Id, ProjectRef
+from .params import (
+    MAX_ID_LENGTH,
+    AgentRef,
+    ClientInfo,
+    Count,
+    EventTime,
+    Grade,
+    Grader,
+    Id,
+    Money,
+    ProjectRef,
+    UsageTokens,
+)
+from .plain import NotPlain, plain_structure
 
 # cattrs' stub types the attribute overrides (**kwargs) and its own flags as one namespace, which
 # mypy cannot tell apart when the overrides come as a dict; the function itself takes both.
@@ -32,7 +45,11 @@ class InvalidParams(ValueError):
 
 
 def _strict(kind: type | tuple[type, ...], label: str) -> Callable[[Any, Any], Any]:
+    exact = kind if isinstance(kind, type) and kind is not float else None
+
     def structure(value: Any, _type: Any) -> Any:
+        if value.__class__ is exact:  # the common case, decided without isinstance
+            return value
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             raise InvalidParams(f"must be {label}; got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
@@ -42,12 +59,30 @@ def _strict(kind: type | tuple[type, ...], label: str) -> Callable[[Any, Any], A
 
 
 def _identifier(value: Any, _type: Any) -> str:
+    if value.__class__ is str and value and len(value) <= MAX_ID_LENGTH and "\x00" not in value:
+        return value  # the common case first
     if not isinstance(value, str) or not value or "\x00" in value or len(value) > MAX_ID_LENGTH:
         raise InvalidParams(
             f"must be a non-empty string without NUL characters, at most {MAX_ID_LENGTH} long; "
             f"got {value!r}"[:300]
         )
     return value
+
+
+def _count(value: Any, _type: Any) -> int:
+    if value.__class__ is int and value >= 0:
+        return value
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidParams(f"must be a whole number, 0 or more; got {value!r}"[:300])
+    return value
+
+
+def _money(value: Any, _type: Any) -> float:
+    if value.__class__ is float and 0 <= value < math.inf:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidParams(f"must be a finite number, 0 or more; got {value!r}"[:300])
+    return float(value)
 
 
 def _grade(value: Any, _type: Any) -> int:
@@ -90,6 +125,8 @@ def _event_time(value: Any, _type: Any) -> str:
 
 
 def _object(value: Any, _type: Any) -> dict[str, Any]:
+    if value.__class__ is dict:
+        return value
     if not isinstance(value, dict):
         raise InvalidParams(f"must be an object; got {value!r}"[:300])
     return value
@@ -130,6 +167,8 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(int, _strict(int, "an integer"))
     converter.register_structure_hook(float, _strict((int, float), "a number"))
     converter.register_structure_hook(Id, _identifier)
+    converter.register_structure_hook(Count, _count)
+    converter.register_structure_hook(Money, _money)
     converter.register_structure_hook(Grade, _grade)
     converter.register_structure_hook(Grader, _grader)
     converter.register_structure_hook(EventTime, _event_time)
@@ -137,7 +176,7 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook_func(lambda t: t == list[str], _string_list)
     converter.register_structure_hook_factory(_is_optional, _optional_hook)
     # Nested classes first: generated hooks capture the hooks of their field types.
-    nested = (AgentRef, ProjectRef, ClientInfo)
+    nested = (AgentRef, ProjectRef, ClientInfo, UsageTokens)
     for cls in (*nested, *dict.fromkeys(method.params for method in METHODS.values())):
         overrides = {f.name: override(rename=wire_name(f.name)) for f in attrs.fields(cls)}
         hook: Callable[[Any, Any], Any] = _structure_fn(cls, converter, **overrides)
@@ -150,10 +189,19 @@ def make_converter() -> cattrs.Converter:
 CONVERTER = make_converter()
 # Looked up once: cattrs' per-call dispatch shows up on the hot path.
 _STRUCTURE_HOOKS = {name: CONVERTER.get_structure_hook(method.params) for name, method in METHODS.items()}
+# The plain form of each method's params, structured without the converter (plain.py).
+_PLAIN = {name: function for name, method in METHODS.items()
+          if (function := plain_structure(method.params)) is not None}
 
 
 def structure_params(method: str, params: Any) -> Any:
     """Raw wire params → the method's attrs class, or InvalidParams naming the field."""
+    plain = _PLAIN.get(method)
+    if plain is not None and params.__class__ is dict:
+        try:
+            return plain(params)
+        except NotPlain:
+            pass  # the converter decides, and words the error
     cls = METHODS[method].params
     if params is None:
         params = {}

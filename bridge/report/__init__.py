@@ -2,12 +2,12 @@
 
 Owns: aggregation, scoring, ranking, recommendations, the timeline, and every way the answer
 leaves the program (rich/text tables, the chart, export). May import: store, config, timestamps,
-tracking's pure rules (scoring, stack, git_commands). Never imports rpc, cli or migration.
-Modules: build (the entry point), collect + decode (the scan), bugs (reported and reverted),
-outcomes (abandoned sessions, subagents), helper (a forked counter), score + rank (the rules),
-model (rows and wire form), filters, recommend (one project folder: exact stack, then language,
-then all projects), timeline, render (terminal tables that fit), chart, html (the self-contained
-page), export.
+tracking's pure rules (scoring, stack, git_commands, setups, usage_totals). Never imports rpc, cli
+or migration. Modules: build (the entry point), collect + decode (the scan), usage (what model
+calls cost), bugs (reported and reverted), outcomes (abandoned sessions, subagents), helper (a
+forked counter), score + rank (the rules), model (rows and wire form), filters, recommend (one
+project folder: exact stack, then language, then all projects), timeline, render (terminal tables
+that fit), chart, html (the self-contained page), export.
 
 A *setup* is the OpenCode agent, the provider/model it ran on and the stack of the project
 (language/framework, bridge.tracking.stack). Every session, commit, grade and bug in the database is
@@ -18,6 +18,8 @@ Attribution
     calls are split evenly between them); a session without agent information counts for ``unknown``;
   * a subagent's session (``parentID``) counts for its root session's setup (collect.Scope.root_session,
     the one place of that rule), never as a session of its own; so do its commits, grades and bugs;
+  * a session's usage (cost, tokens, time of its model calls) counts for the setup of each message;
+    a subagent's session's for its root session's setup (usage.add_usage);
   * a commit counts for the agent and provider/model recorded with it;
   * a grade counts for the agent and provider/model recorded with it (the agent is the one who
     made the commit); a grade stored without a model (graded outside the commit's session, or

@@ -24,7 +24,7 @@ from .collect import (
 from .decode import codec_named
 from .filters import Filters
 from .helper import Helper, merge_helper_result
-from .model import Report, ReportError, SetupRow
+from .model import Report, ReportError, SetupRow, Usage
 from .rank import rank_rows, recommend
 from .outcomes import subagent_rows
 from .score import (
@@ -35,13 +35,23 @@ from .score import (
     BUGS,
     COMMITS,
     DEFAULT_MIN_SESSIONS,
+    COST,
+    DURATION,
     ENDED,
     EXCELLENT,
     FAILED_CALLS,
     FIXED_UP,
+    MESSAGES,
     REVERTS,
     SESSIONS,
+    TOKENS_CACHE_READ,
+    TOKENS_CACHE_WRITE,
+    TOKENS_INPUT,
+    TOKENS_OUTPUT,
+    TOKENS_REASONING,
     TOOL_CALLS,
+    USAGE_COMMITS,
+    USAGE_SESSIONS,
     USER_N,
     USER_SUM,
     XP,
@@ -52,6 +62,13 @@ _loads = orjson.loads
 
 
 # -- building ----------------------------------------------------------------------------------------
+
+def usage_of(acc: list[float]) -> Usage:
+    return Usage(messages=int(acc[MESSAGES]), cost=acc[COST], input=int(acc[TOKENS_INPUT]),
+                 output=int(acc[TOKENS_OUTPUT]), reasoning=int(acc[TOKENS_REASONING]),
+                 cache_read=int(acc[TOKENS_CACHE_READ]), cache_write=int(acc[TOKENS_CACHE_WRITE]),
+                 duration_ms=acc[DURATION], sessions=int(acc[USAGE_SESSIONS]), commits=acc[USAGE_COMMITS])
+
 
 def _read_agents(view: ReadView) -> dict[str, AgentState]:
     agents: dict[str, AgentState] = {}
@@ -166,6 +183,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                        abandoned_sessions=int(acc[ABANDONED]), fixed_up=int(acc[FIXED_UP]),
                        reverts=int(acc[REVERTS]),
                        subagents=subagent_rows(totals.subagents.get(setup, {}), acc[TOOL_CALLS]))
+        row.usage = usage_of(acc)
         row.score, row.parts = score_parts(acc)
         if setup in imported:
             row.imported = imported[setup]
@@ -176,6 +194,9 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
             row.halted = state.halted
         rows.append(row)
     rows = rank_rows(rows, min_sessions)
+    usage = Usage()
+    for row in rows:
+        usage.add(row.usage)
     report = Report(
         database=str(store.path), generated_at=utc_now(),
         filters=filters.to_wire(),
@@ -187,6 +208,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         unattributed_bugs=totals.unattributed_bugs, known=known, selection=filters,
         imported={"commits": sum(r.imported["commits"] for r in rows),
                   "grades": sum(r.imported["grades"] for r in rows)},
+        usage=usage,
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report

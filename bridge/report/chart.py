@@ -13,6 +13,7 @@ from typing import Any
 
 from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
 from .model import Report, SetupKey
+from .rank import money
 from .score import FORMULA
 from .timeline import bucket_datetime, build_timeline
 
@@ -44,10 +45,14 @@ def _figure(report: Report, store: Any) -> Any:
     figure = Figure(figsize=(11, 6), dpi=110, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    costs = {f"{row.agent} · {row.model} · {row.stack}": row.cost_per_commit for row in report.setups}
     for label, points in timeline.series.items():
         # matplotlib plots datetimes (its stub types x as arrays of numbers only).
         xs: Any = [bucket_datetime(stamp) for stamp, _ in points]
         ys = [score for _, score in points]
+        per_commit = costs.get(label)  # what a commit costs, where usage was recorded
+        if per_commit is not None:
+            label = f"{label} ({money(per_commit)} $/commit)"
         axes.step(xs, ys, where="post", label=label, linewidth=1.8,
                   marker="o" if len(points) <= 40 else None, markersize=4)
     axes.set_ylim(0, 100)

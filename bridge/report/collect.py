@@ -16,6 +16,7 @@ from .decode import count_groups, raw_cursor, scan_rows
 from .filters import Filters, model_matches, stack_matches
 from .model import UNKNOWN_STACK, SetupKey
 from .outcomes import add_subagent_work, settle_abandoned
+from .usage import add_usage
 from .score import (
     AGENT_N,
     AGENT_SUM,
@@ -259,6 +260,9 @@ class Totals:
         # theirs committed (known once every session was read): session id -> the accumulators.
         self.ended_without_commit: dict[str, list[list[float]]] = {}
         self.child_commits: dict[str, float] = {}  # root session id -> commits of its subagents
+        # (root session, setup) pairs already counted in USAGE_SESSIONS: a session and its
+        # subagents' sessions are one session of their setup.
+        self.usage_roots: set[tuple[str, SetupKey]] = set()
 
     def slot(self, setup: SetupKey, bucket: Bucket | None, created: Any) -> list[float]:
         group: Any = setup if bucket is None else (setup, bucket(created))
@@ -282,7 +286,7 @@ _SESSION_FIELDS = ("agentId", "provider", "model", "projectPath", "setups", "xpE
                    "createdAt")
 # Counters a session leaves out while they are 0, and the markers of an ended or a subagent's session.
 _SESSION_OPTIONAL = ("sessionID", "parentID", "toolCalls", "failedToolCalls", "commits", "endedAt", "deletedAt",
-                     "fixedUpCommits")
+                     "fixedUpCommits", "usage")
 _COUNT_TYPES = (int, float, type(None))
 
 
@@ -303,6 +307,7 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         if outside(window, created):
             return
         session_id = get("sessionID")
+        add_usage(scope, totals, bucket, session_id, get("usage"), get("projectPath"), created, get("commits"))
         child = scope.is_child(session_id)
         root_id = scope.root_session(str(session_id)) if child else session_id
         keys = scope.session_setups((scope.session(root_id) or {}) if child else record)
@@ -355,14 +360,16 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
     counted = 0
     ended_without_commit = totals.ended_without_commit
     for values in scan_rows(view, "sessions", _SESSION_FIELDS, codec, one, window, _SESSION_OPTIONAL):
-        agent, provider, model, path, setups, xp, updated, _, session_id, parent, calls, failed, commits, \
-            ended, deleted, fixed_up = values
+        agent, provider, model, path, setups, xp, updated, created, session_id, parent, calls, failed, commits, \
+            ended, deleted, fixed_up, usage = values
         if (setups is not None and len(setups) > 1) or xp.__class__ not in (int, float) \
                 or updated.__class__ is not str or parent is not None or calls.__class__ not in _COUNT_TYPES \
                 or failed.__class__ not in _COUNT_TYPES or commits.__class__ not in _COUNT_TYPES \
                 or fixed_up.__class__ not in _COUNT_TYPES:
             one(dict(zip(names, values)))
             continue
+        if usage:  # before the filters below: usage counts per message setup (usage.add_usage)
+            add_usage(scope, totals, None, session_id, usage, path, created, commits)
         head = values[:4]
         try:
             target = targets[head]

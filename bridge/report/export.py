@@ -1,9 +1,12 @@
 """`agent-tracker export`: every table of the central database, for spreadsheets, DuckDB or pandas.
 
 Tables: agents, projects, sessions, commits, grades (the ``communication`` sub-database),
-activities (bugs, reinstatements, session summaries, ...) and retrospectives. Sessions, commits and grades get a
-derived ``stack`` column (the project's stack, as in the report); session counters that are
-absent in the database (= 0) are written as 0.
+activities (bugs, reinstatements, session summaries, ...), retrospectives and usage (one row per
+assistant message: its cost, tokens and time). Sessions, commits and grades get a derived
+``stack`` column (the project's stack, as in the report); session counters that are absent in the
+database (= 0) are written as 0; sessions get their usage summed over their setups (``cost``,
+``tokens`` and the ``tokens*`` kinds, ``durationMs``, ``messages``; empty when no usage was
+recorded), usage rows their tokens by kind.
 
 Formats (``--format``, default json):
   json   one object: {"format": "agent-tracker-export", "schemaVersion": 1, "exportedAt", "database",
@@ -32,7 +35,10 @@ import orjson
 from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
 from ..store import ReadView, Store
 from ..timestamps import utc_now
+from ..tracking.usage_totals import TOKEN_KINDS, empty_usage, token_total
 
+# tokens by kind, flat (tracking.usage_totals.TOKEN_KINDS: input, output, reasoning, cacheRead, cacheWrite)
+TOKEN_COLUMNS = [f"tokens{kind[:1].upper()}{kind[1:]}" for kind in TOKEN_KINDS]
 FORMAT_NAME = "agent-tracker-export"
 EXPORT_VERSION = 1
 
@@ -46,7 +52,8 @@ TABLES: dict[str, tuple[str, list[str]]] = {
     "sessions": ("sessions", ["sessionID", "projectPath", "stack", "agentId", "provider", "model", "setups",
                               "title", "parentID", "createdAt", "updatedAt", "lastIdleAt", "deletedAt", "endedAt",
                               "toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned",
-                              "fixedUpCommits", "lastCommit"]),
+                              "fixedUpCommits", "lastCommit", "cost", "tokens", *TOKEN_COLUMNS, "durationMs",
+                              "messages"]),
     "commits": ("commits", ["hash", "projectPath", "stack", "agentId", "sessionID", "provider", "model",
                             "taskDescription", "createdAt", "source", "parentID", "fixupOf", "fixedUpBy",
                             "revertedBy"]),
@@ -56,6 +63,8 @@ TABLES: dict[str, tuple[str, list[str]]] = {
                                   "projectPath", "reason", "data", "source", "revertedBy"]),
     "retrospectives": ("retrospectives", ["createdAt", "agentId", "sessionID", "author", "commitHash", "summary",
                                           "wentWell", "toImprove", "lessons"]),
+    "usage": ("usage", ["sessionID", "messageID", "agentId", "provider", "model", "setup", "cost",
+                        *TOKEN_COLUMNS, "durationMs", "recordedAt"]),
 }
 SESSION_COUNTERS = ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned", "fixedUpCommits")
 WITH_STACK = {"sessions", "commits", "grades"}
@@ -86,10 +95,33 @@ def _records(view: ReadView, table: str, stack_of: Any) -> Iterator[dict[str, An
         if table == "sessions":
             for name in SESSION_COUNTERS:
                 record.setdefault(name, 0)
+            _session_usage_columns(record)
+        elif table == "usage":
+            tokens = record.get("tokens")
+            tokens = tokens if isinstance(tokens, dict) else {}
+            for kind, column in zip(TOKEN_KINDS, TOKEN_COLUMNS):
+                record[column] = tokens.get(kind, 0)
         if table in WITH_STACK:
             path = record.get("projectPath")
             record["stack"] = stack_of(path if isinstance(path, str) else None)
         yield record
+
+
+def _session_usage_columns(record: dict[str, Any]) -> None:
+    """The session's usage summed over its setups, flat (all null when none was recorded)."""
+    usage = record.get("usage")
+    entries = [entry for entry in usage.values() if isinstance(entry, dict)] if isinstance(usage, dict) else []
+    if not entries:
+        record.update(dict.fromkeys(("cost", "tokens", *TOKEN_COLUMNS, "durationMs", "messages")))
+        return
+    totals = empty_usage()
+    for entry in entries:
+        for name, value in entry.items():
+            if name in totals and isinstance(value, (int, float)) and not isinstance(value, bool):
+                totals[name] += value
+    record.update({"cost": totals["cost"], "tokens": token_total(totals), "durationMs": totals["durationMs"],
+                   "messages": totals["messages"]})
+    record.update({column: totals[kind] for kind, column in zip(TOKEN_KINDS, TOKEN_COLUMNS)})
 
 
 def _cell(value: Any) -> Any:

@@ -25,6 +25,39 @@ class ReportError(ValueError):
 # -- the report ---------------------------------------------------------------------------------
 
 @attrs.define
+class Usage:
+    """The usage recorded for one setup (or the whole report): sums, and the sessions and commits
+    it covers (the denominators: sessions tracked before usage was recorded add neither)."""
+
+    messages: int = 0
+    cost: float = 0.0
+    input: int = 0
+    output: int = 0
+    reasoning: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    duration_ms: float = 0
+    sessions: int = 0
+    commits: float = 0  # a session with several setups splits its commits between them
+
+    @property
+    def tokens(self) -> int:
+        return self.input + self.output + self.reasoning + self.cache_read + self.cache_write
+
+    def tokens_wire(self) -> dict[str, int]:
+        return {"input": self.input, "output": self.output, "reasoning": self.reasoning,
+                "cacheRead": self.cache_read, "cacheWrite": self.cache_write, "total": self.tokens}
+
+    def add(self, other: "Usage") -> None:
+        for field in attrs.fields(Usage):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"messages": self.messages, "cost": self.cost, "tokens": self.tokens_wire(),
+                "durationMs": whole(self.duration_ms), "sessions": self.sessions, "commits": whole(self.commits)}
+
+
+@attrs.define
 class SetupRow:
     agent: str
     model: str
@@ -52,6 +85,9 @@ class SetupRow:
     note: str | None = None
     # of its commits and grades, how many were imported from the older TypeScript plugin
     imported: dict[str, int] = attrs.Factory(lambda: {"commits": 0, "grades": 0})
+    # What its model calls cost (the usage recorded for its sessions; a subagent's session counts
+    # for its root session's setup): see collect.add_usage.
+    usage: Usage = attrs.Factory(lambda: Usage())
     # Signals nobody types (score.SCORE_HELP): tool calls (all) and the failed ones, its sessions
     # that ended and those abandoned (no commit), commits fixed up soon after, commits reverted.
     tool_calls: float = 0
@@ -66,6 +102,40 @@ class SetupRow:
     @property
     def setup(self) -> str:
         return f"{self.agent}|{self.model}"
+
+    @property
+    def cost(self) -> float | None:
+        """USD spent on its model calls; None when no usage was recorded for it."""
+        return self.usage.cost if self.usage.messages else None
+
+    @property
+    def cost_per_session(self) -> float | None:
+        return self.usage.cost / self.usage.sessions if self.usage.messages and self.usage.sessions else None
+
+    @property
+    def cost_per_commit(self) -> float | None:
+        return self.usage.cost / self.usage.commits if self.usage.messages and self.usage.commits else None
+
+    @property
+    def tokens_per_commit(self) -> float | None:
+        return self.usage.tokens / self.usage.commits if self.usage.messages and self.usage.commits else None
+
+    @property
+    def time_per_session_ms(self) -> float | None:
+        return self.usage.duration_ms / self.usage.sessions if self.usage.messages and self.usage.sessions else None
+
+    @property
+    def zero_cost(self) -> bool:
+        """Usage was recorded and cost nothing: a local model, or one paid by subscription."""
+        return bool(self.usage.messages) and self.usage.cost == 0
+
+    @property
+    def value(self) -> float | None:
+        """Score points per dollar a session costs (score / cost per session); None when the setup
+        costs nothing (a local or subscription model: no meaningful ratio, never infinity) or its
+        cost is unknown."""
+        per_session = self.cost_per_session
+        return self.score / per_session if per_session else None
 
     @property
     def workflow(self) -> str:
@@ -139,6 +209,10 @@ class SetupRow:
             "score": self.score, "scoreParts": self.parts, "ranked": self.ranked,
             "rank": self.rank, "overallRank": self.overall_rank, "note": self.note,
             "imported": self.imported,
+            "cost": self.cost, "costPerSession": self.cost_per_session, "costPerCommit": self.cost_per_commit,
+            "tokens": self.usage.tokens_wire() if self.usage.messages else None,
+            "tokensPerCommit": self.tokens_per_commit, "timePerSessionMs": self.time_per_session_ms,
+            "value": self.value, "zeroCost": self.zero_cost, "usage": self.usage.to_wire(),
             "workflow": self.workflow, "toolCalls": whole(self.tool_calls),
             "failedToolCalls": whole(self.failed_tool_calls), "toolFailureRate": self.tool_failure_rate,
             "endedSessions": self.ended_sessions, "abandonedSessions": self.abandoned_sessions,
@@ -154,15 +228,22 @@ class Recommendation:
     stack: str
     text: str
     setup: SetupRow | None
+    # the ranked setup with the lowest cost per commit within 5 points of the best (rank.cheapest_within)
+    cheapest: SetupRow | None = None
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"stack": self.stack, "text": self.text}
         if self.setup is not None:
             wire.update({"agent": self.setup.agent, "model": self.setup.model,
                          "setup": self.setup.setup, "score": self.setup.score,
-                         "sessions": self.setup.sessions})
+                         "sessions": self.setup.sessions, "costPerCommit": self.setup.cost_per_commit})
         else:
-            wire.update({"agent": None, "model": None, "setup": None, "score": None, "sessions": None})
+            wire.update({"agent": None, "model": None, "setup": None, "score": None, "sessions": None,
+                         "costPerCommit": None})
+        cheapest = self.cheapest
+        wire["cheapest"] = None if cheapest is None else {
+            "agent": cheapest.agent, "model": cheapest.model, "setup": cheapest.setup, "score": cheapest.score,
+            "costPerCommit": cheapest.cost_per_commit}
         return wire
 
 
@@ -187,6 +268,7 @@ class Report:
     parallel: bool = False
     # commits and grades (of those counted) imported from the older TypeScript plugin
     imported: dict[str, int] = attrs.Factory(lambda: {"commits": 0, "grades": 0})
+    usage: Usage = attrs.Factory(lambda: Usage())  # every setup's usage together
 
     @property
     def ranked(self) -> list[SetupRow]:
@@ -199,6 +281,7 @@ class Report:
                         "minSessions": self.min_sessions, "tieBreak": TIE_BREAK,
                         "rankedWithin": "stack", "explanation": SCORE_HELP},
             "totals": self.totals, "imported": self.imported, "unattributedBugs": self.unattributed_bugs,
+            "usage": self.usage.to_wire(),
             "setups": [row.to_wire() for row in self.setups],
             "recommendations": [rec.to_wire() for rec in self.recommendations],
             "agents": self.agents, "durationMs": round(self.duration_ms, 3), "decoder": self.decoder,
@@ -218,8 +301,3 @@ def fmt(value: float | None, digits: int = 2) -> str:
         return "-"
     return f"{value:.{digits}f}"
 
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """``1 session``, ``2 sessions``, ``0 sessions``; ``nouns`` for an irregular plural."""
-    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"

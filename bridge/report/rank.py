@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..tracking.setups import UNKNOWN_AGENT, UNKNOWN_MODEL
-from .model import UNKNOWN_STACK, Recommendation, SetupRow, fmt, plural
+from ..wording import plural
+from .model import UNKNOWN_STACK, Recommendation, SetupRow, fmt
 
 
 def sort_key(row: SetupRow) -> tuple[Any, ...]:
@@ -62,9 +63,39 @@ def recommend(rows: list[SetupRow], min_sessions: int) -> list[Recommendation]:
             continue
         runner_up = next((row for row in group if row.rank == 2), None)
         margin = f"; next: {runner_up.agent} with {runner_up.model} at {runner_up.score:.1f}" if runner_up else ""
+        cheapest = cheapest_within(group, best)
         recommendations.append(Recommendation(stack_name, (
             f"For {label}, use agent {best.agent} with {best.model}: score {best.score:.1f} over "
             f"{plural(best.sessions, 'session')} ({fmt(best.commits_per_session)} commits/session, mean user grade "
             f"{fmt(best.mean_user_grade)}, mean agent grade {fmt(best.mean_agent_grade)}, "
-            f"{fmt(best.bugs_per_commit)} bugs/commit){margin}."), best))
+            f"{fmt(best.bugs_per_commit)} bugs/commit{_cost_clause(best, cheapest)}){margin}."), best, cheapest))
     return recommendations
+
+
+CHEAPEST_WITHIN = 5.0  # score points: "about as good" for the cheapest-setup hint
+
+
+def cheapest_within(group: list[SetupRow], best: SetupRow) -> SetupRow | None:
+    """The ranked setup of the stack with the lowest cost per commit among those scoring within
+    CHEAPEST_WITHIN points of the best (the best itself included); None when none has a cost per
+    commit. Ties: the better rank."""
+    candidates = [row for row in group if row.ranked and row.cost_per_commit is not None
+                  and row.score >= best.score - CHEAPEST_WITHIN]
+    return min(candidates, key=lambda row: (row.cost_per_commit, row.rank or 0), default=None)
+
+
+def money(value: float | None) -> str:
+    """Dollars: 2 decimals, 4 below one cent (a cheap model's commit can cost $0.0031)."""
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if 0 < value < 0.01 else f"{value:.2f}"
+
+
+def _cost_clause(best: SetupRow, cheapest: SetupRow | None) -> str:
+    if best.cost_per_commit is None:
+        return ""  # no usage recorded for it, or no commit to divide by
+    clause = f", {money(best.cost_per_commit)} $/commit"
+    if cheapest is None or cheapest is best:
+        return clause + f"; it is the cheapest setup within {CHEAPEST_WITHIN:g} points"
+    return (clause + f"; cheapest setup within {CHEAPEST_WITHIN:g} points: {cheapest.agent} with "
+            f"{cheapest.model} at {money(cheapest.cost_per_commit)} $/commit (score {cheapest.score:.1f})")

@@ -22,8 +22,10 @@ import attrs
 
 from ..config import ScoringRules
 from ..store import Store
+from ..wording import plural
 from .build import build_report
-from .model import UNKNOWN_STACK, Report, SetupRow, fmt, plural
+from .model import UNKNOWN_STACK, Report, SetupRow, fmt
+from .rank import CHEAPEST_WITHIN, cheapest_within, money
 
 LEVELS = ("stack", "language", "all")
 LEVEL_NAMES = {"stack": "exact-stack", "language": "language", "all": "all-projects"}
@@ -42,6 +44,12 @@ class Level:
     @property
     def runner_up(self) -> SetupRow | None:
         return next((row for row in self.report.setups if row.rank == 2), None)
+
+    @property
+    def cheapest(self) -> SetupRow | None:
+        """The ranked setup with the lowest cost per commit within CHEAPEST_WITHIN points of the best."""
+        best = self.best
+        return cheapest_within(self.report.setups, best) if best is not None else None
 
     def to_wire(self) -> dict[str, Any]:
         return {"level": self.name, "scope": self.scope, "sessions": self.report.totals["sessions"],
@@ -65,6 +73,10 @@ class Advice:
     @property
     def runner_up(self) -> SetupRow | None:
         return self.answer.runner_up if self.answer else None
+
+    @property
+    def cheapest(self) -> SetupRow | None:
+        return self.answer.cheapest if self.answer else None
 
     def config(self) -> dict[str, Any] | None:
         """The OpenCode configuration (opencode.json) of the recommended setup."""
@@ -93,15 +105,32 @@ class Advice:
                  f"{plural(best.projects, 'project')}: {plural(best.commits, 'commit')} "
                  f"({fmt(best.commits_per_session)} per session), mean user grade {fmt(best.mean_user_grade)} "
                  f"({plural(best.user_grades, 'grade')}), mean agent grade {fmt(best.mean_agent_grade)} "
-                 f"({plural(best.agent_grades, 'grade')}), {fmt(best.bugs_per_commit)} bugs per commit."]
+                 f"({plural(best.agent_grades, 'grade')}), {fmt(best.bugs_per_commit)} bugs per commit.",
+                 self._cost_line(best)]
         runner = self.runner_up
         if runner is not None:
+            runner_cost = "" if runner.cost_per_commit is None else f", {money(runner.cost_per_commit)} $ per commit"
             lines.append(f"Runner-up: agent {runner.agent} with {runner.model}, score {runner.score:.1f} over "
                          f"{plural(runner.sessions, 'session')} ({fmt(runner.commits_per_session)} commits per "
-                         f"session, mean user grade {fmt(runner.mean_user_grade)}).")
+                         f"session, mean user grade {fmt(runner.mean_user_grade)}{runner_cost}).")
         else:
             lines.append("Runner-up: none yet (no other setup at this level has enough sessions).")
         return lines
+
+    def _cost_line(self, best: SetupRow) -> str:
+        if best.cost_per_session is None:
+            return ("Cost: not recorded for its sessions (the plugin records it from now on; "
+                    "agent-tracker import-opencode brings in what past sessions cost).")
+        line = f"Cost: {money(best.cost_per_session)} $ per session"
+        if best.cost_per_commit is not None:
+            line += f", {money(best.cost_per_commit)} $ per commit"
+        cheapest = self.cheapest
+        if cheapest is None:
+            return line + "."
+        if cheapest is best:
+            return line + f"; no setup within {CHEAPEST_WITHIN:g} points of it is cheaper per commit."
+        return (line + f"; cheapest setup within {CHEAPEST_WITHIN:g} points: agent {cheapest.agent} with "
+                f"{cheapest.model} at {money(cheapest.cost_per_commit)} $ per commit (score {cheapest.score:.1f}).")
 
     def _no_answer(self) -> str:
         everything = self.levels[-1].report
@@ -125,7 +154,7 @@ class Advice:
         return out + "\n"
 
     def to_wire(self) -> dict[str, Any]:
-        best, runner = self.best, self.runner_up
+        best, runner, cheapest = self.best, self.runner_up, self.cheapest
         return {
             "database": self.database, "directory": self.directory, "stack": self.stack,
             "language": self.language, "minSessions": self.min_sessions,
@@ -134,6 +163,7 @@ class Advice:
             "levels": [level.to_wire() for level in self.levels],
             "recommendation": best.to_wire() if best else None,
             "runnerUp": runner.to_wire() if runner else None,
+            "cheapest": cheapest.to_wire() if cheapest else None,
             "config": self.config(), "lines": self.lines(), "text": self.text(),
         }
 

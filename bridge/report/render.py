@@ -13,12 +13,43 @@ from typing import Any, Callable
 
 import attrs
 
-from .model import Report, SetupRow, fmt, plural
+from ..wording import plural
+from .model import Report, SetupRow, fmt
+from .rank import money
 from .score import FORMULA
 
 
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def tokens_text(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 999_500:
+        return f"{value / 1_000_000:.2f}M"
+    if value >= 1_000:
+        return f"{value / 1_000:.1f}k"
+    return f"{value:.0f}"
+
+
+def duration_text(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _value_text(row: SetupRow) -> str:
+    """Score per dollar a session costs; ``-`` for a zero-cost model (a ratio to nothing is no
+    figure) or a setup without recorded usage."""
+    return "-" if row.value is None else f"{row.value:,.0f}"
 
 
 @attrs.frozen
@@ -54,15 +85,31 @@ SETUP_COLUMNS: list[Column] = [
     Column("abandonRate", "Aband%", lambda r: _percent(r.abandon_rate), value=lambda r: r.abandon_rate),
     Column("fixupRate", "Fixup%", lambda r: _percent(r.fixup_rate), value=lambda r: r.fixup_rate),
     Column("revertedCommits", "Reverts", lambda r: str(r.reverts), value=lambda r: r.reverts),
+    # What the model calls cost (usage.recorded): dollars per session and per commit, tokens per
+    # commit, the agent's working time per session, score per dollar a session costs.
+    Column("costPerSession", "$/S", lambda r: money(r.cost_per_session), value=lambda r: r.cost_per_session),
+    Column("costPerCommit", "$/C", lambda r: money(r.cost_per_commit), value=lambda r: r.cost_per_commit),
+    Column("tokensPerCommit", "Tok/C", lambda r: tokens_text(r.tokens_per_commit), value=lambda r: r.tokens_per_commit),
+    Column("timePerSession", "Time/S", lambda r: duration_text(r.time_per_session_ms),
+           value=lambda r: r.time_per_session_ms),
+    Column("value", "Value", _value_text, value=lambda r: r.value),
     Column("lastUsed", "Last used", lambda r: (r.last_used or "-")[:10], numeric=False, value=lambda r: r.last_used),
     Column("score", "Score", lambda r: f"{r.score:.1f}" + ("" if r.ranked else "*"), value=lambda r: r.score),
 ]
 COLUMN = {column.key: column for column in SETUP_COLUMNS}
 KEY_COLUMNS = ("rank", "agent", "model", "score")  # shown at every width, never cut
-# The others, most telling first: added while the table still fits.
-PRIORITY = ("stack", "sessions", "userGrade", "commits", "bugsPerCommit", "agentGrade", "commitsPerSession",
-            "lastUsed", "xpPerSession", "excellenceShare", "badShare", "abandonRate", "toolFailureRate", "fixupRate",
-            "revertedCommits")
+# The others, most telling first: added while the table still fits. What a commit costs comes
+# right after the user's grade: "good commits per dollar" is the question (when usage is recorded).
+PRIORITY = ("stack", "sessions", "userGrade", "costPerCommit", "commits", "bugsPerCommit", "agentGrade",
+            "commitsPerSession", "lastUsed", "xpPerSession", "excellenceShare", "badShare", "abandonRate",
+            "toolFailureRate", "fixupRate", "revertedCommits", "value", "costPerSession", "tokensPerCommit",
+            "timePerSession")
+# Shown only when some setup has usage recorded (else every cell would be "-").
+USAGE_COLUMNS = ("costPerSession", "costPerCommit", "tokensPerCommit", "timePerSession", "value")
+
+
+def has_usage(report: Report) -> bool:
+    return any(row.usage.messages for row in report.setups)
 COLUMNS = [column.header.replace("\n", " ") for column in SETUP_COLUMNS]  # every header, one line each
 
 
@@ -104,10 +151,13 @@ def _width_of(console: Any, renderable: Any) -> int:
 
 def choose_columns(report: Report, console: Any, width: int, wide: bool = False) -> list[str]:
     """The columns that fit in ``width`` (all of them with ``wide``), in display order."""
+    unused = () if has_usage(report) else USAGE_COLUMNS
     if wide:
-        return [column.key for column in SETUP_COLUMNS]
+        return [column.key for column in SETUP_COLUMNS if column.key not in unused]
     chosen = set(KEY_COLUMNS)
     for key in PRIORITY:
+        if key in unused:
+            continue
         keys = [column.key for column in SETUP_COLUMNS if column.key in chosen | {key}]
         if _width_of(console, _table(report.setups, keys, None)) <= width:
             chosen.add(key)
@@ -176,8 +226,10 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True, w
         console.print(Text(no_match_text(report)))
         return
     filters = ", ".join(f"{k}={v}" for k, v in report.filters.items() if v) or "none"
+    spent = (f", {money(report.usage.cost)} $ over {tokens_text(report.usage.tokens)} tokens"
+             if has_usage(report) else "")
     title = (f"Agent setups ({plural(report.totals['sessions'], 'session')}, "
-             f"{plural(report.totals['commits'], 'commit')}, {plural(report.totals['grades'], 'grade')}; "
+             f"{plural(report.totals['commits'], 'commit')}, {plural(report.totals['grades'], 'grade')}{spent}; "
              f"filters: {filters})")
     width = console.width
     keys = choose_columns(report, console, width, wide)
@@ -191,7 +243,9 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True, w
         for stack in dict.fromkeys(row.stack for row in report.setups):
             rows = [row for row in report.setups if row.stack == stack]
             printed(console, width, _table(rows, keys, Text(stack, style="bold")))
-    hidden = [COLUMN[key].header.replace("\n", " ") for key in PRIORITY if key not in keys and key != "stack"]
+    unused = () if has_usage(report) else USAGE_COLUMNS
+    hidden = [COLUMN[key].header.replace("\n", " ") for key in PRIORITY
+              if key not in keys and key != "stack" and key not in unused]
     if hidden:
         console.print(Text(f"Not shown at this width: {', '.join(hidden)} (--wide shows them, --json has "
                            f"every number).", style="dim"))
@@ -200,6 +254,11 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True, w
     console.print(Text(f"{FORMULA}; * = not ranked (fewer than {report.min_sessions} sessions, or "
                        f"agent/model unknown). Ranks are per stack. Details: agent-tracker report --help.",
                        style="dim"))
+    if any(key in keys for key in USAGE_COLUMNS):
+        console.print(Text("$/S, $/C: dollars per session and per commit; Tok/C: tokens per commit; Time/S: the "
+                           "agent's working time per session; Value: score per dollar a session costs (- for a "
+                           "model that costs nothing). A subagent's session counts for its root session's setup.",
+                           style="dim"))
     if report.imported["commits"] or report.imported["grades"]:
         console.print(Text(f"Includes {plural(report.imported['commits'], 'commit')} and "
                            f"{plural(report.imported['grades'], 'grade')} imported from the older TypeScript "

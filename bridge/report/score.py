@@ -66,9 +66,17 @@ agent/model, are shown but not ranked. Ranks are per stack; ties are broken by
 # of them without a commit; FIXED_UP commits fixed up soon after; REVERTS the bugs that are reverts.
 (SESSIONS, XP, COMMITS, AGENT_SUM, AGENT_N, USER_SUM, USER_N, EXCELLENT, BAD, BUGS,
  TOOL_CALLS, FAILED_CALLS, ENDED, ABANDONED, FIXED_UP, REVERTS) = range(16)
+# What the setup's model calls cost (usage.add_usage): sums over the usage recorded for its
+# sessions, and how many sessions and commits those were (the denominators of $/session, $/commit).
+(COST, TOKENS_INPUT, TOKENS_OUTPUT, TOKENS_REASONING, TOKENS_CACHE_READ, TOKENS_CACHE_WRITE, DURATION, MESSAGES,
+ USAGE_SESSIONS, USAGE_COMMITS) = range(16, 26)
+# The usage totals' fields (tracking.usage_totals.USAGE_FIELDS) in their slots.
+USAGE_SLOTS = {"messages": MESSAGES, "cost": COST, "input": TOKENS_INPUT, "output": TOKENS_OUTPUT,
+               "reasoning": TOKENS_REASONING, "cacheRead": TOKENS_CACHE_READ, "cacheWrite": TOKENS_CACHE_WRITE,
+               "durationMs": DURATION}
 
 
-SLOTS = 16
+SLOTS = 26
 
 
 

@@ -3,7 +3,8 @@
 Every method of protocol.methods.METHODS gets one entry point (``dispatch``): events go to the
 tracking service, the bridge's own requests to the handlers below, each registered with
 ``ANSWERS`` next to its method name. protocol.py says what pygls does and what we replaced;
-transport.py reads and writes the frames.
+transport.py reads and writes the frames; flushing.py writes to the database off the event loop
+(a request that flushes is answered with a future: when its transaction committed).
 """
 
 from __future__ import annotations
@@ -25,13 +26,18 @@ from pygls.exceptions import (
 from pygls.server import JsonRPCServer
 
 from .. import SERVER_NAME, __version__
-from ..config import BridgeConfig, ConfigError, load_config
+from ..config import BridgeConfig, ConfigError, ScoringRules, load_config, structure_config
+from ..filesystem import display
 from ..protocol.methods import METHODS, HandlerTable
 from ..protocol.params import InitializeParams, NoParams, RecommendQuery, ReportQuery, StatusQuery
 from ..protocol.structure import CONVERTER, InvalidParams, structure_params
 from ..store import Store, StoreError
-from ..tracking.journal import Journal, find_orphans, journal_dir_for
-from ..tracking.service import EventRejected, TrackingService
+from ..tracking import faults
+from ..tracking.journal import Journal, OrphanJournal, find_orphans, journal_dir_for
+from ..tracking.service import EventDropped, EventRejected, TrackingService
+from ..tracking.trouble import Troubles
+from ..wording import plural
+from .flushing import Flusher, OrphanRecovery
 from .protocol import PARSE_ERROR, BridgeProtocol
 from .recorder import Recorder, recorder_from_env
 from .transport import (
@@ -61,6 +67,7 @@ class BridgeServer(JsonRPCServer):
         self.store: Store | None = None
         self.journal: Journal | None = None
         self.service: TrackingService | None = None
+        self.flusher: Flusher | None = None
         self.shutdown_requested = False
         self.exit_code: int | None = None
         self.recorder: Recorder | None = recorder_from_env()
@@ -126,15 +133,21 @@ class BridgeServer(JsonRPCServer):
             return None
 
     def _event(self, method: str, raw_params: Any, is_request: bool) -> Any:
-        if self.service is None:
+        if self.service is None or self.flusher is None:
             structure_params(method, raw_params)  # bad params are named even before initialize
             if is_request:
                 raise JsonRpcServerNotInitialized(message=f"{method} before initialize: send initialize first.")
             self.log("warning", f"Dropped {method} notification: received before initialize.")
             return None
-        result = self.service.handle(method, raw_params)
-        if self.service.flush_requested:
-            self._flush()
+        try:
+            result = self.service.handle(method, raw_params)
+        except EventDropped as exc:  # told once already (trouble.Troubles.drop), counted at exit
+            if is_request:
+                raise JsonRpcServerError(  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
+                    message=f"{method} {exc}", code=DATABASE_UNAVAILABLE) from None
+            return None
+        if self.service.flush_requested or self.flusher.retry_at is not None:
+            self.flusher.after_event()
         return result if result is not None else {}
 
     def _require_service(self, method: str) -> TrackingService:
@@ -142,9 +155,10 @@ class BridgeServer(JsonRPCServer):
             raise JsonRpcServerNotInitialized(message=f"{method} before initialize: send initialize first.")
         return self.service
 
-    def _flush(self) -> dict[str, Any]:
-        assert self.service is not None
-        return self.service.flush().to_wire()
+    def _flush(self) -> "asyncio.Future[dict[str, Any]]":
+        """Flush everything received so far; answered when the transaction committed."""
+        assert self.flusher is not None
+        return self.flusher.answer(self.flusher.flush())
 
     def _end_open_sessions(self) -> None:
         """The host is going away: every session still open ends now (each as a journaled
@@ -152,7 +166,10 @@ class BridgeServer(JsonRPCServer):
         if self.service is None:
             return
         for session_id in self.service.open_sessions():
-            self.service.handle("session.ended", {"sessionID": session_id, "reason": "shutdown"})
+            try:
+                self.service.handle("session.ended", {"sessionID": session_id, "reason": "shutdown"})
+            except EventDropped:  # past the memory bound on a full disk: counted in the exit line
+                pass
 
     # -- the bridge's own requests ------------------------------------------------------------------
 
@@ -169,11 +186,18 @@ class BridgeServer(JsonRPCServer):
         moved_aside = self._move_old_database_aside(config)
         self.store = Store.open(config)
         migration = self._migrate(moved_aside, directory)
-        recovered = self._recover_journals()
-        self.journal = self._open_journal(directory)
+        troubles = Troubles(self._notify, self.store.path.parent)
+        recovered, deferred = self._recover_journals(troubles)
+        self.journal = self._open_journal(directory, config.scoring)
         self.service = TrackingService(self.store, config.scoring, journal=self.journal,
                                        default_directory=directory, notify=self._notify,
-                                       told=self._told_topics)
+                                       told=self._told_topics, troubles=troubles)
+        troubles.accepted = lambda: self.service.events_accepted if self.service is not None else 0
+        # Fault injection (tests/reliability) writes inline: see flushing.py.
+        self.flusher = Flusher(self.service, self.log, sync_ms=config.journal_sync_milliseconds,
+                               inline=faults.ENABLED)
+        self.flusher.deferred = deferred
+        self.flusher.maintain()  # the journal's space reserve, taken in the background
         if not self.store.available:
             self._told_topics.add("StoreUnavailable")  # the toast below says it; flushes need not
             self.log("error", f"Tracking disabled: {self.store.error}")
@@ -191,7 +215,7 @@ class BridgeServer(JsonRPCServer):
         }
 
     @ANSWERS("shutdown")
-    def _shutdown(self, params: NoParams) -> dict[str, Any]:
+    def _shutdown(self, params: NoParams) -> Any:
         self.shutdown_requested = True
         if self.service is None:
             return {"entriesWritten": 0, "durationMs": 0, "errors": [], "transactions": 0}
@@ -204,7 +228,7 @@ class BridgeServer(JsonRPCServer):
         self._stop()
 
     @ANSWERS("flush")
-    def _flush_request(self, params: NoParams) -> dict[str, Any]:
+    def _flush_request(self, params: NoParams) -> Any:
         self._require_service("flush")
         return self._flush()
 
@@ -215,14 +239,28 @@ class BridgeServer(JsonRPCServer):
             raise JsonRpcInvalidParams(message="agent.status: give params.agentId or params.sessionID")
         return service.status(params)
 
+    def _after_flush(self, service: TrackingService, answer: Callable[[], dict[str, Any]]) -> Any:
+        """``answer`` reads the database: run it once every event received so far was flushed
+        (at once if nothing waits; else the request is answered when the flush committed)."""
+        assert self.flusher is not None
+        if service.pending or not self.flusher.idle:
+            flushed = self.flusher.flush()
+            if not flushed.done():
+                async def later() -> dict[str, Any]:
+                    await flushed
+                    return answer()
+                return asyncio.ensure_future(later())
+        return answer()
+
     @ANSWERS("report")
-    def _report(self, params: ReportQuery) -> dict[str, Any]:
+    def _report(self, params: ReportQuery) -> Any:
         service = self._require_service("report")
+        return self._after_flush(service, lambda: self._build_report(service, params))
+
+    def _build_report(self, service: TrackingService, params: ReportQuery) -> dict[str, Any]:
         from ..report.build import build_report  # not needed at start-up
         from ..report.model import ReportError
         from ..report.render import render_text
-        if service.pending:
-            self._flush()
         try:
             report = build_report(service.store, project=params.project_path, stack=params.stack,
                                   since=params.since, min_sessions=params.min_sessions,
@@ -235,10 +273,8 @@ class BridgeServer(JsonRPCServer):
         return {**report.to_wire(), "text": render_text(report)}
 
     @ANSWERS("recommend")
-    def _recommend(self, params: RecommendQuery) -> dict[str, Any]:
+    def _recommend(self, params: RecommendQuery) -> Any:
         service = self._require_service("recommend")
-        from ..report.model import ReportError
-        from ..report.recommend import recommend_for
         directory = params.directory or service.default_directory
         if not directory:
             raise JsonRpcInvalidParams(message="recommend: give params.directory (the bridge was started "
@@ -248,8 +284,12 @@ class BridgeServer(JsonRPCServer):
         if params.min_sessions is not None and params.min_sessions < 1:
             raise JsonRpcInvalidParams(message=f"recommend: params.minSessions must be at least 1; "
                                                f"got {params.min_sessions}")
-        if service.pending:
-            self._flush()
+        return self._after_flush(service, lambda: self._build_recommendation(service, directory, params))
+
+    def _build_recommendation(self, service: TrackingService, directory: str,
+                              params: RecommendQuery) -> dict[str, Any]:
+        from ..report.model import ReportError
+        from ..report.recommend import recommend_for
         try:
             advice = recommend_for(service.store, Path(directory), min_sessions=params.min_sessions,
                                    rules=service.rules)
@@ -288,45 +328,61 @@ class BridgeServer(JsonRPCServer):
                                            "variant": "warning" if result.get("errors") else "success"})
         return result
 
-    def _open_journal(self, directory: str | None) -> Journal | None:
+    def _open_journal(self, directory: str | None, rules: ScoringRules) -> Journal | None:
         assert self.store is not None
         try:
-            return Journal(journal_dir_for(self.store.path), header={"directory": directory})
+            # The rules go with the events: a replay scores them as this bridge did.
+            return Journal(journal_dir_for(self.store.path),
+                           header={"directory": directory, "scoring": rules.to_wire()})
         except OSError as exc:
             self.log("warning", f"Crash journal unavailable ({exc}); events since the last flush "
                                 f"would be lost if the bridge were killed.")
             return None
 
-    def _recover_journals(self) -> dict[str, int]:
-        """Replay journals left by bridges that died, each exactly once, before accepting events."""
+    def _recover_journals(self, troubles: Troubles) -> tuple[dict[str, int], list[OrphanRecovery]]:
+        """Replay journals left by bridges that died, each exactly once, before accepting events.
+
+        A journal the file system would not let us apply (full, read-only...) stays locked by us
+        and is applied with the next write that works (flushing.OrphanRecovery)."""
         assert self.store is not None and self.config is not None
         recovered = {"journals": 0, "events": 0}
+        deferred: list[OrphanRecovery] = []
         if not self.store.available or self.store.read_only:
-            return recovered
+            return recovered, deferred
         for orphan in find_orphans(journal_dir_for(self.store.path)):
-            marker_key = f"journal:{orphan.journal_id}"
             with self.store.read() as view:
-                applied = view.meta(marker_key) or 0
-            service = TrackingService(self.store, self.config.scoring, journal_id=orphan.journal_id,
-                                      default_directory=orphan.header().get("directory"),
-                                      notify=self._notify_recovered, told=self._told_topics)
-            events = service.replay(orphan, applied)
-            result = service.flush()
+                applied = view.meta(f"journal:{orphan.journal_id}") or 0
+            header = orphan.header()
+            service = TrackingService(self.store, self._rules_of(orphan, header), journal_id=orphan.journal_id,
+                                      default_directory=header.get("directory"), notify=self._notify_recovered,
+                                      told=self._told_topics, troubles=troubles)
+            recovery = OrphanRecovery(orphan, service, service.replay(orphan, applied))
+            result = recovery.apply()
             if result.errors:
+                if result.retry:
+                    deferred.append(recovery)
+                    continue
                 orphan.release()
                 self.log("error", f"Could not apply journal {orphan.path.name}: {result.errors[0]}")
                 continue
-            orphan.remove()
-            try:
-                self.store.write(lambda view: view.delete("meta", marker_key))
-            except StoreError:
-                pass
-            recovered["journals"] += 1
-            recovered["events"] += events
+            recovered["journals"] += int(recovery.removed)  # one that stays (read-only folder) replays nothing
+            recovered["events"] += recovery.events
         if recovered["events"]:
-            self.log("info", f"Recovered {recovered['events']} events from "
-                             f"{recovered['journals']} interrupted session(s).")
-        return recovered
+            self.log("info", f"Recovered {plural(recovered['events'], 'event')} from "
+                             f"{plural(recovered['journals'], 'interrupted session')}.")
+        return recovered, deferred
+
+    def _rules_of(self, orphan: OrphanJournal, header: dict[str, Any]) -> ScoringRules:
+        """The scoring rules that accepted the journal's events (older journals: ours)."""
+        assert self.config is not None
+        if "scoring" not in header:
+            return self.config.scoring
+        try:
+            return structure_config({"scoring": header["scoring"]}).scoring
+        except ConfigError as exc:
+            self.log("warning", f"Journal {orphan.path.name} names scoring rules this bridge does not accept "
+                                f"({exc}); its events are scored with this bridge's rules.")
+            return self.config.scoring
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -342,8 +398,8 @@ class BridgeServer(JsonRPCServer):
     async def _flush_periodically(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            if self.service is not None and self.service.pending:
-                self._flush()
+            if self.service is not None and self.flusher is not None and self.service.pending:
+                await self.flusher.flush()
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -361,7 +417,7 @@ class BridgeServer(JsonRPCServer):
             await self._main_task
         except asyncio.CancelledError:
             pass
-        self.finalize()
+        await self.finalize()
         return self.exit_code if self.exit_code is not None else 0
 
     def _on_signal(self, signum: int) -> None:
@@ -369,25 +425,46 @@ class BridgeServer(JsonRPCServer):
         self.exit_code = 0
         self._stop()
 
-    def finalize(self) -> None:
-        """Flush and close. The journal is removed only once everything reached the database."""
+    async def finalize(self) -> None:
+        """Flush and close. The journal is removed only once everything reached the database.
+
+        If something could not be written (a full disk, say), the last log line says how many
+        events the journal keeps for the next start and how many could not be saved at all.
+        """
         if self._finalized:
             return
         self._finalized = True
         if self._flush_task is not None:
             self._flush_task.cancel()
         flushed = True
-        if self.service is not None:
+        service, flusher = self.service, self.flusher
+        if service is not None and flusher is not None:
+            await flusher.drain()
             self._end_open_sessions()
-            flushed = not self.service.flush().errors
-        if self.journal is not None:
-            self.journal.close(remove=flushed)
-            if flushed and self.store is not None and self.store.available and not self.store.read_only:
+            flushed = not (await flusher.flush()).errors
+            await flusher.close()
+            for recovery in flusher.deferred:  # not applied: left for the next start
+                recovery.orphan.release()
+            for _ in range(3):  # answers of the flushes above go out through call_soon callbacks
+                await asyncio.sleep(0)
+            journal = service.journal
+            if journal is not None:
+                error = journal.close(remove=flushed)
+                if error is not None:
+                    self.log("warning", f"Could not remove the journal {display(journal.path)} ({error.strerror}): "
+                                        f"its folder became read-only; it was emptied, so it replays nothing.")
+            if flushed and self.journal is not None and self.store is not None and self.store.available \
+                    and not self.store.read_only:
                 marker = f"journal:{self.journal.journal_id}"
                 try:  # the journal is gone, so its replay marker is no longer needed
                     self.store.write(lambda view: view.delete("meta", marker))
                 except StoreError:
                     pass
+            if not flushed or service.troubles.dropped_total:
+                on_disk, lost = service.exit_counts()
+                self.log("warning" if not lost else "error",
+                         f"Exiting before every event reached the database: {on_disk:,} events are in the "
+                         f"journal (the next start recovers them) and {lost:,} events could not be saved.")
         if self.store is not None:
             self.store.close()
         if self.recorder is not None:

@@ -78,7 +78,7 @@ class FeedbackEvents(TrackingState):
                 "There is no commit to grade: give commitHash (and projectPath), or grade in a "
                 "session after its agent committed.")
         prefixes = grade_prefixes(target, p.grader)
-        already = any(k[0] == "communication" and k[1].startswith(prefixes) for k in self.pending.inserts)
+        already = self._pending_prefix("communication", prefixes)
         if not already and self.store.available:
             try:
                 with self.store.read() as view:

@@ -1,9 +1,13 @@
 """The write buffer: everything accepted since the last flush, applied in one transaction.
 
 Counters are kept as an ordered list of operations per agent (consecutive XP gains collapse
-into one), records under their final keys (repeated updates of one key collapse). ``apply``
-runs inside Store.write: it reads the stored agents and re-applies the operations on them,
-so concurrent bridges merge exactly and level-ups are computed on the merged state.
+into one, so do consecutive tool calls of one session), records under their final keys
+(repeated updates of one key collapse). ``apply`` runs inside Store.write: it reads the stored
+agents and re-applies the operations on them, so concurrent bridges merge exactly and level-ups
+are computed on the merged state. A tool call counts once per session and callID whichever
+process saw it (a live bridge and ``import-opencode`` may both): the ``calls`` ledger is checked
+and extended in the same transaction. Message usage replaces what was stored for its message;
+the touched sessions' usage totals are then summed again from their message records.
 """
 
 from __future__ import annotations
@@ -14,13 +18,24 @@ from typing import Any
 import attrs
 
 from ..config import ScoringRules
-from ..store import WriteView, key
+from ..store import SEP, WriteView, key
 from ..timestamps import millis_between
 from .git_commands import hashes_match
 from .scoring import AgentState, apply_grade, earn, reinstate, report_bug
+from .usage_totals import session_usage
 
 # Operation kinds (first element of each op list).
 GAIN, COMMIT, PUSH, GRADE, BUG, REINSTATE = "gain", "commit", "push", "grade", "bug", "reinstate"
+# [CALLS, xp, {sessionID: {callID: xp earned}}]: successful tool calls, each counted at flush
+# unless its session's ledger holds its callID already, plus XP gained meanwhile (commands): a run
+# of XP gains and tool calls is one operation (adding XP is order-free between other operations).
+CALLS = "calls"
+
+
+# "When was the latest ..." fields never go back, with the fields that go with them: importing
+# past sessions (or a late journal replay) leaves what happened later as it is.
+LATEST = {"updatedAt": (), "lastSeenAt": (), "lastIdleAt": (), "endedAt": (), "lastCommitAt": ("lastCommit",),
+          "lastPushAt": ("lastPushedHead",)}
 # [REVERT, commit key, bug activity key, bug activity]: the commit was reverted, a bug for the agent
 # that made it, counted once per commit (checked in the flush: another bridge may have seen it).
 REVERT = "revert"
@@ -49,10 +64,23 @@ class Merge:
     # Counters added on flush; missing ones start at 0 (an int: counts stay ints, XP may be a float).
     add: defaultdict[str, float] = attrs.Factory(lambda: defaultdict(int))
 
+    def then(self, later: "Merge") -> None:
+        """This merge followed by ``later`` (no handler both sets and adds one field)."""
+        for name, value in later.set_default.items():
+            self.set_default.setdefault(name, value)
+        self.set.update(later.set)
+        for name, delta in later.add.items():
+            self.add[name] += delta
+
     def apply_to(self, record: dict[str, Any]) -> dict[str, Any]:
         for name, value in self.set_default.items():
             record.setdefault(name, value)
-        record.update(self.set)
+        values = self.set
+        for name, companions in LATEST.items():
+            new, old = values.get(name), record.get(name)
+            if new.__class__ is str and old.__class__ is str and old > new:
+                values = {k: v for k, v in values.items() if k != name and k not in companions}
+        record.update(values)
         for name, delta in self.add.items():
             record[name] = record.get(name, 0) + delta
         return record
@@ -79,21 +107,70 @@ class PendingChanges:
     inserts: dict[tuple[str, str], dict[str, Any]] = attrs.Factory(dict)
     merges: dict[tuple[str, str], Merge] = attrs.Factory(dict)
     meta: dict[str, Any] = attrs.Factory(dict)
+    # Failed tool calls per session, in order: counted at flush like successful ones (they earn
+    # nothing, so they are no agent operation).
+    failed_calls: dict[str, list[str]] = attrs.Factory(dict)
+    # Per session with calls in this buffer: the chunks of its stored call ledger the events were
+    # checked against (state._read_ledger). Absorbing a later buffer keeps the older (smaller) number.
+    ledger_chunks: dict[str, int] = attrs.Factory(dict)
     summaries: list[SessionSummary] = attrs.Factory(list)
     events: int = 0
+    # Events per agent in this buffer (agent.status shows them as pendingChanges).
+    counts: dict[str, int] = attrs.Factory(dict)
 
     def __bool__(self) -> bool:
-        return bool(self.agent_ops or self.inserts or self.merges or self.meta or self.summaries)
+        return bool(self.agent_ops or self.inserts or self.merges or self.meta or self.failed_calls or self.summaries)
 
     def size(self) -> int:
-        return sum(map(len, self.agent_ops.values())) + len(self.inserts) + len(self.merges)
+        return (sum(map(len, self.agent_ops.values())) + len(self.inserts) + len(self.merges)
+                + len(self.failed_calls))
 
     def add_op(self, agent_id: str, op: list[Any]) -> None:
         ops = self.agent_ops.setdefault(agent_id, [])
-        if op[0] == GAIN and ops and ops[-1][0] == GAIN:
-            ops[-1][1] += op[1]
-        else:
+        kind = op[0]
+        if not ops or kind not in (GAIN, CALLS) or ops[-1][0] not in (GAIN, CALLS):
             ops.append(op)
+            return
+        last = ops[-1]
+        if kind == GAIN and last[0] == GAIN:
+            last[1] += op[1]
+            return
+        if last[0] == GAIN:  # the run now holds tool calls: it becomes one CALLS operation
+            last = ops[-1] = [CALLS, last[1], {}]
+        last[1] += op[1]
+        if kind == CALLS:
+            for session_id, calls in op[2].items():
+                found = last[2].get(session_id)
+                if found is None:
+                    last[2][session_id] = dict(calls)
+                else:
+                    found.update(calls)
+
+    def absorb(self, later: "PendingChanges") -> None:
+        """Append ``later`` to this (older) buffer, as if every event had gone into one.
+
+        A flush that failed puts its batch back in front of what arrived while it ran.
+        """
+        for agent_id, ops in later.agent_ops.items():
+            for op in ops:
+                self.add_op(agent_id, op)
+        self.inserts.update(later.inserts)
+        for merge_key, merge in later.merges.items():
+            mine = self.merges.get(merge_key)
+            if mine is None:
+                self.merges[merge_key] = merge
+            else:
+                mine.then(merge)
+        self.meta.update(later.meta)
+        for session_id, call_ids in later.failed_calls.items():
+            self.failed_calls.setdefault(session_id, []).extend(call_ids)
+        for session_id, chunks in later.ledger_chunks.items():
+            # checked against fewer chunks: the flush reads the whole ledger when they differ
+            self.ledger_chunks[session_id] = min(chunks, self.ledger_chunks.get(session_id, chunks))
+        self.summaries.extend(later.summaries)
+        self.events += later.events
+        for agent_id, count in later.counts.items():
+            self.counts[agent_id] = self.counts.get(agent_id, 0) + count
 
     def merge(self, db: str, record_key: str) -> Merge:
         found = self.merges.get((db, record_key))
@@ -103,23 +180,35 @@ class PendingChanges:
 
     def apply(self, view: WriteView, rules: ScoringRules, now: str) -> FlushOutcome:
         outcome = FlushOutcome()
+        ledgers = CallLedgers(view, now, self.ledger_chunks)
         for agent_id, ops in self.agent_ops.items():
             stored = view.get("agents", agent_id)
             before = AgentState.from_record(stored) if stored else None
             state = before.copy() if before else AgentState.new(agent_id, rules, now)
             for op in ops:
-                self._apply_op(view, state, op, rules)
+                self._apply_op(view, state, op, rules, ledgers)
             state.updated_at = now
             view.put("agents", agent_id, _keep_other_fields(stored, state.to_record()))
             outcome.entries_written += 1
             outcome.agents.append(AgentChange(before, state))
+        for session_id, call_ids in self.failed_calls.items():
+            ledgers.count(session_id, 0, 0.0, len(ledgers.fresh(session_id, call_ids)))
+        outcome.entries_written += ledgers.write()
         for (db, record_key), record in self.inserts.items():
             if db in ("commits", "communication"):
                 continue  # written by their agent operation, which also counts them
             outcome.entries_written += view.insert(db, record_key, record)
-        for (db, record_key), merge in self.merges.items():
-            view.put(db, record_key, merge.apply_to(view.get(db, record_key) or {}))
+        usage_sessions: dict[str, None] = {}
+        for (db, merge_key), merge in self.merges.items():
+            target = _stored_commit_key(view, merge_key) if db == "commits" else merge_key
+            if target is None:
+                continue  # an update of a commit that is not stored: never make a row of it alone
+            view.put(db, target, merge.apply_to(view.get(db, target) or {}))
             outcome.entries_written += 1
+            if db == "usage":
+                usage_sessions[merge.set["sessionID"]] = None
+        for session_id in usage_sessions:
+            _sum_usage_in_session(view, session_id)
         for meta_key, value in self.meta.items():
             view.put("meta", meta_key, value)
             outcome.entries_written += 1
@@ -129,11 +218,22 @@ class PendingChanges:
                                                    session_summary(record, summary))
         return outcome
 
-    def _apply_op(self, view: WriteView, state: AgentState, op: list[Any], rules: ScoringRules) -> None:
-        """Apply one operation; a commit, push or grade another process already wrote changes nothing."""
+    def _apply_op(self, view: WriteView, state: AgentState, op: list[Any], rules: ScoringRules,
+                  ledgers: "CallLedgers") -> None:
+        """Apply one operation; a commit, push, grade or tool call another process already wrote
+        changes nothing."""
         kind = op[0]
         if kind == GAIN:
             earn(state, op[1], rules)
+        elif kind == CALLS:
+            gained = op[1]
+            for session_id, calls in op[2].items():
+                fresh = ledgers.fresh(session_id, calls)
+                if fresh:
+                    earned = sum(calls.values()) if len(fresh) == len(calls) else sum(calls[c] for c in fresh)
+                    gained += earned
+                    ledgers.count(session_id, len(fresh), earned, 0)
+            earn(state, gained, rules)
         elif kind == COMMIT:
             record_key, earned, session_id = op[1], op[2], op[3]
             if not _insert_commit(view, record_key, self.inserts[("commits", record_key)]):
@@ -229,6 +329,8 @@ def apply_op_to_projection(state: AgentState, op: list[Any], rules: ScoringRules
     kind = op[0]
     if kind == GAIN:
         return earn(state, op[1], rules)
+    if kind == CALLS:
+        return earn(state, op[1] + sum(sum(calls.values()) for calls in op[2].values()), rules)
     if kind == COMMIT:
         state.total_commits += 1
         return earn(state, op[2], rules)
@@ -264,6 +366,18 @@ def pushed_before(view: Any, marker: str, head: str | None) -> bool:
     return any(hashes_match(str(value.get("head", "")), head) for _, value in view.scan("meta", prefix))
 
 
+def _stored_commit_key(view: WriteView, record_key: str) -> str | None:
+    """Where the commit an update names is stored: under its own key, or (if a flush in flight found it
+    stored by another bridge under another form of its hash) under that one's."""
+    if view.get("commits", record_key) is not None:
+        return record_key
+    project_part, _, commit_hash = record_key.rpartition(SEP)
+    for stored_key, stored in view.scan("commits", f"{project_part}{SEP}{commit_hash[:4]}"):
+        if hashes_match(str(stored.get("hash", "")), commit_hash):
+            return stored_key
+    return None
+
+
 def _insert_commit(view: WriteView, record_key: str, record: dict[str, Any]) -> bool:
     """Insert a commit unless the project holds it already under another form of its hash.
 
@@ -287,3 +401,117 @@ def _count_in_session(view: WriteView, session_id: str | None, counter: str, ear
     record[counter] = record.get(counter, 0) + 1
     record["xpEarned"] = record.get("xpEarned", 0) + earned
     view.put("sessions", session_id, record)
+
+
+class CallLedgers:
+    """Which callIDs each session has counted, read and extended inside the flush.
+
+    Sub-database ``calls``: per session, chunks under ``sessionID \0 NNNNNNNN`` (numbered from 0)
+    of ``{sessionID, callIDs[]}``; a flush that counts new calls of a session adds one chunk with
+    just those, so it writes what it adds, never the whole ledger again. A session whose stored
+    counters show tool calls but that has no ledger was counted by a bridge that kept no callIDs:
+    its first chunk gets ``countedWithoutIdsBefore`` = now, so an import knows that calls which
+    ended before then are counted already. The session's counters (toolCalls, failedToolCalls,
+    xpEarned) grow by what counted, once per session and flush.
+    """
+
+    def __init__(self, view: WriteView, now: str, checked: dict[str, int] | None = None):
+        self._view = view
+        self._now = now
+        # sessions whose buffered calls were checked against their first N chunks (at intake)
+        self._checked = checked or {}
+        # None: the buffered calls were checked against the whole stored ledger at intake
+        self._known: dict[str, set[str] | None] = {}
+        self._chunks: dict[str, int] = {}
+        self._legacy: set[str] = set()
+        self._added: dict[str, list[str]] = {}
+        self._counts: dict[str, list[float]] = {}  # session -> [succeeded, xp, failed]
+
+    def fresh(self, session_id: str, call_ids: Any) -> list[str]:
+        """The callIDs (in order) this session has not counted yet; they count from now on."""
+        if session_id in self._known:
+            known = self._known[session_id]
+        else:
+            known = self._known[session_id] = self._load(session_id)
+        if known is None:  # checked at intake against all there is, and never buffered twice
+            fresh = list(call_ids)
+        else:
+            fresh = [call_id for call_id in call_ids if call_id not in known]
+            known.update(fresh)
+        if fresh:
+            self._added.setdefault(session_id, []).extend(fresh)
+        return fresh
+
+    def count(self, session_id: str, succeeded: int, earned: float, failed: int) -> None:
+        counts = self._counts.setdefault(session_id, [0, 0, 0])
+        counts[0] += succeeded
+        counts[1] += earned
+        counts[2] += failed
+
+    def _load(self, session_id: str) -> set[str] | None:
+        prefix = ledger_prefix(session_id)
+        chunks = _count_keys(self._view, "calls", prefix)
+        known: set[str] | None = None  # the buffered calls were checked against exactly these chunks
+        if self._checked.get(session_id) != chunks:
+            # Another process added to the ledger since the events were checked (or they never
+            # were: the buffer of a journal being replayed): read it all.
+            known = set()
+            for _, chunk in self._view.scan("calls", prefix):
+                if chunk.get("sessionID") == session_id and isinstance(chunk.get("callIDs"), list):
+                    known.update(str(call_id) for call_id in chunk["callIDs"])
+        self._chunks[session_id] = chunks
+        if not chunks:
+            session = self._view.get("sessions", session_id) or {}
+            if session.get("toolCalls") or session.get("failedToolCalls"):
+                self._legacy.add(session_id)
+        return known
+
+    def write(self) -> int:
+        for session_id, (succeeded, earned, failed) in self._counts.items():
+            if succeeded or failed:
+                _count_calls_in_session(self._view, session_id, int(succeeded), earned, int(failed))
+        for session_id, added in self._added.items():
+            chunk: dict[str, Any] = {"sessionID": session_id, "callIDs": added}
+            if session_id in self._legacy:
+                chunk["countedWithoutIdsBefore"] = self._now
+            self._view.put("calls", ledger_prefix(session_id) + f"{self._chunks[session_id]:08d}", chunk)
+        return len(self._added)
+
+
+def _count_keys(view: WriteView, db: str, prefix: str) -> int:
+    """How many keys start with ``prefix`` (their values are not read)."""
+    encoded = prefix.encode()
+    count = 0
+    with view.cursor(db) as cursor:
+        if cursor.set_range(encoded):
+            for raw_key in cursor.iternext(keys=True, values=False):
+                if not bytes(raw_key).startswith(encoded):
+                    break
+                count += 1
+    return count
+
+
+def ledger_prefix(session_id: str) -> str:
+    """Where a session's ledger chunks are stored (``calls`` sub-database)."""
+    return key(session_id, "")
+
+
+def _count_calls_in_session(view: WriteView, session_id: str, succeeded: int, earned: float, failed: int) -> None:
+    """Tool calls count in their session when they count at all: in the same transaction."""
+    record = view.get("sessions", session_id) or {"sessionID": session_id}
+    if succeeded:
+        record["toolCalls"] = record.get("toolCalls", 0) + succeeded
+        record["xpEarned"] = record.get("xpEarned", 0) + earned
+    if failed:
+        record["failedToolCalls"] = record.get("failedToolCalls", 0) + failed
+    view.put("sessions", session_id, record)
+
+
+def _sum_usage_in_session(view: WriteView, session_id: str) -> None:
+    """The session's ``usage`` per setup, summed again from its message records (never adjusted
+    by differences: a replaced message leaves no rounding trace)."""
+    records = (record for _, record in view.scan("usage", key(session_id, ""))
+               if record.get("sessionID") == session_id)
+    session = view.get("sessions", session_id) or {"sessionID": session_id}
+    session["usage"] = session_usage(records)
+    view.put("sessions", session_id, session)

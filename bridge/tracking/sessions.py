@@ -88,10 +88,16 @@ class SessionEvents(TrackingState):
         merge = self.pending.merge("sessions", runtime.session_id)
         merge.set.update({"agentId": runtime.agent_id, "model": runtime.model,
                           "provider": runtime.provider, "updatedAt": now})
-        merge.set_default.update({"sessionID": runtime.session_id, "createdAt": now,
-                                  "projectPath": runtime.directory})
+        # Only when absent: an earlier event of this buffer (session.created) knows when it began.
+        for name, value in (("sessionID", runtime.session_id), ("createdAt", now), ("projectPath", runtime.directory)):
+            merge.set_default.setdefault(name, value)
         setup = setup_name(runtime.agent_id, runtime.provider, runtime.model)
         setups = merge.set.setdefault("setups", self._stored_setups(runtime.session_id))
+        # OpenCode names a new session's agent before its model (a subagent's session.created):
+        # once the model is known, the agent without one was that setup all along, not another.
+        placeholder = setup_name(runtime.agent_id, None, None)
+        if setup != placeholder and placeholder in setups:
+            setups.remove(placeholder)
         if setup not in setups:
             setups.append(setup)
         self.refresh_agent(agent.id)  # a halt stored by another bridge reaches this host now

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import queue
 import re
 import threading
@@ -273,3 +274,13 @@ class _Worker:
 
 
 _WORKER = _Worker()
+
+
+def _after_fork_in_child() -> None:
+    """A forked process (import-opencode's second importer) has no worker thread: start afresh."""
+    global _WORKER
+    _WORKER = _Worker()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

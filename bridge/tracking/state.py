@@ -13,6 +13,7 @@ import secrets
 from typing import Any, Callable
 
 import attrs
+import orjson
 
 from ..config import ScoringRules
 from ..protocol.methods import HandlerTable
@@ -20,7 +21,7 @@ from ..store import Store, StoreError, key
 from ..timestamps import utc_now
 from .git_commands import hashes_match
 from .journal import Journal
-from .pending import BUG, GAIN, REINSTATE, REVERT, PendingChanges, apply_op_to_projection
+from .pending import BUG, GAIN, REINSTATE, REVERT, PendingChanges, apply_op_to_projection, ledger_prefix
 from .projects import optional_project_path
 from .scoring import AgentState, agent_sheet
 from .setups import UNKNOWN_AGENT
@@ -67,6 +68,7 @@ class SessionRuntime:
     provider: str | None = None
     last_commit: tuple[str, str] | None = None  # (projectPath, hash)
     seen_calls: set[str] = attrs.Factory(set)
+    ledger_chunks: int = 0  # chunks of the session's stored call ledger read into seen_calls
     parent_id: str | None = None  # a subagent's session: the session whose task tool started it
     commits: list[CommitSeen] = attrs.Factory(list)  # in order
 
@@ -83,6 +85,9 @@ class TrackingState:
         self.default_directory = optional_project_path(default_directory)
         self._notify: Notify = notify or (lambda method, params: None)
         self.pending = PendingChanges()
+        # Buffers a flush took and has not committed yet, oldest first: what handlers look up must
+        # include them (the database does not have them yet), or a commit could count twice.
+        self._flushing: list[PendingChanges] = []
         self._projected: dict[str, AgentState] = {}
         self._pending_events: dict[str, int] = {}
         self._sessions: dict[str, SessionRuntime] = {}
@@ -120,6 +125,7 @@ class TrackingState:
                 runtime.parent_id = stored.get("parentID")
                 if stored.get("lastCommit"):
                     runtime.last_commit = (stored.get("projectPath") or "", stored["lastCommit"])
+                self._read_ledger(runtime)
             else:
                 runtime.directory = self.default_directory
                 self.pending.merge("sessions", session_id).set_default.update(
@@ -144,6 +150,38 @@ class TrackingState:
             seen.add(parent_id)
             parent_id = parent.parent_id
         return found
+
+    def _counted_calls(self, session_id: str, after_chunk: int = 0) -> tuple[list[str], int]:
+        """(the callIDs the session's stored ledger holds from chunk ``after_chunk`` on, how many
+        chunks it has): counted by any bridge or import (pending.CallLedgers)."""
+        if not self.store.available:
+            return [], 0
+        prefix = ledger_prefix(session_id).encode()
+        ids: list[str] = []
+        chunks = 0
+        try:
+            with self.store.read() as view, view.cursor("calls") as cursor:
+                if cursor.set_range(prefix):
+                    for raw_key, raw in cursor:
+                        if not bytes(raw_key).startswith(prefix):
+                            break
+                        chunks += 1
+                        if chunks > after_chunk:  # the chunks read before are not decoded again
+                            chunk = orjson.loads(raw)
+                            if isinstance(chunk, dict) and isinstance(chunk.get("callIDs"), list):
+                                ids.extend(str(call_id) for call_id in chunk["callIDs"])
+        except (StoreError, KeyError, orjson.JSONDecodeError):  # KeyError: an older read-only database
+            return ids, chunks
+        return ids, chunks
+
+    def _read_ledger(self, runtime: SessionRuntime) -> None:
+        """Bring the session's stored ledger into ``seen_calls`` (only the chunks not read yet),
+        and tell the flush how many chunks this bridge knows: when no other process added one
+        meanwhile, the flush needs not read the ledger again (pending.CallLedgers)."""
+        ids, chunks = self._counted_calls(runtime.session_id, runtime.ledger_chunks)
+        runtime.seen_calls.update(ids)
+        runtime.ledger_chunks = max(runtime.ledger_chunks, chunks)
+        self.pending.ledger_chunks[runtime.session_id] = runtime.ledger_chunks
 
     # -- agents --------------------------------------------------------------------------------
 
@@ -195,6 +233,18 @@ class TrackingState:
 
     def _count_pending(self, agent_id: str) -> None:
         self._pending_events[agent_id] = self._pending_events.get(agent_id, 0) + 1
+        counts = self.pending.counts
+        counts[agent_id] = counts.get(agent_id, 0) + 1
+
+    def _reproject(self, agent_id: str) -> None:
+        """After a commit: the stored agent plus the operations still waiting (in flight or new)."""
+        self._projected.pop(agent_id, None)
+        if not self._pending_events.get(agent_id):
+            return  # read again when needed: it may include other bridges' changes
+        state = self._projection(agent_id)
+        for buffer in (*self._flushing, self.pending):
+            for op in buffer.agent_ops.get(agent_id, ()):
+                apply_op_to_projection(state, op, self.rules)
 
     def _tell_state(self, agent_id: str) -> None:
         status = self.status_of(agent_id)
@@ -205,19 +255,25 @@ class TrackingState:
         """Re-read an agent another bridge or the CLI may have changed (`agent-tracker reinstate`,
         `agent-tracker bug`), with our pending operations applied on top, as the next flush will;
         tell the host if its halt changed."""
-        stored = self._read("agents", agent_id)
-        state = AgentState.from_record(stored) if stored else AgentState.new(agent_id, self.rules)
-        for op in self.pending.agent_ops.get(agent_id, ()):
-            apply_op_to_projection(state, op, self.rules)
-        self._projected[agent_id] = state
+        if any(agent_id in buffer.agent_ops for buffer in self._flushing):
+            # A flush in flight changes this agent and may commit while we read: the projection
+            # (stored + in flight + new, kept as each event came) is the truth until it finished.
+            state = self._projection(agent_id)
+        else:
+            stored = self._read("agents", agent_id)
+            state = AgentState.from_record(stored) if stored else AgentState.new(agent_id, self.rules)
+            for op in self.pending.agent_ops.get(agent_id, ()):
+                apply_op_to_projection(state, op, self.rules)
+            self._projected[agent_id] = state
         if state.halted != self._told_halted.get(agent_id, False):
             self._tell_state(agent_id)
 
     def status_of(self, agent_id: str) -> dict[str, Any]:
         """The agent's sheet with our pending changes applied (see scoring.agent_sheet); a halted
-        agent's sheet says why (its latest bug), so the plugin can tell the model."""
+        agent's sheet says why (its latest bug), so the plugin can tell the model. pendingChanges: events
+        no flush has taken yet (one in progress has the others)."""
         state = self._projection(agent_id)
-        sheet = {**agent_sheet(state), "pendingChanges": self._pending_events.get(agent_id, 0)}
+        sheet = {**agent_sheet(state), "pendingChanges": self.pending.counts.get(agent_id, 0)}
         if state.halted:
             sheet["haltReason"] = self._halt_reason(agent_id, state)
         return sheet
@@ -239,9 +295,11 @@ class TrackingState:
     def _latest_bug(self, agent_id: str) -> dict[str, Any] | None:
         """The agent's latest bug activity: pending (not flushed yet), else stored."""
         prefix = key(agent_id, "")
-        pending = [(record_key, record) for (db, record_key), record in self.pending.inserts.items()
+        buffers = (self.pending, *self._flushing)  # a flush in flight has not stored its bugs yet
+        pending = [(record_key, record) for buffer in buffers for (db, record_key), record in buffer.inserts.items()
                    if db == "activities" and record_key.startswith(prefix) and record.get("kind") == "bug"]
-        pending += [(op[2], op[3]) for op in self.pending.agent_ops.get(agent_id, ()) if op[0] == REVERT]
+        pending += [(op[2], op[3]) for buffer in buffers for op in buffer.agent_ops.get(agent_id, ())
+                    if op[0] == REVERT]
         if pending:
             return max(pending, key=lambda item: item[0])[1]
         if not self.store.available:
@@ -260,9 +318,10 @@ class TrackingState:
     def _find_commit(self, project: str, commit_hash: str) -> tuple[str, dict[str, Any]] | None:
         """A known commit in this project whose hash matches (short or full, either way)."""
         prefix = key(project, "")
-        for (db, record_key), record in self.pending.inserts.items():
-            if db == "commits" and record_key.startswith(prefix) and hashes_match(record["hash"], commit_hash):
-                return record_key, record
+        for buffer in (self.pending, *self._flushing):
+            for (db, record_key), record in buffer.inserts.items():
+                if db == "commits" and record_key.startswith(prefix) and hashes_match(record["hash"], commit_hash):
+                    return record_key, record
         if self.store.available:
             try:
                 with self.store.read() as view:
@@ -278,14 +337,28 @@ class TrackingState:
         self.pending.inserts[("activities", key(agent_id, now, event_id))] = {
             "agentId": agent_id, "kind": kind, "createdAt": now, **fields}
 
+    def _pending_prefix(self, db: str, prefix: str | tuple[str, ...]) -> bool:
+        """Whether a record under ``prefix`` (or one of them) waits to be inserted (in the buffer or in flight)."""
+        return any(k[0] == db and k[1].startswith(prefix)
+                   for buffer in (self.pending, *self._flushing) for k in buffer.inserts)
+
     def _read(self, db: str, record_key: str) -> dict[str, Any] | None:
-        if not self.store.available:
-            return None
-        try:
-            with self.store.read() as view:
-                return view.get(db, record_key)
-        except StoreError:
-            return None
+        """The stored record, with what flushes in flight will write to it (not the buffer's changes)."""
+        record = None
+        if self.store.available:
+            try:
+                with self.store.read() as view:
+                    record = view.get(db, record_key)
+            except StoreError:
+                pass
+        for buffer in self._flushing:
+            insert = buffer.inserts.get((db, record_key))
+            if insert is not None and record is None:
+                record = dict(insert)
+            merge = buffer.merges.get((db, record_key))
+            if merge is not None:
+                record = merge.apply_to(record or {})
+        return record
 
     def _tell_once(self, topic: str, message: str, variant: str) -> None:
         self._notify("log", {"level": "error" if variant == "error" else "warning", "message": message})

@@ -17,7 +17,7 @@ from ..protocol.params import (
 from ..store import SEP, StoreError, key
 from .git_commands import GitCommit, hashes_match, recognise_commit, recognise_push, reverted_in_message
 from .outcomes import OutcomeEvents
-from .pending import COMMIT, PUSH, push_marker, pushed_before
+from .pending import CALLS, COMMIT, PUSH, push_marker, pushed_before
 from .projects import optional_project_path
 from .state import (
     CHECKS,
@@ -29,26 +29,38 @@ from .state import (
 )
 
 
+DUPLICATE_CALL = {"counted": False, "reason": "duplicate callID"}
+
+
 class WorkEvents(OutcomeEvents):
     @CHECKS("tool.executed")
     def _check_tool_call(self, p: ToolExecuted) -> None:
         runtime = self._sessions.get(p.session_id)
-        if runtime is not None and p.call_id in runtime.seen_calls:
-            raise AlreadyCounted({"counted": False, "reason": "duplicate callID"})
+        if runtime is not None:
+            counted = p.call_id in runtime.seen_calls
+        else:  # a session this bridge has not seen yet: another bridge or an import may have
+            counted = p.call_id in self._counted_calls(p.session_id)[0]
+        if counted:
+            raise AlreadyCounted(dict(DUPLICATE_CALL))
 
     @EVENTS("tool.executed")
     def _tool_executed(self, p: ToolExecuted, now: str, event_id: str, context: Any = None) -> dict[str, Any]:
         runtime = self._session(p.session_id, now)
-        runtime.seen_calls.add(p.call_id)  # repeats were answered by the check
-        merge = self.pending.merge("sessions", p.session_id)
-        merge.set["updatedAt"] = now
+        if p.session_id not in self.pending.ledger_chunks:  # once per session between flushes
+            self._read_ledger(runtime)
+        if p.call_id in runtime.seen_calls:  # journaled before this bridge knew the session's ledger
+            return dict(DUPLICATE_CALL)
+        runtime.seen_calls.add(p.call_id)
+        self.pending.merge("sessions", p.session_id).set["updatedAt"] = now
+        # Counted (session counters, XP) in the flush, against the session's stored ledger of
+        # callIDs: a call another process counted meanwhile counts once.
         if not p.success:
-            merge.add["failedToolCalls"] += 1
+            self.pending.failed_calls.setdefault(p.session_id, []).append(p.call_id)
             return {"counted": True, "xp": 0}
         agent_id = p.agent_id or runtime.agent_id or self._agent_for(None, p.session_id)
-        earned = self._gain(agent_id, self.rules.tool_call_xp)
-        merge.add["toolCalls"] += 1
-        merge.add["xpEarned"] += earned
+        state = self._projection(agent_id)
+        earned = 0.0 if state.halted else self.rules.tool_call_xp
+        self._add_op(agent_id, [CALLS, 0.0, {p.session_id: {p.call_id: earned}}], state)
         if p.tool == "bash" and p.args and isinstance(p.args.get("command"), str):
             command = p.args["command"]
             project = runtime.directory or self.default_directory

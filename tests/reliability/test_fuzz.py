@@ -322,6 +322,33 @@ def expectation(body: bytes) -> tuple | None:
     return ("error", msg_id if valid_id(msg_id) else None, -32600)
 
 
+FLUSHING = {"flush", "shutdown", "report", "recommend"}
+
+
+def in_expected_order(got: list[dict[str, Any]], expected: list[tuple]) -> list[dict[str, Any]]:
+    """The answers in the order of the requests: a flushing request's answer may come after later ones."""
+    late_ids = [want[1] for want in expected if want[0] == "answer" and want[2] in FLUSHING]
+    if not late_ids:
+        return got
+    rest = list(got)
+    late = []
+    for msg_id in late_ids:
+        # the last one with that id: hypothesis reuses ids, and a late answer comes after the others
+        found = next((r for r in reversed(rest) if r.get("id") == msg_id), None)
+        if found is not None:
+            rest.remove(found)
+        late.append(found)
+    ordered = []
+    for want in expected:
+        if want[0] == "answer" and want[2] in FLUSHING:
+            answer = late.pop(0)
+            if answer is not None:
+                ordered.append(answer)
+        elif rest:
+            ordered.append(rest.pop(0))
+    return ordered + rest
+
+
 def expected_drop(body: bytes) -> str | None:
     """The log warning the contract promises for a notification that is dropped (None: not dropped)."""
     try:
@@ -588,7 +615,10 @@ class FuzzHarness:
         context = f"case {labels}: {data[:300]!r} + resync {resync[:40]!r}"
         assert bridge.process.poll() is None, f"{context}: the bridge exited with {bridge.process.returncode}"
         assert answered, f"{context}: the sentinel was not answered within {WAIT}s (hang or desync)"
-        got = bridge.responses[responses_before:]
+        # A flush (shutdown, report, recommend) is answered when its write committed, in a worker thread: the
+        # requests behind it, the sentinel included, may be answered first. Wait for it too.
+        bridge.wait_for(lambda: len(bridge.responses) - responses_before >= len(expected))
+        got = in_expected_order(bridge.responses[responses_before:], expected)
         assert len(got) == len(expected), f"{context}: {len(got)} answers for {len(expected)} expected: {got} vs {expected}"
         for want, response in zip(expected, got):
             problem = check_response(want, response)
@@ -701,6 +731,9 @@ BASE_PARAMS: dict[str, dict[str, Any]] = {
                                "projectPath": "/tmp/p"},
     "activity.logged": {"kind": "k", "sessionID": "m1", "agentId": "matrix", "description": "d", "data": {"x": 1}},
     "agent.reinstate": {"agentId": "matrix", "reason": "r"},
+    "usage.recorded": {"sessionID": "m1", "messageID": "msg1", "cost": 0.5, "durationMs": 10,
+                       "tokens": {"input": 1, "output": 2, "reasoning": 3, "cacheRead": 4, "cacheWrite": 5},
+                       "agent": {"id": "matrix", "model": "m", "provider": "p"}},
 }
 WRONG_BY_TYPE = {
     "string": [0, 1.5, True, [], {}, ["x"]],
@@ -712,6 +745,7 @@ WRONG_BY_TYPE = {
     "grader": ["admin", 1, None, "", "Agent", ["agent"]],
     "ref": ["build", 1, [], True],
     "integer": ["3", 1.5, True, [], {}, 0, -1],
+    "number": ["0.5", True, [], {}, -0.5, -1],
     "event-time": [0, 1.5, True, [], {}, "", "yesterday", "2025-01-01", "2025-01-01T00:00:00", "x" * 4097],
 }
 
@@ -720,14 +754,22 @@ def field_type(schema: dict[str, Any]) -> str:
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[1]
         return {"Grade": "grade", "AgentRef": "ref", "ProjectRef": "ref", "ClientInfo": "ref", "Config": "object",
-                "EventTime": "event-time"}[name]
+                "UsageTokens": "ref", "EventTime": "event-time"}[name]
     if "enum" in schema:
         return "grader"
     if schema.get("type") == "string":
         return "id" if "pattern" in schema else "string"
     if schema.get("type") == "array":
         return "string-list"
-    return {"boolean": "boolean", "object": "object", "integer": "integer"}[schema["type"]]
+    return {"boolean": "boolean", "object": "object", "integer": "integer", "number": "number"}[schema["type"]]
+
+
+def wrong_values(schema: dict[str, Any]) -> list[Any]:
+    """The wrong values of a field's kind that its schema refuses (0 is a fine token count)."""
+    minimum = schema.get("minimum")
+    return [value for value in WRONG_BY_TYPE[field_type(schema)]
+            if not (minimum is not None and isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and value >= minimum and (schema.get("type") == "number" or float(value).is_integer()))]
 
 
 def field_matrix() -> list[tuple[str, str, Any, bool]]:
@@ -738,14 +780,14 @@ def field_matrix() -> list[tuple[str, str, Any, bool]]:
         required = set(params_schema.get("required", []))
         for name, schema in (params_schema.get("properties") or {}).items():
             kind = field_type(schema)
-            for wrong in WRONG_BY_TYPE[kind]:
+            for wrong in wrong_values(schema):
                 if wrong is None and name not in required:
                     continue  # null = absent for an optional member
                 cases.append((method, name, wrong, name in required))
-            if kind == "ref" and name in ("agent", "project"):
+            if kind == "ref" and name in ("agent", "project", "tokens"):
                 inner = SCHEMA["$defs"][schema["$ref"].rsplit("/", 1)[1]]
                 for inner_name, inner_schema in inner["properties"].items():
-                    for wrong in WRONG_BY_TYPE[field_type(inner_schema)]:
+                    for wrong in wrong_values(inner_schema):
                         cases.append((method, f"{name}.{inner_name}", wrong, True))
             if name in required:
                 cases.append((method, name, "<missing>", True))

@@ -50,7 +50,7 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, dict):
         out = {}
         for name, item in value.items():
-            if name == "durationMs":
+            if name == "durationMs" and isinstance(item, float):  # a timing; a sum of durations stays
                 out[name] = "<ms>"
             elif name == "serverInfo" and isinstance(item, dict):
                 out[name] = {**item, "version": "<version>"}
@@ -291,6 +291,32 @@ def invalid_config() -> list[dict[str, Any]]:
     ]
 
 
+def usage_recorded() -> list[dict[str, Any]]:
+    """Issue 14: what model calls cost, per message, idempotent per messageID; a subagent's usage
+    counts for its root session's setup; the report's cost figures."""
+    claude = {"id": "build", "model": "claude-sonnet-4-5", "provider": "anthropic"}
+    first = {"sessionID": "ses_u", "messageID": "msg_1", "cost": 0.00396, "durationMs": 4722, "agent": claude,
+             "tokens": {"input": 800, "output": 80, "reasoning": 20, "cacheRead": 200, "cacheWrite": 0}}
+    return [
+        INIT,
+        _note("session.created", {"sessionID": "ses_u", "directory": PROJECT, "agent": claude}),
+        _note("usage.recorded", first),
+        _note("usage.recorded", first),  # OpenCode repeats a message: replaced, never added
+        _req(2, "usage.recorded", {"sessionID": "ses_u", "messageID": "msg_2", "cost": 0.0018,
+                                   "tokens": {"input": 300, "output": 40, "cacheRead": 1000}, "durationMs": 2100}),
+        _bash("ses_u", "call_1", "git commit -am 'feat: usage'", "[main 4b5c6d7] feat: usage\n"),
+        _note("session.created", {"sessionID": "ses_sub", "directory": PROJECT, "parentID": "ses_u",
+                                  "agent": {"id": "general", "model": "claude-haiku-4-5", "provider": "anthropic"}}),
+        _note("usage.recorded", {"sessionID": "ses_sub", "messageID": "msg_3", "cost": 0.0009,
+                                 "tokens": {"input": 200, "output": 15}, "durationMs": 900}),
+        _req(3, "usage.recorded", {"sessionID": "ses_u", "messageID": "msg_4", "cost": -1,
+                                   "tokens": {"input": 1.5}}),
+        _note("usage.recorded", {"sessionID": "ses_u", "messageID": "msg_5"}),  # dropped with a log line
+        _req(4, "report", {"minSessions": 1}),
+        _req(5, "shutdown"), _note("exit"),
+    ]
+
+
 def outcome_signals() -> list[dict[str, Any]]:
     """Issue 15's signals nobody types: failed tool calls, an amend and a fixup! commit soon after,
     a revert (a bug of the agent whose commit it reverts, which halts it), an abandoned session,
@@ -346,7 +372,7 @@ SCENARIOS = {
     "full_session": full_session, "bad_input": bad_input,
     "two_interleaved_sessions": two_interleaved_sessions, "restart_persistence": restart_persistence,
     "map_full": map_full, "invalid_config": invalid_config,
-    "outcome_signals": outcome_signals, "subagent_session": subagent_session,
+    "outcome_signals": outcome_signals, "subagent_session": subagent_session, "usage_recorded": usage_recorded,
 }
 
 

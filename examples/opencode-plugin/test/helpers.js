@@ -15,6 +15,8 @@ export const PKG = path.resolve(HERE, "..");
 export const REPO = path.resolve(PKG, "..", "..");
 export const FIXTURES = path.join(HERE, "fixtures");
 export const SESSION_FIXTURE = path.join(FIXTURES, "opencode-1.18.33-session.jsonl");
+/** The plugin's recording of the run that wrote tests/fixtures/opencode/opencode.db. */
+export const HISTORY_FIXTURE = path.join(FIXTURES, "opencode-1.18.33-history.jsonl");
 
 /** The Python that runs the bridge: AGENT_TRACKER_TEST_PYTHON, the repo's venv, or python3. */
 export function python() {

@@ -9,7 +9,8 @@ import path from "node:path";
 import { test } from "node:test";
 
 import { Tracker } from "../plugin/agent-tracker/tracker.js";
-import { SESSION_FIXTURE, bashCall, chatMessage, loadRecording, pluginInput, replay, sessionCreated, stubClient } from "./helpers.js";
+import { usageParams } from "../plugin/agent-tracker/util.js";
+import { HISTORY_FIXTURE, SESSION_FIXTURE, bashCall, chatMessage, loadRecording, pluginInput, replay, sessionCreated, stubClient } from "./helpers.js";
 
 const DIR = "/work/project";
 
@@ -64,6 +65,57 @@ test("the recorded real session maps to the wire contract", async () => {
   assert.deepEqual(sent.at(-1), ["session.deleted", { sessionID }]);
   assert.equal(errors.length, 1, "/grade stops OpenCode");
   assert.ok(!methods.includes("command.executed"), "OpenCode publishes no command.executed for a stopped command");
+});
+
+test("usage.recorded: once per assistant message, when it completes, with the message's latest numbers", async () => {
+  // the run that wrote tests/fixtures/opencode/opencode.db: a build session with a subagent, a plan session
+  const records = loadRecording(HISTORY_FIXTURE, DIR);
+  const { hooks, sent } = offlineTracker();
+  await replay(hooks, records);
+  const usage = sent.filter(([m]) => m === "usage.recorded").map(([, p]) => p);
+  /** @type {Map<string, any>} */
+  const latest = new Map();
+  for (const r of records) {
+    const info = r.hook === "event" && r.input.type === "message.updated" ? r.input.properties.info : undefined;
+    if (info?.role === "assistant") latest.set(info.id, info);
+  }
+  assert.equal(latest.size, 10, "6 build messages, 2 of the subagent, 2 plan messages");
+  assert.deepEqual(usage.map((p) => p.messageID).sort(), [...latest.keys()].sort(), "each message once");
+  const completed = usage.map((p) => latest.get(p.messageID).time.completed);
+  assert.deepEqual(completed, [...completed].sort((a, b) => a - b), "in the order the messages completed");
+  const first = usage[0];
+  const info = latest.get(first.messageID);
+  assert.deepEqual(first, {
+    sessionID: info.sessionID, messageID: info.id, cost: 0.00396,
+    tokens: { input: 800, output: 80, reasoning: 20, cacheRead: 200, cacheWrite: 0 },
+    agent: { id: "build", model: "scripted", provider: "scripted" },
+    durationMs: info.time.completed - info.time.created,
+  });
+  /** @type {Map<string, any[]>} */
+  const bySession = new Map();
+  for (const p of usage) bySession.set(p.sessionID, [...(bySession.get(p.sessionID) ?? []), p]);
+  const sums = [...bySession.values()].map((ps) => [ps[0].agent.id, ps.length, ps.reduce((sum, p) => sum + p.cost, 0)]);
+  assert.deepEqual(sums, [["build", 6, 0.012764999999999999], ["general", 2, 0.002745], ["plan", 2, 0.004335]]);
+  // every usage.recorded comes after the session is known to the bridge, and a repeat changes nothing
+  for (const p of usage) {
+    assert.ok(sent.findIndex(([m, q]) => m === "session.created" && q.sessionID === p.sessionID) < sent.findIndex(([, q]) => q === p));
+  }
+  const before = sent.length;
+  await replay(hooks, records.filter((r) => r.hook === "event" && r.input.type === "message.updated"));
+  assert.equal(sent.length, before, "the same numbers again: not sent again");
+});
+
+test("usageParams: nothing before completion, odd numbers count 0", () => {
+  const base = { id: "m", sessionID: "s", role: "assistant", agent: "build", providerID: "p", modelID: "x", time: { created: 10 } };
+  assert.equal(usageParams({ ...base, cost: 1, tokens: { input: 5 } }), undefined, "not completed yet");
+  assert.equal(usageParams({ ...base, role: "user", time: { created: 1, completed: 2 } }), undefined);
+  assert.deepEqual(usageParams({ ...base, time: { created: 10, completed: 25 }, cost: -1, tokens: { input: 2.7, output: "9", reasoning: -3, cache: { read: NaN, write: 4 } } }), {
+    sessionID: "s", messageID: "m", cost: 0, tokens: { input: 2, output: 0, reasoning: 0, cacheRead: 0, cacheWrite: 4 },
+    agent: { id: "build", model: "x", provider: "p" }, durationMs: 15,
+  });
+  assert.deepEqual(usageParams({ id: "m", sessionID: "s", role: "assistant", mode: "plan", time: { completed: 3 } }), {
+    sessionID: "s", messageID: "m", cost: 0, tokens: { input: 0, output: 0, reasoning: 0, cacheRead: 0, cacheWrite: 0 }, agent: { id: "plan" },
+  });
 });
 
 test("tool failures OpenCode reports only as error parts become tool.executed success:false", async () => {

@@ -39,9 +39,9 @@ test("excerpts keep the head and the tail", () => {
 });
 
 test("options: opencode.json options, bridge config passthrough, env overrides", () => {
-  const o = normalizeOptions({ databasePath: "/db", maxDatabaseSize: "64MiB", flushIntervalSeconds: 5, scoring: { commitXp: 1 }, other: 1 }, {});
+  const o = normalizeOptions({ databasePath: "/db", maxDatabaseSize: "64MiB", flushIntervalSeconds: 5, journalSyncMilliseconds: 20, scoring: { commitXp: 1 }, other: 1 }, {});
   assert.deepEqual(o.bridgeCommand, ["agent-tracker", "serve"]);
-  assert.deepEqual(o.bridgeConfig, { databasePath: "/db", maxDatabaseSize: "64MiB", flushIntervalSeconds: 5, scoring: { commitXp: 1 } });
+  assert.deepEqual(o.bridgeConfig, { databasePath: "/db", maxDatabaseSize: "64MiB", flushIntervalSeconds: 5, journalSyncMilliseconds: 20, scoring: { commitXp: 1 } });
   assert.equal(o.record, undefined);
   assert.deepEqual(normalizeOptions({ bridgeCommand: ["python", "-m", "bridge"] }, {}).bridgeCommand, ["python", "-m", "bridge"]);
   assert.deepEqual(normalizeOptions({ bridgeCommand: "uv run agent-tracker serve" }, {}).bridgeCommand, ["uv", "run", "agent-tracker", "serve"]);

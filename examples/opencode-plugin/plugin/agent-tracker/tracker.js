@@ -4,7 +4,9 @@
 //  - `event({event})` gets every bus event of this instance as `{id, type, properties}`:
 //    session.created/updated/deleted `{sessionID, info: Session}`, session.idle `{sessionID}`,
 //    message.updated `{sessionID, info: Message}` (user: `agent`, `model: {providerID, modelID}`;
-//    assistant: `agent`, `mode`, `providerID`, `modelID`), message.part.updated `{part}`,
+//    assistant: `agent`, `mode`, `providerID`, `modelID`, `cost`, `tokens`, `time {created, completed}`;
+//    repeated three times per assistant message, complete with `time.completed` on the third:
+//    that one becomes `usage.recorded`), message.part.updated `{part}`,
 //    command.executed `{name, sessionID, arguments, messageID}`.
 //  - `chat.message(input, output)`: input may be only `{sessionID}`; the agent and model are in
 //    `output.message` (`agent`, `model: {providerID, modelID}`).
@@ -28,6 +30,7 @@ import {
   normalizeOptions,
   parseGradeArguments,
   toolSucceeded,
+  usageParams,
 } from "./util.js";
 
 /** @typedef {import("@opencode-ai/plugin").PluginInput} PluginInput */
@@ -78,6 +81,7 @@ const COMMANDS = /** @type {const} */ ({
   },
 });
 const SEEN_CALLS_LIMIT = 4096;
+const USAGE_SENT_LIMIT = 4096;
 /** How long the halt guard waits for the bridge's fresh answer before it blocks on what it knows. */
 const HALT_CHECK_MS = 2000;
 
@@ -106,6 +110,8 @@ export class Tracker {
     this.asked = new Set();
     /** @type {Set<string>} callIDs already reported or blocked by the halt guard */
     this.seenCalls = new Set();
+    /** @type {Map<string, string>} messageID -> the usage.recorded params last sent for it (JSON) */
+    this.usageSent = new Map();
     /** commits the user was asked to grade (once each) */
     this.prompted = new BoundedSet(SEEN_CALLS_LIMIT);
     /** @type {Set<string>} slash commands the user's own config defines: never taken over */
@@ -304,7 +310,10 @@ export class Tracker {
         const info = p.info;
         if (!info?.sessionID) return;
         if (info.role === "user") this.setAgent(info.sessionID, info.agent, info.model?.providerID, info.model?.modelID);
-        else if (info.role === "assistant") this.setAgent(info.sessionID, info.agent ?? info.mode, info.providerID, info.modelID);
+        else if (info.role === "assistant") {
+          this.setAgent(info.sessionID, info.agent ?? info.mode, info.providerID, info.modelID);
+          this.recordUsage(info);
+        }
         return;
       }
       case "session.created": {
@@ -385,6 +394,25 @@ export class Tracker {
       args: boundArgs(part.state.input, this.options.excerptHalf),
       output: excerpt(String(part.state.error ?? ""), this.options.excerptHalf),
     });
+  }
+
+  /**
+   * What a completed assistant message cost: `usage.recorded` once per message, again only if
+   * OpenCode changes its numbers later (the bridge replaces, so a repeat would do no harm).
+   * @param {any} info
+   */
+  recordUsage(info) {
+    const params = usageParams(info);
+    if (!params) return;
+    const sent = JSON.stringify(params);
+    if (this.usageSent.get(params.messageID) === sent) return;
+    if (this.usageSent.size >= USAGE_SENT_LIMIT) {
+      const first = this.usageSent.keys().next();
+      if (!first.done) this.usageSent.delete(first.value);
+    }
+    this.usageSent.set(params.messageID, sent);
+    this.session(params.sessionID);
+    this.bridge.notify("usage.recorded", params);
   }
 
   /** @param {string} callID */

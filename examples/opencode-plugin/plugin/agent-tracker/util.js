@@ -67,6 +67,74 @@ export function toolSucceeded(tool, output) {
   return true;
 }
 
+/**
+ * @typedef {object} UsageParams the bridge's `usage.recorded` params (protocol/schema.json)
+ * @property {string} sessionID
+ * @property {string} messageID
+ * @property {number} cost US dollars, >= 0
+ * @property {{input: number, output: number, reasoning: number, cacheRead: number, cacheWrite: number}} tokens
+ * @property {{id: string, model?: string, provider?: string}} [agent]
+ * @property {number} [durationMs]
+ */
+
+/**
+ * The `usage.recorded` params of an assistant message as OpenCode's `message.updated` carries it
+ * (`info`), or undefined until the message has completed (`time.completed`): OpenCode sends each
+ * message three times, with its usage from the second on and complete on the third. Tokens are
+ * OpenCode's kinds (`input` without cache reads/writes, `output` without reasoning); anything
+ * that is not a number >= 0 counts 0, so the bridge never refuses the event.
+ * bridge/opencode/replay.py builds the same params from OpenCode's database.
+ * @param {any} info
+ * @returns {UsageParams | undefined}
+ */
+export function usageParams(info) {
+  if (!info || info.role !== "assistant") return undefined;
+  const messageID = nonEmpty(info.id);
+  const sessionID = nonEmpty(info.sessionID);
+  const completed = info.time?.completed;
+  if (!messageID || !sessionID || typeof completed !== "number" || !Number.isFinite(completed)) return undefined;
+  const tokens = info.tokens && typeof info.tokens === "object" ? info.tokens : {};
+  const cache = tokens.cache && typeof tokens.cache === "object" ? tokens.cache : {};
+  /** @type {UsageParams} */
+  const params = {
+    sessionID,
+    messageID,
+    cost: amount(info.cost),
+    tokens: {
+      input: count(tokens.input),
+      output: count(tokens.output),
+      reasoning: count(tokens.reasoning),
+      cacheRead: count(cache.read),
+      cacheWrite: count(cache.write),
+    },
+  };
+  const agent = nonEmpty(info.agent) ?? nonEmpty(info.mode);
+  if (agent) {
+    /** @type {{id: string, model?: string, provider?: string}} */
+    const ref = { id: agent };
+    const model = nonEmpty(info.modelID);
+    const provider = nonEmpty(info.providerID);
+    if (model) ref.model = model;
+    if (provider) ref.provider = provider;
+    params.agent = ref;
+  }
+  const created = info.time?.created;
+  if (typeof created === "number" && Number.isFinite(created) && completed >= created) {
+    params.durationMs = Math.round(completed - created);
+  }
+  return params;
+}
+
+/** A token count: a finite number > 0, whole (truncated), else 0. @param {unknown} value */
+function count(value) {
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? Math.trunc(value) : 0;
+}
+
+/** Dollars: a finite number > 0, else 0. @param {unknown} value */
+function amount(value) {
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0;
+}
+
 /** Grade names and values accepted by the bridge (exactly these). */
 export const GRADES = /** @type {const} */ ({ bad: -1, neutral: 1, good: 2, excellence: 5 });
 export const VALID_GRADES_TEXT = "-1 (bad), 1 (neutral), 2 (good) or 5 (excellence)";
@@ -123,7 +191,7 @@ export function parseGradeArguments(args) {
  */
 
 /** Options forwarded to the bridge's `initialize` as `config`. */
-const BRIDGE_CONFIG_KEYS = ["databasePath", "maxDatabaseSize", "flushIntervalSeconds", "scoring"];
+const BRIDGE_CONFIG_KEYS = ["databasePath", "maxDatabaseSize", "flushIntervalSeconds", "journalSyncMilliseconds", "scoring"];
 
 /**
  * @param {unknown} value
@@ -160,7 +228,8 @@ function positive(value, fallback) {
  * (`"plugin": [["<spec>", {...}]]`); environment variables override for tests and recording
  * (`AGENT_TRACKER_BRIDGE_COMMAND`, `AGENT_TRACKER_PLUGIN_RECORD`, `AGENT_TRACKER_DISABLE=1`); the
  * bridge itself also reads `AGENT_TRACKER_DATABASE_PATH`.
- * Bridge options (`databasePath`, `maxDatabaseSize`, `flushIntervalSeconds`, `scoring`) are
+ * Bridge options (`databasePath`, `maxDatabaseSize`, `flushIntervalSeconds`, `journalSyncMilliseconds`,
+ * `scoring`) are
  * passed through unvalidated: the bridge validates them and names the bad one.
  * @param {Record<string, unknown> | undefined} raw
  * @param {Record<string, string | undefined>} env

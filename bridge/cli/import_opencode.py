@@ -1,0 +1,144 @@
+"""`agent-tracker import-opencode [--db PATH] [--since DATE] [--dry-run]`: past OpenCode sessions in.
+
+Reads OpenCode's own history database read-only (bridge.opencode.history) and feeds every past
+session through the live tracking rules (bridge.history_import), with a progress bar and a
+summary table as `migrate` has. ``--dry-run`` imports into a throw-away copy of the database
+and reports exactly what a real run would add.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from typing import Any, Callable
+
+from ..wording import plural
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_WRITE,
+    CommandError,
+    command_config,
+    database_path,
+    make_console,
+    open_for_writing,
+    print_error,
+    print_json,
+)
+
+
+def cmd_import_opencode(args: argparse.Namespace) -> int:
+    from ..history_import import import_history, scratch_copy
+    from ..opencode.history import OpenCodeHistory
+    from ..opencode.location import OpenCodeHistoryError
+
+    config = command_config(args)
+    database_path(config)  # ':memory:' is refused here, before OpenCode's database is opened
+    since = _since(args.since)
+    try:
+        history = OpenCodeHistory.open(args.db)
+    except OpenCodeHistoryError as exc:  # none there, not OpenCode's, or a layout we cannot read
+        raise CommandError(str(exc), EXIT_FAILED) from None
+    with history:
+        with scratch_copy(config) if args.dry_run else open_for_writing(config) as store, \
+                _progress(enabled=not args.json) as progress:
+            try:
+                result = import_history(store, history, config.scoring, dry_run=args.dry_run, since=since,
+                                        progress=progress)
+            except OpenCodeHistoryError as exc:  # the file went bad while it was read
+                kept = "" if args.dry_run else " The sessions imported before that are kept; run it again to finish."
+                raise CommandError(f"{exc}{kept}", EXIT_FAILED) from None
+    result.database = str(database_path(config))  # a dry run worked on a copy: name the real one
+    if args.json:
+        print_json(result.to_wire())
+    else:
+        _print_summary(result.to_wire())
+    for message in result.flush_errors:
+        print_error(message)
+    if result.flush_errors:
+        return EXIT_WRITE
+    # Rows OpenCode's database could not give, or events the rules refused: listed above, and
+    # the import is not complete (as `migrate` with errors).
+    return EXIT_FAILED if result.problems else EXIT_OK
+
+
+def _since(text: str | None) -> datetime | None:
+    """--since as the report reads it (YYYY-MM-DD, an ISO time, Nd), as a UTC datetime."""
+    from ..report.filters import normalise_since
+
+    normalised = normalise_since(text)
+    if normalised is None:
+        return None
+    moment = datetime.fromisoformat(normalised.replace("Z", "+00:00"))
+    return moment  # a date alone is naive: read as midnight UTC
+
+
+class _progress:
+    """A rich progress bar over the part rows read (off for --json)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        return self._advance if self.enabled else None
+
+    def _advance(self, done: int, total: int) -> None:
+        if self._progress is None:
+            # Started at the first report, not before: the import may fork a second process first,
+            # and rich's refresh thread must not exist when it does.
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("OpenCode history"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("parts"), TimeRemainingColumn(), console=make_console(sys.stderr),
+                                      transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("import", total=total)
+        self._progress.update(self._task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _print_summary(wire: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from ..report.rank import money
+    from ..report.render import tokens_text
+
+    console = make_console()
+    dry = wire["dryRun"]
+    table = Table(title="Import of OpenCode's history" + (" (dry run: nothing written)" if dry else ""),
+                  title_justify="left")
+    columns = ("source", "sessions", "new", "already tracked", "tool calls", "already counted", "commits",
+               "pushes", "XP", "messages", "cost $", "tokens")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "source" else "right")
+    sessions, calls, usage = wire["sessions"], wire["toolCalls"], wire["usage"]
+    table.add_row(wire["source"], str(sessions["read"]), str(sessions["new"]), str(sessions["alreadyTracked"]),
+                  str(calls["counted"]), str(calls["alreadyCounted"] + calls["countedBeforeCallIds"]),
+                  str(wire["commits"]), str(wire["pushes"]), f"{wire['xp']:g}", str(usage["messages"]),
+                  money(usage["cost"]), tokens_text(usage["tokens"]))
+    console.print(table)
+    verb = "would bring in" if dry else "brought in"
+    since = f" created since {wire['since']}" if wire["since"] else ""
+    console.print(f"{plural(sessions['read'], 'session')}{since} read from {wire['source']} ({sessions['children']} "
+                  f"of them subagents' sessions): this import {verb} {plural(sessions['new'], 'new session')} and "
+                  f"the usage of {plural(usage['messages'], 'model call')} (a call recorded before is replaced, "
+                  f"never added) into {wire['database']}.", highlight=False)
+    if sessions["alreadyTracked"]:
+        tracked = sessions["alreadyTracked"]
+        console.print(f"{plural(tracked, 'session')} {'was' if tracked == 1 else 'were'} already tracked: nothing "
+                      f"of theirs is counted twice (same session, message and call ids); what they lacked was added.",
+                      highlight=False)
+    if calls["countedBeforeCallIds"]:
+        console.print(f"{plural(calls['countedBeforeCallIds'], 'tool call')} of sessions tracked by an older "
+                      f"agent-tracker (which kept no call ids) {'was' if calls['countedBeforeCallIds'] == 1 else 'were'} "
+                      f"left as that bridge counted them.", highlight=False)
+    for problem in wire["problems"][:10]:
+        console.print(f"  [yellow]{problem}[/yellow]", highlight=False)
+    if len(wire["problems"]) > 10:
+        console.print(f"  … and {len(wire['problems']) - 10} more (--json lists up to 100).", highlight=False)
