@@ -28,6 +28,7 @@ from bridge.report.score import (
     score_parts,
 )
 from bridge.report.timeline import build_timeline
+from bridge.rpc.client import RpcError
 from bridge.store import Store
 from bridge.tracking.service import TrackingService
 
@@ -622,6 +623,23 @@ async def test_report_method_of_the_real_bridge(isolated_home: Path, tmp_path: P
             "userGrades": 3, "meanUserGrade": 2.0, "rank": 1, "xpPerSession": 6.0}
         assert result["recommendations"][0]["setup"] == "build|openai/gpt-5"
         assert "python/fastapi" in result["text"] and "openai/gpt-5" in result["text"]
+
+        # the filters of `agent-tracker report`, on the wire too
+        bridge.notify("session.created", {"sessionID": "p1", "directory": str(shop),
+                                          "agent": {"id": "plan", "provider": "anthropic", "model": "claude-opus-4-1"}})
+
+        def found(result: dict) -> list[tuple[str, str, int]]:
+            return [(s["agent"], s["model"], s["sessions"]) for s in result["setups"]]
+        assert found(await bridge.request("report", {"agent": "plan"})) == [("plan", "anthropic/claude-opus-4-1", 1)]
+        assert found(await bridge.request("report", {"model": "gpt-5", "minSessions": 1})) == [
+            ("build", "openai/gpt-5", 3)]
+        assert found(await bridge.request("report", {"model": "anthropic"})) == [
+            ("plan", "anthropic/claude-opus-4-1", 1)]
+        old = await bridge.request("report", {"until": "2000-01-01"})
+        assert found(old) == [] and old["filters"]["until"] == "2000-01-01"
+        with pytest.raises(RpcError) as refused:
+            await bridge.request("report", {"until": "yesterday"})
+        assert refused.value.code == -32602 and "until must be a date" in refused.value.message
         assert await bridge.shutdown_and_exit() == 0
     finally:
         bridge.kill()

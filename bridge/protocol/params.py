@@ -212,9 +212,14 @@ class StatusQuery:
 
 @attrs.frozen
 class ReportQuery:
+    """The report's filters, as `agent-tracker report` takes them (report/filters.py)."""
+
     project_path: Id | None = None
     stack: str | None = None
     since: str | None = None
+    until: str | None = None
+    agent: str | None = None
+    model: str | None = None
     min_sessions: int | None = None
 
 

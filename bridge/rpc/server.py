@@ -263,8 +263,8 @@ class BridgeServer(JsonRPCServer):
         from ..report.render import render_text
         try:
             report = build_report(service.store, project=params.project_path, stack=params.stack,
-                                  since=params.since, min_sessions=params.min_sessions,
-                                  rules=service.rules)
+                                  since=params.since, until=params.until, agent=params.agent,
+                                  model=params.model, min_sessions=params.min_sessions, rules=service.rules)
         except ReportError as exc:
             raise JsonRpcInvalidParams(message=f"report: {exc}") from None
         except StoreError as exc:
