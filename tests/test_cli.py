@@ -383,7 +383,10 @@ def readme_example_is_what_the_tool_prints(capsys: pytest.CaptureFixture[str], d
     import re
 
     block = (bridges.ROOT / "README.md").read_text(encoding="utf-8").split("```\n")[1]
-    payments = tmp_path / "code" / "payments"
+    import tempfile
+
+    # as short as /home/you/code/payments: the first line folds (or not) where the README's does
+    payments = Path(tempfile.mkdtemp(prefix="at-")) / "code" / "payments"
     payments.mkdir(parents=True)
     (payments / "pyproject.toml").write_text('[project]\nname = "payments"\ndependencies = ["fastapi", "sqlalchemy"]\n')
     printed = []
@@ -398,6 +401,7 @@ def readme_example_is_what_the_tool_prints(capsys: pytest.CaptureFixture[str], d
             assert code == 0, err
             printed.append(f"$ {command}\n" + out)
     finally:
+        shutil.rmtree(payments.parent.parent, ignore_errors=True)
         if previous is None:
             del os.environ["COLUMNS"]
         else:

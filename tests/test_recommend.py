@@ -160,6 +160,20 @@ def test_errors(capsys: pytest.CaptureFixture[str], world: dict[str, Path], tmp_
     assert code == 2 and "--min-sessions must be at least 1; got 0." in err
 
 
+def test_an_80_column_terminal_gets_whole_words_within_80_columns(capsys: pytest.CaptureFixture[str],
+                                                                   world: dict[str, Path],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = cli(capsys, "recommend", str(world["fastapi"]), "--database", str(world["database"]))
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    words = " ".join(out.split())  # folded between words: the sentences are whole again
+    answer = recommend(capsys, world, "fastapi")
+    assert all(" ".join(line.split()) in words for line in answer["lines"])
+    assert len(lines) > len(answer["lines"]) + 9  # folded, and the 9-line config snippet
+
+
 def test_the_function_and_the_command_agree(world: dict[str, Path]) -> None:
     with Store.open(BridgeConfig(database_path=str(world["database"])), readonly=True) as store:
         advice = recommend_for(store, world["django"])

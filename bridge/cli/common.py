@@ -52,6 +52,14 @@ def make_console(file: TextIO | None = None) -> Any:
     return console
 
 
+def folds_prose(console: Any) -> bool:
+    """Whether sentences are folded at the console's width: in a terminal (or at a width COLUMNS
+    gives), yes; piped into a file or another program, each stays one line."""
+    import os
+
+    return bool(console.is_terminal or os.environ.get("COLUMNS"))
+
+
 
 def print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import EXIT_FAILED, EXIT_OK, CommandError, command_config, make_console, open_for_reading, print_json
+from .common import (EXIT_FAILED, EXIT_OK, CommandError, command_config, folds_prose, make_console,
+                     open_for_reading, print_json)
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
@@ -25,8 +26,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     console = make_console()
-    for line in advice.lines():  # soft wrap: the terminal folds long lines, copies stay whole
-        console.print(Text(line), soft_wrap=True)
+    for line in advice.lines():  # folded between words at the terminal's width (80 columns stay readable)
+        console.print(Text(line), soft_wrap=not folds_prose(console))
     snippet = advice.snippet()
     if snippet is not None:
         console.print(Text("\nOpenCode configuration (opencode.json in the project, or your global one):"))
