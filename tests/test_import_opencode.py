@@ -315,11 +315,19 @@ def test_the_summary_and_the_default_location(capsys: pytest.CaptureFixture[str]
     data = Path(os.environ["XDG_DATA_HOME"]) / "opencode"  # in the test's temp folder (conftest, no_real_opencode)
     data.mkdir(parents=True)
     shutil.copyfile(db, data / "opencode.db")
-    code, out, _ = run(capsys, "import-opencode")
-    text = " ".join(out.split())
-    assert code == 0 and "Import of OpenCode's history" in text
-    assert f"3 sessions read from {data / 'opencode.db'} (1 of them subagents' sessions): this import brought in " \
-           f"3 new sessions and the usage of 10 model calls" in text
+    os.environ["COLUMNS"] = "80"  # a usual terminal: the summary fits, nothing cut to "…"
+    try:
+        code, out, _ = run(capsys, "import-opencode")
+    finally:
+        del os.environ["COLUMNS"]
+    assert max(map(len, out.splitlines())) <= 80 and "…" not in out
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:-1]]
+            for line in out.splitlines() if line.startswith("│")}
+    assert rows["sessions"] == ["3", "3", "0"] and rows["model calls"] == ["10", "", ""]
+    text = "".join(out.split())  # a long path is folded inside: compare without the white space
+    assert code == 0 and "Import of OpenCode's history".replace(" ", "") in text
+    assert "".join((f"3 sessions read from {data / 'opencode.db'} (1 of them subagents' sessions): this import "
+                    f"brought in 3 new sessions and the usage of 10 model calls").split()) in text
 
 
 def test_install_plugin_says_how_many_past_sessions_import_would_bring_in(capsys: pytest.CaptureFixture[str],

@@ -111,17 +111,19 @@ def _print_summary(wire: dict[str, Any]) -> None:
 
     console = make_console()
     dry = wire["dryRun"]
+    # One source: a row per figure (what was read, what is new, what counted before) fits any width.
     table = Table(title="Import of OpenCode's history" + (" (dry run: nothing written)" if dry else ""),
                   title_justify="left")
-    columns = ("source", "sessions", "new", "already tracked", "tool calls", "already counted", "commits",
-               "pushes", "XP", "messages", "cost $", "tokens")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "source" else "right")
+    for column in ("", "read", "new" if not dry else "would be new", "counted before"):
+        table.add_column(column, justify="right" if column else "left")
     sessions, calls, usage = wire["sessions"], wire["toolCalls"], wire["usage"]
-    table.add_row(wire["source"], str(sessions["read"]), str(sessions["new"]), str(sessions["alreadyTracked"]),
-                  str(calls["counted"]), str(calls["alreadyCounted"] + calls["countedBeforeCallIds"]),
-                  str(wire["commits"]), str(wire["pushes"]), f"{wire['xp']:g}", str(usage["messages"]),
-                  money(usage["cost"]), tokens_text(usage["tokens"]))
+    counted_before = calls["alreadyCounted"] + calls["countedBeforeCallIds"]
+    table.add_row("sessions", str(sessions["read"]), str(sessions["new"]), str(sessions["alreadyTracked"]))
+    table.add_row("tool calls", str(calls["counted"] + counted_before), str(calls["counted"]), str(counted_before))
+    table.add_row("commits, pushes", "", f"{wire['commits']}, {wire['pushes']}", "")
+    table.add_row("XP", "", f"{wire['xp']:g}", "")
+    table.add_row("model calls", str(usage["messages"]), "", "")
+    table.add_row("cost $, tokens", f"{money(usage['cost'])}, {tokens_text(usage['tokens'])}", "", "")
     console.print(table)
     verb = "would bring in" if dry else "brought in"
     since = f" created since {wire['since']}" if wire["since"] else ""
@@ -132,7 +134,7 @@ def _print_summary(wire: dict[str, Any]) -> None:
     if sessions["alreadyTracked"]:
         tracked = sessions["alreadyTracked"]
         console.print(f"{plural(tracked, 'session')} {'was' if tracked == 1 else 'were'} already tracked: nothing "
-                      f"of theirs is counted twice (same session, message and call ids); what they lacked was added.",
+                      f"of theirs is counted twice (same session, message and call ids); what they lacked {'would be' if dry else 'was'} added.",
                       highlight=False)
     if calls["countedBeforeCallIds"]:
         console.print(f"{plural(calls['countedBeforeCallIds'], 'tool call')} of sessions tracked by an older "

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..output_files import replace_atomically
 from .chart import ChartError, draw_chart, make_folder, refuse_database_target, svg_chart
+from ..wording import plural
 from .model import Report
 from .render import SETUP_COLUMNS, no_match_text
 from .score import FORMULA
@@ -128,7 +129,7 @@ def page(report: Report, svg: str | None, chart_note: str | None = None) -> str:
 {recommendations}
 </ul>
 <h2>Setups</h2>
-<p class="note">Click a header to sort. * = not ranked (fewer than {report.min_sessions} sessions, or agent or
+<p class="note">Click a header to sort. * = not ranked (fewer than {plural(report.min_sessions, 'session')}, or agent or
 model unknown). Ranks are per stack. <code>{html.escape(FORMULA)}</code></p>
 {_setups_table(report)}
 <h2>Agents</h2>

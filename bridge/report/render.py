@@ -251,7 +251,7 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True, w
                            f"every number).", style="dim"))
     if recommendations and report.recommendations:
         console.print(_bullets([rec.text for rec in report.recommendations]))
-    console.print(Text(f"{FORMULA}; * = not ranked (fewer than {report.min_sessions} sessions, or "
+    console.print(Text(f"{FORMULA}; * = not ranked (fewer than {plural(report.min_sessions, 'session')}, or "
                        f"agent/model unknown). Ranks are per stack. Details: agent-tracker report --help.",
                        style="dim"))
     if any(key in keys for key in USAGE_COLUMNS):
