@@ -3,7 +3,7 @@
 Layout (global install in ``$XDG_CONFIG_HOME/opencode`` or ``~/.config/opencode``; a
 project install in ``DIR/.opencode``, which OpenCode reads as a config folder too)::
 
-    <config>/plugin/agent-tracker/index.js, tracker.js, bridge.js, util.js   (our folder)
+    <config>/plugin/agent-tracker/index.js, tracker.js, commands.js, tools.js, bridge.js, util.js
     <config>/plugin/agent-tracker/install.json     (what this installer changed, for uninstall)
     <config>/package.json        + "vscode-jsonrpc" in dependencies (OpenCode installs it there)
     <config>/opencode.json[c]    + "plugin": [["./plugin/agent-tracker/index.js", {options}]]

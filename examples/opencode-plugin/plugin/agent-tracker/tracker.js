@@ -19,16 +19,15 @@
 //  - `dispose()` when the instance is disposed (not on SIGTERM: the bridge then sees EOF).
 
 import { BridgeClient, message } from "./bridge.js";
+import { COMMANDS, userCommands } from "./commands.js";
 import { trackerTools } from "./tools.js";
 import {
   BoundedSet,
   Recorder,
-  VALID_GRADES_TEXT,
   boundArgs,
   excerpt,
   nonEmpty,
   normalizeOptions,
-  parseGradeArguments,
   toolSucceeded,
   usageParams,
 } from "./util.js";
@@ -57,29 +56,6 @@ export const SERVICE = "agent-tracker";
 export const TRACKER_TOOLS = new Set(["tracker_grade", "tracker_status", "tracker_report", "tracker_retro"]);
 /** Tools a halted agent may still use: reading its own sheet and the report, looking back on its work. */
 const ALLOWED_WHEN_HALTED = new Set(["tracker_status", "tracker_report", "tracker_retro"]);
-export const GRADE_COMMAND = "grade";
-export const BUG_COMMAND = "bug";
-export const RETRO_COMMAND = "retro";
-export const RECOMMEND_COMMAND = "recommend";
-/** The slash commands the plugin answers itself (the model is not called), declared by its `config` hook. */
-const COMMANDS = /** @type {const} */ ({
-  [GRADE_COMMAND]: {
-    description: `Grade the agent's last commit: /grade <${VALID_GRADES_TEXT}> [reason] (agent-tracker; the model is not called)`,
-    template: "The user graded your last commit: $ARGUMENTS",
-  },
-  [BUG_COMMAND]: {
-    description: "Report a bug in the agent's work: /bug [what is wrong] (agent-tracker: its skill points drop by 1; at 0 its tools are blocked; the model is not called)",
-    template: "The user reported a bug in your work: $ARGUMENTS",
-  },
-  [RETRO_COMMAND]: {
-    description: "A retrospective of the agent's last commit: /retro <what went well, what to improve> (agent-tracker; the model is not called)",
-    template: "The user's retrospective of your last commit: $ARGUMENTS",
-  },
-  [RECOMMEND_COMMAND]: {
-    description: "Which agent and model to configure for this project, from all your projects' records (agent-tracker; the model is not called)",
-    template: "Which agent and model should this project use? (answered by agent-tracker)",
-  },
-});
 const SEEN_CALLS_LIMIT = 4096;
 const USAGE_SENT_LIMIT = 4096;
 /** How long the halt guard waits for the bridge's fresh answer before it blocks on what it knows. */
@@ -429,6 +405,7 @@ export class Tracker {
   /** @returns {Hooks} */
   hooks() {
     const rec = this.recorder;
+    const commandHandlers = userCommands(this);
     /** @type {Hooks} */
     const hooks = {
       event: async ({ event }) => {
@@ -512,10 +489,8 @@ export class Tracker {
         if (this.userCommands.has(input.command)) return;
         // Throwing is the only way a command hook can stop OpenCode from prompting the model.
         // The TUI ignores the failed request; our toast tells the user what happened.
-        if (input.command === GRADE_COMMAND) throw new Error(await this.userGrade(input.sessionID, input.arguments));
-        if (input.command === BUG_COMMAND) throw new Error(await this.userBug(input.sessionID, input.arguments));
-        if (input.command === RETRO_COMMAND) throw new Error(await this.userRetro(input.sessionID, input.arguments));
-        if (input.command === RECOMMEND_COMMAND) throw new Error(await this.userRecommend());
+        const handle = commandHandlers[input.command];
+        if (handle) throw new Error(await handle(input.sessionID, input.arguments));
       },
       tool: trackerTools(this),
       dispose: async () => {
@@ -540,121 +515,6 @@ export class Tracker {
   async recommendation(directory) {
     const r = await this.bridge.request("recommend", { directory }, 30_000);
     return typeof r?.text === "string" && r.text ? r.text.trimEnd() : JSON.stringify(r, null, 2);
-  }
-
-  /**
-   * `/recommend`: the answer for this project, shown as a toast (the model is not called).
-   * @returns {Promise<string>} what to tell the user
-   */
-  async userRecommend() {
-    try {
-      const text = await this.recommendation(this.directory);
-      // The toast shows the sentences; the config snippet is in the returned text.
-      this.toast(text.split("\n\n")[0], "info");
-      return `agent-tracker: ${text}`;
-    } catch (error) {
-      const text = `/recommend failed: ${message(error)}`;
-      this.toast(text, "error");
-      return `agent-tracker: ${text}`;
-    }
-  }
-
-  /**
-   * `/grade <grade> [reason]`: the user's grade for the session's latest commit.
-   * @param {string} sessionID
-   * @param {string} args
-   * @returns {Promise<string>} what to tell the user (also shown as a toast)
-   */
-  async userGrade(sessionID, args) {
-    const parsed = parseGradeArguments(args);
-    if ("error" in parsed) {
-      this.toast(`/grade: ${parsed.error}`, "error");
-      return `agent-tracker: ${parsed.error}`;
-    }
-    const agentId = this.sessions.get(sessionID)?.agent?.id;
-    try {
-      const result = await this.bridge.request("grade", {
-        sessionID,
-        ...(agentId ? { agentId } : {}),
-        projectPath: this.directory,
-        grade: parsed.grade,
-        grader: "user",
-        ...(parsed.reason ? { reason: parsed.reason } : {}),
-      });
-      const text = `Grade ${parsed.grade} recorded for ${result?.agentId ?? agentId ?? "the agent"}'s commit ${String(result?.commitHash ?? "").slice(0, 12)}` +
-        (typeof result?.communicationScore === "number" ? ` (communication score ${result.communicationScore})` : "");
-      this.toast(text, "success");
-      return `agent-tracker: ${text}. /grade is handled by the plugin; the model is not called.`;
-    } catch (error) {
-      const text = `/grade failed: ${message(error)}`;
-      this.toast(text, "error");
-      return `agent-tracker: ${text}`;
-    }
-  }
-
-  /**
-   * `/bug [description]`: the user's bug report for the session's agent (SP −1; at 0 it is halted).
-   * @param {string} sessionID
-   * @param {string} args
-   * @returns {Promise<string>} what to tell the user (also shown as a toast)
-   */
-  async userBug(sessionID, args) {
-    const agentId = this.sessions.get(sessionID)?.agent?.id;
-    const description = (args ?? "").trim();
-    try {
-      const status = await this.bridge.request("bug.reported", {
-        sessionID,
-        ...(agentId ? { agentId } : {}),
-        ...(description ? { description } : {}),
-      });
-      if (status && typeof status.agentId === "string") {
-        this.agents.set(status.agentId, { ...this.agents.get(status.agentId), ...status, halted: status.halted === true });
-      }
-      const who = status?.agentId ?? agentId ?? "the agent";
-      const text = `Bug recorded for ${who}: skill points ${status?.skillPoints ?? "?"}` + (status?.halted
-        ? `; it is halted: its tools are blocked until \`agent-tracker reinstate ${who}\``
-        : "");
-      this.toast(text, status?.halted ? "error" : "warning");
-      return `agent-tracker: ${text}. /bug is handled by the plugin; the model is not called.`;
-    } catch (error) {
-      const text = `/bug failed: ${message(error)}`;
-      this.toast(text, "error");
-      return `agent-tracker: ${text}`;
-    }
-  }
-
-  /**
-   * `/retro <text>`: the user's retrospective of the session's latest commit.
-   * @param {string} sessionID
-   * @param {string} args
-   * @returns {Promise<string>} what to tell the user (also shown as a toast)
-   */
-  async userRetro(sessionID, args) {
-    const summary = (args ?? "").trim();
-    if (!summary) {
-      const text = "/retro: usage: /retro <what went well, what to improve>";
-      this.toast(text, "error");
-      return `agent-tracker: ${text}`;
-    }
-    const agentId = this.sessions.get(sessionID)?.agent?.id;
-    try {
-      const result = await this.bridge.request("retrospective.recorded", {
-        sessionID,
-        ...(agentId ? { agentId } : {}),
-        author: "user",
-        summary,
-      });
-      const who = result?.agentId ?? agentId ?? "the agent";
-      const text = typeof result?.commitHash === "string"
-        ? `Retrospective recorded for ${who}'s commit ${result.commitHash.slice(0, 12)}`
-        : `Retrospective recorded for ${who} (no commit in this session yet)`;
-      this.toast(text, "success");
-      return `agent-tracker: ${text}. /retro is handled by the plugin; the model is not called.`;
-    } catch (error) {
-      const text = `/retro failed: ${message(error)}`;
-      this.toast(text, "error");
-      return `agent-tracker: ${text}`;
-    }
   }
 
   /**
