@@ -26,9 +26,11 @@ from .usage_totals import session_usage
 
 # Operation kinds (first element of each op list).
 GAIN, COMMIT, PUSH, GRADE, BUG, REINSTATE = "gain", "commit", "push", "grade", "bug", "reinstate"
-# [CALLS, xp, {sessionID: {callID: xp earned}}]: successful tool calls, each counted at flush
-# unless its session's ledger holds its callID already, plus XP gained meanwhile (commands): a run
-# of XP gains and tool calls is one operation (adding XP is order-free between other operations).
+# [CALLS, xp, {sessionID: {callID: xp earned}}, the calls' xp summed]: successful tool calls, each
+# counted at flush unless its session's ledger holds its callID already, plus XP gained meanwhile
+# (commands): a run of XP gains and tool calls is one operation (adding XP is order-free between
+# other operations). The running sum keeps the projection's cost per operation constant: agent.status
+# re-applies the buffer's operations, which may hold 100,000 calls.
 CALLS = "calls"
 
 
@@ -136,15 +138,18 @@ class PendingChanges:
             last[1] += op[1]
             return
         if last[0] == GAIN:  # the run now holds tool calls: it becomes one CALLS operation
-            last = ops[-1] = [CALLS, last[1], {}]
+            last = ops[-1] = [CALLS, last[1], {}, 0.0]
         last[1] += op[1]
         if kind == CALLS:
             for session_id, calls in op[2].items():
                 found = last[2].get(session_id)
                 if found is None:
                     last[2][session_id] = dict(calls)
-                else:
-                    found.update(calls)
+                    last[3] += sum(calls.values())
+                    continue
+                for call_id, xp in calls.items():
+                    last[3] += xp - found.get(call_id, 0.0)
+                    found[call_id] = xp
 
     def absorb(self, later: "PendingChanges") -> None:
         """Append ``later`` to this (older) buffer, as if every event had gone into one.
@@ -330,7 +335,7 @@ def apply_op_to_projection(state: AgentState, op: list[Any], rules: ScoringRules
     if kind == GAIN:
         return earn(state, op[1], rules)
     if kind == CALLS:
-        return earn(state, op[1] + sum(sum(calls.values()) for calls in op[2].values()), rules)
+        return earn(state, op[1] + op[3], rules)
     if kind == COMMIT:
         state.total_commits += 1
         return earn(state, op[2], rules)

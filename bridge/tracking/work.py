@@ -60,7 +60,7 @@ class WorkEvents(OutcomeEvents):
         agent_id = p.agent_id or runtime.agent_id or self._agent_for(None, p.session_id)
         state = self._projection(agent_id)
         earned = 0.0 if state.halted else self.rules.tool_call_xp
-        self._add_op(agent_id, [CALLS, 0.0, {p.session_id: {p.call_id: earned}}], state)
+        self._add_op(agent_id, [CALLS, 0.0, {p.session_id: {p.call_id: earned}}, earned], state)
         if p.tool == "bash" and p.args and isinstance(p.args.get("command"), str):
             command = p.args["command"]
             project = runtime.directory or self.default_directory
