@@ -3,11 +3,12 @@
 Owns: aggregation, scoring, ranking, recommendations, the timeline, and every way the answer
 leaves the program (rich/text tables, the chart, export). May import: store, config, timestamps,
 tracking's pure rules (scoring, stack, git_commands, setups, usage_totals). Never imports rpc, cli
-or migration. Modules: build (the entry point), collect + decode (the scan), usage (what model
-calls cost), bugs (reported and reverted), outcomes (abandoned sessions, subagents), helper (a
-forked counter), score + rank (the rules), model (rows and wire form), filters, recommend (one
-project folder: exact stack, then language, then all projects), timeline, render (terminal tables
-that fit), chart, html (the self-contained page), export.
+or migration. Modules: build (the entry point), attribution (who a record counts for, and the
+accumulators), collect + decode (the scan), usage (what model calls cost), bugs (reported and
+reverted), outcomes (abandoned sessions, subagents), helper (a forked counter), score + rank (the
+rules), model (rows and wire form), filters, recommend (one project folder: exact stack, then
+language, then all projects), timeline, render (terminal tables that fit), chart, html (the
+self-contained page), export.
 
 A *setup* is the OpenCode agent, the provider/model it ran on and the stack of the project
 (language/framework, bridge.tracking.stack). Every session, commit, grade and bug in the database is
@@ -16,7 +17,7 @@ attributed to one setup (rules below), aggregated, scored and ranked within its 
 Attribution
   * a session counts once for every setup it used (``setups[]``, normally one; its XP and tool
     calls are split evenly between them); a session without agent information counts for ``unknown``;
-  * a subagent's session (``parentID``) counts for its root session's setup (collect.Scope.root_session,
+  * a subagent's session (``parentID``) counts for its root session's setup (attribution.Scope.root_session,
     the one place of that rule), never as a session of its own; so do its commits, grades and bugs;
   * a session's usage (cost, tokens, time of its model calls) counts for the setup of each message;
     a subagent's session's for its root session's setup (usage.add_usage);

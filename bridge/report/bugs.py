@@ -11,7 +11,7 @@ import orjson
 
 from ..store import ReadView
 from ..tracking.setups import split_setup_name
-from .collect import Bucket, Scope, Totals, outside
+from .attribution import Bucket, Scope, Totals, outside
 from .decode import raw_cursor
 from .model import SetupKey
 from .score import BUGS, REVERTS

@@ -13,14 +13,8 @@ from ..store import ReadView, Store
 from ..timestamps import utc_now
 from ..tracking.scoring import AgentState, agent_sheet_detail
 from .bugs import collect_bugs
-from .collect import (
-    Scope,
-    Totals,
-    collect_commits,
-    collect_grades,
-    collect_imported,
-    collect_sessions,
-)
+from .attribution import Scope, Totals
+from .collect import collect_commits, collect_grades, collect_imported, collect_sessions
 from .decode import codec_named
 from .filters import Filters
 from .helper import Helper, merge_helper_result

@@ -145,7 +145,7 @@ def _csv_row(record: dict[str, Any], columns: list[str]) -> list[Any]:
 
 def export_database(store: Store, fmt: str, output: str | None, *,
                     stdout: IO[str] | None = None) -> ExportSummary:
-    from .collect import Scope  # the report's stack resolution, so both agree
+    from .attribution import Scope  # the report's stack resolution, so both agree
     from .filters import Filters
 
     out = stdout or sys.stdout

@@ -9,7 +9,8 @@ from typing import Any
 from ..config import BridgeConfig
 from ..store import Store
 from .bugs import collect_bugs
-from .collect import Scope, Totals, collect_grades
+from .attribution import Scope, Totals
+from .collect import collect_grades
 from .decode import codec_named
 from .score import AGENT_N, AGENT_SUM, BAD, BUGS, EXCELLENT, REVERTS, USER_N, USER_SUM
 

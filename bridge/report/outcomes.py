@@ -13,7 +13,7 @@ from .model import SetupKey, whole
 from .score import ABANDONED
 
 if TYPE_CHECKING:
-    from .collect import Totals
+    from .attribution import Totals
 
 # What a setup's subagents did, per subagent (its OpenCode agent): child sessions, tool calls
 # (all), failed tool calls, commits (per the sessions' counters), XP.

@@ -10,7 +10,8 @@ import attrs
 from ..store import ReadView, Store
 from .build import NoGC
 from .bugs import collect_bugs
-from .collect import Bucket, Scope, Totals, collect_commits, collect_grades, collect_sessions
+from .attribution import Bucket, Scope, Totals
+from .collect import collect_commits, collect_grades, collect_sessions
 from .decode import OrjsonCodec
 from .filters import Filters
 from .model import SetupKey

@@ -3,7 +3,7 @@
 The rule (collect.collect_sessions calls it for every session with usage): a root session's usage
 counts for the setup of each of its entries (``agent|provider/model``: the messages' own agent and
 model); a subagent's session's, all of it, for its root session's setup
-(collect.Scope.root_session). score.USAGE_SESSIONS and USAGE_COMMITS count the sessions and commits
+(attribution.Scope.root_session). score.USAGE_SESSIONS and USAGE_COMMITS count the sessions and commits
 that usage covers: the denominators of $/session and $/commit.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .score import DURATION, USAGE_COMMITS, USAGE_SESSIONS, USAGE_SLOTS
 
 if TYPE_CHECKING:
-    from .collect import Bucket, Scope, Totals
+    from .attribution import Bucket, Scope, Totals
     from .model import SetupKey
 
 

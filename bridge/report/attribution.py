@@ -1,0 +1,256 @@
+"""Who a record counts for: the report's filters, stack classification and record → setup
+attribution (Scope), the time window, and the accumulators per setup (Totals).
+
+collect.py reads the records through these; outcomes.py, usage.py and bugs.py add to the same
+accumulators.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import orjson
+
+from ..store import ReadView, key
+from ..tracking.git_commands import hashes_match
+from ..tracking.setups import UNKNOWN_AGENT, model_name, split_setup_name
+from .decode import raw_cursor
+from .filters import Filters, model_matches, stack_matches
+from .model import UNKNOWN_STACK, SetupKey
+from .score import SLOTS
+
+_loads = orjson.loads
+_HAS_PARENT = re.compile(rb'"parentID":"').search  # a subagent's session (stored only when it has one)
+
+
+# -- attribution -----------------------------------------------------------------------------------
+
+# How stacks are grouped into the setup key: as they are, by language (python/fastapi and
+# python/django count as one "python"), or all together ("all"): the levels of `recommend`.
+GROUPS = (None, "language", "all")
+ALL_STACKS = "all"
+
+
+def group_stack(stack: str, group: str | None) -> str:
+    if group == "language":
+        return stack.partition("/")[0]
+    return ALL_STACKS if group == "all" else stack
+
+
+class Scope:
+    """Filters, stack classification and record → setup attribution, all memoised."""
+
+    def __init__(self, view: ReadView, filters: Filters, group: str | None = None):
+        self.view = view
+        self.filters = filters
+        self.project = filters.project
+        self.stack = filters.stack
+        self.window = filters.window()
+        self.agent = filters.agent.lower() if filters.agent else None
+        self.model = filters.model
+        self.group = group
+        self.projects: dict[str, dict[str, Any]] = {}
+        for raw in view.raw_values("projects"):
+            try:
+                record = _loads(raw)
+                self.projects[record["path"]] = record
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+        self._stacks: dict[str | None, str] = {}
+        self.setups_cache: dict[tuple[Any, ...], SetupKey | None] = {}
+        self._named: dict[tuple[str, Any], SetupKey | None] = {}
+        self.paths: dict[SetupKey, set[str]] = {}
+        self._commits: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._sessions: dict[str, dict[str, Any] | None] = {}
+        # Subagents' sessions: session id -> the id of the session whose task tool started it.
+        self.parents: dict[str, str] = {}
+        with raw_cursor(view, "sessions") as cursor:  # filtered in C: most sessions have no parent
+            children = list(filter(_HAS_PARENT, cursor.iternext(keys=False, values=True)))
+        for raw in children:
+            try:
+                record = _loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("sessionID"), str) \
+                    and isinstance(record.get("parentID"), str) and record["parentID"]:
+                self.parents[record["sessionID"]] = record["parentID"]
+        self._roots: dict[str, str] = {}
+
+    # -- subagents: a child session's work counts for its root session's setup ----------------------
+
+    def root_session(self, session_id: str) -> str:
+        """The session at the top of ``session_id``'s chain of parents (itself when it has none).
+
+        The one rule for subagents: a session started by another one's task tool (``parentID``)
+        is credited to the setup of its root session, never counted on its own. A parent that is
+        not in the database ends the walk (the highest one that is becomes the root); so does a
+        cycle. Independent of the filters: a child inside ``--since`` whose root is older still
+        counts for its root's setup.
+        """
+        found = self._roots.get(session_id)
+        if found is not None:
+            return found
+        root, seen = session_id, {session_id}
+        while True:
+            parent = self.parents.get(root)
+            if parent is None or parent in seen or self.session(parent) is None:
+                break
+            seen.add(parent)
+            root = parent
+        self._roots[session_id] = root
+        return root
+
+    def is_child(self, session_id: Any) -> bool:
+        return isinstance(session_id, str) and session_id in self.parents and self.root_session(session_id) != session_id
+
+    def session_setups(self, record: dict[str, Any]) -> list[SetupKey | None]:
+        """Every setup a (root) session used: its ``setups[]`` when it switched, else its agent/model."""
+        get = record.get
+        setups = get("setups")
+        if isinstance(setups, list) and len(setups) > 1:
+            return [self.named_setup(name, get("projectPath")) for name in setups]
+        return [self.setup(get("agentId"), get("provider"), get("model"), get("projectPath"))]
+
+    def credited_setup(self, agent: Any, provider: Any, model: Any, path: Any, session_id: Any) -> SetupKey | None:
+        """The setup a record made in ``session_id`` counts for: its own (agent, model, project),
+        or, when the session is a subagent's, its root session's (see root_session)."""
+        if self.is_child(session_id):
+            root = self.session(self.root_session(session_id)) or {}
+            return self.setup(root.get("agentId"), root.get("provider"), root.get("model"),
+                              root.get("projectPath") or path)
+        return self.setup(agent, provider, model, path)
+
+    def stack_of(self, path: str | None) -> str:
+        found = self._stacks.get(path)
+        if found is None:
+            found = self._stacks[path] = self._classify(path)
+        return found
+
+    def _classify(self, path: str | None) -> str:
+        if not path:
+            return UNKNOWN_STACK
+        record = self.projects.get(path)
+        if record and record.get("stack"):
+            return str(record["stack"])
+        candidate = Path(path)
+        if candidate.is_absolute() and candidate.is_dir():
+            from ..tracking.stack import classify
+            return classify(candidate).name
+        return UNKNOWN_STACK
+
+    def setup(self, agent: Any, provider: Any, model: Any, path: Any) -> SetupKey | None:
+        """The setup of a record, or None when the filters leave it out."""
+        cache_key = (agent, provider, model, path)
+        try:
+            return self.setups_cache[cache_key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable field (foreign data): not attributable
+            return None
+        found = self.setups_cache[cache_key] = self._resolve(agent or UNKNOWN_AGENT, model_name(provider, model), path)
+        return found
+
+    def named_setup(self, name: str, path: Any) -> SetupKey | None:
+        """A session's ``setups[]`` entry ``agent|provider/model``."""
+        cache_key = (str(name), path if isinstance(path, str) else None)
+        found = self._named.get(cache_key, False)
+        if found is False:
+            found = self._named[cache_key] = self._resolve(*split_setup_name(str(name)), path)
+        return found  # type: ignore[return-value]
+
+    def _resolve(self, agent: str, model: str, path: Any) -> SetupKey | None:
+        path = path if isinstance(path, str) else None
+        if self.project is not None and (path is None or not self.project.matches(path)):
+            return None
+        if self.agent is not None and str(agent).lower() != self.agent:
+            return None
+        if not model_matches(model, self.model):
+            return None
+        stack = self.stack_of(path)
+        if not stack_matches(stack, self.stack, self.filters.exact_stack):
+            return None
+        setup = (str(agent), model, group_stack(stack, self.group))
+        if path:
+            self.paths.setdefault(setup, set()).add(path)
+        return setup
+
+    # Lookups used by the record-by-record paths (few records: bugs, migrated or partial data).
+
+    def commit(self, path: str | None, commit_hash: str | None) -> dict[str, Any] | None:
+        if not path or not commit_hash or not isinstance(path, str) or not isinstance(commit_hash, str):
+            return None
+        cache_key = (path, commit_hash)
+        if cache_key in self._commits:
+            return self._commits[cache_key]
+        found = self.view.get("commits", key(path, commit_hash.lower()))
+        if found is None and len(commit_hash) >= 4:
+            for _, record in self.view.scan("commits", key(path, commit_hash[:4].lower())):
+                if isinstance(record.get("hash"), str) and hashes_match(record["hash"], commit_hash):
+                    found = record
+                    break
+        self._commits[cache_key] = found
+        return found
+
+    def prefetch_commits(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Exact-key lookups for many commits at once, in key order (misses are left to commit())."""
+        keys = sorted((key(path, commit_hash.lower()).encode(), path, commit_hash) for path, commit_hash in wanted)
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        with raw_cursor(self.view, "commits") as cursor:
+            set_key, value = cursor.set_key, cursor.value
+            for raw_key, path, commit_hash in keys:
+                if set_key(raw_key):
+                    try:
+                        record = _loads(value())
+                    except orjson.JSONDecodeError:
+                        continue
+                    if isinstance(record, dict):
+                        found[(path, commit_hash)] = record
+        self._commits.update(found)
+        return found
+
+    def session(self, session_id: Any) -> dict[str, Any] | None:
+        if not isinstance(session_id, str) or not session_id:
+            return None
+        if session_id not in self._sessions:
+            self._sessions[session_id] = self.view.get("sessions", session_id)
+        return self._sessions[session_id]
+
+
+
+# -- aggregation -----------------------------------------------------------------------------------
+
+Window = tuple[str, str] | None
+
+
+def outside(window: Window, created: Any) -> bool:
+    """Whether a record's createdAt is outside the time filters (the scan's fast path compares alike)."""
+    return window is not None and not (isinstance(created, str) and window[0] <= created < window[1])
+
+Bucket = Callable[[Any], Any]
+
+
+
+class Totals:
+    def __init__(self) -> None:
+        self.acc: dict[Any, list[float]] = {}
+        self.last_used: dict[SetupKey, str] = {}
+        self.unattributed_bugs = 0
+        self.counts = {"sessions": 0, "subagentSessions": 0, "commits": 0, "grades": 0, "bugs": 0}
+        # setup -> subagent (its agent) -> numbers (outcomes.SUB_*): what its subagents did
+        self.subagents: dict[SetupKey, dict[str, list[float]]] = {}
+        # Root sessions that ended without a commit of their own: abandoned unless a subagent of
+        # theirs committed (known once every session was read): session id -> the accumulators.
+        self.ended_without_commit: dict[str, list[list[float]]] = {}
+        self.child_commits: dict[str, float] = {}  # root session id -> commits of its subagents
+        # (root session, setup) pairs already counted in USAGE_SESSIONS: a session and its
+        # subagents' sessions are one session of their setup.
+        self.usage_roots: set[tuple[str, SetupKey]] = set()
+
+    def slot(self, setup: SetupKey, bucket: Bucket | None, created: Any) -> list[float]:
+        group: Any = setup if bucket is None else (setup, bucket(created))
+        found = self.acc.get(group)
+        if found is None:
+            found = self.acc[group] = [0.0] * SLOTS
+        return found
