@@ -8,24 +8,17 @@ next tool call (the plugin asks the bridge, which reads the database).
 from __future__ import annotations
 
 import argparse
-import secrets
 from typing import Any
 
 from ..store import Store
-from .common import EXIT_OK, EXIT_WRITE, CommandError, command_config, open_for_writing, print_json, resolved_argument
+from .common import (EXIT_OK, CommandError, command_config, open_for_writing, print_json, resolved_argument,
+                     stored_agent, write_event)
 
 
 def cmd_bug(args: argparse.Namespace) -> int:
-    from ..tracking.service import TrackingService
-
     config = command_config(args)
     with open_for_writing(config, must_exist=True) as store:
-        with store.read() as view:
-            before = view.get("agents", args.agent)
-            known = sorted(k for k, _ in view.scan("agents"))
-        if before is None:
-            raise CommandError(f"No agent named {args.agent!r} in {store.path}. Known agents: "
-                               f"{', '.join(known) or 'none yet'}.")
+        before = stored_agent(store, args.agent)
         params: dict[str, Any] = {"agentId": args.agent}
         if args.commit:
             project, commit = _find_commit(store, args.commit, args.project)
@@ -37,11 +30,7 @@ def cmd_bug(args: argparse.Namespace) -> int:
             params["projectPath"] = str(resolved_argument(args.project))
         if args.reason:
             params["description"] = args.reason
-        service = TrackingService(store, config.scoring, journal_id=f"cli-{secrets.token_hex(6)}", holds_events=False)
-        status = service.handle("bug.reported", params)
-        result = service.flush()
-        if result.errors:
-            raise CommandError(result.errors[0], EXIT_WRITE)
+        status = write_event(store, config, "bug.reported", params)
     sp_before = before.get("skillPoints")
     if args.json:
         print_json({"database": str(store.path), "agent": status,

@@ -154,6 +154,34 @@ def open_for_writing(config: BridgeConfig, *, must_exist: bool = False) -> Store
 
 
 
+def stored_agent(store: Store, agent_id: str) -> dict[str, Any]:
+    """The agent's stored record; an unknown name is an error that lists the known ones."""
+    with store.read() as view:
+        record = view.get("agents", agent_id)
+        if record is not None:
+            return dict(record)
+        known = sorted(k for k, _ in view.scan("agents"))
+    raise CommandError(f"No agent named {agent_id!r} in {store.path}. Known agents: {', '.join(known) or 'none yet'}.")
+
+
+def write_event(store: Store, config: BridgeConfig, method: str, params: dict[str, Any]) -> Any:
+    """One event through the tracking rules, as a bridge would take it, written at once.
+
+    A one-shot writer: on a full disk or map it says so and exits (EXIT_WRITE) instead of holding
+    the event as a bridge does.
+    """
+    import secrets
+
+    from ..tracking.service import TrackingService
+
+    service = TrackingService(store, config.scoring, journal_id=f"cli-{secrets.token_hex(6)}", holds_events=False)
+    result = service.handle(method, params)
+    flushed = service.flush()
+    if flushed.errors:
+        raise CommandError(flushed.errors[0], EXIT_WRITE)
+    return result
+
+
 def report_failure(args: argparse.Namespace, message: str, code: int) -> None:
     print_error(message)
     if getattr(args, "json", False):
