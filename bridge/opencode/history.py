@@ -239,6 +239,18 @@ class OpenCodeHistory:
         if len(self.problems) < 100:
             self.problems.append(text)
 
+    def _object(self, data: Any, table: str, row_id: Any, session_id: str) -> dict[str, Any] | None:
+        """A row's ``data`` column as a JSON object; None (and the row named as a problem) otherwise."""
+        try:
+            value = _loads(data)
+        except orjson.JSONDecodeError:
+            self._problem(f"{table} {row_id} of session {session_id}: data is not valid JSON")
+            return None
+        if not isinstance(value, dict):
+            self._problem(f"{table} {row_id} of session {session_id}: not a JSON object")
+            return None
+        return value
+
     def _session(self, row: Sequence[Any]) -> HistorySession:
         session_id = str(row[0])
         optional = dict(zip(self._session_columns, row[8:]))
@@ -278,13 +290,8 @@ class OpenCodeHistory:
             if isinstance(data, str) and _USER_MARK in data and _ASSISTANT_MARK not in data:
                 users += 1  # compact JSON of a user message: nothing else to take from it
                 continue
-            try:
-                info = _loads(data)
-            except orjson.JSONDecodeError:
-                self._problem(f"message {message_id} of session {session_id}: data is not valid JSON")
-                continue
-            if not isinstance(info, dict):
-                self._problem(f"message {message_id} of session {session_id}: not a JSON object")
+            info = self._object(data, "message", message_id, session_id)
+            if info is None:
                 continue
             role = info.get("role")
             if role == "user":
@@ -321,13 +328,8 @@ class OpenCodeHistory:
             if (isinstance(data, str) and _TOOL_MARK not in data and _STEP_MARK not in data
                     and _COMPACT_TYPE in data):
                 continue
-            try:
-                part = _loads(data)
-            except orjson.JSONDecodeError:
-                self._problem(f"part {part_id} of session {session_id}: data is not valid JSON")
-                continue
-            if not isinstance(part, dict):
-                self._problem(f"part {part_id} of session {session_id}: not a JSON object")
+            part = self._object(data, "part", part_id, session_id)
+            if part is None:
                 continue
             kind = part.get("type")
             if kind == "step-finish":
