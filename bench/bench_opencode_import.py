@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.generate_opencode_db import generate_in_subprocess  # noqa: E402
 from bridge.config import BridgeConfig, MiB, ScoringRules  # noqa: E402
 from bridge.history_import import import_history  # noqa: E402
 from bridge.opencode.history import OpenCodeHistory  # noqa: E402
 from bridge.store import Store  # noqa: E402
 
-GENERATOR = ROOT / "bench" / "generate_opencode_db.py"
 
 
 def import_once(source: Path, folder: Path, workers: int | None) -> dict[str, float]:
@@ -71,12 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         source = folder / f"opencode-{args.sessions}-{args.parts}.db"
         if not source.exists():
-            made = subprocess.run([sys.executable, str(GENERATOR), "--output", str(source), "--sessions",
-                                   str(args.sessions), "--parts", str(args.parts)],
-                                  capture_output=True, text=True, check=True)
-            generated = json.loads(made.stdout.strip().splitlines()[-1])
-            print(f"generated {source.name}: {generated['sessions']:,} sessions, {generated['parts']:,} parts, "
-                  f"{generated['bytes'] / 2**20:,.0f} MiB in {generated['seconds']:.1f} s")
+            generate_in_subprocess(source, args.sessions, args.parts)
         # What the command chooses on this machine (two processes from two CPUs), fixed for every
         # run: after the first run this process has a thread, and the command's own choice would
         # then fall back to one process (fork() with threads).

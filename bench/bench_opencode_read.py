@@ -18,7 +18,6 @@ import cProfile
 import json
 import pstats
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,9 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.generate_opencode_db import generate_in_subprocess  # noqa: E402
 from bridge.opencode.history import OpenCodeHistory  # noqa: E402
-
-GENERATOR = ROOT / "bench" / "generate_opencode_db.py"
 
 
 def read_all(path: Path) -> dict[str, float]:
@@ -64,12 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         path = folder / f"opencode-{args.sessions}-{args.parts}.db"
         generated = None
         if not path.exists():  # in another process: the peak RSS below is the reader's alone
-            made = subprocess.run([sys.executable, str(GENERATOR), "--output", str(path), "--sessions",
-                                   str(args.sessions), "--parts", str(args.parts)],
-                                  capture_output=True, text=True, check=True)
-            generated = json.loads(made.stdout.strip().splitlines()[-1])
-            print(f"generated {path.name}: {generated['sessions']:,} sessions, {generated['messages']:,} messages, "
-                  f"{generated['parts']:,} parts, {generated['bytes'] / 2**20:,.0f} MiB in {generated['seconds']:.1f} s")
+            generated = generate_in_subprocess(path, args.sessions, args.parts)
         size = path.stat().st_size
         runs = []
         for _ in range(args.repeat):

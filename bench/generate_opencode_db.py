@@ -319,6 +319,18 @@ def generate(output: Path, sessions: int, parts: int, seed: int = 1, source: Pat
             "bytes": output.stat().st_size, "seconds": round(time.perf_counter() - started, 3)}
 
 
+def generate_in_subprocess(path: Path, sessions: int, parts: int) -> dict[str, Any]:
+    """Generate ``path`` in another process (the caller's peak RSS stays its own); says what it made."""
+    import subprocess
+
+    made = subprocess.run([sys.executable, __file__, "--output", str(path), "--sessions", str(sessions),
+                           "--parts", str(parts)], capture_output=True, text=True, check=True)
+    generated: dict[str, Any] = json.loads(made.stdout.strip().splitlines()[-1])
+    print(f"generated {path.name}: {generated['sessions']:,} sessions, {generated['messages']:,} messages, "
+          f"{generated['parts']:,} parts, {generated['bytes'] / 2**20:,.0f} MiB in {generated['seconds']:.1f} s")
+    return generated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, required=True)
