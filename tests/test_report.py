@@ -194,6 +194,9 @@ def test_setup_metrics_are_exact(reference) -> None:
     assert (claude_shop.agent_grades, claude_shop.mean_agent_grade) == (4, (5 + 2 + 2 + 5) / 4)
     assert (claude_shop.user_grades, claude_shop.mean_user_grade) == (3, (5 + 2 + 1) / 3)
     assert claude_shop.excellence_share == 3 / 7 and claude_shop.bad_share == 0
+    # the grade distributions over -1/1/2/5 (what the posterior of the score is drawn from)
+    assert claude_shop.user_grade_counts == {-1: 0, 1: 1, 2: 1, 5: 1}
+    assert claude_shop.agent_grade_counts == {-1: 0, 1: 0, 2: 2, 5: 2}
     assert claude_shop.bugs_per_commit == 0
     assert claude_shop.score == pytest.approx(expected_score([5, 2, 1], [5, 2, 2, 5], 3, 4, 0), abs=1e-12)
     assert claude_shop.parts == {"userGrade": 0.5, "agentGrade": pytest.approx((16 / 6 + 1) / 6),
@@ -208,6 +211,7 @@ def test_setup_metrics_are_exact(reference) -> None:
     assert gpt.xp_per_session == (8 + 8 + 0) / 3
     assert (gpt.mean_agent_grade, gpt.mean_user_grade) == (3.5, 0.5)
     assert (gpt.excellence_share, gpt.bad_share) == (1 / 4, 1 / 4)
+    assert (gpt.user_grade_counts, gpt.agent_grade_counts) == ({-1: 1, 1: 0, 2: 1, 5: 0}, {-1: 0, 1: 0, 2: 1, 5: 1})
     assert gpt.score == pytest.approx(expected_score([-1, 2], [5, 2], 3, 2, 1, abandoned=1), abs=1e-12)
     assert (gpt.ended_sessions, gpt.abandoned_sessions, gpt.abandon_rate) == (3, 1, 1 / 3)  # g3: no commit
 

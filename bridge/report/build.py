@@ -23,6 +23,7 @@ from .rank import rank_rows, recommend
 from .outcomes import subagent_rows
 from .score import (
     ABANDONED,
+    AGENT_GRADE_COUNTS,
     AGENT_N,
     AGENT_SUM,
     BAD,
@@ -46,6 +47,7 @@ from .score import (
     TOOL_CALLS,
     USAGE_COMMITS,
     USAGE_SESSIONS,
+    USER_GRADE_COUNTS,
     USER_N,
     USER_SUM,
     XP,
@@ -176,7 +178,9 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                        failed_tool_calls=acc[FAILED_CALLS], ended_sessions=int(acc[ENDED]),
                        abandoned_sessions=int(acc[ABANDONED]), fixed_up=int(acc[FIXED_UP]),
                        reverts=int(acc[REVERTS]),
-                       subagents=subagent_rows(totals.subagents.get(setup, {}), acc[TOOL_CALLS]))
+                       subagents=subagent_rows(totals.subagents.get(setup, {}), acc[TOOL_CALLS]),
+                       user_grade_counts={value: int(acc[slot]) for value, slot in USER_GRADE_COUNTS.items()},
+                       agent_grade_counts={value: int(acc[slot]) for value, slot in AGENT_GRADE_COUNTS.items()})
         row.usage = usage_of(acc)
         row.score, row.parts = score_parts(acc)
         if setup in imported:

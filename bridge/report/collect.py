@@ -15,6 +15,7 @@ from .model import SetupKey
 from .outcomes import add_subagent_work, settle_abandoned
 from .usage import add_usage
 from .score import (
+    AGENT_GRADE_COUNTS,
     AGENT_N,
     AGENT_SUM,
     BAD,
@@ -26,6 +27,7 @@ from .score import (
     SESSIONS,
     SLOTS,
     TOOL_CALLS,
+    USER_GRADE_COUNTS,
     USER_N,
     USER_SUM,
     XP,
@@ -236,9 +238,15 @@ def _add_grade(acc: list[float], grader: Any, grade: Any, count: int) -> bool:
     if grader == "user":
         acc[USER_SUM] += grade * count
         acc[USER_N] += count
+        slot = USER_GRADE_COUNTS.get(int(grade)) if grade == int(grade) else None
+        if slot is not None:
+            acc[slot] += count
     elif grader == "agent":
         acc[AGENT_SUM] += grade * count
         acc[AGENT_N] += count
+        slot = AGENT_GRADE_COUNTS.get(int(grade)) if grade == int(grade) else None
+        if slot is not None:
+            acc[slot] += count
     # Shares of excellence and bad count every grade, whoever the grader (migrated: "unknown").
     if grade == 5:
         acc[EXCELLENT] += count

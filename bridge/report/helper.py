@@ -12,7 +12,7 @@ from .bugs import collect_bugs
 from .attribution import Scope, Totals
 from .collect import collect_grades
 from .decode import codec_named
-from .score import AGENT_N, AGENT_SUM, BAD, BUGS, EXCELLENT, REVERTS, USER_N, USER_SUM
+from .score import AGENT_GRADE_COUNTS, AGENT_N, AGENT_SUM, BAD, BUGS, EXCELLENT, REVERTS, USER_GRADE_COUNTS, USER_N, USER_SUM
 
 # -- a helper process ------------------------------------------------------------------------------
 
@@ -140,7 +140,8 @@ def merge_helper_result(totals: Totals, scope: Scope, part: dict[str, Any]) -> N
         if mine is None:
             totals.acc[setup] = acc
         else:
-            for index in (AGENT_SUM, AGENT_N, USER_SUM, USER_N, EXCELLENT, BAD, BUGS, REVERTS):
+            for index in (AGENT_SUM, AGENT_N, USER_SUM, USER_N, EXCELLENT, BAD, BUGS, REVERTS,
+                          *USER_GRADE_COUNTS.values(), *AGENT_GRADE_COUNTS.values()):
                 mine[index] += acc[index]
     totals.counts["grades"] += part["grades"]
     totals.counts["bugs"] += part["bugs"]

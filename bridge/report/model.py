@@ -98,6 +98,9 @@ class SetupRow:
     reverts: int = 0
     # What its subagents did (outcomes.subagent_rows), most work first.
     subagents: list[dict[str, Any]] = attrs.Factory(list)
+    # How many user and agent grades took each value (-1, 1, 2, 5): score.USER_GRADE_COUNTS.
+    user_grade_counts: dict[int, int] = attrs.Factory(dict)
+    agent_grade_counts: dict[int, int] = attrs.Factory(dict)
 
     @property
     def setup(self) -> str:
@@ -219,6 +222,8 @@ class SetupRow:
             "abandonRate": self.abandon_rate, "fixedUpCommits": self.fixed_up, "fixupRate": self.fixup_rate,
             "revertedCommits": self.reverts, "subagents": self.subagents,
             "subagentWorkShare": self.subagent_work_share,
+            "userGradeCounts": {str(value): n for value, n in self.user_grade_counts.items()},
+            "agentGradeCounts": {str(value): n for value, n in self.agent_grade_counts.items()},
         }
 
 

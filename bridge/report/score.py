@@ -76,7 +76,14 @@ USAGE_SLOTS = {"messages": MESSAGES, "cost": COST, "input": TOKENS_INPUT, "outpu
                "durationMs": DURATION}
 
 
-SLOTS = 26
+# How many user and agent grades took each value (-1, 1, 2, 5): the grade distributions the
+# posterior (probability of best) needs; a mean and a count alone do not determine them.
+GRADE_VALUES = (-1, 1, 2, 5)
+USER_GRADE_COUNTS = dict(zip(GRADE_VALUES, range(26, 30)))
+AGENT_GRADE_COUNTS = dict(zip(GRADE_VALUES, range(30, 34)))
+
+
+SLOTS = 34
 
 
 
