@@ -37,6 +37,10 @@ def key_cells(row) -> tuple[str, str, str, str]:
     return (str(row.rank) if row.ranked else "-", row.agent, row.model, f"{row.score:.1f}" + ("" if row.ranked else "*"))
 
 
+def probability_cell(row) -> str:
+    return f"{row.probability_best:.2f}"
+
+
 @pytest.mark.parametrize("width", [80, 100, 120, 200])
 def test_every_line_fits_and_the_key_columns_are_whole(report, width: int) -> None:
     text = rendered(report, width)
@@ -45,11 +49,18 @@ def test_every_line_fits_and_the_key_columns_are_whole(report, width: int) -> No
     assert len(report.setups) == 6
     for row in report.setups:
         rank, agent, model, score = key_cells(row)
-        # the row's line: it starts with its rank and ends with its score, agent and model whole in between
-        matching = [line.split() for line in lines
-                    if line.split()[:1] == [rank] and line.split()[-1:] == [score] and model in line.split()]
+        # the row's line: it starts with its rank and ends with its sessions, P(best) and score, agent and
+        # model whole in between; at 80 columns the 45-character model name folds onto a second line
+        # (its two parts joined make it whole) so that sessions and P(best) stay visible.
+        matching = [(n, line.split()) for n, line in enumerate(lines)
+                    if line.split()[:1] == [rank] and line.split()[-1:] == [score]
+                    and probability_cell(row) in line.split() and agent in line.split()]
         assert len(matching) == 1, (row.setup, text)
-        assert agent in matching[0]
+        n, cells = matching[0]
+        assert cells[cells.index(probability_cell(row)) - 1] == str(row.sessions) or width > 80
+        if model not in cells:
+            assert (width, model) == (80, "openrouter/meta-llama/llama-3.1-405b-instruct"), text
+            assert cells[2] + lines[n + 1].split()[0] == model
     assert "…" not in text
 
 
@@ -58,19 +69,22 @@ def test_fewer_columns_when_narrow_all_when_wide(report) -> None:
         return next(line for line in rendered(report, width, **options).splitlines() if line.lstrip().startswith("#"))
 
     # 80: the long model name leaves no room for a stack column: each stack gets its own table.
-    assert header(80).split() == ["#", "Agent", "Model", "Sessions", "Score"]
+    assert header(80).split() == ["#", "Agent", "Model", "Sessions", "P(best)", "Score"]
     narrow = rendered(report, 80).splitlines()
     assert [line.strip() for line in narrow if line.strip() in ("python/fastapi", "typescript/react")] == [
         "python/fastapi", "typescript/react"]
-    assert "Not shown at this width: User grade, Commits, Bugs/C, Agent grade, C/S, Last used, XP/S, 5s, -1s, " \
-           "Aband%, Fail%, Fixup%, Reverts (--wide shows them" in " ".join(rendered(report, 80).split())
-    assert header(100).split() == ["#", "Stack", "Agent", "Model", "Sessions", "C/S", "Score"]
+    assert "Not shown at this width: 80% interval, User grade, Commits, Bugs/C, Agent grade, C/S, Last used, XP/S, " \
+           "5s, -1s, Aband%, Fail%, Fixup%, Reverts (--wide shows them" in " ".join(rendered(report, 80).split())
+    # 100: P(best) and Sessions keep their place; the stack goes to per-stack tables again.
+    assert header(100).split() == ["#", "Agent", "Model", "Sessions", "5s", "P(best)", "interval", "Score"]
     assert header(200).split() == ["#", "Stack", "Agent", "Model", "Sessions", "Commits", "C/S", "XP/S", "grade",
-                                   "grade", "5s", "-1s", "Bugs/C", "Fail%", "Aband%", "Fixup%", "Reverts", "Last",
-                                   "used", "Score"]
-    assert "Not shown" not in rendered(report, 200)
+                                   "grade", "5s", "-1s", "Bugs/C", "Fail%", "Aband%", "Last", "used", "P(best)",
+                                   "interval", "Score"]
+    assert "Not shown at this width: Fixup%, Reverts" in " ".join(rendered(report, 200).split())
     wide = rendered(report, 80, wide=True)
-    assert header(80, wide=True).split() == header(200).split()
+    assert header(80, wide=True).split() == ["#", "Stack", "Agent", "Model", "Sessions", "Commits", "C/S", "XP/S",
+                                             "grade", "grade", "5s", "-1s", "Bugs/C", "Fail%", "Aband%", "Fixup%",
+                                             "Reverts", "Last", "used", "P(best)", "interval", "Score"]
     assert max(len(line) for line in wide.splitlines()) > 80  # wider than the console: the terminal wraps
     assert "Not shown" not in wide
 

@@ -46,14 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     recommend = sub.add_parser(
         "recommend", help="which agent and model to configure for a project (default: this folder)",
         description="Classifies DIR's stack from its manifest files and answers which agent and model to "
-                    "configure, with the evidence and the runner-up. When no setup of that exact stack is "
-                    "ranked yet, setups of the same language answer, then setups of all projects; the "
-                    "answer says which level it comes from. Prints an OpenCode config snippet to copy.")
+                    "configure, how sure that is (P(best): the chance it is the best setup, from a posterior of "
+                    "every setup's score) and, when it is not sure yet (P(best) below 0.8), which setups to "
+                    "try next. When no setup was used on that exact stack, setups of the same language "
+                    "answer, then setups of all projects; the answer says which level it comes from, and the "
+                    "probability carries the doubt that setups differ between stacks. Prints an OpenCode "
+                    "config snippet to copy.",
+        epilog="examples:\n  agent-tracker recommend\n  agent-tracker recommend ~/code/new-api --json\n"
+               "  agent-tracker recommend --explore     # the setup to run the next session with (an experiment)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     _reading(recommend)
     recommend.add_argument("directory", nargs="?", default=".", metavar="DIR",
                            help="the project folder (default: the current folder)")
     recommend.add_argument("--min-sessions", type=int, default=None, metavar="N",
-                           help="sessions a setup needs to be recommended (default 3)")
+                           help="sessions a setup needs to be a contender (default 1: every setup with a "
+                                "session is one, with the probability its few sessions allow)")
+    recommend.add_argument("--explore", action="store_true",
+                           help="name the setup to run the next session with, drawn by Thompson sampling from "
+                                "the same posterior (each setup as often as it may be the best)")
     report = sub.add_parser("report", help="which setup (agent, model, stack) does best",
                             description=SCORE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _reading(report)

@@ -10,7 +10,7 @@ from .common import (EXIT_FAILED, EXIT_OK, CommandError, command_config, folds_p
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from ..report.recommend import recommend_for
+    from ..report.recommend import CONFIG_HEADING, recommend_for
 
     directory = Path(args.directory).expanduser().resolve()
     if not directory.is_dir():
@@ -22,15 +22,17 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.json:
         print_json(advice.to_wire())
         return EXIT_OK
+    explore = args.explore
+    lines = advice.explore_lines() if explore else advice.lines()
+    snippet = advice.snippet(advice.explore) if explore and advice.explore is not None else advice.snippet()
     from rich.syntax import Syntax
     from rich.text import Text
 
     console = make_console()
-    for line in advice.lines():  # folded between words at the terminal's width (80 columns stay readable)
+    for line in lines:  # folded between words at the terminal's width (80 columns stay readable)
         console.print(Text(line), soft_wrap=not folds_prose(console))
-    snippet = advice.snippet()
     if snippet is not None:
-        console.print(Text("\nOpenCode configuration (opencode.json in the project, or your global one):"))
+        console.print(Text("\n" + CONFIG_HEADING))
         # Plain text, no box: copied as it is shown.
         console.print(Syntax(snippet, "json", theme="ansi_dark", background_color="default"))
     return EXIT_OK

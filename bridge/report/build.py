@@ -12,6 +12,7 @@ from ..config import ScoringRules
 from ..store import ReadView, Store
 from ..timestamps import utc_now
 from ..tracking.scoring import AgentState, agent_sheet_detail
+from .agreement import self_grade_agreement
 from .bugs import collect_bugs
 from .attribution import Scope, Totals
 from .collect import collect_commits, collect_grades, collect_imported, collect_sessions
@@ -21,6 +22,7 @@ from .helper import Helper, merge_helper_result
 from .model import Report, ReportError, SetupRow, Usage
 from .rank import rank_rows, recommend
 from .outcomes import subagent_rows
+from .posterior import is_contender, judge
 from .score import (
     ABANDONED,
     AGENT_GRADE_COUNTS,
@@ -123,7 +125,7 @@ class NoGC:
 def build_report(store: Store, *, project: str | None = None, stack: str | None = None,
                  since: str | None = None, until: str | None = None, min_sessions: int | None = None,
                  agent: str | None = None, model: str | None = None, group: str | None = None,
-                 exact_stack: bool = False,
+                 exact_stack: bool = False, beliefs: bool = True,
                  decoder: str | None = None, parallel: bool = False, rules: ScoringRules | None = None,
                  _force_slow: bool = False) -> Report:
     """Aggregate, score and rank every setup (see the module docstring and SCORE_HELP).
@@ -132,6 +134,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
     projects (the setup's stack is then the language, or "all"): the fallback levels of recommend.
     ``parallel``: count grades and bugs in a forked helper process meanwhile (the CLI does; the
     bridge does not, as it runs threads). The result is identical either way.
+    ``beliefs``: state each setup's P(best) and score interval within its stack (posterior.py).
     """
     started = time.perf_counter()
     rules = rules or ScoringRules()
@@ -163,6 +166,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                 # A filter that matched nothing: say what there is, so the next try can match.
                 known = known_values(view, codec, filters) if filters.given() and not totals.acc else None
                 imported = collect_imported(view, scope)
+                agreements = self_grade_agreement(view, codec) if beliefs and totals.acc else {}
         finally:
             if helper is not None:
                 helper.cancel()
@@ -192,6 +196,9 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
             row.halted = state.halted
         rows.append(row)
     rows = rank_rows(rows, min_sessions)
+    if beliefs:
+        for stack_name in dict.fromkeys(row.stack for row in rows):
+            judge([row for row in rows if row.stack == stack_name and is_contender(row)], agreements)
     usage = Usage()
     for row in rows:
         usage.add(row.usage)
@@ -206,7 +213,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         unattributed_bugs=totals.unattributed_bugs, known=known, selection=filters,
         imported={"commits": sum(r.imported["commits"] for r in rows),
                   "grades": sum(r.imported["grades"] for r in rows)},
-        usage=usage,
+        usage=usage, agreements=agreements,
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report

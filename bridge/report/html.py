@@ -16,8 +16,8 @@ from typing import Any
 from ..output_files import replace_atomically
 from .chart import ChartError, draw_chart, make_folder, refuse_database_target, svg_chart
 from ..wording import plural
-from .model import Report
-from .render import SETUP_COLUMNS, no_match_text
+from .model import Report, SetupRow
+from .render import PROBABILITY_NOTE, SETUP_COLUMNS, interval_cell, no_match_text
 from .score import FORMULA
 
 PAGE_SUFFIXES = (".html", ".htm")
@@ -39,6 +39,10 @@ tr.halted td { color: #b71c1c; }
 code { background: #f4f4f4; padding: 0.1rem 0.3rem; }
 .note { color: #555; font-size: 0.85rem; }
 svg { max-width: 100%; height: auto; }
+.interval { position: relative; display: inline-block; width: 8rem; height: 0.7rem; background: #eee;
+  vertical-align: middle; border-radius: 2px; }
+.interval .range { position: absolute; top: 0; bottom: 0; background: #64b5f6; border-radius: 2px; }
+.interval .tick { position: absolute; top: -2px; bottom: -2px; width: 2px; margin-left: -1px; background: #0d47a1; }
 """
 
 # Sorting: a click on a header sorts by that column (again: the other way). Numbers compare as
@@ -82,10 +86,24 @@ def _setups_table(report: Report) -> str:
         kind = "best" if row.rank == 1 else ("unranked" if not row.ranked else "ranked")
         cells = "".join(
             f'<td class="{"number" if c.numeric else "text"}" data-key="{c.key}" data-value="{_raw(c.value(row))}">'
-            f"{html.escape(c.cell(row))}</td>" for c in SETUP_COLUMNS)
+            f"{_interval_bar(row) if c.key == 'scoreInterval' else html.escape(c.cell(row))}</td>"
+            for c in SETUP_COLUMNS)
         rows.append(f'<tr class="{kind}" data-setup="{_raw(row.setup + "|" + row.stack)}">{cells}</tr>')
     return (f'<table id="setups" class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n'
             + "\n".join(rows) + "\n</tbody></table>")
+
+
+def _interval_bar(row: SetupRow) -> str:
+    """The 80 % interval drawn on the 0-100 score scale, the score a tick on it, its numbers beside."""
+    interval = row.score_interval
+    if interval is None:
+        return "-"
+    low, high = (max(0.0, min(100.0, value)) for value in interval)
+    tick = max(0.0, min(100.0, row.score))
+    label = html.escape(interval_cell(interval))
+    return (f'<span class="interval" role="img" aria-label="80 % interval {label}, score {row.score:.1f}">'
+            f'<span class="range" style="left:{low:.1f}%;width:{max(high - low, 0.5):.1f}%"></span>'
+            f'<span class="tick" style="left:{tick:.1f}%"></span></span> {label}')
 
 
 def _agents_table(report: Report) -> str:
@@ -131,6 +149,7 @@ def page(report: Report, svg: str | None, chart_note: str | None = None) -> str:
 <h2>Setups</h2>
 <p class="note">Click a header to sort. * = not ranked (fewer than {plural(report.min_sessions, 'session')}, or agent or
 model unknown). Ranks are per stack. <code>{html.escape(FORMULA)}</code></p>
+<p class="note">{html.escape(PROBABILITY_NOTE)} The bar is that interval on the 0-100 scale; its tick the score.</p>
 {_setups_table(report)}
 <h2>Agents</h2>
 <p class="note">Per agent, across its setups: SP skill points, XP experience points, CS communication score.</p>

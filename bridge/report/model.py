@@ -101,6 +101,15 @@ class SetupRow:
     # How many user and agent grades took each value (-1, 1, 2, 5): score.USER_GRADE_COUNTS.
     user_grade_counts: dict[int, int] = attrs.Factory(dict)
     agent_grade_counts: dict[int, int] = attrs.Factory(dict)
+    # What the posterior says (posterior.py) among the setups it is compared with (its stack, or
+    # the level that answers): P(best), an 80 % interval of its score, the drawn scores' mean;
+    # None for a setup whose agent or model is unknown. The weight its self-grades got there
+    # (agreement.py) and the pairs it rests on.
+    probability_best: float | None = None
+    score_interval: tuple[float, float] | None = None
+    score_mean: float | None = None
+    self_grade_weight: float = 1.0
+    self_grade_pairs: int = 0
 
     @property
     def setup(self) -> str:
@@ -224,6 +233,10 @@ class SetupRow:
             "subagentWorkShare": self.subagent_work_share,
             "userGradeCounts": {str(value): n for value, n in self.user_grade_counts.items()},
             "agentGradeCounts": {str(value): n for value, n in self.agent_grade_counts.items()},
+            "probabilityBest": self.probability_best,
+            "scoreInterval": list(self.score_interval) if self.score_interval is not None else None,
+            "scoreMean": self.score_mean,
+            "selfGradeWeight": self.self_grade_weight, "selfGradePairs": self.self_grade_pairs,
         }
 
 
@@ -274,6 +287,8 @@ class Report:
     # commits and grades (of those counted) imported from the older TypeScript plugin
     imported: dict[str, int] = attrs.Factory(lambda: {"commits": 0, "grades": 0})
     usage: Usage = attrs.Factory(lambda: Usage())  # every setup's usage together
+    # model name → how far its self-grades agree with the user's (agreement.Agreement)
+    agreements: dict[str, Any] = attrs.Factory(dict)
 
     @property
     def ranked(self) -> list[SetupRow]:

@@ -75,11 +75,11 @@ def recommend(rows: list[SetupRow], min_sessions: int) -> list[Recommendation]:
 CHEAPEST_WITHIN = 5.0  # score points: "about as good" for the cheapest-setup hint
 
 
-def cheapest_within(group: list[SetupRow], best: SetupRow) -> SetupRow | None:
-    """The ranked setup of the stack with the lowest cost per commit among those scoring within
-    CHEAPEST_WITHIN points of the best (the best itself included); None when none has a cost per
-    commit. Ties: the better rank."""
-    candidates = [row for row in group if row.ranked and row.cost_per_commit is not None
+def cheapest_within(group: list[SetupRow], best: SetupRow, *, ranked_only: bool = True) -> SetupRow | None:
+    """The ranked setup of the stack (with ``ranked_only=False``: any setup of ``group``) with the
+    lowest cost per commit among those scoring within CHEAPEST_WITHIN points of the best (the
+    best itself included); None when none has a cost per commit. Ties: the better rank."""
+    candidates = [row for row in group if (row.ranked or not ranked_only) and row.cost_per_commit is not None
                   and row.score >= best.score - CHEAPEST_WITHIN]
     return min(candidates, key=lambda row: (row.cost_per_commit, row.rank or 0), default=None)
 

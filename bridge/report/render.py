@@ -1,6 +1,7 @@
 """The report on screen (rich) and as plain text (what the bridge's ``report`` method returns).
 
-The setups table fits the console: rank, agent, model and score are always shown and never cut;
+The setups table fits the console: rank, agent, model, sessions, P(best) and score are always shown
+and never cut;
 the other columns are added in order of importance while the table still fits (``wide=True``
 shows them all). When the stack column does not fit, each stack gets a table of its own. The
 agents' own numbers (SP, XP, CS, halted) are per agent, not per setup: they have their own table.
@@ -17,6 +18,17 @@ from ..wording import plural
 from .model import Report, SetupRow, fmt
 from .rank import money
 from .score import FORMULA
+
+
+def probability_text(value: float | None) -> str:
+    """P(best) in two decimals; a chance below 0.005 is "<0.01", never a flat 0."""
+    if value is None:
+        return "-"
+    return "<0.01" if 0 < value < 0.005 else (">0.99" if 0.995 <= value < 1 else f"{value:.2f}")
+
+
+def interval_cell(interval: tuple[float, float] | None) -> str:
+    return "-" if interval is None else f"{interval[0]:.0f}-{interval[1]:.0f}"
 
 
 def _percent(value: float | None) -> str:
@@ -94,18 +106,31 @@ SETUP_COLUMNS: list[Column] = [
            value=lambda r: r.time_per_session_ms),
     Column("value", "Value", _value_text, value=lambda r: r.value),
     Column("lastUsed", "Last used", lambda r: (r.last_used or "-")[:10], numeric=False, value=lambda r: r.last_used),
+    # What the posterior says (posterior.py): the chance it is the best of its stack, and an 80 %
+    # interval of its score.
+    Column("probabilityBest", "P(best)", lambda r: probability_text(r.probability_best),
+           value=lambda r: r.probability_best),
+    Column("scoreInterval", "80%\ninterval", lambda r: interval_cell(r.score_interval),
+           value=lambda r: r.score_interval[0] if r.score_interval else None),
     Column("score", "Score", lambda r: f"{r.score:.1f}" + ("" if r.ranked else "*"), value=lambda r: r.score),
 ]
 COLUMN = {column.key: column for column in SETUP_COLUMNS}
-KEY_COLUMNS = ("rank", "agent", "model", "score")  # shown at every width, never cut
-# The others, most telling first: added while the table still fits. What a commit costs comes
-# right after the user's grade: "good commits per dollar" is the question (when usage is recorded).
-PRIORITY = ("stack", "sessions", "userGrade", "costPerCommit", "commits", "bugsPerCommit", "agentGrade",
+# Shown at every width, never cut: which setup, how much it was used, how sure the report is, its score.
+KEY_COLUMNS = ("rank", "agent", "model", "sessions", "probabilityBest", "score")
+# The others, most telling first: added while the table still fits (rank, stack, agent, model,
+# sessions, P(best), score, then the rest). What a commit costs comes right after the user's
+# grade: "good commits per dollar" is the question (when usage is recorded).
+PRIORITY = ("stack", "scoreInterval", "userGrade", "costPerCommit", "commits", "bugsPerCommit", "agentGrade",
             "commitsPerSession", "lastUsed", "xpPerSession", "excellenceShare", "badShare", "abandonRate",
             "toolFailureRate", "fixupRate", "revertedCommits", "value", "costPerSession", "tokensPerCommit",
             "timePerSession")
 # Shown only when some setup has usage recorded (else every cell would be "-").
 USAGE_COLUMNS = ("costPerSession", "costPerCommit", "tokensPerCommit", "timePerSession", "value")
+
+
+PROBABILITY_NOTE = ("P(best): the chance the setup is truly the best of its stack, given its sessions so far "
+                    "(every setup with a session, ranked or not); 80% interval: its score lies there with 80 % "
+                    "probability. agent-tracker recommend acts on it.")
 
 
 def has_usage(report: Report) -> bool:
@@ -254,6 +279,8 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True, w
     console.print(Text(f"{FORMULA}; * = not ranked (fewer than {plural(report.min_sessions, 'session')}, or "
                        f"agent/model unknown). Ranks are per stack. Details: agent-tracker report --help.",
                        style="dim"))
+    if "probabilityBest" in keys:
+        console.print(Text(PROBABILITY_NOTE, style="dim"))
     if any(key in keys for key in USAGE_COLUMNS):
         console.print(Text("$/S, $/C: dollars per session and per commit; Tok/C: tokens per commit; Time/S: the "
                            "agent's working time per session; Value: score per dollar a session costs (- for a "

@@ -27,7 +27,7 @@ export const COMMANDS = /** @type {const} */ ({
     template: "The user's retrospective of your last commit: $ARGUMENTS",
   },
   [RECOMMEND_COMMAND]: {
-    description: "Which agent and model to configure for this project, from all your projects' records (agent-tracker; the model is not called)",
+    description: "Which agent and model to configure for this project, from all your projects' records, and how sure that is; /recommend explore: the setup to try next, to learn which is best (agent-tracker; the model is not called)",
     template: "Which agent and model should this project use? (answered by agent-tracker)",
   },
 });
@@ -40,12 +40,21 @@ export const COMMANDS = /** @type {const} */ ({
  */
 export function userCommands(tracker) {
   /**
-   * `/recommend`: the answer for this project, shown as a toast (the model is not called).
+   * `/recommend [explore]`: the answer for this project, shown as a toast (the model is not
+   * called); `/recommend explore`: the setup to run the next session with (Thompson sampling).
+   * @param {string} _sessionID
+   * @param {string} args
    * @returns {Promise<string>} what to tell the user
    */
-  async function recommend() {
+  async function recommend(_sessionID, args) {
+    const word = (args ?? "").trim().toLowerCase();
+    if (word && word !== "explore") {
+      const text = `/recommend takes nothing or "explore" (the setup to try next); got "${word.slice(0, 40)}".`;
+      tracker.toast(text, "error");
+      return `agent-tracker: ${text}`;
+    }
     try {
-      const text = await tracker.recommendation(tracker.directory);
+      const text = await tracker.recommendation(tracker.directory, { explore: word === "explore" });
       // The toast shows the sentences; the config snippet is in the returned text.
       tracker.toast(text.split("\n\n")[0], "info");
       return `agent-tracker: ${text}`;

@@ -60,12 +60,15 @@ export function trackerTools(tracker) {
     },
   });
   const report = /** @type {any} */ ({
-    description: "Which agent and model to configure for this project, from the agent tracker's records of all your projects: the best setup for this project's stack (or, without enough data for it, its language, then all projects), with the evidence, the runner-up and an opencode.json snippet. The same answer as `/recommend` and `agent-tracker recommend`.",
-    args: {},
-    /** @param {any} _args @param {any} context */
-    execute: async (_args, context) => {
+    description: "Which agent and model to configure for this project, from the agent tracker's records of all your projects: the best setup for this project's stack (or, without enough data for it, its language, then all projects), with how sure it is (P(best)), what to try next when it is not sure, the evidence, the runner-up and an opencode.json snippet. The same answer as `/recommend` and `agent-tracker recommend`. With explore: true, the setup to run the next session with, to learn which is best (`/recommend explore`).",
+    args: {
+      explore: { type: "boolean", description: "true: the setup to try next, drawn by its chance of being best (optional)" },
+    },
+    /** @param {any} args @param {any} context */
+    execute: async (args, context) => {
       try {
-        return await tracker.recommendation(nonEmpty(context?.directory) ?? tracker.directory);
+        return await tracker.recommendation(nonEmpty(context?.directory) ?? tracker.directory,
+          { explore: args?.explore === true });
       } catch (error) {
         return `The agent tracker is not available: ${message(error)}`;
       }

@@ -508,13 +508,16 @@ export class Tracker {
   }
 
   /**
-   * The bridge's `recommend` for a project folder: the answer as `agent-tracker recommend` prints it.
+   * The bridge's `recommend` for a project folder: the answer as `agent-tracker recommend` prints it;
+   * with `explore`, the setup to run the next session with (`agent-tracker recommend --explore`).
    * @param {string} directory
+   * @param {{ explore?: boolean }} [options]
    * @returns {Promise<string>}
    */
-  async recommendation(directory) {
+  async recommendation(directory, options = {}) {
     const r = await this.bridge.request("recommend", { directory }, 30_000);
-    return typeof r?.text === "string" && r.text ? r.text.trimEnd() : JSON.stringify(r, null, 2);
+    const answer = options.explore ? r?.explore ?? r : r;
+    return typeof answer?.text === "string" && answer.text ? answer.text.trimEnd() : JSON.stringify(r, null, 2);
   }
 
   /**
