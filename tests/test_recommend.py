@@ -329,3 +329,15 @@ async def test_the_bridge_recommend_method_answers_as_the_command(capsys: pytest
         assert await bridge.shutdown_and_exit() == 0
     finally:
         bridge.kill()
+
+
+def test_the_bridge_starts_without_numpy() -> None:
+    """numpy (the posterior's draws) is imported when a report or recommendation is asked for,
+    never by the bridge's startup imports: its cold start stays as it was."""
+    import subprocess
+    import sys
+
+    code = ("import sys, bridge.__main__, bridge.rpc.server, bridge.cli, bridge.report.recommend; "
+            "print('numpy' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout.strip()) == (0, "False"), result.stderr

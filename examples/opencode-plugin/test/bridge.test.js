@@ -262,7 +262,7 @@ describe("with the real bridge", () => {
     const ctx = { sessionID: "ses_here", messageID: "m", agent: "build", directory: w.project, worktree: w.project,
       abort: new AbortController().signal, metadata() {}, ask: async () => {} };
     const text = await hooks.tool.tracker_report.execute({}, ctx);
-    assert.ok(text.startsWith(`${w.project}: a python/fastapi project.\nUse agent build with model anthropic/claude-sonnet-4-5: the best setup on python/fastapi projects (answered at the exact-stack level).`), text);
+    assert.ok(text.startsWith(`${w.project}: a python/fastapi project.\nUse agent build with model anthropic/claude-sonnet-4-5 (P(best) 1.00 over 3 sessions; score 63.5, 80 % interval 49-63): the best setup on python/fastapi projects (answered at the exact-stack level).`), text);
     assert.match(text, /"agent": \{\n {4}"build": \{\n {6}"model": "anthropic\/claude-sonnet-4-5"/);
     // the same answer as the command line
     const answer = cli(["recommend", w.project, "--json", "--database", w.database], w);
@@ -276,6 +276,19 @@ describe("with the real bridge", () => {
     const toast = toasts.find((t) => t.variant === "info" && t.message.startsWith(`${w.project}: a python/fastapi project.`));
     assert.ok(toast, JSON.stringify(toasts));
     assert.ok(!toast.message.includes('"model"'), "the toast shows the sentences, not the snippet");
+
+    // /recommend explore and tracker_report {explore: true}: the setup to try next (Thompson sampling)
+    const explored = await hooks.tool.tracker_report.execute({ explore: true }, ctx);
+    assert.equal(explored, answer.explore.text.trimEnd());
+    assert.match(explored, /\nTo learn which is best: try agent build with model anthropic\/claude-sonnet-4-5 next; it has a 100 % chance of being best/);
+    await assert.rejects(
+      hooks["command.execute.before"]({ command: "recommend", sessionID: "ses_here", arguments: " explore " }, { parts: [] }),
+      (error) => error instanceof Error && error.message === `agent-tracker: ${explored}`,
+    );
+    await assert.rejects(
+      hooks["command.execute.before"]({ command: "recommend", sessionID: "ses_here", arguments: "bogus" }, { parts: [] }),
+      (error) => error instanceof Error && error.message === 'agent-tracker: /recommend takes nothing or "explore" (the setup to try next); got "bogus".',
+    );
     await tracker.bridge.dispose();
   });
 
