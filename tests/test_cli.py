@@ -292,7 +292,7 @@ def test_demo_prints_a_ranked_report(isolated_home: Path) -> None:
         ("2", "typescript/react", "general", "ollama/qwen3-coder:30b"),
     ]
     header = next(line for line in out.splitlines() if line.split()[:2] == ["#", "Stack"])
-    assert all(column in header for column in ("Fail%", "Aband%", "Fixup%", "Reverts"))
+    assert all(column in header for column in ("Sessions", "P(best)", "interval", "Fail%", "Aband%"))
     assert "temporary, deleted now" in out
     assert not (isolated_home / ".config" / "opencode").exists()  # the demo never uses HOME's database
 
@@ -331,8 +331,9 @@ def test_demo_keep_matches_an_in_process_replay(capsys: pytest.CaptureFixture[st
     flat = " ".join(out.split())
     assert "Replayed 16 recorded sessions (299 events) through the real bridge in " in flat
     assert "dated over 6 simulated weeks" in flat and "0 rejected by its rules." in flat
-    assert (f"agent-tracker recommend {keep / 'projects' / 'gateway'}: Use agent build with model "
-            "anthropic/claude-sonnet-4-5: no rust/axum or rust setup has 3 sessions yet") in flat
+    assert (f"agent-tracker recommend {keep / 'projects' / 'gateway'}: Only one setup was used on rust/axum "
+            "projects (answered at the exact-stack level): agent build with model google/gemini-2.5-pro (1 session; "
+            "score 62.5, 80 % interval ") in flat
     code, out, _ = cli(capsys, "report", "--json", "--database", str(keep / "agent-tracker.lmdb"))
     through_bridge = json.loads(out)
     assert [s["stack"] for s in through_bridge["recommendations"]] == ["python/fastapi", "typescript/react", "rust/axum"]

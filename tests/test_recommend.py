@@ -104,11 +104,18 @@ def test_exact_stack(capsys: pytest.CaptureFixture[str], world: dict[str, Path])
 def test_a_stack_with_one_setup_answers_there(capsys: pytest.CaptureFixture[str], world: dict[str, Path]) -> None:
     """flask has only gpt's 2 sessions: no longer a fallback to the language (no 3-session gate)."""
     answer = recommend(capsys, world, "flask")
-    assert (answer["level"], answer["confident"]) == ("stack", True)
+    # The only setup tried is the best of one: no verdict, whatever its P(best).
+    assert (answer["level"], answer["confident"]) == ("stack", False)
+    assert [(t["model"], t["sessions"]) for t in answer["tryNext"]] == [("openai/gpt-5", 2)]
     assert answer["levels"] == [{"level": "stack", "scope": "python/flask", "sessions": 2, "setups": 1,
                                  "rankedSetups": 0, "contenders": 1}]
     assert (answer["recommendation"]["model"], answer["recommendation"]["probabilityBest"]) == ("openai/gpt-5", 1.0)
     assert answer["runnerUp"] is None
+    assert answer["lines"][1] == ("Only one setup was used on python/flask projects (answered at the exact-stack "
+                                  "level): agent build with model openai/gpt-5 (2 sessions; score 75.0, 80 % interval "
+                                  f"{answer['recommendation']['scoreInterval'][0]:.0f}-"
+                                  f"{answer['recommendation']['scoreInterval'][1]:.0f}). With nothing to compare it "
+                                  "with this is no verdict: try another agent or model on this project too.")
     assert answer["lines"][-1] == "Runner-up: none yet (no other setup at this level has a session)."
 
 
@@ -320,9 +327,10 @@ async def test_the_bridge_recommend_method_answers_as_the_command(capsys: pytest
         assert answer["config"] == {"model": "openai/gpt-5", "agent": {"build": {"model": "openai/gpt-5"}}}
         code, out, _ = cli(capsys, "recommend", str(new), "--database", str(database), "--json")
         assert code == 0 and json.loads(out) == answer
-        assert answer["text"].startswith(f"{new}: a python/fastapi project.\nUse agent build with model openai/gpt-5 "
-                                         "(P(best) 1.00 over 3 sessions; score ")
-        assert answer["confident"] is True and answer["explore"]["model"] == "openai/gpt-5"
+        assert answer["text"].startswith(f"{new}: a python/fastapi project.\nOnly one setup was used on python/fastapi "
+                                         "projects (answered at the exact-stack level): agent build with model "
+                                         "openai/gpt-5 (3 sessions; score ")
+        assert answer["confident"] is False and answer["explore"]["model"] == "openai/gpt-5"
         with pytest.raises(Exception) as caught:
             await bridge.request("recommend", {"directory": str(tmp_path / "gone")})
         assert getattr(caught.value, "code", None) == -32602

@@ -119,8 +119,10 @@ class Level:
 
     @property
     def confident(self) -> bool:
+        """The leader's P(best) reaches CONFIDENT_AT among two setups or more (the only setup tried
+        is trivially the best of one: no verdict)."""
         best = self.best
-        return best is not None and (best.probability_best or 0.0) >= CONFIDENT_AT
+        return best is not None and len(self.contenders) >= 2 and (best.probability_best or 0.0) >= CONFIDENT_AT
 
     @property
     def try_next(self) -> list[SetupRow]:
@@ -218,6 +220,11 @@ class Advice:
         if level.confident:
             lines = [self._head(), f"Use agent {best.agent} with model {best.model} ({evidence}): the best setup "
                                    f"{self._why(level)}."]
+        elif len(level.contenders) == 1:
+            lines = [self._head(), f"Only one setup was used {self._why(level)}: agent {best.agent} with model "
+                                   f"{best.model} ({plural(best.sessions, 'session')}; {interval_text(best)}). With "
+                                   f"nothing to compare it with this is no verdict: try another agent or model on "
+                                   f"this project too."]
         else:
             lines = [self._head(), f"Not sure yet. The leader {self._why(level)} is agent {best.agent} with model "
                                    f"{best.model} ({evidence}), short of the {CONFIDENT_AT:.2f} this answer "
