@@ -93,7 +93,9 @@ class Level:
                 if is_contender(row):
                     stacks[row.stack] = stacks.get(row.stack, 0) + row.sessions
                     used_on[row.agent, row.model] = used_on.get((row.agent, row.model), 0) + 1
-            self.judged_from = sorted(stacks, key=lambda stack: (-stacks[stack], stack))
+            # Projects of no recognised stack are not "another stack" to name.
+            self.judged_from = sorted((stack for stack in stacks if stack != UNKNOWN_STACK),
+                                      key=lambda stack: (-stacks[stack], stack))
             between = stack_spread([row for row in per_stack.setups if is_contender(row)])
             self.stack_spread = between.median
             # On a stack it was never used on, a setup is off its pooled score by its own deviation
