@@ -125,12 +125,16 @@ def test_recommend_names_cost_and_the_cheapest_setup_within_5_points(priced: Tra
     advice = recommend_for(priced.store, tmp_path / "projects" / "shop")
     assert advice.answer is not None and advice.answer.name == "stack"
     lines = advice.lines()
+    # Neither has a grade: a near tie (P(best) 0.51 and 0.49), so not sure yet, and the leader is gpt.
+    assert advice.confident is False
+    assert [(r.model, r.probability_best) for r in advice.answer.contenders] == [
+        ("openai/gpt-5", 0.5115), ("anthropic/claude-sonnet-4-5", 0.4885)]
+    assert lines[4] == "Cost: 0.03 $ per session, 0.03 $ per commit; no setup within 5 points of it is cheaper per commit."
     # claude: $1.05 over the 3 sessions with usage (the old one has none), 4 commits
-    assert lines[3] == ("Cost: 0.35 $ per session, 0.26 $ per commit; cheapest setup within 5 points: agent build "
-                        f"with openai/gpt-5 at 0.03 $ per commit (score {gpt.score:.1f}).")
-    assert lines[4].endswith("mean user grade -, 0.03 $ per commit).")
+    assert lines[5].endswith("mean user grade -, 0.26 $ per commit).")
+    assert f"{claude.cost_per_session:.2f} {claude.cost_per_commit:.2f}" == "0.35 0.26"
     wire = advice.to_wire()
-    assert (wire["recommendation"]["setup"], wire["cheapest"]["setup"]) == (claude.setup, gpt.setup)
+    assert (wire["recommendation"]["setup"], wire["cheapest"]["setup"]) == (gpt.setup, gpt.setup)
     assert wire["cheapest"]["costPerCommit"] == pytest.approx(0.03)
     # the local model is its stack's best and costs nothing: no cheaper one
     web = recommend_for(priced.store, tmp_path / "projects" / "web").lines()
@@ -172,18 +176,19 @@ def test_the_table_shows_the_cost_columns_when_they_fit(priced: Tracker) -> None
     report = build_report(priced.store)
     wide = render_text(report, width=260, wide=True)
     header = next(line for line in wide.splitlines() if line.lstrip().startswith("#"))
-    assert header.split()[-8:] == ["$/S", "$/C", "Tok/C", "Time/S", "Value", "Last", "used", "Score"]
+    assert header.split()[-10:] == ["$/S", "$/C", "Tok/C", "Time/S", "Value", "Last", "used", "P(best)", "interval",
+                                    "Score"]
     qwen_line = next(line for line in wide.splitlines() if "qwen3" in line)
-    assert qwen_line.split()[-7:-2] == ["0.00", "0.00", "2.2k", "9.0s", "-"]
+    assert qwen_line.split()[-9:-4] == ["0.00", "0.00", "2.2k", "9.0s", "-"]
     claude = row(report, "build", "anthropic/claude-sonnet-4-5")
     claude_line = next(line for line in wide.splitlines() if "claude-sonnet" in line)
-    assert claude_line.split()[-7:-2] == ["0.35", "0.26", "2.3k", "5.0s", f"{claude.value:,.0f}"]
+    assert claude_line.split()[-9:-4] == ["0.35", "0.26", "2.3k", "5.0s", f"{claude.value:,.0f}"]
     assert "Agent setups (10 sessions, 10 commits, 0 grades, 1.14 $ over 16.8k tokens" in wide
-    # In a narrow terminal $/C stays (right after the user's grade); the other cost columns go first.
+    # In a narrow terminal sessions and P(best) stay; the cost columns go.
     narrow = render_text(report, width=80)
     header = next(line for line in narrow.splitlines() if line.lstrip().startswith("#"))
-    assert header.split() == ["#", "Stack", "Agent", "Model", "$/C", "Score"]
-    assert "Value, $/S, Tok/C, Time/S (--wide" in " ".join(narrow.split())
+    assert header.split() == ["#", "Agent", "Model", "Sessions", "5s", "P(best)", "Score"]
+    assert "$/C, Commits" in " ".join(narrow.split()) and "Value, $/S, Tok/C, Time/S (--wide" in " ".join(narrow.split())
     assert [c.header for c in SETUP_COLUMNS if c.key in USAGE_COLUMNS] == ["$/S", "$/C", "Tok/C", "Time/S", "Value"]
 
 
