@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         print_error(f"unknown command {args.command!r}")
         return EXIT_USAGE
     module, function = found
+    from .. import summaries
+
+    summaries.enable()  # every command that writes keeps the report's summaries in its transaction
     handler: Callable[[argparse.Namespace], int] = getattr(
         importlib.import_module(f"{__name__}.{module}"), function)
     from ..report.model import ReportError
