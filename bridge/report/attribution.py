@@ -260,6 +260,7 @@ class Totals:
         # counted session under the tuple of setups it counted for: (setups, bucket, is a subagent's).
         self.by_group: dict[Any, dict[str, float]] | None = {} if by_group else None
         self.hits: dict[tuple[Any, ...], int] | None = {} if by_group else None
+        self.last_used_by: dict[Any, dict[str, str]] | None = {} if by_group else None  # group -> root -> latest
 
     @staticmethod
     def group(setup: Any, bucket: Bucket | None, created: Any) -> Any:

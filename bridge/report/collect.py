@@ -103,6 +103,10 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
                 accs.append(acc)
             if isinstance(last, str) and last > last_used.get(group, ""):
                 last_used[group] = last
+            if totals.last_used_by is not None and isinstance(last, str):
+                latest = totals.last_used_by.setdefault(group, {})
+                if last > latest.get(str(root_id), ""):
+                    latest[str(root_id)] = last
         if hit:
             totals.count_session(keys, bucket, created, child)
         if child:

@@ -145,6 +145,8 @@ def _rows(totals: Totals) -> Contribution:
                 found[name] = acc[slot]
     for (identity, day), stamp in totals.last_used.items():
         row("a", identity, day)["lastUsed"] = stamp
+    for (identity, day), latest in (totals.last_used_by or {}).items():
+        row("a", identity, day)["lastUsedBy"] = latest
     for (identity, day), work in totals.subagents.items():
         row("a", identity, day)["subagents"] = {agent: list(numbers) for agent, numbers in work.items()}
     for group, counts in (totals.by_group or {}).items():

@@ -5,8 +5,10 @@ abandonment) and a touched commit, grade or bug. A record whose attribution read
 (any record of a subagent's session, a bug, a grade stored without a model) is a *dependent* of its
 session's tree and is recomputed with the tree when a session's agent, model, project or setups
 change. What the incremental path cannot know cheaply (a parent session recorded after its
-subagents', a session's parent changed or its record removed, a row whose latest use went down)
-rebuilds everything in the same transaction: rare, and always exact.
+subagents', a session's parent changed or its record removed, a record naming a session or commit
+another bridge had not written yet)
+rebuilds everything in the same transaction: rare, and always exact. A day row keeps each
+session tree's latest use, so a session that moves to another setup leaves its latest use exact.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any, Callable
 
 import attrs
 
+from ..report.attribution import Scope
+from ..report.filters import Filters
 from ..report.score import SLOT_NAMES
 from ..store import SEP, SUMMARIES_MARKER, ReadView, WriteView, key, split_key
-from .identity import Contribution, encode, no_gc, record_contribution, session_contribution, whole_contribution
-from .rows import DB, StaleMaximum, add_rows, apply_change, write_all
+from .identity import Contribution, day_of, encode, no_gc, record_contribution, session_contribution, whole_contribution
+from .rows import DB, add_rows, apply_change, write_all
 
 VERSION = 1
 PROGRESS_AFTER_SECONDS = 1.0
@@ -48,7 +52,7 @@ def refresh(view: WriteView) -> None:
         return
     try:
         _refresh(view)
-    except (_Rebuild, StaleMaximum):
+    except _Rebuild:
         rebuild(view)
 
 
@@ -71,11 +75,18 @@ class _Tree:
             return cls(root, [root], [], False)
         return cls(root, list(found["members"]), [list(pair) for pair in found["dependents"]], True)
 
-    def save(self, view: WriteView) -> None:
+    def save(self, view: WriteView, sessions: list[dict[str, Any] | None] | None = None) -> None:
         if len(self.members) > 1 or self.dependents:
             view.put(DB, key("T", self.root), {"members": self.members, "dependents": self.dependents})
         elif self.stored:
             view.delete(DB, key("T", self.root))
+        if sessions is None:
+            sessions = [view.get("sessions", member) for member in self.members]
+        days = sorted({day_of(record.get("createdAt")) for record in sessions if record is not None})
+        if len(days) > 1:  # a window may cut it: read.py answers its abandonment and usage sessions exactly
+            view.put(DB, key("X", self.root), {"root": self.root, "first": days[0], "last": days[-1]})
+        elif len(self.members) > 1:
+            view.delete(DB, key("X", self.root))
 
 
 def _refresh(view: WriteView) -> None:
@@ -93,8 +104,8 @@ def _refresh(view: WriteView) -> None:
         new = view.get("sessions", record_key)
         if new is None or (old is not None and _parent(old) != _parent(new)):
             raise _Rebuild
-        if old is None and any(True for _ in view.scan(DB, key("W", record_key) + SEP)):
-            raise _Rebuild  # its subagents' sessions were recorded first, as roots of their own
+        if old is None and _awaited(view, db, record_key, new):
+            raise _Rebuild  # its subagents' sessions, or records naming it, were recorded first
         root = root_of(view, record_key)
         tree = tree_of(root)
         if record_key not in tree.members:
@@ -106,6 +117,7 @@ def _refresh(view: WriteView) -> None:
         if root == record_key and parent:
             view.put(DB, key("W", parent, record_key), {})
     independent: dict[str, dict[str, list[bytes]]] = {"before": {}, "after": {}}
+    lookup = Scope(view, Filters(), subagents=False)
     for (db, record_key), old in touched.items():
         if db == "sessions":
             continue
@@ -113,7 +125,11 @@ def _refresh(view: WriteView) -> None:
         value = new if new is not None else old
         if value is None or (db == "activities" and value.get("kind") != "bug" and (old or {}).get("kind") != "bug"):
             continue
-        owner = owner_session(view, db, record_key, value)
+        if db == "commits" and old is None and _awaited(view, db, record_key, value):
+            raise _Rebuild
+        for waiting in missing_references(view, lookup, db, value):
+            view.put(DB, waiting, {})
+        owner = owner_session(view, lookup, db, record_key, value)
         owner_root = root_of(view, owner) if owner is not None and view.get("sessions", owner) is not None else None
         if owner_root is not None and (owner_root != owner or db == "activities" or
                                        (db == "communication" and value.get("model") is None)):
@@ -126,14 +142,15 @@ def _refresh(view: WriteView) -> None:
             if record is not None:
                 independent[side].setdefault(db, []).extend(encode([record]))
     for tree in trees.values():
-        _recompute(view, tree, touched)
-        tree.save(view)
+        tree.save(view, _recompute(view, tree, touched))
     if independent["before"] or independent["after"]:
         apply_change(view, record_contribution(view, [], independent["before"]) if independent["before"] else {},
                      record_contribution(view, [], independent["after"]))
 
 
-def _recompute(view: WriteView, tree: _Tree, touched: dict[tuple[str, str], dict[str, Any] | None]) -> None:
+def _recompute(view: WriteView, tree: _Tree, touched: dict[tuple[str, str], dict[str, Any] | None]
+               ) -> list[dict[str, Any] | None]:
+    """The tree's change applied to the roll-ups; returns its session records (as they are now)."""
     now_sessions = {sid: view.get("sessions", sid) for sid in tree.members}
     before_sessions = {sid: (touched[("sessions", sid)] if ("sessions", sid) in touched else record)
                        for sid, record in now_sessions.items()}
@@ -169,6 +186,7 @@ def _recompute(view: WriteView, tree: _Tree, touched: dict[tuple[str, str], dict
             add_rows(before, record_contribution(view, new_sessions, old_touched))
         add_rows(after, record_contribution(view, new_sessions, new_touched))
     apply_change(view, before, after)
+    return list(now_sessions.values())
 
 
 def _parent(record: dict[str, Any]) -> str | None:
@@ -188,19 +206,43 @@ def root_of(view: ReadView, session_id: str) -> str:
         root = parent
 
 
-def owner_session(view: ReadView, db: str, record_key: str, record: dict[str, Any]) -> str | None:
+def owner_session(view: ReadView, lookup: Scope, db: str, record_key: str, record: dict[str, Any]) -> str | None:
     """The session whose tree a commit, grade or bug belongs to: a grade's and a bug's commit's
     session when the commit is recorded, else the record's own."""
     if db == "communication":
         commit = view.get("commits", SEP.join(split_key(record_key)[:2]))
     elif db == "activities":
-        path, commit_hash = record.get("projectPath"), record.get("commitHash")
-        commit = view.get("commits", key(path, commit_hash.lower())) \
-            if isinstance(path, str) and path and isinstance(commit_hash, str) and commit_hash else None
+        commit = lookup.commit(record.get("projectPath"), record.get("commitHash"))
     else:
         commit = None
-    session = (commit or {}).get("sessionID") if commit is not None else record.get("sessionID")
+    session = commit.get("sessionID") if commit is not None else record.get("sessionID")
     return session if isinstance(session, str) and session else None
+
+
+def missing_references(view: ReadView, lookup: Scope, db: str, record: dict[str, Any]) -> list[str]:
+    """The keys under which a record waits for a session or commit it names but that is not recorded
+    yet (another bridge's buffer): when that one arrives, the record's attribution changes."""
+    waiting = []
+    session = record.get("sessionID")
+    if isinstance(session, str) and session and view.get("sessions", session) is None:
+        waiting.append(key("P", "s", session))
+    path, commit_hash = record.get("projectPath"), record.get("commitHash")
+    if db == "activities" and isinstance(path, str) and path and isinstance(commit_hash, str) \
+            and len(commit_hash) >= 4 and lookup.commit(path, commit_hash) is None:
+        waiting.append(key("P", "c", path, commit_hash[:4].lower()))
+    return waiting
+
+
+def _awaited(view: ReadView, db: str, record_key: str, record: dict[str, Any]) -> bool:
+    """Whether a newly recorded session or commit is one that records (or subagents' sessions) wait for."""
+    if db == "sessions":
+        prefixes = [key("W", record_key) + SEP, key("P", "s", record_key)]
+    else:
+        path, commit_hash = record.get("projectPath"), record.get("hash")
+        if not isinstance(path, str) or not isinstance(commit_hash, str):
+            return False
+        prefixes = [key("P", "c", path, commit_hash[:4].lower())]
+    return any(True for prefix in prefixes for _ in view.scan(DB, prefix))
 
 
 # -- the whole database ------------------------------------------------------------------------------------
@@ -249,11 +291,14 @@ def _write_trees(view: WriteView) -> int:
             continue
         tree = trees.setdefault(top, _Tree(top, [top], [], False))
         tree.members.append(child)
+    lookup = Scope(view, Filters(), subagents=False)
     for db in ("commits", "communication", "activities"):
         for record_key, record in view.scan(db):
             if db == "activities" and record.get("kind") != "bug":
                 continue
-            owner = owner_session(view, db, record_key, record) if db != "commits" else record.get("sessionID")
+            for waiting in missing_references(view, lookup, db, record):
+                view.put(DB, waiting, {})
+            owner = owner_session(view, lookup, db, record_key, record)
             if not isinstance(owner, str) or not owner or view.get("sessions", owner) is None:
                 continue
             top = root(owner)

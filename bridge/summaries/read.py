@@ -7,19 +7,25 @@ or ends inside a day (a timestamp) cannot be answered from days: the report scan
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ..report.attribution import Scope, Totals
 from ..report.filters import Filters
 from ..report.model import SetupKey
-from ..report.score import SLOT_NAMES
-from ..store import ReadView
+from ..report.collect import collect_sessions
+from ..report.decode import OrjsonCodec
+from ..report.score import ABANDONED, SLOT_NAMES, USAGE_SESSIONS
+from ..store import SEP, SUMMARISED, ReadView, key
+from .identity import SubsetView, encode, session_contribution
 from .maintain import current
-from .rows import all_time_rows, day_rows
+from .rows import DB, all_time_rows, day_rows
 
 def answerable(view: ReadView, filters: Filters) -> bool:
     """Whether the summaries can answer these filters exactly."""
-    return current(view) and filters.whole_days()
+    if not filters.whole_days():
+        return False
+    # Nothing recorded yet: no summaries either, and none needed.
+    return current(view) or not any(view.count(db) for db in SUMMARISED)
 
 
 def read_totals(view: ReadView, filters: Filters, group: str | None
@@ -51,6 +57,8 @@ def read_totals(view: ReadView, filters: Filters, group: str | None
                 setup = resolve(identity)
                 if setup is not None:
                     _add(totals, imported, counts, setup, row)
+    if window is not None:
+        _cut_trees(view, filters, group, totals, resolve, window)
     totals.counts.update({name: round(value) for name, value in counts.items()})
     totals.unattributed_bugs = round(unattributed)
     return scope, totals, imported
@@ -80,3 +88,39 @@ def _add(totals: Totals, imported: dict[SetupKey, dict[str, int]], counts: dict[
         found = imported.setdefault(setup, {"commits": 0, "grades": 0})
         found["commits"] += round(get("imported.commits", 0))
         found["grades"] += round(get("imported.grades", 0))
+
+
+_DISTINCT = (ABANDONED, USAGE_SESSIONS)
+
+
+def _cut_trees(view: ReadView, filters: Filters, group: str | None, totals: Totals,
+               resolve: Callable[[Any], SetupKey | None], window: tuple[str, str]) -> None:
+    """A session tree whose sessions began on several days, cut by the window: whether its root
+    was abandoned and how many usage sessions it counts depend on which of its sessions are inside
+    (the report's rule), which day rows cannot say. Those two numbers are taken from its session
+    records, read here with the report's own rule (few trees: subagents started after midnight)."""
+    low, high = window
+    projects: list[bytes] | None = None
+    for _, span in view.scan(DB, "X" + SEP):
+        first, last = span["first"], span["last"]
+        if not (first < low <= last or first < high <= last):
+            continue
+        tree = view.get(DB, key("T", span["root"])) or {"members": [span["root"]]}
+        sessions = encode(record for record in (view.get("sessions", member) for member in tree["members"])
+                          if record is not None)
+        for (kind, identity, day), row in session_contribution(view, sessions).items():
+            setup = resolve(identity) if kind == "a" and low <= day < high else None
+            if setup is not None:
+                acc = totals.slot(setup, None, None)
+                for slot, name in ((ABANDONED, "abandoned"), (USAGE_SESSIONS, "usageSessions")):
+                    acc[slot] -= row.get(name, 0)
+        if projects is None:
+            projects = list(view.raw_values("projects"))
+        subset = SubsetView(view, {"sessions": sessions, "projects": projects})
+        exact = Totals()
+        collect_sessions(subset, Scope(subset, filters, group), exact, OrjsonCodec(), None, True)
+        for setup, numbers in exact.acc.items():
+            if any(numbers[slot] for slot in _DISTINCT) or setup in totals.acc:
+                acc = totals.slot(setup, None, None)
+                for slot in _DISTINCT:
+                    acc[slot] += numbers[slot]

@@ -9,7 +9,8 @@ Keys (parts joined as store.key does):
   ``W parent root``         a tree whose root names a parent session not recorded yet
 Row values: accumulator slots by name (report.score.SLOT_NAMES), ``n.<count>`` (sessions,
 subagentSessions, grades, unattributed), ``imported.commits|grades``, ``lastUsed``,
-``subagents`` ({agent: [sessions, tool calls, failed, commits, XP]}); a number that is 0 is left
+``lastUsedBy`` (day rows: each session tree's latest use, by root session id), ``subagents``
+({agent: [sessions, tool calls, failed, commits, XP]}); a number that is 0 is left
 out, and so is a row that holds nothing. ``id`` and ``kind`` name the row (keys may be digests).
 """
 
@@ -24,10 +25,6 @@ from .identity import Contribution, Identity, Row
 
 DB = "summaries"
 NUMBERS_ZERO = 1e-12  # below this a sum that went up and down again is 0 (float residue)
-
-
-class StaleMaximum(Exception):
-    """A row's lastUsed may have gone down (the session that held it left): only a rebuild knows it."""
 
 
 def identity_text(identity: Identity) -> str:
@@ -84,6 +81,15 @@ def _add_row(stored: Row, row: Row, sign: int) -> None:
         if name == "lastUsed":
             if sign > 0 and value > stored.get("lastUsed", ""):
                 stored["lastUsed"] = value
+        elif name == "lastUsedBy":  # each session tree's latest use, so the maximum can go down
+            mine = stored.setdefault("lastUsedBy", {})
+            for root in value:
+                if sign > 0:
+                    mine[root] = value[root]
+                else:
+                    mine.pop(root, None)
+            if not mine:
+                del stored["lastUsedBy"]
         elif name == "subagents":
             mine = stored.setdefault("subagents", {})
             for agent, numbers in value.items():
@@ -103,32 +109,55 @@ def _add_row(stored: Row, row: Row, sign: int) -> None:
 
 
 def _meaningful(row: Row) -> bool:
-    return any(name not in ("lastUsed", "id", "kind", "day") for name in row)
+    return any(name not in ("lastUsed", "lastUsedBy", "id", "kind", "day") for name in row)
 
 
 def apply_change(view: WriteView, before: Contribution, after: Contribution) -> None:
     """The stored roll-ups (all-time and per day) -= ``before``, += ``after``, in this transaction.
 
-    Raises StaleMaximum when a row's lastUsed came from ``before`` and ``after`` no longer reaches it.
+    A day row keeps each session tree's latest use (``lastUsedBy``), so its lastUsed is exact when
+    one leaves; an all-time row whose latest use left takes the latest of its day rows.
     """
+    stale: set[tuple[str, Identity]] = set()
     for row_key in before.keys() | after.keys():
         old, new = before.get(row_key, {}), after.get(row_key, {})
         if old == new:
             continue
         kind, identity, day = row_key
-        for stored_key, fresh in ((all_time_key(kind, identity), {"id": identity, "kind": kind}),
-                                  (day_key(kind, identity, day), {"id": identity, "kind": kind, "day": day})):
-            stored = view.get(DB, stored_key) or fresh
-            held = stored.get("lastUsed")
-            if "lastUsed" in old and held is not None and old["lastUsed"] >= held \
-                    and new.get("lastUsed", "") < old["lastUsed"]:
-                raise StaleMaximum(stored_key)
-            _add_row(stored, old, -1)
-            _add_row(stored, new, 1)
-            if _meaningful(stored):
-                view.put(DB, stored_key, stored)
-            else:
-                view.delete(DB, stored_key)
+        stored_key = day_key(kind, identity, day)
+        stored = view.get(DB, stored_key) or {"id": identity, "kind": kind, "day": day}
+        _add_row(stored, old, -1)
+        _add_row(stored, new, 1)
+        if stored.get("lastUsedBy"):
+            stored["lastUsed"] = max(stored["lastUsedBy"].values())
+        else:
+            stored.pop("lastUsed", None)
+        _put_or_drop(view, stored_key, stored)
+        all_time = view.get(DB, all_time_key(kind, identity)) or {"id": identity, "kind": kind}
+        held = all_time.get("lastUsed")
+        if held is not None and old.get("lastUsed", "") >= held > new.get("lastUsed", ""):
+            stale.add((kind, identity))
+        _add_row(all_time, {name: value for name, value in old.items() if name != "lastUsedBy"}, -1)
+        _add_row(all_time, {name: value for name, value in new.items() if name != "lastUsedBy"}, 1)
+        _put_or_drop(view, all_time_key(kind, identity), all_time)
+    for kind, identity in stale:
+        found = view.get(DB, all_time_key(kind, identity))
+        if found is None:
+            continue
+        latest = max((row.get("lastUsed", "") for row in day_rows(view, kind, identity, "", "\U0010ffff")),
+                     default="")
+        if latest:
+            found["lastUsed"] = latest
+        else:
+            found.pop("lastUsed", None)
+        view.put(DB, all_time_key(kind, identity), found)
+
+
+def _put_or_drop(view: WriteView, stored_key: str, stored: Row) -> None:
+    if _meaningful(stored):
+        view.put(DB, stored_key, stored)
+    else:
+        view.delete(DB, stored_key)
 
 
 def write_all(view: WriteView, rows: Contribution) -> int:
@@ -139,7 +168,8 @@ def write_all(view: WriteView, rows: Contribution) -> int:
         if not _meaningful(row):
             continue
         view.put(DB, day_key(kind, identity, day), {"id": identity, "kind": kind, "day": day, **row})
-        _add_row(all_time.setdefault((kind, identity, ""), {}), row, 1)
+        _add_row(all_time.setdefault((kind, identity, ""), {}),
+                 {name: value for name, value in row.items() if name != "lastUsedBy"}, 1)
         written += 1
     for (kind, identity, _), row in all_time.items():
         if _meaningful(row):
