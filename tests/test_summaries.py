@@ -194,3 +194,142 @@ def test_random_histories_summaries_equal_the_scan(steps: list[tuple[Any, ...]],
         assert_summaries_answer(store)
     finally:
         store.close()
+
+
+# -- the CLI: doctor, a database from before the summaries -------------------------------------------------
+
+def one_session(store: Store, shop: Path) -> None:
+    harness = make_harness(store, journal=False)
+    harness.send("session.created", {"sessionID": "s1", "directory": str(shop), "agent": AGENTS[0]})
+    harness.send("tool.executed", bash_commit("s1", "c1", "abc1234"))
+    harness.send("grade", {"grade": 5, "grader": "user", "commitHash": "abc1234", "sessionID": "s1"})
+    harness.service.flush()
+    harness.send("session.deleted", {"sessionID": "s1"})
+    harness.send("bug.reported", {"agentId": "build", "sessionID": "s1"})  # after the session ended
+    harness.service.flush()
+
+
+def test_doctor_finds_a_changed_summary_and_rebuilds_it(tmp_path: Path, folders: tuple[Path, Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    database = tmp_path / "db.lmdb"
+    store = open_store(database)
+    one_session(store, folders[0])
+
+    def damage(view: Any) -> None:  # what a bug in the summaries would leave behind
+        for row_key, row in list(view.scan("summaries", "D\x00a\x00")):
+            view.put("summaries", row_key, {**row, "commits": row.get("commits", 0) + 1})
+
+    store.write(damage)
+    store.close()
+    assert main(["doctor", "--summaries", "--database", str(database)]) == 1
+    out = capsys.readouterr().out
+    assert "1 number in the summaries" in out and "differs from the events" in out  # the day row
+    assert "commits is 2 in the summaries, 1 from the events" in out
+    assert main(["doctor", "--rebuild", "--database", str(database), "--json"]) == 0
+    assert '"rebuilt": true' in capsys.readouterr().out
+    assert main(["doctor", "--database", str(database), "--json"]) == 0
+    assert '"differences": []' in capsys.readouterr().out
+
+
+def test_a_database_from_before_the_summaries(tmp_path: Path, folders: tuple[Path, Path]) -> None:
+    """Readers scan and say so once; the first write builds the summaries in its transaction."""
+    store = open_store(tmp_path / "db.lmdb")
+    one_session(store, folders[0])
+
+    def forget(view: Any) -> None:  # as an agent-tracker from before the summaries left it
+        for row_key, _ in list(view.scan("summaries")):
+            view.delete("summaries", row_key)
+        view.delete("meta", SUMMARIES_MARKER)
+
+    store.write(forget)
+    first, second = build_report(store), build_report(store)
+    assert (first.source, second.source) == ("scan", "scan")
+    assert first.source_note is not None and "no summaries yet" in first.source_note
+    assert second.source_note is None  # said once
+    harness = make_harness(store, journal=False)
+    harness.send("session.created", {"sessionID": "s2", "directory": str(folders[0]), "agent": AGENTS[2]})
+    harness.service.flush()
+    assert_summaries_answer(store)
+    report = build_report(store)
+    assert report.source == "summaries"
+    assert (report.totals["sessions"], report.totals["commits"], report.totals["grades"], report.totals["bugs"]) \
+        == (2, 1, 1, 1)
+    store.close()
+
+
+def test_a_time_of_day_in_the_filters_reads_the_events(tmp_path: Path, folders: tuple[Path, Path]) -> None:
+    store = open_store(tmp_path / "db.lmdb")
+    one_session(store, folders[0])
+    report = build_report(store, since="2026-01-01T12:00Z")
+    assert report.source == "scan" and report.source_note is not None and "time of day" in report.source_note
+    assert build_report(store, since="2026-01-01").source == "summaries"
+    store.close()
+
+
+# -- real bridges: kill -9 inside the flush, two bridges at once ------------------------------------------
+
+async def test_kill_9_while_the_summaries_are_written_then_journal_replay(isolated_home: Path, tmp_path: Path,
+                                                                       folders: tuple[Path, Path]) -> None:
+    shop = folders[0]
+    database = tmp_path / "db.lmdb"
+    crashing = await start_bridge(isolated_home, env=bridge_env(isolated_home, AGENT_TRACKER_CRASH_AT="in-summaries:2"))
+    try:
+        await crashing.initialize(shop, databasePath=str(database))
+        crashing.notify("session.created", {"sessionID": "s1", "directory": str(shop), "agent": AGENTS[0]})
+        crashing.notify("tool.executed", bash_commit("s1", "c1", "aaa1111"))
+        await crashing.request("flush", {})  # the first summarised flush: written
+        crashing.notify("tool.executed", bash_commit("s1", "c2", "bbb2222"))
+        crashing.notify("grade", {"grade": 2, "grader": "user", "commitHash": "bbb2222", "sessionID": "s1"})
+        crashing.notify("session.deleted", {"sessionID": "s1"})  # a flush: killed inside its transaction
+        assert await crashing.wait(timeout=20) == -9
+    finally:
+        crashing.kill()
+    store = open_store(database)
+    assert build_report(store).totals["commits"] == 1  # the killed flush left nothing behind
+    store.close()
+    again = await start_bridge(isolated_home)
+    try:
+        await again.initialize(shop, databasePath=str(database))  # replays the journal
+        assert await again.shutdown_and_exit() == 0
+    finally:
+        again.kill()
+    store = open_store(database)
+    try:
+        assert_summaries_answer(store)
+        report = build_report(store)
+        assert (report.totals["commits"], report.totals["grades"], report.setups[0].ended_sessions) == (2, 1, 1)
+    finally:
+        store.close()
+
+
+async def test_two_bridges_writing_at_once(isolated_home: Path, tmp_path: Path, folders: tuple[Path, Path]) -> None:
+    database = tmp_path / "db.lmdb"
+    bridges = [await start_bridge(isolated_home), await start_bridge(isolated_home)]
+    try:
+        for index, bridge in enumerate(bridges):
+            await bridge.initialize(folders[index], databasePath=str(database))
+        for round_ in range(6):
+            for index, bridge in enumerate(bridges):
+                session = f"w{index}-{round_}"
+                bridge.notify("session.created", {"sessionID": session, "directory": str(folders[index]),
+                                                  "agent": AGENTS[(index + round_) % 3]})
+                bridge.notify("tool.executed", tool(session, "r1", success=round_ % 2 == 0))
+                bridge.notify("tool.executed", bash_commit(session, "c1", f"{index}{round_:06x}"))
+                bridge.notify("usage.recorded", {
+                    "sessionID": session, "messageID": "m1", "cost": 0.25, "agent": AGENTS[(index + round_) % 3],
+                    "tokens": {"input": 10, "output": 5, "reasoning": 0, "cache": {"read": 0, "write": 0}}})
+            await asyncio.gather(*(bridge.request("flush", {}) for bridge in bridges))
+            # a grade from the other window, for a commit the first one wrote
+            bridges[1].notify("grade", {"grade": 5, "grader": "user", "commitHash": f"0{round_:06x}",
+                                        "projectPath": str(folders[0])})
+        assert [await bridge.shutdown_and_exit() for bridge in bridges] == [0, 0]
+    finally:
+        for bridge in bridges:
+            bridge.kill()
+    store = open_store(database)
+    try:
+        assert_summaries_answer(store)
+        assert build_report(store).totals == {"sessions": 12, "subagentSessions": 0, "commits": 12, "grades": 6,
+                                              "bugs": 0, "setups": 6, "rankedSetups": 0}
+    finally:
+        store.close()

@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("replay", "cmd_demo"),
     "reinstate": ("reinstate", "cmd_reinstate"),
     "bug": ("bug", "cmd_bug"),
+    "doctor": ("doctor", "cmd_doctor"),
     "migrate": ("migrate", "cmd_migrate"),
     "import-opencode": ("import_opencode", "cmd_import_opencode"),
     "install-plugin": ("plugin", "cmd_install_plugin"),

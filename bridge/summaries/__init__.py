@@ -18,7 +18,7 @@ events never disagree; a database without them gets them built in the first such
 `agent-tracker doctor --summaries`.
 
 May import: store, report (attribution, collect, bugs, score, model, filters, decode), tracking's
-pure rules (setups). Never imports rpc, cli, migration or opencode. Modules: identity (the
+pure rules (setups) and its fault injection (faults). Never imports rpc, cli, migration or opencode. Modules: identity (the
 contributions), rows (their stored form and the roll-ups), maintain (the write hook, rebuild),
 read (for the report), check (recomputed == stored).
 """

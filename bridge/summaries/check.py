@@ -29,7 +29,14 @@ class Difference:
         return {"row": self.row, "name": self.name, "stored": self.stored, "recomputed": self.recomputed}
 
     def sentence(self) -> str:
-        return f"{self.row}: {self.name} is {self.stored!r} in the summaries, {self.recomputed!r} from the events"
+        return (f"{self.row}: {self.name} is {_shown(self.stored)} in the summaries, {_shown(self.recomputed)} "
+                f"from the events")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "absent" if value is None else repr(value)
 
 
 def differences(view: ReadView) -> list[Difference] | None:

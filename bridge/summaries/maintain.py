@@ -22,6 +22,7 @@ import attrs
 from ..report.attribution import Scope
 from ..report.filters import Filters
 from ..report.score import SLOT_NAMES
+from ..tracking import faults
 from ..store import SEP, SUMMARIES_MARKER, ReadView, WriteView, key, split_key
 from .identity import Contribution, day_of, encode, no_gc, record_contribution, session_contribution, whole_contribution
 from .rows import DB, add_rows, apply_change, write_all
@@ -47,6 +48,8 @@ def current(view: ReadView) -> bool:
 
 
 def refresh(view: WriteView) -> None:
+    if faults.ENABLED:
+        faults.crash_point("in-summaries")  # the reliability suite's kill -9 between events and summaries
     if not current(view):
         rebuild(view, progress=_stderr_progress)
         return
