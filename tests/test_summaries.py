@@ -30,6 +30,7 @@ from bridge.report.build import build_report
 from bridge.store import SUMMARIES_MARKER, Store
 from bridge.summaries.check import differences
 from bridge.summaries.maintain import rebuild
+from bridge.summaries.rows import pack, unpack
 from bridge.tracking.state import EventRejected
 
 summaries.enable()
@@ -216,8 +217,9 @@ def test_doctor_finds_a_changed_summary_and_rebuilds_it(tmp_path: Path, folders:
     one_session(store, folders[0])
 
     def damage(view: Any) -> None:  # what a bug in the summaries would leave behind
-        for row_key, row in list(view.scan("summaries", "D\x00a\x00")):
-            view.put("summaries", row_key, {**row, "commits": row.get("commits", 0) + 1})
+        for row_key, stored in list(view.scan("summaries", "D\x00a\x00")):
+            row = unpack(stored)
+            view.put("summaries", row_key, pack({**row, "commits": row.get("commits", 0) + 1}))
 
     store.write(damage)
     store.close()

@@ -27,7 +27,7 @@ from ..store import SEP, SUMMARIES_MARKER, ReadView, WriteView, key, split_key
 from .identity import Contribution, day_of, encode, no_gc, record_contribution, session_contribution, whole_contribution
 from .rows import DB, add_rows, apply_change, write_all
 
-VERSION = 1
+VERSION = 2
 PROGRESS_AFTER_SECONDS = 1.0
 LARGE = 100_000  # stored events from which a rebuild takes about a second: said when it starts
 _ATTRIBUTION = ("agentId", "provider", "model", "projectPath", "setups", "parentID", "sessionID")
@@ -39,7 +39,7 @@ class _Rebuild(Exception):
 
 def marker() -> dict[str, Any]:
     """What the meta marker holds: a reader or writer of another version (or other slots) rebuilds."""
-    return {"version": VERSION, "slots": sorted(SLOT_NAMES)}
+    return {"version": VERSION, "slots": list(SLOT_NAMES)}  # rows store the slots in this order
 
 
 def current(view: ReadView) -> bool:
@@ -120,7 +120,7 @@ def _refresh(view: WriteView) -> None:
         if root == record_key and parent:
             view.put(DB, key("W", parent, record_key), {})
     independent: dict[str, dict[str, list[bytes]]] = {"before": {}, "after": {}}
-    lookup = Scope(view, Filters(), subagents=False)
+    lookup = _LazyScope(view)
     for (db, record_key), old in touched.items():
         if db == "sessions":
             continue
@@ -192,6 +192,19 @@ def _recompute(view: WriteView, tree: _Tree, touched: dict[tuple[str, str], dict
     return list(now_sessions.values())
 
 
+class _LazyScope:
+    """The report's commit lookup (short or full hash), its Scope made only when a bug needs it."""
+
+    def __init__(self, view: ReadView):
+        self._view = view
+        self._scope: Scope | None = None
+
+    def commit(self, path: Any, commit_hash: Any) -> dict[str, Any] | None:
+        if self._scope is None:
+            self._scope = Scope(self._view, Filters(), subagents=False)
+        return self._scope.commit(path, commit_hash)
+
+
 def _parent(record: dict[str, Any]) -> str | None:
     parent = record.get("parentID")
     return parent if isinstance(parent, str) and parent and isinstance(record.get("sessionID"), str) else None
@@ -209,7 +222,7 @@ def root_of(view: ReadView, session_id: str) -> str:
         root = parent
 
 
-def owner_session(view: ReadView, lookup: Scope, db: str, record_key: str, record: dict[str, Any]) -> str | None:
+def owner_session(view: ReadView, lookup: Any, db: str, record_key: str, record: dict[str, Any]) -> str | None:
     """The session whose tree a commit, grade or bug belongs to: a grade's and a bug's commit's
     session when the commit is recorded, else the record's own."""
     if db == "communication":
@@ -222,7 +235,7 @@ def owner_session(view: ReadView, lookup: Scope, db: str, record_key: str, recor
     return session if isinstance(session, str) and session else None
 
 
-def missing_references(view: ReadView, lookup: Scope, db: str, record: dict[str, Any]) -> list[str]:
+def missing_references(view: ReadView, lookup: Any, db: str, record: dict[str, Any]) -> list[str]:
     """The keys under which a record waits for a session or commit it names but that is not recorded
     yet (another bridge's buffer): when that one arrives, the record's attribution changes."""
     waiting = []

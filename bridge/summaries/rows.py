@@ -7,11 +7,12 @@ Keys (parts joined as store.key does):
   ``T root``                a session tree with subagents or dependent records: its member sessions
                             and the records whose attribution reads its sessions (maintain)
   ``W parent root``         a tree whose root names a parent session not recorded yet
-Row values: accumulator slots by name (report.score.SLOT_NAMES), ``n.<count>`` (sessions,
-subagentSessions, grades, unattributed), ``imported.commits|grades``, ``lastUsed``,
-``lastUsedBy`` (day rows: each session tree's latest use, by root session id), ``subagents``
-({agent: [sessions, tool calls, failed, commits, XP]}); a number that is 0 is left
-out, and so is a row that holds nothing. ``id`` and ``kind`` name the row (keys may be digests).
+Row values (see pack): ``s`` the accumulator slots, a list in the order of report.score.SLOT_NAMES
+(whose names the meta marker records: other names, a rebuild); ``n`` the counts (``n.sessions``,
+``n.subagentSessions``, ``n.grades``, ``n.unattributed``, ``imported.commits|grades``); ``l`` the
+latest use; ``b`` (day rows) each session tree's latest use, by root session id; ``g`` the
+subagents' work ({agent: [sessions, tool calls, failed, commits, XP]}); all-time rows also ``id``
+and ``kind`` (keys may be digests). A row that holds nothing is removed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Iterator
 import orjson
 
 from ..store import SEP, ReadView, WriteView, key
+from ..report.score import SLOT_NAMES
 from .identity import Contribution, Identity, Row
 
 DB = "summaries"
@@ -51,12 +53,13 @@ def as_identity(value: Any) -> Identity:
 
 
 def all_time_rows(view: ReadView) -> Iterator[tuple[str, Identity, Row]]:
-    for _, row in view.scan(DB, "A" + SEP):
-        yield row["kind"], as_identity(row["id"]), row
+    for _, stored in view.scan(DB, "A" + SEP):
+        yield stored["kind"], as_identity(stored["id"]), unpack(stored)
 
 
-def day_rows(view: ReadView, kind: str, identity: Identity, first: str, after: str) -> Iterator[Row]:
-    """The identity's day rows with first <= day < after."""
+def day_rows(view: ReadView, kind: str, identity: Identity, first: str, after: str,
+             with_days: bool = False) -> Iterator[Any]:
+    """The identity's day rows with first <= day < after (``with_days``: as (day, row))."""
     prefix = day_prefix(kind, identity)
     start, end = prefix + first, prefix + after
     with view.cursor(DB) as cursor:
@@ -67,7 +70,54 @@ def day_rows(view: ReadView, kind: str, identity: Identity, first: str, after: s
             raw_key = bytes(raw_key)
             if not raw_key.startswith(encoded_prefix) or raw_key >= encoded_end:
                 return
-            yield orjson.loads(raw_value)
+            row = unpack(orjson.loads(raw_value))
+            yield (raw_key[len(encoded_prefix):].decode(), row) if with_days else row
+
+
+# -- the stored form: slots as one list in SLOT_ORDER (names kept once, in the meta marker), the
+# counts under "n", the rest under one letter; whole numbers as integers. About a third of the
+# size of the same row with every name spelled out.
+
+SLOT_ORDER = tuple(SLOT_NAMES)
+_SLOT_AT = {name: index for index, name in enumerate(SLOT_ORDER)}
+_SHORT = {"lastUsed": "l", "lastUsedBy": "b", "subagents": "g"}
+_LONG = {short: name for name, short in _SHORT.items()}
+
+
+def _compact(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53 else value
+
+
+def pack(row: Row) -> dict[str, Any]:
+    slots: list[Any] = []
+    packed: dict[str, Any] = {}
+    for name, value in row.items():
+        index = _SLOT_AT.get(name)
+        if index is not None:
+            if len(slots) <= index:
+                slots.extend([0] * (index + 1 - len(slots)))
+            slots[index] = _compact(value)
+        elif name in _SHORT:
+            packed[_SHORT[name]] = value
+        elif name in ("id", "kind"):
+            packed[name] = value
+        else:  # n.sessions, imported.commits, ...
+            packed.setdefault("n", {})[name] = _compact(value)
+    if slots:
+        packed["s"] = slots
+    return packed
+
+
+def unpack(packed: dict[str, Any]) -> Row:
+    row: Row = {}
+    for index, value in enumerate(packed.get("s", ())):
+        if value:
+            row[SLOT_ORDER[index]] = value
+    row.update(packed.get("n", {}))
+    for short, name in _LONG.items():
+        if short in packed:
+            row[name] = packed[short]
+    return row
 
 
 def add_rows(target: Contribution, rows: Contribution, sign: int = 1) -> None:
@@ -109,7 +159,7 @@ def _add_row(stored: Row, row: Row, sign: int) -> None:
 
 
 def _meaningful(row: Row) -> bool:
-    return any(name not in ("lastUsed", "lastUsedBy", "id", "kind", "day") for name in row)
+    return any(name not in ("lastUsed", "lastUsedBy", "id", "kind") for name in row)
 
 
 def apply_change(view: WriteView, before: Contribution, after: Contribution) -> None:
@@ -125,7 +175,8 @@ def apply_change(view: WriteView, before: Contribution, after: Contribution) -> 
             continue
         kind, identity, day = row_key
         stored_key = day_key(kind, identity, day)
-        stored = view.get(DB, stored_key) or {"id": identity, "kind": kind, "day": day}
+        found = view.get(DB, stored_key)
+        stored = unpack(found) if found is not None else {}
         _add_row(stored, old, -1)
         _add_row(stored, new, 1)
         if stored.get("lastUsedBy"):
@@ -133,29 +184,31 @@ def apply_change(view: WriteView, before: Contribution, after: Contribution) -> 
         else:
             stored.pop("lastUsed", None)
         _put_or_drop(view, stored_key, stored)
-        all_time = view.get(DB, all_time_key(kind, identity)) or {"id": identity, "kind": kind}
+        found = view.get(DB, all_time_key(kind, identity))
+        all_time = unpack(found) if found is not None else {}
         held = all_time.get("lastUsed")
         if held is not None and old.get("lastUsed", "") >= held > new.get("lastUsed", ""):
             stale.add((kind, identity))
         _add_row(all_time, {name: value for name, value in old.items() if name != "lastUsedBy"}, -1)
         _add_row(all_time, {name: value for name, value in new.items() if name != "lastUsedBy"}, 1)
-        _put_or_drop(view, all_time_key(kind, identity), all_time)
+        _put_or_drop(view, all_time_key(kind, identity), {**all_time, "id": identity, "kind": kind})
     for kind, identity in stale:
         found = view.get(DB, all_time_key(kind, identity))
         if found is None:
             continue
+        all_time = unpack(found)
         latest = max((row.get("lastUsed", "") for row in day_rows(view, kind, identity, "", "\U0010ffff")),
                      default="")
         if latest:
-            found["lastUsed"] = latest
+            all_time["lastUsed"] = latest
         else:
-            found.pop("lastUsed", None)
-        view.put(DB, all_time_key(kind, identity), found)
+            all_time.pop("lastUsed", None)
+        view.put(DB, all_time_key(kind, identity), pack({**all_time, "id": identity, "kind": kind}))
 
 
 def _put_or_drop(view: WriteView, stored_key: str, stored: Row) -> None:
     if _meaningful(stored):
-        view.put(DB, stored_key, stored)
+        view.put(DB, stored_key, pack(stored))
     else:
         view.delete(DB, stored_key)
 
@@ -167,13 +220,13 @@ def write_all(view: WriteView, rows: Contribution) -> int:
     for (kind, identity, day), row in rows.items():
         if not _meaningful(row):
             continue
-        view.put(DB, day_key(kind, identity, day), {"id": identity, "kind": kind, "day": day, **row})
+        view.put(DB, day_key(kind, identity, day), pack(row))
         _add_row(all_time.setdefault((kind, identity, ""), {}),
                  {name: value for name, value in row.items() if name != "lastUsedBy"}, 1)
         written += 1
     for (kind, identity, _), row in all_time.items():
         if _meaningful(row):
-            view.put(DB, all_time_key(kind, identity), {"id": identity, "kind": kind, **row})
+            view.put(DB, all_time_key(kind, identity), pack({**row, "id": identity, "kind": kind}))
             written += 1
     return written
 
@@ -181,10 +234,7 @@ def write_all(view: WriteView, rows: Contribution) -> int:
 def stored_rollups(view: ReadView) -> Contribution:
     """The stored day rows as a contribution (doctor compares it with a recomputed one)."""
     found: Contribution = {}
-    for _, row in view.scan(DB, "D" + SEP):
-        found[(row["kind"], as_identity(row["id"]), str(row.get("day", "")))] = _plain(row)
+    for kind, identity, _ in all_time_rows(view):
+        for day, row in day_rows(view, kind, identity, "", "\U0010ffff", with_days=True):
+            found[(kind, identity, day)] = row
     return found
-
-
-def _plain(row: Row) -> Row:
-    return {name: value for name, value in row.items() if name not in ("id", "kind", "day")}
