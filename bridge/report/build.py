@@ -203,8 +203,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
     by_model = {model: spent_usage(acc, totals.spent_roots[model], totals.spent_commits[model])
                 for model, acc in sorted(totals.spent.items())}
     usage = Usage()
-    for part in by_model.values():
-        usage.add(part)
+    for spent in by_model.values():
+        usage.add(spent)
     # Sessions are counted once, whichever models they used (a per-model sum would count twice).
     usage.sessions, usage.commits = len(totals.spent_roots.get("", ())), totals.spent_commits.get("", 0)
     report = Report(
