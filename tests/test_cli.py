@@ -438,4 +438,4 @@ def test_demo_without_examples_says_so(capsys: pytest.CaptureFixture[str], monke
                                        tmp_path: Path) -> None:
     monkeypatch.setattr(demo, "examples_dir", lambda: tmp_path / "nowhere")
     code, _, err = cli(capsys, "demo")
-    assert code == 2 and "The example sessions are not here" in err and "checkout" in err
+    assert code == 1 and "The example sessions are not here" in err and "reinstall" in err
