@@ -196,7 +196,10 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else "(it logged nothing)"
 
 
-def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any = None) -> int:
+def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any = None,
+             summary: dict[str, Any] | None = None) -> int:
+    """Run the demo, printing on ``console``; ``summary``, when given, receives what `demo --json`
+    prints: the replay's counts, the report, the recommendation and where the database is."""
     from rich.console import Console
     from rich.text import Text
 
@@ -248,6 +251,10 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
             render_rich(report, console)
             # The question of the next project: gateway's own stack (rust/axum) has one session.
             advice = recommend_for(store, projects["gateway"])
+            if summary is not None:
+                summary.update({"home": str(root), "database": str(database), "kept": bool(keep), **counts,
+                                "from": stream.first.isoformat(), "to": stream.last.isoformat(),
+                                "report": report.to_wire(), "recommend": advice.to_wire()})
             console.print(Text(f"\nagent-tracker recommend {projects['gateway']}:", style="bold"))
             for line in advice.lines()[1:]:
                 console.print(Text(line))

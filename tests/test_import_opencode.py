@@ -304,9 +304,9 @@ def test_an_unknown_layout_is_one_sentence_and_nothing_is_written(capsys: pytest
 
 def test_no_opencode_database(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "import-opencode", "--database", str(tmp_path / "at.lmdb"))
-    assert code == 1 and err.startswith("agent-tracker: No OpenCode database in ") and err.count("\n") == 1
+    assert code == 3 and err.startswith("agent-tracker: No OpenCode database in ") and err.count("\n") == 1
     code, _, err = run(capsys, "import-opencode", "--db", str(tmp_path / "nope.db"))
-    assert code == 1 and err == f"agent-tracker: There is no OpenCode database at {tmp_path / 'nope.db'}.\n"
+    assert code == 3 and err == f"agent-tracker: There is no OpenCode database at {tmp_path / 'nope.db'}.\n"
     code, _, err = run(capsys, "import-opencode", "--database", ":memory:")
     assert code == 3 and "':memory:' is a throw-away database" in err
 

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from ..wording import plural
 from .common import (
     EXIT_FAILED,
+    EXIT_NO_DATABASE,
     EXIT_OK,
     EXIT_WRITE,
     CommandError,
@@ -31,14 +32,16 @@ from .common import (
 def cmd_import_opencode(args: argparse.Namespace) -> int:
     from ..history_import import import_history, scratch_copy
     from ..opencode.history import OpenCodeHistory
-    from ..opencode.location import OpenCodeHistoryError
+    from ..opencode.location import NoOpenCodeDatabase, OpenCodeHistoryError
 
     config = command_config(args)
     database_path(config)  # ':memory:' is refused here, before OpenCode's database is opened
     since = _since(args.since)
     try:
         history = OpenCodeHistory.open(args.db)
-    except OpenCodeHistoryError as exc:  # none there, not OpenCode's, or a layout we cannot read
+    except NoOpenCodeDatabase as exc:  # none there: the same exit code as a missing agent-tracker database
+        raise CommandError(str(exc), EXIT_NO_DATABASE) from None
+    except OpenCodeHistoryError as exc:  # not OpenCode's, or a layout we cannot read
         raise CommandError(str(exc), EXIT_FAILED) from None
     with history:
         with scratch_copy(config) if args.dry_run else open_for_writing(config) as store, \

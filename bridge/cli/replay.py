@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from ..replay import replay_files
 from .common import (
@@ -51,6 +52,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import DemoError, run_demo
 
     try:
-        return run_demo(keep=args.keep, chart=args.chart, console=make_console())
+        if not args.json:
+            return run_demo(keep=args.keep, chart=args.chart, console=make_console())
+        import io
+
+        summary: dict[str, Any] = {}
+        code = run_demo(keep=args.keep, chart=args.chart, console=make_console(io.StringIO()), summary=summary)
+        print_json(summary)
+        return code
     except DemoError as exc:
         raise CommandError(str(exc), exc.code) from None
