@@ -41,3 +41,122 @@ def test_status_of_an_agent_with_only_failed_calls(capsys: pytest.CaptureFixture
     assert code == 0 and "reviewer has no sheet of its own yet" in " ".join(out.split())
     code, _, err = cli(capsys, "status", "nobody", "--database", str(reviewer_database))
     assert code == 1 and "No agent named 'nobody'" in err
+
+
+# -- the one CLI contract ------------------------------------------------------------------------------
+
+def _commands() -> list[str]:
+    from bridge.cli import COMMANDS
+
+    return sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_help_has_examples_the_contract_and_no_word_cut(command: str, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as exit_info:
+        cli(capsys, command, "--help")
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert f"examples:\n  agent-tracker {command}" in text
+    assert "Exit codes: 0 done, 1 failed, 2 usage error, 3 no database" in " ".join(text.split())
+    assert "--no-color" in text
+    assert not [line for line in text.splitlines() if line.rstrip().endswith("-") and not line.strip() == "-"
+                and line.rstrip()[-2].isalpha()], text  # never "agent-" / "tracker" over two lines
+
+
+# Every command that prints data, with what it needs to run on the populated database.
+DATA_COMMANDS = [["status"], ["status", "build"], ["report"], ["recommend"], ["usage", "daily"], ["export"],
+                 ["reinstate", "build"], ["replay"], ["migrate", "--dry-run"], ["bug", "build"]]
+
+
+@pytest.mark.parametrize("command", DATA_COMMANDS, ids=lambda c: " ".join(c))
+def test_json_everywhere_and_exit_3_without_a_database(command: list[str], capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    """Without a database, every data command exits 3 with one error line and one hint line, and
+    with --json says so as JSON too (replay and migrate write a new one, bug needs an agent)."""
+    from bridge.cli.parser import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")  # noqa: SLF001
+    assert "--json" in sub.choices[command[0]].format_help()  # type: ignore[attr-defined]
+    if command[0] in ("replay", "migrate"):
+        return
+    missing = tmp_path / "none.lmdb"
+    code, out, err = cli(capsys, *command, "--json", "--database", str(missing))
+    assert code == 3, err
+    assert err.splitlines()[0] == f"agent-tracker: No agent-tracker database at {missing}."
+    assert len(err.splitlines()) == 2 and err.splitlines()[1].startswith("hint: ")
+    assert json.loads(out)["exitCode"] == 3 and json.loads(out)["hint"].startswith("It is created")
+
+
+@pytest.mark.parametrize("command", [["install-plugin", "--dry-run"], ["uninstall-plugin"], ["demo"]])
+def test_json_on_the_commands_that_change_things(command: list[str], capsys: pytest.CaptureFixture[str],
+                                                 isolated_home: Path) -> None:
+    code, out, err = cli(capsys, *command, "--json")
+    assert code == 0, err
+    wire = json.loads(out)
+    if command[0] == "demo":
+        assert wire["sessions"] == 16 and wire["rejected"] == 0 and wire["report"]["totals"]["sessions"] == 16
+    else:
+        assert wire["configDir"] == str(isolated_home / ".config" / "opencode")
+
+
+def test_no_color_and_NO_COLOR(reviewer_database: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    from support import bridges
+
+    colour = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|9[0-7]|4[0-8])[;m]")  # SGR colours (bold stays)
+    base = [sys.executable, "-m", "bridge", "report", "--min-sessions", "1", "--database", str(reviewer_database)]
+    env = {**bridges.bridge_env(reviewer_database.parent), "FORCE_COLOR": "1", "COLUMNS": "100"}
+    env.pop("NO_COLOR", None)
+    colored = subprocess.run(base, capture_output=True, text=True, env=env, timeout=60)
+    assert colour.search(colored.stdout)
+    for extra, variables in (([ "--no-color"], {}), ([], {"NO_COLOR": "1"})):
+        plain = subprocess.run(base + extra, capture_output=True, text=True, env={**env, **variables}, timeout=60)
+        assert plain.returncode == 0 and not colour.search(plain.stdout), extra
+
+
+def test_errors_fold_between_words_in_a_narrow_terminal(capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    from bridge.cli.common import print_error
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setenv("COLUMNS", "40")
+    print_error(f"No agent-tracker database at {tmp_path}/x.lmdb. It is created when OpenCode first runs "
+                f"the plugin (agent-tracker install-plugin).")
+    err = capsys.readouterr().err
+    words = " ".join(err.split())
+    assert "agent-tracker install-plugin" in words and "agent-tracker: No agent-tracker database" in words
+    assert all(len(line) <= 40 or " " not in line.strip() for line in err.splitlines())
+    assert err.splitlines()[0] == "agent-tracker: No agent-tracker database"
+
+
+def test_recommend_in_a_subfolder_walks_up_to_the_project_root(capsys: pytest.CaptureFixture[str],
+                                                               reviewer_database: Path, tmp_path: Path) -> None:
+    """Item 13: proj/src/payments under a FastAPI pyproject.toml is a python/fastapi project; a
+    git root above a manifest-less subfolder ends the walk as git does."""
+    project = tmp_path / "proj"
+    deep = project / "src" / "payments"
+    deep.mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "p"\ndependencies = ["fastapi"]\n')
+    code, out, err = cli(capsys, "recommend", str(deep), "--json", "--database", str(reviewer_database))
+    assert code == 0, err
+    advice = json.loads(out)
+    assert (advice["stack"], advice["projectRoot"]) == ("python/fastapi", str(project))
+    assert advice["lines"][0] == f"{deep}: a python/fastapi project (its root: {project})."
+    from bridge.tracking.project_root import project_root
+
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "lib").mkdir()
+    assert project_root(repo / "lib") == repo
+    loose = tmp_path / "loose" / "folder"
+    loose.mkdir(parents=True)
+    assert project_root(loose) == loose

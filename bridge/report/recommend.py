@@ -65,6 +65,8 @@ class Advice:
     min_sessions: int
     levels: list[Level]            # the levels tried, narrowest first
     answer: Level | None           # the first one with a ranked setup
+    # The project folder the directory belongs to (tracking.project_root), whose stack it has.
+    project_root: str | None = None
 
     @property
     def best(self) -> SetupRow | None:
@@ -87,7 +89,8 @@ class Advice:
 
     def lines(self) -> list[str]:
         """The answer in a few lines of plain text (the CLI, the plugin's tool and /recommend)."""
-        head = f"{self.directory}: {'stack not recognised' if self.stack == UNKNOWN_STACK else 'a ' + self.stack + ' project'}."
+        head = f"{self.directory}: {'stack not recognised' if self.stack == UNKNOWN_STACK else 'a ' + self.stack + ' project'}"
+        head += f" (its root: {self.project_root})." if self.project_root not in (None, self.directory) else "."
         best = self.best
         if best is None or self.answer is None:
             return [head, self._no_answer()]
@@ -156,8 +159,8 @@ class Advice:
     def to_wire(self) -> dict[str, Any]:
         best, runner, cheapest = self.best, self.runner_up, self.cheapest
         return {
-            "database": self.database, "directory": self.directory, "stack": self.stack,
-            "language": self.language, "minSessions": self.min_sessions,
+            "database": self.database, "directory": self.directory, "projectRoot": self.project_root,
+            "stack": self.stack, "language": self.language, "minSessions": self.min_sessions,
             "level": self.answer.name if self.answer else None,
             "scope": self.answer.scope if self.answer else None,
             "levels": [level.to_wire() for level in self.levels],
@@ -177,7 +180,10 @@ def classify_directory(directory: Path) -> str:
 def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = None,
                   rules: ScoringRules | None = None) -> Advice:
     """The advice for ``directory`` (an existing folder), trying each level in turn."""
-    stack = classify_directory(directory)
+    from ..tracking.project_root import project_root
+
+    root = project_root(directory)
+    stack = classify_directory(root)
     known = stack != UNKNOWN_STACK
     language = stack.partition("/")[0] if known else None
     attempts: list[tuple[str, str, dict[str, Any]]] = []
@@ -195,4 +201,5 @@ def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = N
             answer = level
             break
     return Advice(database=str(store.path), directory=str(directory), stack=stack, language=language,
-                  min_sessions=levels[0].report.min_sessions, levels=levels, answer=answer)
+                  min_sessions=levels[0].report.min_sessions, levels=levels, answer=answer,
+                  project_root=str(root))
