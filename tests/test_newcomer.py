@@ -160,3 +160,43 @@ def test_recommend_in_a_subfolder_walks_up_to_the_project_root(capsys: pytest.Ca
     loose = tmp_path / "loose" / "folder"
     loose.mkdir(parents=True)
     assert project_root(loose) == loose
+
+
+def test_report_to_a_file_prints_its_path_not_the_report(capsys: pytest.CaptureFixture[str],
+                                                         reviewer_database: Path, tmp_path: Path) -> None:
+    """Items 4 and 15: `report --html FILE` prints where the page is, not the whole report again;
+    a folder that does not exist is an error, not a new tree of folders."""
+    page = tmp_path / "r.html"
+    code, out, err = cli(capsys, "report", "--html", str(page), "--database", str(reviewer_database))
+    assert code == 0, err
+    assert out == f"HTML report: {page}\n" and page.is_file()
+    missing = tmp_path / "no" / "such" / "dir" / "r.html"
+    code, out, err = cli(capsys, "report", "--html", str(missing), "--database", str(reviewer_database))
+    assert code == 2 and err.splitlines()[0] == f"agent-tracker: The folder {missing.parent} does not exist."
+    assert not (tmp_path / "no").exists()
+
+
+def test_piped_output_is_not_padded(reviewer_database: Path) -> None:
+    """Item 4: redirected output has no trailing spaces (rich pads tables to 200 columns)."""
+    import subprocess
+    import sys
+
+    from support import bridges
+
+    env = bridges.bridge_env(reviewer_database.parent)
+    env.pop("COLUMNS", None)
+    for command in (["report"], ["status"], ["usage", "daily"]):
+        result = subprocess.run([sys.executable, "-m", "bridge", *command, "--database", str(reviewer_database)],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert [line for line in result.stdout.splitlines() if line != line.rstrip()] == [], command
+
+
+def test_migrate_of_a_path_that_does_not_exist(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Item 15: not "is not from the older plugin" for a path that is not there at all."""
+    code, _, err = cli(capsys, "migrate", str(tmp_path / "nope"), "--database", str(tmp_path / "db.lmdb"))
+    assert code == 1 and err.splitlines() == [f"agent-tracker: Nothing to migrate at {tmp_path / 'nope'}: no such "
+                                              f"file or folder."]
+    code, _, err = cli(capsys, "migrate", "--database", str(tmp_path / "none.lmdb"))
+    assert code == 3 and err.splitlines()[0] == (f"agent-tracker: There is no database at {tmp_path / 'none.lmdb'}, "
+                                                 f"so nothing to migrate there.")
