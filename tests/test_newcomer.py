@@ -200,3 +200,27 @@ def test_migrate_of_a_path_that_does_not_exist(capsys: pytest.CaptureFixture[str
     code, _, err = cli(capsys, "migrate", "--database", str(tmp_path / "none.lmdb"))
     assert code == 3 and err.splitlines()[0] == (f"agent-tracker: There is no database at {tmp_path / 'none.lmdb'}, "
                                                  f"so nothing to migrate there.")
+
+
+def test_uninstall_leaves_no_empty_plugin_list(isolated_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Item 16: install then uninstall gives back the user's config, not `"plugin": []`."""
+    config = isolated_home / ".config" / "opencode"
+    config.mkdir(parents=True)
+    original = '{\n  "$schema": "https://opencode.ai/config.json",\n  "model": "openai/gpt-5"\n}\n'
+    (config / "opencode.json").write_text(original)
+    assert cli(capsys, "install-plugin")[0] == 0
+    assert '"plugin"' in (config / "opencode.json").read_text()
+    assert cli(capsys, "uninstall-plugin")[0] == 0
+    assert (config / "opencode.json").read_text() == original
+
+
+def test_export_over_a_hard_link_keeps_it(capsys: pytest.CaptureFixture[str], reviewer_database: Path,
+                                          tmp_path: Path) -> None:
+    """Item 16: both names of a hard-linked export file see the new export."""
+    target, other = tmp_path / "export.json", tmp_path / "other-name.json"
+    target.write_text("old\n")
+    other.hardlink_to(target)
+    code, _, err = cli(capsys, "export", "--output", str(target), "--database", str(reviewer_database))
+    assert code == 0, err
+    assert other.read_text() == target.read_text() and json.loads(other.read_text())["tables"]["sessions"]
+    assert target.stat().st_ino == other.stat().st_ino
