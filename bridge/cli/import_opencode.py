@@ -125,14 +125,16 @@ def _print_summary(wire: dict[str, Any]) -> None:
     table.add_row("tool calls", str(calls["counted"] + counted_before), str(calls["counted"]), str(counted_before))
     table.add_row("commits, pushes", "", f"{wire['commits']}, {wire['pushes']}", "")
     table.add_row("XP", "", f"{wire['xp']:g}", "")
-    table.add_row("model calls", str(usage["messages"]), "", "")
-    table.add_row("cost $, tokens", f"{money(usage['cost'])}, {tokens_text(usage['tokens'])}", "", "")
+    new = usage["new"]
+    table.add_row("model calls", f"{usage['messages']:,}", f"{new['messages']:,}", f"{usage['messages'] - new['messages']:,}")
+    table.add_row("cost $, tokens", f"{money(usage['cost'])}, {tokens_text(usage['tokens'])}",
+                  f"{money(new['cost'])}, {tokens_text(new['tokens'])}", "")
     console.print(table)
     verb = "would bring in" if dry else "brought in"
     since = f" created since {wire['since']}" if wire["since"] else ""
     console.print(f"{plural(sessions['read'], 'session')}{since} read from {wire['source']} ({sessions['children']} "
                   f"of them subagents' sessions): this import {verb} {plural(sessions['new'], 'new session')} and "
-                  f"the usage of {plural(usage['messages'], 'model call')} (a call recorded before is replaced, "
+                  f"the usage of {plural(new['messages'], 'new model call')} (a call recorded before is replaced, "
                   f"never added) into {wire['database']}.", highlight=False)
     if sessions["alreadyTracked"]:
         tracked = sessions["alreadyTracked"]
