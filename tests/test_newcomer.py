@@ -224,3 +224,18 @@ def test_export_over_a_hard_link_keeps_it(capsys: pytest.CaptureFixture[str], re
     assert code == 0, err
     assert other.read_text() == target.read_text() and json.loads(other.read_text())["tables"]["sessions"]
     assert target.stat().st_ino == other.stat().st_ino
+
+
+def test_scales_are_stated(capsys: pytest.CaptureFixture[str], reviewer_database: Path, tmp_path: Path) -> None:
+    """Item 8: a score is out of 100, a grade on -1..5, no grade is said in words; big numbers
+    have separators."""
+    from bridge.report.render import tokens_text
+    from bridge.wording import grade_phrase, score_phrase
+
+    assert score_phrase(73.66) == "score 73.7/100"
+    assert grade_phrase("user", 4.0, 3) == "mean user grade 4.00 on -1..5 (3 grades)"
+    assert grade_phrase("user", None, 0) == "no user grades yet"
+    assert tokens_text(5_965_060_000) == "5.97B" and tokens_text(1_100_000) == "1.10M"
+    code, out, _ = cli(capsys, "recommend", str(tmp_path), "--min-sessions", "1", "--database", str(reviewer_database))
+    flat = " ".join(out.split())
+    assert code == 0 and "/100 over 1 session" in flat and "on -1..5 (1 grade)" in flat and "grade -" not in flat

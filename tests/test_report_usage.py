@@ -110,8 +110,8 @@ def test_recommendations_name_cost_and_the_cheapest_setup_within_5_points(priced
     claude, gpt = row(report, "build", "anthropic/claude-sonnet-4-5"), row(report, "build", "openai/gpt-5")
     assert (claude.rank, gpt.rank) == (1, 2) and claude.score - gpt.score < 5
     assert shop.text == (
-        f"For python/fastapi projects, use agent build with anthropic/claude-sonnet-4-5: score {claude.score:.1f} "
-        f"over 4 sessions (1.00 commits/session, mean user grade -, mean agent grade -, 0.00 bugs/commit, "
+        f"For python/fastapi projects, use agent build with anthropic/claude-sonnet-4-5: score {claude.score:.1f}/100 "
+        f"over 4 sessions (1.00 commits/session, no user grades yet, no agent grades yet, 0.00 bugs/commit, "
         f"0.26 $/commit; cheapest setup within 5 points: build with openai/gpt-5 at 0.03 $/commit (score "
         f"{gpt.score:.1f})); next: build with openai/gpt-5 at {gpt.score:.1f}.")
     assert shop.to_wire()["cheapest"] == {"agent": "build", "model": "openai/gpt-5", "setup": "build|openai/gpt-5",
@@ -128,7 +128,7 @@ def test_recommend_names_cost_and_the_cheapest_setup_within_5_points(priced: Tra
     # claude: $1.05 over the 3 sessions with usage (the old one has none), 4 commits
     assert lines[3] == ("Cost: 0.35 $ per session, 0.26 $ per commit; cheapest setup within 5 points: agent build "
                         f"with openai/gpt-5 at 0.03 $ per commit (score {gpt.score:.1f}).")
-    assert lines[4].endswith("mean user grade -, 0.03 $ per commit).")
+    assert lines[4].endswith("no user grades yet, 0.03 $ per commit).")
     wire = advice.to_wire()
     assert (wire["recommendation"]["setup"], wire["cheapest"]["setup"]) == (claude.setup, gpt.setup)
     assert wire["cheapest"]["costPerCommit"] == pytest.approx(0.03)

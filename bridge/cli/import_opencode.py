@@ -121,10 +121,10 @@ def _print_summary(wire: dict[str, Any]) -> None:
         table.add_column(column, justify="right" if column else "left")
     sessions, calls, usage = wire["sessions"], wire["toolCalls"], wire["usage"]
     counted_before = calls["alreadyCounted"] + calls["countedBeforeCallIds"]
-    table.add_row("sessions", str(sessions["read"]), str(sessions["new"]), str(sessions["alreadyTracked"]))
-    table.add_row("tool calls", str(calls["counted"] + counted_before), str(calls["counted"]), str(counted_before))
-    table.add_row("commits, pushes", "", f"{wire['commits']}, {wire['pushes']}", "")
-    table.add_row("XP", "", f"{wire['xp']:g}", "")
+    table.add_row("sessions", f"{sessions['read']:,}", f"{sessions['new']:,}", f"{sessions['alreadyTracked']:,}")
+    table.add_row("tool calls", f"{calls['counted'] + counted_before:,}", f"{calls['counted']:,}", f"{counted_before:,}")
+    table.add_row("commits, pushes", "", f"{wire['commits']:,}, {wire['pushes']:,}", "")
+    table.add_row("XP", "", f"{wire['xp']:,.0f}" if float(wire["xp"]).is_integer() else f"{wire['xp']:,.1f}", "")
     new = usage["new"]
     table.add_row("model calls", f"{usage['messages']:,}", f"{new['messages']:,}", f"{usage['messages'] - new['messages']:,}")
     table.add_row("cost $, tokens", f"{money(usage['cost'])}, {tokens_text(usage['tokens'])}",

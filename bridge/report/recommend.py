@@ -22,7 +22,7 @@ import attrs
 
 from ..config import ScoringRules
 from ..store import Store
-from ..wording import plural
+from ..wording import grade_phrase, plural, score_phrase
 from .build import build_report
 from .model import UNKNOWN_STACK, Report, SetupRow, fmt
 from .rank import CHEAPEST_WITHIN, cheapest_within, money
@@ -104,18 +104,19 @@ class Advice:
         lines = [head,
                  f"Use agent {best.agent} with model {best.model}: {why} (answered at the "
                  f"{LEVEL_NAMES[level.name]} level).",
-                 f"Evidence: score {best.score:.1f} over {plural(best.sessions, 'session')} in "
+                 f"Evidence: {score_phrase(best.score)} over {plural(best.sessions, 'session')} in "
                  f"{plural(best.projects, 'project')}: {plural(best.commits, 'commit')} "
-                 f"({fmt(best.commits_per_session)} per session), mean user grade {fmt(best.mean_user_grade)} "
-                 f"({plural(best.user_grades, 'grade')}), mean agent grade {fmt(best.mean_agent_grade)} "
-                 f"({plural(best.agent_grades, 'grade')}), {fmt(best.bugs_per_commit)} bugs per commit.",
+                 f"({fmt(best.commits_per_session)} per session), "
+                 f"{grade_phrase('user', best.mean_user_grade, best.user_grades)}, "
+                 f"{grade_phrase('agent', best.mean_agent_grade, best.agent_grades)}, "
+                 f"{fmt(best.bugs_per_commit)} bugs per commit.",
                  self._cost_line(best)]
         runner = self.runner_up
         if runner is not None:
             runner_cost = "" if runner.cost_per_commit is None else f", {money(runner.cost_per_commit)} $ per commit"
-            lines.append(f"Runner-up: agent {runner.agent} with {runner.model}, score {runner.score:.1f} over "
+            lines.append(f"Runner-up: agent {runner.agent} with {runner.model}, {score_phrase(runner.score)} over "
                          f"{plural(runner.sessions, 'session')} ({fmt(runner.commits_per_session)} commits per "
-                         f"session, mean user grade {fmt(runner.mean_user_grade)}{runner_cost}).")
+                         f"session, {grade_phrase('user', runner.mean_user_grade)}{runner_cost}).")
         else:
             lines.append("Runner-up: none yet (no other setup at this level has enough sessions).")
         return lines

@@ -26,6 +26,8 @@ def _percent(value: float | None) -> str:
 def tokens_text(value: float | None) -> str:
     if value is None:
         return "-"
+    if value >= 999_500_000:  # never "5965.06M"
+        return f"{value / 1_000_000_000:,.2f}B"
     if value >= 999_500:
         return f"{value / 1_000_000:.2f}M"
     if value >= 1_000:
