@@ -239,3 +239,19 @@ def test_scales_are_stated(capsys: pytest.CaptureFixture[str], reviewer_database
     code, out, _ = cli(capsys, "recommend", str(tmp_path), "--min-sessions", "1", "--database", str(reviewer_database))
     flat = " ".join(out.split())
     assert code == 0 and "/100 over 1 session" in flat and "on -1..5 (1 grade)" in flat and "grade -" not in flat
+
+
+def test_replay_of_many_files_ends_with_the_totals(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Item 9: one line for all the files that replayed cleanly, the total rejected in it; a file
+    with problems keeps its own line."""
+    from support import bridges
+
+    files = sorted((bridges.ROOT / "examples" / "sessions").glob("*.jsonl"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"dir": "in", "msg": {"jsonrpc": "2.0", "method": "grade", "params": {"grade": 7}}}\nnot json\n')
+    code, out, err = cli(capsys, "replay", "--database", str(tmp_path / "r.lmdb"), *map(str, files), str(bad))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"{bad}: 0 events replayed, 1 rejected, 1 lines skipped"
+    assert lines[-1] == f"Replayed 299 events from 6 files into {tmp_path / 'r.lmdb'}: 1 rejected, 83 lines skipped."
+    assert not any(str(f) in out for f in files)
