@@ -409,7 +409,8 @@ def readme_example_is_what_the_tool_prints(capsys: pytest.CaptureFixture[str], d
 
     def normal(text: str) -> list[str]:
         text = re.sub(r"\d{4}-\d\d-\d\d", "<date>", text.replace(str(payments), "/home/you/code/payments"))
-        return [line.rstrip() for line in text.strip().splitlines() if not line.startswith("$ ")]
+        lines = [line.rstrip() for line in text.strip().splitlines() if not line.startswith("$ ")]
+        return [line for n, line in enumerate(lines) if line or (n and lines[n - 1])]  # one blank line, not two
 
     assert normal("\n".join(printed)) == normal(block)
 

@@ -255,3 +255,18 @@ def test_replay_of_many_files_ends_with_the_totals(capsys: pytest.CaptureFixture
     assert lines[0] == f"{bad}: 0 events replayed, 1 rejected, 1 lines skipped"
     assert lines[-1] == f"Replayed 299 events from 6 files into {tmp_path / 'r.lmdb'}: 1 rejected, 83 lines skipped."
     assert not any(str(f) in out for f in files)
+
+
+def test_a_relative_database_path_that_is_missing_says_where_it_looked(capsys: pytest.CaptureFixture[str],
+                                                                       reviewer_database: Path, isolated_home: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 14: relative --database paths resolve against the home directory (the rule stays);
+    the error says so and names the file of that name in the current folder."""
+    monkeypatch.chdir(reviewer_database.parent.parent)
+    relative = f"{reviewer_database.parent.name}/{reviewer_database.name}"
+    code, out, err = cli(capsys, "report", "--database", relative)
+    assert code == 3
+    assert err.splitlines() == [
+        f"agent-tracker: No agent-tracker database at {isolated_home / relative} (a relative --database is resolved "
+        f"against the home directory, not the current folder).",
+        f"hint: There is one at {reviewer_database}: pass --database {reviewer_database}."]
