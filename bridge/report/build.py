@@ -205,8 +205,10 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
     usage = Usage()
     for spent in by_model.values():
         usage.add(spent)
-    # Sessions are counted once, whichever models they used (a per-model sum would count twice).
+    # Sessions are counted once, whichever models they used (a per-model sum would count twice);
+    # the working time is the setups' (a subagent's runs inside its parent's task call).
     usage.sessions, usage.commits = len(totals.spent_roots.get("", ())), totals.spent_commits.get("", 0)
+    usage.duration_ms = sum(row.usage.duration_ms for row in rows)
     report = Report(
         database=str(store.path), generated_at=utc_now(),
         filters=filters.to_wire(),
