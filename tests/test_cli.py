@@ -152,6 +152,7 @@ def test_report_json_and_table(capsys: pytest.CaptureFixture[str], database: Pat
 def test_report_chart_option(capsys: pytest.CaptureFixture[str], database: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     chart = tmp_path / "charts" / "setups.png"
+    chart.parent.mkdir()  # the folder must exist (issue 26)
     code, out, _ = cli(capsys, "report", "--json", "--database", str(database), "--chart", str(chart))
     assert code == 0 and json.loads(out)["chart"] == str(chart)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
