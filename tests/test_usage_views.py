@@ -141,3 +141,23 @@ def test_the_table_fits_and_keeps_the_first_columns(database: Path, width: int) 
     total = next(line.split() for line in text.splitlines() if line.lstrip().startswith("Total"))
     assert "0.47" in total
     assert "└ anthropic/claude-haiku-4-5" in text
+
+
+def test_since_and_until_on_recommend_status_and_export(capsys: pytest.CaptureFixture[str], database: Path,
+                                                        tmp_path: Path) -> None:
+    """Item 5: recommend, status and export take --since/--until as report does."""
+    code, out, err = cli(capsys, "export", "--json", "--since", "2026-10-02", "--until", "2026-10-02",
+                         "--database", str(database))
+    assert code == 0, err
+    tables = json.loads(out)["tables"]
+    assert [s["sessionID"] for s in tables["sessions"]] == ["s2"]
+    assert [u["messageID"] for u in tables["usage"]] == ["m3"]
+    assert tables["commits"] == [] and [a["id"] for a in tables["agents"]] == ["build"]  # state: whole
+    code, out, err = cli(capsys, "status", "build", "--json", "--since", "2026-10-09", "--database", str(database))
+    assert code == 0, err
+    assert [(s["model"], s["sessions"]) for s in json.loads(out)["setups"]] == [("anthropic/claude-sonnet-4-5", 1)]
+    code, out, err = cli(capsys, "recommend", str(tmp_path), "--json", "--min-sessions", "1", "--until",
+                         "2026-10-01", "--database", str(database))
+    assert code == 0, err
+    assert json.loads(out)["recommendation"]["sessions"] == 1
+    assert json.loads(out)["levels"][-1]["sessions"] == 1  # only s1 (Oct 1) counts

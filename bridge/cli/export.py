@@ -17,7 +17,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     config = command_config(args)
     with open_for_reading(config) as store:
         try:
-            summary = export_database(store, args.format or "json", args.output)
+            summary = export_database(store, args.format or "json", args.output, since=args.since, until=args.until)
         except ExportError as exc:
             raise CommandError(str(exc), exc.code) from None
     if args.output:

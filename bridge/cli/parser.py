@@ -86,6 +86,12 @@ def _json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _window(parser: argparse.ArgumentParser, what: str) -> None:
+    """--since/--until, as the report reads them (UTC unless a timestamp says)."""
+    parser.add_argument("--since", metavar="WHEN", help=f"{what} from WHEN on: {WHEN}")
+    parser.add_argument("--until", metavar="WHEN", help=f"{what} up to WHEN (a date counts whole): {WHEN}")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", metavar="PATH",
                         help="database file (default: $XDG_CONFIG_HOME or ~/.config, /opencode/agent-tracker.lmdb; "
@@ -110,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = _command(sub, "status", help="an agent's sheet (or all agents)")
     _reading(status)
     status.add_argument("agent", nargs="?", help="one agent's sheet, setups and recent events (default: every agent)")
+    _window(status, "the agent's setups count only records")
     from ..report.score import SCORE_HELP  # a light import (no matplotlib, no LMDB)
 
     recommend = _command(sub, "recommend", help="which agent and model to configure for a project (default: this folder)",
@@ -122,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="the project folder (default: the current folder)")
     recommend.add_argument("--min-sessions", type=int, default=None, metavar="N",
                            help="sessions a setup needs to be recommended (default 3)")
+    _window(recommend, "only records")
     report = _command(sub, "report", help="which setup (agent, model, stack) does best", description=SCORE_HELP)
     _reading(report)
     report.add_argument("--project", metavar="PATH|NAME",
@@ -158,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json(export)
     export.add_argument("--format", choices=("json", "csv", "jsonl"), default=None,
                         help="json (one document, the default; as --json), csv (a file per table) or jsonl")
+    _window(export, "only the events (sessions, commits, grades, activities, usage)")
     export.add_argument("--output", "-o", metavar="PATH",
                         help="file (json/jsonl) or folder (csv: one file per table); default stdout")
     migrate = _command(sub, "migrate", help="import databases written by the older TypeScript plugin")

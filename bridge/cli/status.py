@@ -48,7 +48,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             return EXIT_OK
         from ..report.build import build_report
 
-        report = build_report(store, agent=args.agent)
+        report = build_report(store, agent=args.agent, since=args.since, until=args.until)
         if args.agent not in agents and not report.setups:
             known = ", ".join(sorted(agents)) or "none yet"
             raise CommandError(f"No agent named {args.agent!r} in {store.path}. Known agents: {known}.")

@@ -179,7 +179,7 @@ def classify_directory(directory: Path) -> str:
 
 
 def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = None,
-                  rules: ScoringRules | None = None) -> Advice:
+                  rules: ScoringRules | None = None, since: str | None = None, until: str | None = None) -> Advice:
     """The advice for ``directory`` (an existing folder), trying each level in turn."""
     from ..tracking.project_root import project_root
 
@@ -195,7 +195,7 @@ def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = N
     levels: list[Level] = []
     answer = None
     for name, scope, options in attempts:
-        report = build_report(store, min_sessions=min_sessions, rules=rules, **options)
+        report = build_report(store, min_sessions=min_sessions, rules=rules, since=since, until=until, **options)
         level = Level(name, scope, report)
         levels.append(level)
         if level.best is not None:
