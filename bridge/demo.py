@@ -268,6 +268,7 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
                     raise DemoError(str(exc), 2) from None
         if keep:
             console.print(f"Database: {database}\nExplore it: agent-tracker report --database {database}"
+                          f"  ·  agent-tracker usage daily --database {database}"
                           f"  ·  agent-tracker status --database {database}"
                           f"  ·  agent-tracker export --format csv --output demo-csv --database {database}")
         else:
