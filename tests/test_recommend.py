@@ -76,12 +76,12 @@ def test_exact_stack(capsys: pytest.CaptureFixture[str], world: dict[str, Path])
         f"{world['fastapi']}: a python/fastapi project.",
         "Use agent build with model anthropic/claude-sonnet-4-5: the best setup on python/fastapi projects "
         "(answered at the exact-stack level).",
-        f"Evidence: score {CLAUDE_SCORE:.1f} over 3 sessions in 1 project: 3 commits (1.00 per session), mean user "
-        "grade 2.00 (3 grades), mean agent grade 2.00 (3 grades), 0.00 bugs per commit.",
+        f"Evidence: score {CLAUDE_SCORE:.1f}/100 over 3 sessions in 1 project: 3 commits (1.00 per session), mean "
+        "user grade 2.00 on -1..5 (3 grades), mean agent grade 2.00 on -1..5 (3 grades), 0.00 bugs per commit.",
         "Cost: not recorded for its sessions (the plugin records it from now on; agent-tracker import-opencode "
         "brings in what past sessions cost).",
-        f"Runner-up: agent general with ollama/qwen3-coder:30b, score {QWEN_SCORE:.1f} over 3 sessions "
-        "(1.00 commits per session, mean user grade 1.00).",
+        f"Runner-up: agent general with ollama/qwen3-coder:30b, score {QWEN_SCORE:.1f}/100 over 3 sessions "
+        "(1.00 commits per session, mean user grade 1.00 on -1..5).",
     ]
 
     code, out, _ = cli(capsys, "recommend", str(world["fastapi"]), "--database", str(world["database"]))
@@ -106,7 +106,7 @@ def test_language_fallback_counts_every_stack_of_the_language(capsys: pytest.Cap
         assert answer["lines"][1] == (
             f"Use agent build with model openai/gpt-5: no {stack} setup has 3 sessions yet, so the best setup on "
             "all python projects (answered at the language level).")
-        assert answer["lines"][2].startswith(f"Evidence: score {GPT_SCORE:.1f} over 4 sessions in 2 projects: ")
+        assert answer["lines"][2].startswith(f"Evidence: score {GPT_SCORE:.1f}/100 over 4 sessions in 2 projects: ")
     flask = recommend(capsys, world, "flask")
     assert flask["levels"][0] == {"level": "stack", "scope": "python/flask", "sessions": 2, "setups": 1,
                                   "rankedSetups": 0}

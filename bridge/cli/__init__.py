@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "cmd_status"),
     "report": ("report", "cmd_report"),
     "recommend": ("recommend", "cmd_recommend"),
+    "usage": ("usage", "cmd_usage"),
     "export": ("export", "cmd_export"),
     "replay": ("replay", "cmd_replay"),
     "demo": ("replay", "cmd_demo"),
@@ -70,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     from .. import summaries
 
     summaries.enable()  # every command that writes keeps the report's summaries in its transaction
+    from .common import Output
+
+    Output.color = not getattr(args, "no_color", False)
     handler: Callable[[argparse.Namespace], int] = getattr(
         importlib.import_module(f"{__name__}.{module}"), function)
     from ..report.model import ReportError

@@ -63,6 +63,7 @@ class Scope:
         self._stacks: dict[str | None, str] = {}
         self.setups_cache: dict[tuple[Any, ...], SetupKey | None] = {}
         self._named: dict[tuple[str, Any], SetupKey | None] = {}
+        self._producers: dict[tuple[str, str | None], str | None] = {}
         self.paths: dict[SetupKey, set[str]] = {}
         self._commits: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._sessions: dict[str, dict[str, Any] | None] = {}
@@ -170,6 +171,16 @@ class Scope:
 
     def _resolve(self, agent: str, model: str, path: Any) -> SetupKey | None:
         path = path if isinstance(path, str) else None
+        stack = self._selected_stack(agent, model, path)
+        if stack is None:
+            return None
+        setup = (str(agent), model, group_stack(stack, self.group))
+        if path:
+            self.paths.setdefault(setup, set()).add(path)
+        return setup
+
+    def _selected_stack(self, agent: str, model: str, path: str | None) -> str | None:
+        """The stack of a record the filters keep, or None when they leave it out."""
         if self.project is not None and (path is None or not self.project.matches(path)):
             return None
         if self.agent is not None and str(agent).lower() != self.agent:
@@ -177,12 +188,18 @@ class Scope:
         if not model_matches(model, self.model):
             return None
         stack = self.stack_of(path)
-        if not stack_matches(stack, self.stack, self.filters.exact_stack):
-            return None
-        setup = (str(agent), model, group_stack(stack, self.group))
-        if path:
-            self.paths.setdefault(setup, set()).add(path)
-        return setup
+        return stack if stack_matches(stack, self.stack, self.filters.exact_stack) else None
+
+    def producer(self, name: str, path: Any) -> str | None:
+        """The model of a usage entry ``agent|provider/model`` when the filters keep the message
+        as what it is (its own agent and model, never its root session's), else None."""
+        cache_key = (str(name), path if isinstance(path, str) else None)
+        found = self._producers.get(cache_key, False)
+        if found is False:
+            agent, model = split_setup_name(cache_key[0])
+            found = self._producers[cache_key] = (
+                model if self._selected_stack(agent, model, cache_key[1]) is not None else None)
+        return found  # type: ignore[return-value]
 
     # Lookups used by the record-by-record paths (few records: bugs, migrated or partial data).
 
@@ -256,6 +273,12 @@ class Totals:
         # (root session, setup) pairs already counted in USAGE_SESSIONS: a session and its
         # subagents' sessions are one session of their setup.
         self.usage_roots: set[tuple[str, SetupKey]] = set()
+        # Spend under the model that produced it (usage.add_spend), whoever's setup it counts for:
+        # model -> [messages, cost, tokens by kind, durationMs] (usage.SPEND_FIELDS), and the root
+        # sessions and their commits that spend covers (per model, and for all models together).
+        self.spent: dict[str, list[float]] = {}
+        self.spent_roots: dict[str, set[str]] = {}
+        self.spent_commits: dict[str, float] = {}
         # ``by_group`` (bridge.summaries): the counts above also per accumulator group, and each
         # counted session under the tuple of setups it counted for: (setups, bucket, is a subagent's).
         self.by_group: dict[Any, dict[str, float]] | None = {} if by_group else None

@@ -67,6 +67,14 @@ def usage_of(acc: list[float]) -> Usage:
                  duration_ms=acc[DURATION], sessions=int(acc[USAGE_SESSIONS]), commits=acc[USAGE_COMMITS])
 
 
+def spent_usage(acc: list[float], roots: set[str], commits: float) -> Usage:
+    """One model's spend (Totals.spent, slots in usage.SPEND_FIELDS order) as a Usage."""
+    messages, cost, input_, output, reasoning, cache_read, cache_write, duration = acc
+    return Usage(messages=int(messages), cost=cost, input=int(input_), output=int(output),
+                 reasoning=int(reasoning), cache_read=int(cache_read), cache_write=int(cache_write),
+                 duration_ms=duration, sessions=len(roots), commits=commits)
+
+
 def _read_agents(view: ReadView) -> dict[str, AgentState]:
     agents: dict[str, AgentState] = {}
     for raw in view.raw_values("agents"):
@@ -227,9 +235,15 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
             row.halted = state.halted
         rows.append(row)
     rows = rank_rows(rows, min_sessions)
+    by_model = {model: spent_usage(acc, totals.spent_roots[model], totals.spent_commits[model])
+                for model, acc in sorted(totals.spent.items())}
     usage = Usage()
-    for row in rows:
-        usage.add(row.usage)
+    for spent in by_model.values():
+        usage.add(spent)
+    # Sessions are counted once, whichever models they used (a per-model sum would count twice);
+    # the working time is the setups' (a subagent's runs inside its parent's task call).
+    usage.sessions, usage.commits = len(totals.spent_roots.get("", ())), totals.spent_commits.get("", 0)
+    usage.duration_ms = sum(row.usage.duration_ms for row in rows)
     report = Report(
         database=str(store.path), generated_at=utc_now(),
         filters=filters.to_wire(),
@@ -241,7 +255,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         unattributed_bugs=totals.unattributed_bugs, known=known, selection=filters,
         imported={"commits": sum(r.imported["commits"] for r in rows),
                   "grades": sum(r.imported["grades"] for r in rows)},
-        usage=usage, source="summaries" if use_summaries else "scan", source_note=source_note,
+        usage=usage, usage_by_model=by_model, source="summaries" if use_summaries else "scan",
+        source_note=source_note,
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report

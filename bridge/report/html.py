@@ -17,17 +17,23 @@ from ..output_files import replace_atomically
 from .chart import ChartError, draw_chart, make_folder, refuse_database_target, svg_chart
 from ..wording import plural
 from .model import Report
-from .render import SETUP_COLUMNS, no_match_text
+from .render import COLUMN, KEY_COLUMNS, PRIORITY, SETUP_COLUMNS, Column, no_match_text
 from .score import FORMULA
 
 PAGE_SUFFIXES = (".html", ".htm")
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 110rem; }
+body { font-family: system-ui, sans-serif; margin: 1rem; color: #222; max-width: 110rem; }
 h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
-table { border-collapse: collapse; font-size: 0.85rem; }
-th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+table { border-collapse: collapse; font-size: 0.78rem; }
+th, td { padding: 0.2rem 0.25rem; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+/* Headers and cells wrap between words ("User / grade"), names after a "/" (<wbr>): the setups
+   table fits a 1280 px window; a narrower one scrolls the table, never the page. */
+th { white-space: normal; vertical-align: bottom; font-size: 0.68rem; }
+#setups td.wrap { white-space: normal; }  /* "4.00 (3)" may become two lines in a narrow window */
+.nowrap { white-space: nowrap; }
+.scroll { overflow-x: auto; max-width: 100%; }
 th.text, td.text { text-align: left; }
 th button { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer; }
 th[aria-sort="ascending"] button::after { content: " \\25B2"; }
@@ -71,21 +77,44 @@ def _raw(value: Any) -> str:
     return "" if value is None else html.escape(str(value), quote=True)
 
 
+def page_columns() -> list[Column]:
+    """The setups table's columns in the terminal's priority order (render.KEY_COLUMNS, then
+    PRIORITY): the score comes right after the sessions, never at the far right edge."""
+    first = [key for key in COLUMN if key in KEY_COLUMNS or key == "stack"]
+    order = first + [key for key in PRIORITY if key not in first]
+    return [COLUMN[key] for key in order] + [c for c in SETUP_COLUMNS if c.key not in order]
+
+
+# Cells that may wrap between words (a grade and its count, "build → general").
+WRAPPING = ("agent", "userGrade", "agentGrade")
+
+
+def _breakable(text: str) -> str:
+    """Escaped text that may wrap after each "/" (a long model name), never inside a part (a
+    browser would break "claude-sonnet-4-5" at its hyphens)."""
+    parts = text.split("/")
+    return "<wbr>".join(f'<span class="nowrap">{html.escape(part)}{"/" if n < len(parts) - 1 else ""}</span>'
+                        for n, part in enumerate(parts))
+
+
 def _setups_table(report: Report) -> str:
+    columns = page_columns()
     head = "".join(
         f'<th scope="col" class="{"number" if c.numeric else "text"}" data-key="{c.key}" '
         f'data-type="{"number" if c.numeric else "text"}"><button type="button">'
         f'{html.escape(c.header.replace(chr(10), " "))}</button></th>'
-        for c in SETUP_COLUMNS)
+        for c in columns)
     rows = []
     for row in report.setups:
         kind = "best" if row.rank == 1 else ("unranked" if not row.ranked else "ranked")
         cells = "".join(
-            f'<td class="{"number" if c.numeric else "text"}" data-key="{c.key}" data-value="{_raw(c.value(row))}">'
-            f"{html.escape(c.cell(row))}</td>" for c in SETUP_COLUMNS)
+            f'<td class="{"number" if c.numeric else "text"}{" wrap" if c.key in WRAPPING else ""}" '
+            f'data-key="{c.key}" data-value="{_raw(c.value(row))}">'
+            f"{_breakable(c.cell(row)) if c.key in ('model', 'stack') else html.escape(c.cell(row))}</td>"
+            for c in columns)
         rows.append(f'<tr class="{kind}" data-setup="{_raw(row.setup + "|" + row.stack)}">{cells}</tr>')
-    return (f'<table id="setups" class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n'
-            + "\n".join(rows) + "\n</tbody></table>")
+    return (f'<div class="scroll"><table id="setups" class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(rows) + "\n</tbody></table></div>")
 
 
 def _agents_table(report: Report) -> str:
@@ -114,6 +143,17 @@ def _agents_table(report: Report) -> str:
         rows.append(f"<tr{state}>{''.join(cells)}</tr>")
     return (f'<table id="agents" class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n'
             + "\n".join(rows) + "\n</tbody></table>")
+
+
+def readable_time(stamp: str) -> str:
+    """2026-12-04T21:25:07.123Z as 2026-12-04 21:25 UTC (the raw value stays in <time datetime>)."""
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 def page(report: Report, svg: str | None, chart_note: str | None = None) -> str:
@@ -146,7 +186,8 @@ model unknown). Ranks are per stack. <code>{html.escape(FORMULA)}</code></p>
 <title>agent-tracker report</title>
 <style>{STYLE}</style></head><body>
 <h1>Which agent setup works best?</h1>
-<p>Database <code>{html.escape(report.database)}</code>, generated {html.escape(report.generated_at)}:
+<p>Database <code>{html.escape(report.database)}</code>, generated
+<time datetime="{html.escape(report.generated_at)}">{html.escape(readable_time(report.generated_at))}</time>:
 {html.escape(summary)}.</p>
 {body}
 <script>{SCRIPT}</script>

@@ -22,7 +22,7 @@ import attrs
 
 from ..config import ScoringRules
 from ..store import Store
-from ..wording import plural
+from ..wording import grade_phrase, plural, score_phrase
 from .build import build_report
 from .model import UNKNOWN_STACK, Report, SetupRow, fmt
 from .rank import CHEAPEST_WITHIN, cheapest_within, money
@@ -65,6 +65,8 @@ class Advice:
     min_sessions: int
     levels: list[Level]            # the levels tried, narrowest first
     answer: Level | None           # the first one with a ranked setup
+    # The project folder the directory belongs to (tracking.project_root), whose stack it has.
+    project_root: str | None = None
 
     @property
     def best(self) -> SetupRow | None:
@@ -87,7 +89,8 @@ class Advice:
 
     def lines(self) -> list[str]:
         """The answer in a few lines of plain text (the CLI, the plugin's tool and /recommend)."""
-        head = f"{self.directory}: {'stack not recognised' if self.stack == UNKNOWN_STACK else 'a ' + self.stack + ' project'}."
+        head = f"{self.directory}: {'stack not recognised' if self.stack == UNKNOWN_STACK else 'a ' + self.stack + ' project'}"
+        head += f" (its root: {self.project_root})." if self.project_root not in (None, self.directory) else "."
         best = self.best
         if best is None or self.answer is None:
             return [head, self._no_answer()]
@@ -101,18 +104,19 @@ class Advice:
         lines = [head,
                  f"Use agent {best.agent} with model {best.model}: {why} (answered at the "
                  f"{LEVEL_NAMES[level.name]} level).",
-                 f"Evidence: score {best.score:.1f} over {plural(best.sessions, 'session')} in "
+                 f"Evidence: {score_phrase(best.score)} over {plural(best.sessions, 'session')} in "
                  f"{plural(best.projects, 'project')}: {plural(best.commits, 'commit')} "
-                 f"({fmt(best.commits_per_session)} per session), mean user grade {fmt(best.mean_user_grade)} "
-                 f"({plural(best.user_grades, 'grade')}), mean agent grade {fmt(best.mean_agent_grade)} "
-                 f"({plural(best.agent_grades, 'grade')}), {fmt(best.bugs_per_commit)} bugs per commit.",
+                 f"({fmt(best.commits_per_session)} per session), "
+                 f"{grade_phrase('user', best.mean_user_grade, best.user_grades)}, "
+                 f"{grade_phrase('agent', best.mean_agent_grade, best.agent_grades)}, "
+                 f"{fmt(best.bugs_per_commit)} bugs per commit.",
                  self._cost_line(best)]
         runner = self.runner_up
         if runner is not None:
             runner_cost = "" if runner.cost_per_commit is None else f", {money(runner.cost_per_commit)} $ per commit"
-            lines.append(f"Runner-up: agent {runner.agent} with {runner.model}, score {runner.score:.1f} over "
+            lines.append(f"Runner-up: agent {runner.agent} with {runner.model}, {score_phrase(runner.score)} over "
                          f"{plural(runner.sessions, 'session')} ({fmt(runner.commits_per_session)} commits per "
-                         f"session, mean user grade {fmt(runner.mean_user_grade)}{runner_cost}).")
+                         f"session, {grade_phrase('user', runner.mean_user_grade)}{runner_cost}).")
         else:
             lines.append("Runner-up: none yet (no other setup at this level has enough sessions).")
         return lines
@@ -156,8 +160,8 @@ class Advice:
     def to_wire(self) -> dict[str, Any]:
         best, runner, cheapest = self.best, self.runner_up, self.cheapest
         return {
-            "database": self.database, "directory": self.directory, "stack": self.stack,
-            "language": self.language, "minSessions": self.min_sessions,
+            "database": self.database, "directory": self.directory, "projectRoot": self.project_root,
+            "stack": self.stack, "language": self.language, "minSessions": self.min_sessions,
             "level": self.answer.name if self.answer else None,
             "scope": self.answer.scope if self.answer else None,
             "levels": [level.to_wire() for level in self.levels],
@@ -175,10 +179,14 @@ def classify_directory(directory: Path) -> str:
 
 
 def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = None,
-                  rules: ScoringRules | None = None, scan: bool = False) -> Advice:
+                  rules: ScoringRules | None = None, since: str | None = None, until: str | None = None,
+                  scan: bool = False) -> Advice:
     """The advice for ``directory`` (an existing folder), trying each level in turn (``scan``: every
     level read from the events, not the summaries: the same answer, for doctor and the bench)."""
-    stack = classify_directory(directory)
+    from ..tracking.project_root import project_root
+
+    root = project_root(directory)
+    stack = classify_directory(root)
     known = stack != UNKNOWN_STACK
     language = stack.partition("/")[0] if known else None
     attempts: list[tuple[str, str, dict[str, Any]]] = []
@@ -189,11 +197,13 @@ def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = N
     levels: list[Level] = []
     answer = None
     for name, scope, options in attempts:
-        report = build_report(store, min_sessions=min_sessions, rules=rules, scan=scan, **options)
+        report = build_report(store, min_sessions=min_sessions, rules=rules, since=since, until=until, scan=scan,
+                              **options)
         level = Level(name, scope, report)
         levels.append(level)
         if level.best is not None:
             answer = level
             break
     return Advice(database=str(store.path), directory=str(directory), stack=stack, language=language,
-                  min_sessions=levels[0].report.min_sessions, levels=levels, answer=answer)
+                  min_sessions=levels[0].report.min_sessions, levels=levels, answer=answer,
+                  project_root=str(root))

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..report.attribution import Scope, Totals
+import orjson
+
+from ..report.attribution import Scope, Totals, outside
 from ..report.filters import Filters
 from ..report.model import SetupKey
 from ..report.collect import collect_sessions
 from ..report.decode import OrjsonCodec
+from ..report.usage import add_spend
 from ..report.score import ABANDONED, SLOT_NAMES, USAGE_SESSIONS
 from ..store import SEP, SUMMARISED, ReadView, key
 from .identity import SubsetView, encode, session_contribution
@@ -59,6 +62,7 @@ def read_totals(view: ReadView, filters: Filters, group: str | None
                     _add(totals, imported, counts, setup, row)
     if window is not None:
         _cut_trees(view, filters, group, totals, resolve, window)
+    _add_spend(view, filters, group, totals)
     totals.counts.update({name: round(value) for name, value in counts.items()})
     totals.unattributed_bugs = round(unattributed)
     return scope, totals, imported
@@ -88,6 +92,27 @@ def _add(totals: Totals, imported: dict[SetupKey, dict[str, int]], counts: dict[
         found = imported.setdefault(setup, {"commits": 0, "grades": 0})
         found["commits"] += round(get("imported.commits", 0))
         found["grades"] += round(get("imported.grades", 0))
+
+
+def _add_spend(view: ReadView, filters: Filters, group: str | None, totals: Totals) -> None:
+    """Spend under the model that produced it (report.usage.add_spend: the report's total and
+    usageByModel), read from the session records that have usage. It needs the distinct root
+    sessions per model, which no sum of rows can give; this reads sessions, never events, so it
+    grows with sessions as the rest of the summaries' answer does."""
+    scope = Scope(view, filters, group)
+    window = filters.window()
+    for raw in view.raw_values("sessions"):
+        if b'"usage"' not in raw:
+            continue
+        record = orjson.loads(raw)
+        if not isinstance(record, dict):
+            continue
+        usage = record.get("usage")
+        if not isinstance(usage, dict) or not usage or outside(window, record.get("createdAt") or ""):
+            continue
+        commits = record.get("commits")
+        add_spend(scope, totals, record.get("sessionID"), usage, record.get("projectPath"),
+                  commits if commits.__class__ in (int, float) else 0)
 
 
 _DISTINCT = (ABANDONED, USAGE_SESSIONS)
