@@ -6,7 +6,7 @@
    axum) are created under ``<dir>/projects``: the example sessions were recorded in
    ``/demo/projects/<name>``, which is rewritten to these folders while replaying, so the stack
    comes from real files through bridge.tracking.stack, as it would in real use.
-3. The recorded sessions of examples/sessions/*.jsonl are laid out over six simulated weeks
+3. The recorded sessions of examples/sessions/*.jsonl (package data: bridge/data/sessions) are laid out over six simulated weeks
    ending yesterday (``timed_stream``): the sessions are interleaved across the files, a day or
    so apart, and each event carries its time in the protocol's ``at`` field, so the records
    (and the chart) show a history instead of one burst of milliseconds.
@@ -67,8 +67,11 @@ class DemoError(Exception):
 
 
 def examples_dir() -> Path:
-    """examples/sessions of the checkout this package runs from (an editable install)."""
-    return Path(__file__).resolve().parent.parent / "examples" / "sessions"
+    """The example sessions shipped as package data (``bridge/data/sessions``: in a checkout, a
+    symlink to examples/sessions, the one copy; in a wheel, the files themselves)."""
+    from importlib import resources
+
+    return Path(str(resources.files("bridge") / "data" / "sessions"))
 
 
 # -- the demo ---------------------------------------------------------------------------------------
@@ -193,7 +196,10 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else "(it logged nothing)"
 
 
-def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any = None) -> int:
+def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any = None,
+             summary: dict[str, Any] | None = None) -> int:
+    """Run the demo, printing on ``console``; ``summary``, when given, receives what `demo --json`
+    prints: the replay's counts, the report, the recommendation and where the database is."""
     from rich.console import Console
     from rich.text import Text
 
@@ -209,8 +215,8 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
     files = sorted(source.glob("*.jsonl")) if source.is_dir() else []
     if not files:
         raise DemoError(
-            f"The example sessions are not here ({source}): the demo needs a checkout of the project "
-            f"(git clone, then `pip install -e .` in it), where they live in examples/sessions/.", 2)
+            f"The example sessions are not here ({source}): this installation is incomplete; "
+            f"reinstall agent-tracker (pip install --force-reinstall agent-tracker).", 1)
     if keep:
         try:
             root = Path(keep).expanduser().resolve()
@@ -245,6 +251,10 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
             render_rich(report, console)
             # The question of the next project: gateway's own stack (rust/axum) has one session.
             advice = recommend_for(store, projects["gateway"])
+            if summary is not None:
+                summary.update({"home": str(root), "database": str(database), "kept": bool(keep), **counts,
+                                "from": stream.first.isoformat(), "to": stream.last.isoformat(),
+                                "report": report.to_wire(), "recommend": advice.to_wire()})
             console.print(Text(f"\nagent-tracker recommend {projects['gateway']}:", style="bold"))
             for line in advice.lines()[1:]:
                 console.print(Text(line))
@@ -258,6 +268,7 @@ def run_demo(*, keep: str | None = None, chart: str | None = None, console: Any 
                     raise DemoError(str(exc), 2) from None
         if keep:
             console.print(f"Database: {database}\nExplore it: agent-tracker report --database {database}"
+                          f"  ·  agent-tracker usage daily --database {database}"
                           f"  ·  agent-tracker status --database {database}"
                           f"  ·  agent-tracker export --format csv --output demo-csv --database {database}")
         else:

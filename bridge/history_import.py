@@ -51,7 +51,7 @@ from .opencode.location import OpenCodeHistoryError
 from .opencode.replay import session_events
 from .opencode.sessions import HistorySession
 from .protocol.structure import InvalidParams
-from .store import NotInitialised, ReadView, Store, StoreError
+from .store import NotInitialised, ReadView, Store, StoreError, key
 from .timestamps import iso_utc
 from .tracking.pending import ledger_prefix
 from .tracking.projects import project_path
@@ -84,6 +84,10 @@ class ImportResult:
     messages: int = 0  # assistant messages whose usage was recorded (new or replaced)
     cost: float = 0.0
     tokens: int = 0
+    # of those, the messages the database did not hold yet (the others replaced their own record)
+    new_messages: int = 0
+    new_cost: float = 0.0
+    new_tokens: int = 0
     parts: int = 0  # part rows read
     rejected: int = 0
     workers: int = 1
@@ -94,7 +98,7 @@ class ImportResult:
         """Another worker's share of the same import."""
         for name in ("sessions", "new_sessions", "tracked_sessions", "child_sessions", "sent_tool_calls",
                      "tool_calls", "legacy_tool_calls", "commits", "pushes", "xp", "messages", "cost", "tokens",
-                     "parts", "rejected"):
+                     "new_messages", "new_cost", "new_tokens", "parts", "rejected"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.problems.extend(other.problems)
         self.flush_errors.extend(other.flush_errors)
@@ -107,7 +111,9 @@ class ImportResult:
             "toolCalls": {"counted": self.tool_calls, "alreadyCounted": self.sent_tool_calls - self.tool_calls,
                           "countedBeforeCallIds": self.legacy_tool_calls},
             "commits": self.commits, "pushes": self.pushes, "xp": self.xp,
-            "usage": {"messages": self.messages, "cost": self.cost, "tokens": self.tokens},
+            # what was read; "new": what this import added (a message recorded before is replaced)
+            "usage": {"messages": self.messages, "cost": self.cost, "tokens": self.tokens,
+                      "new": {"messages": self.new_messages, "cost": self.new_cost, "tokens": self.new_tokens}},
             "parts": self.parts, "rejected": self.rejected, "workers": self.workers,
             "problems": self.problems[:100], "flushErrors": self.flush_errors,
         }
@@ -206,6 +212,8 @@ def _import_session(service: TrackingService, session: HistorySession, result: I
     with service.store.read() as view:
         stored = view.get("sessions", session.id)
         counted_before = _counted_before(view, session.id, stored) if stored is not None else None
+        known_messages = {record.get("messageID") for _, record in view.scan("usage", key(session.id, ""))} \
+            if stored is not None else set()
     result.sessions += 1
     result.child_sessions += session.parent_id is not None
     if stored is not None:
@@ -236,6 +244,10 @@ def _import_session(service: TrackingService, session: HistorySession, result: I
             result.messages += 1
             result.cost += params["cost"]
             result.tokens += sum(params["tokens"].values())
+            if params.get("messageID") not in known_messages:
+                result.new_messages += 1
+                result.new_cost += params["cost"]
+                result.new_tokens += sum(params["tokens"].values())
     return _counters(stored)
 
 

@@ -10,7 +10,8 @@ started an empty database. Only LMDB may write the database, so before writing a
   one while the demo's is open, an old lmdb-js database waiting to be migrated);
 * ``replace_atomically`` writes a temporary file beside the target and renames it into place, so a
   full disk or an interruption leaves the previous file as it was. Symlinks are written through
-  to their target; a target that is not a regular file (``/dev/stdout``, ``/dev/null``, a FIFO) is
+  to their target; a hard-linked target is rewritten in place from that complete temporary file
+  (a rename would leave its other names with the old content); a target that is not a regular file (``/dev/stdout``, ``/dev/null``, a FIFO) is
   written directly, as it cannot be replaced.
 """
 
@@ -90,11 +91,28 @@ def replace_atomically(target: Path, *, binary: bool = False) -> Iterator[IO[Any
             if existing is not None:
                 keep_mode_and_owner(handle.fileno(), existing)
             os.fsync(handle.fileno())
-        os.replace(temporary, real)
+        if existing is not None and existing.st_nlink > 1:
+            _copy_into(temporary, real)
+            os.unlink(temporary)
+        else:
+            os.replace(temporary, real)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def _copy_into(source: Path, target: Path) -> None:
+    """Rewrite a hard-linked ``target`` in place: a rename would give only this one of its names
+    the new content (the others would keep the old file). The whole content is on disk in
+    ``source`` first, so only the copy itself can still fail."""
+    import shutil
+
+    with open(source, "rb") as reading, open(target, "r+b") as writing:
+        shutil.copyfileobj(reading, writing)
+        writing.truncate()
+        writing.flush()
+        os.fsync(writing.fileno())
 
 
 def keep_mode_and_owner(fd: int, original: os.stat_result) -> None:

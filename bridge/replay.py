@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .config import BridgeConfig
 from .store import Store
@@ -54,7 +54,8 @@ def rewrite_paths(value: Any, old: str, new: str) -> Any:
 
 
 
-def replay_files(store: Store, config: BridgeConfig, paths: list[Path]) -> dict[str, Any]:
+def replay_files(store: Store, config: BridgeConfig, paths: list[Path],
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Feed recordings into ``store`` in-process, one TrackingService per file (one bridge run).
 
     The ``in`` messages that are event methods are structured and handled exactly as the bridge
@@ -111,5 +112,8 @@ def replay_files(store: Store, config: BridgeConfig, paths: list[Path]) -> dict[
         flush_errors.extend(service.flush().errors)
         files.append({"file": str(path), "events": events, "rejected": rejected, "skipped": skipped,
                       "problems": problems})
+        if progress is not None:
+            progress(len(files), len(paths))
     return {"database": str(store.path), "files": files, "events": sum(f["events"] for f in files),
-            "rejected": sum(f["rejected"] for f in files), "flushErrors": flush_errors}
+            "rejected": sum(f["rejected"] for f in files), "skipped": sum(f["skipped"] for f in files),
+            "flushErrors": flush_errors}

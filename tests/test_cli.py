@@ -152,6 +152,7 @@ def test_report_json_and_table(capsys: pytest.CaptureFixture[str], database: Pat
 def test_report_chart_option(capsys: pytest.CaptureFixture[str], database: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     chart = tmp_path / "charts" / "setups.png"
+    chart.parent.mkdir()  # the folder must exist (issue 26)
     code, out, _ = cli(capsys, "report", "--json", "--database", str(database), "--chart", str(chart))
     assert code == 0 and json.loads(out)["chart"] == str(chart)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -333,7 +334,7 @@ def test_demo_keep_matches_an_in_process_replay(capsys: pytest.CaptureFixture[st
     assert "dated over 6 simulated weeks" in flat and "0 rejected by its rules." in flat
     assert (f"agent-tracker recommend {keep / 'projects' / 'gateway'}: Only one setup was used on rust/axum "
             "projects (answered at the exact-stack level): agent build with model google/gemini-2.5-pro (1 session; "
-            "score 62.5, 80 % interval ") in flat
+            "score 62.5/100, 80 % interval ") in flat
     code, out, _ = cli(capsys, "report", "--json", "--database", str(keep / "agent-tracker.lmdb"))
     through_bridge = json.loads(out)
     assert [s["stack"] for s in through_bridge["recommendations"]] == ["python/fastapi", "typescript/react", "rust/axum"]
@@ -410,7 +411,8 @@ def readme_example_is_what_the_tool_prints(capsys: pytest.CaptureFixture[str], d
 
     def normal(text: str) -> list[str]:
         text = re.sub(r"\d{4}-\d\d-\d\d", "<date>", text.replace(str(payments), "/home/you/code/payments"))
-        return [line.rstrip() for line in text.strip().splitlines() if not line.startswith("$ ")]
+        lines = [line.rstrip() for line in text.strip().splitlines() if not line.startswith("$ ")]
+        return [line for n, line in enumerate(lines) if line or (n and lines[n - 1])]  # one blank line, not two
 
     assert normal("\n".join(printed)) == normal(block)
 
@@ -439,4 +441,4 @@ def test_demo_without_examples_says_so(capsys: pytest.CaptureFixture[str], monke
                                        tmp_path: Path) -> None:
     monkeypatch.setattr(demo, "examples_dir", lambda: tmp_path / "nowhere")
     code, _, err = cli(capsys, "demo")
-    assert code == 2 and "The example sessions are not here" in err and "checkout" in err
+    assert code == 1 and "The example sessions are not here" in err and "reinstall" in err

@@ -84,14 +84,14 @@ def test_exact_stack(capsys: pytest.CaptureFixture[str], world: dict[str, Path])
     assert answer["config"] == {"model": "openai/gpt-5", "agent": {"build": {"model": "openai/gpt-5"}}}
     assert answer["lines"] == [
         f"{world['fastapi']}: a python/fastapi project.",
-        "Use agent build with model openai/gpt-5 (P(best) 0.98 over 2 sessions; score 75.0, 80 % interval 78-89): "
+        "Use agent build with model openai/gpt-5 (P(best) 0.98 over 2 sessions; score 75.0/100, 80 % interval 78-89): "
         "the best setup on python/fastapi projects (answered at the exact-stack level).",
-        "Evidence: 2 commits in 1 project (1.00 per session), mean user grade 5.00 (2 grades), mean agent grade 5.00 "
+        "Evidence: 2 commits in 1 project (1.00 per session), mean user grade 5.00 on -1..5 (2 grades), mean agent grade 5.00 on -1..5 "
         "(2 grades), 0.00 bugs per commit.",
         "Cost: not recorded for its sessions (the plugin records it from now on; agent-tracker import-opencode "
         "brings in what past sessions cost).",
         f"Runner-up: agent build with anthropic/claude-sonnet-4-5, P(best) 0.02 over 3 sessions (score "
-        f"{CLAUDE_SCORE:.1f}, 80 % interval 64-67; 1.00 commits per session, mean user grade 2.00).",
+        f"{CLAUDE_SCORE:.1f}/100, 80 % interval 64-67; 1.00 commits per session, mean user grade 2.00 on -1..5).",
     ]
 
     code, out, _ = cli(capsys, "recommend", str(world["fastapi"]), "--database", str(world["database"]))
@@ -112,7 +112,7 @@ def test_a_stack_with_one_setup_answers_there(capsys: pytest.CaptureFixture[str]
     assert (answer["recommendation"]["model"], answer["recommendation"]["probabilityBest"]) == ("openai/gpt-5", 1.0)
     assert answer["runnerUp"] is None
     assert answer["lines"][1] == ("Only one setup was used on python/flask projects (answered at the exact-stack "
-                                  "level): agent build with model openai/gpt-5 (2 sessions; score 75.0, 80 % interval "
+                                  "level): agent build with model openai/gpt-5 (2 sessions; score 75.0/100, 80 % interval "
                                   f"{answer['recommendation']['scoreInterval'][0]:.0f}-"
                                   f"{answer['recommendation']['scoreInterval'][1]:.0f}). With nothing to compare it "
                                   "with this is no verdict: try another agent or model on this project too.")
@@ -139,7 +139,7 @@ def test_language_fallback_counts_every_stack_of_the_language(capsys: pytest.Cap
     assert answer["lines"][:2] == [
         f"{world['django']}: a python/django project; no python/django history: judged from python/fastapi and "
         "python/flask, with the doubt that setups differ between stacks (about 2.8 score points).",
-        f"Use agent build with model openai/gpt-5 (P(best) 0.98 over 4 sessions; score {GPT_SCORE:.1f}, 80 % "
+        f"Use agent build with model openai/gpt-5 (P(best) 0.98 over 4 sessions; score {GPT_SCORE:.1f}/100, 80 % "
         "interval 80-93): the best setup on all python projects (answered at the language level)."]
     assert answer["lines"][2].startswith("Evidence: 4 commits in 2 projects ")
 
@@ -170,7 +170,7 @@ def test_global_fallback(capsys: pytest.CaptureFixture[str], world: dict[str, Pa
     assert answer["lines"][:2] == [
         f"{world['axum']}: a rust/axum project; no rust/axum history: judged from python/fastapi and python/flask, "
         "with the doubt that setups differ between stacks (about 2.8 score points).",
-        f"Use agent build with model openai/gpt-5 (P(best) 0.97 over 4 sessions; score {GPT_SCORE:.1f}, 80 % "
+        f"Use agent build with model openai/gpt-5 (P(best) 0.97 over 4 sessions; score {GPT_SCORE:.1f}/100, 80 % "
         "interval 80-93): the best setup across all projects (answered at the all-projects level)."]
     # A folder whose stack is not recognised goes straight to all projects.
     answer = recommend(capsys, world, "plain")
@@ -216,13 +216,13 @@ def test_not_sure_yet_names_the_leader_and_what_to_try(capsys: pytest.CaptureFix
         ("build", "anthropic/claude-sonnet-4-5", 0.1705, 3)]
     assert answer["lines"][1:4] == [
         "Not sure yet. The leader on python/fastapi projects (answered at the exact-stack level) is agent plan with "
-        "model anthropic/claude-opus-4-1 (P(best) 0.42 over 2 sessions; score 63.8, 80 % interval 64-69), short of "
+        "model anthropic/claude-opus-4-1 (P(best) 0.42 over 2 sessions; score 63.8/100, 80 % interval 64-69), short of "
         "the 0.80 this answer needs to say \"use it\".",
         "Still in the race (least tried first): build with ollama/qwen3-coder:30b (P(best) 0.41, 1 session); plan "
         "with anthropic/claude-opus-4-1 (P(best) 0.42, 2 sessions); build with anthropic/claude-sonnet-4-5 (P(best) "
         "0.17, 3 sessions). To settle it, run your next sessions with agent build and model ollama/qwen3-coder:30b "
         "(agent-tracker recommend --explore picks each next one by its chance).",
-        "Evidence: 2 commits in 1 project (1.00 per session), mean user grade 2.00 (2 grades), mean agent grade 2.00 "
+        "Evidence: 2 commits in 1 project (1.00 per session), mean user grade 2.00 on -1..5 (2 grades), mean agent grade 2.00 on -1..5 "
         "(2 grades), 0.00 bugs per commit."]
     sonnet = next(row for row in answer["contenders"] if row["model"] == "anthropic/claude-sonnet-4-5")
     assert sonnet["sessions"] == 3  # its self-grades, one a grade off the user's on 6 commits, weigh less

@@ -330,8 +330,9 @@ def test_ranking_per_stack_and_minimum_sample(reference) -> None:
     assert [score for _, score in overall] == sorted((claude_shop, gpt, claude_web, qwen), reverse=True)
     texts = [rec.text for rec in report.recommendations]
     assert texts[0].startswith("For python/fastapi projects, use agent build with anthropic/claude-sonnet-4-5: "
-                               f"score {claude_shop:.1f} over 3 sessions (1.33 commits/session, mean user grade 2.67, "
-                               f"mean agent grade 3.50, 0.00 bugs/commit); next: build with openai/gpt-5 at {gpt:.1f}.")
+                               f"score {claude_shop:.1f}/100 over 3 sessions (1.33 commits/session, mean user grade "
+                               f"2.67 on -1..5, mean agent grade 3.50 on -1..5, 0.00 bugs/commit); next: build with "
+                               f"openai/gpt-5 at {gpt:.1f}.")
     assert texts[1].startswith("For typescript/react projects, use agent build with anthropic/claude-sonnet-4-5")
     assert [rec.stack for rec in report.recommendations] == ["python/fastapi", "typescript/react"]
 
@@ -588,6 +589,7 @@ def test_chart_png_and_html(reference, tmp_path: Path) -> None:
 
     tracker, *_ = reference
     report = build_report(tracker.store)
+    (tmp_path / "out").mkdir()  # an existing folder (a missing one is an error: issue 26)
     png = save_chart(tracker.store, report, tmp_path / "out" / "chart.png")
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
@@ -695,12 +697,12 @@ def test_helper_process_gives_the_same_report(reference, isolated_home: Path) ->
     from support import bridges
 
     tracker, *_ = reference
-    sequential = build_report(tracker.store)
+    sequential = build_report(tracker.store, scan=True)  # the helper helps only the scan
     assert not sequential.parallel
     script = ("import json, sys; from bridge.config import BridgeConfig; "
               "from bridge.store import Store; from bridge.report.build import build_report; import bridge.report.helper as H; "
               "H.HELPER_THRESHOLD = 0; store = Store.open(BridgeConfig(database_path=sys.argv[1]), readonly=True); "
-              "report = build_report(store, parallel=True); "
+              "report = build_report(store, parallel=True, scan=True); "
               "print(json.dumps({'parallel': report.parallel, 'setups': [r.to_wire() for r in report.setups], "
               "'totals': report.totals, 'unattributed': report.unattributed_bugs})); "
               "import os; print(json.dumps({'pid': os.getpid(), 'readers': store._env.readers()}))")

@@ -64,6 +64,7 @@ def written(tmp_path: Path, isolated_home: Path) -> tuple[Path, dict[str, Any]]:
     tracker.close()
     database = str(tmp_path / "db.lmdb")
     page = tmp_path / "out" / "report.html"
+    page.parent.mkdir()  # the folder must exist (issue 26: a typo is not a new tree of folders)
     result = run_script(isolated_home, "report", "--database", database, "--html", str(page))
     assert result.returncode == 0, result.stderr
     assert f"HTML report: {page}" in result.stdout
@@ -146,7 +147,7 @@ def test_the_page_is_never_written_over_the_database(tmp_path: Path, isolated_ho
     result = run_script(isolated_home, "report", "--database", str(database), "--html", str(page))
     assert result.returncode == 2
     assert result.stderr == (f"agent-tracker: Refusing to write the HTML report to {page}: it is the agent-tracker "
-                             f"database {database}; only LMDB may write that file. Choose another file.\n")
+                             f"database {database}; only LMDB may write that file.\nhint: Choose another file.\n")
     assert database.read_bytes() == before
 
 
@@ -161,3 +162,29 @@ def test_a_page_whose_filters_match_nothing_says_so(browser: Any, tmp_path: Path
     text = browser.find_element("id", "no-match").text
     assert text == "No sessions match agent=nobody. Known agents: build, general, plan."
     assert browser.find_elements("css selector", "#setups") == []
+
+
+def test_the_setups_table_fits_a_1280_px_window(browser: Any, written: tuple[Path, dict[str, Any]],
+                                                tmp_path: Path) -> None:
+    """Issue 26, item 3: at 1280 px the whole setups table is on screen (the score right after the
+    sessions, as in the terminal), nothing scrolls sideways, and the header's time is readable."""
+    page, wire = written
+    browser.set_window_size(1280, 900)
+    try:
+        browser.get(page.as_uri())
+        inner = browser.execute_script("return window.innerWidth")
+        assert inner <= 1280
+        right = browser.execute_script("return document.querySelector('#setups').getBoundingClientRect().right")
+        widths = browser.execute_script("return Array.from(document.querySelectorAll('#setups th')).map(t => t.dataset.key + ':' + Math.round(t.getBoundingClientRect().width))")
+        assert right <= inner, (right, inner, ' '.join(widths))
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= inner
+        headers = [th.get_attribute("data-key") for th in browser.find_elements("css selector", "#setups th")]
+        assert headers[:7] == ["rank", "stack", "agent", "model", "sessions", "probabilityBest", "score"]
+        shown = browser.find_element("css selector", "time")
+        assert shown.get_attribute("datetime") == wire["generatedAt"] or shown.get_attribute("datetime")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", shown.text), shown.text
+        shot = tmp_path / "report-1280.png"
+        assert browser.save_screenshot(str(shot))
+        print(f"screenshot: {shot}")
+    finally:
+        browser.set_window_size(1500, 2200)

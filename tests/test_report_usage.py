@@ -110,8 +110,8 @@ def test_recommendations_name_cost_and_the_cheapest_setup_within_5_points(priced
     claude, gpt = row(report, "build", "anthropic/claude-sonnet-4-5"), row(report, "build", "openai/gpt-5")
     assert (claude.rank, gpt.rank) == (1, 2) and claude.score - gpt.score < 5
     assert shop.text == (
-        f"For python/fastapi projects, use agent build with anthropic/claude-sonnet-4-5: score {claude.score:.1f} "
-        f"over 4 sessions (1.00 commits/session, mean user grade -, mean agent grade -, 0.00 bugs/commit, "
+        f"For python/fastapi projects, use agent build with anthropic/claude-sonnet-4-5: score {claude.score:.1f}/100 "
+        f"over 4 sessions (1.00 commits/session, no user grades yet, no agent grades yet, 0.00 bugs/commit, "
         f"0.26 $/commit; cheapest setup within 5 points: build with openai/gpt-5 at 0.03 $/commit (score "
         f"{gpt.score:.1f})); next: build with openai/gpt-5 at {gpt.score:.1f}.")
     assert shop.to_wire()["cheapest"] == {"agent": "build", "model": "openai/gpt-5", "setup": "build|openai/gpt-5",
@@ -131,7 +131,7 @@ def test_recommend_names_cost_and_the_cheapest_setup_within_5_points(priced: Tra
         ("openai/gpt-5", 0.5115), ("anthropic/claude-sonnet-4-5", 0.4885)]
     assert lines[4] == "Cost: 0.03 $ per session, 0.03 $ per commit; no setup within 5 points of it is cheaper per commit."
     # claude: $1.05 over the 3 sessions with usage (the old one has none), 4 commits
-    assert lines[5].endswith("mean user grade -, 0.26 $ per commit).")
+    assert lines[5].endswith("no user grades yet, 0.26 $ per commit).")
     assert f"{claude.cost_per_session:.2f} {claude.cost_per_commit:.2f}" == "0.35 0.26"
     wire = advice.to_wire()
     assert (wire["recommendation"]["setup"], wire["cheapest"]["setup"]) == (gpt.setup, gpt.setup)
@@ -184,11 +184,17 @@ def test_the_table_shows_the_cost_columns_when_they_fit(priced: Tracker) -> None
     claude_line = next(line for line in wide.splitlines() if "claude-sonnet" in line)
     assert claude_line.split()[-9:-4] == ["0.35", "0.26", "2.3k", "5.0s", f"{claude.value:,.0f}"]
     assert "Agent setups (10 sessions, 10 commits, 0 grades, 1.14 $ over 16.8k tokens" in wide
-    # In a narrow terminal sessions and P(best) stay; the cost columns go.
+    # In a narrow terminal sessions and P(best) stay; the cost columns go (issue 26: never $/C
+    # without the user grade, which does not fit here).
     narrow = render_text(report, width=80)
     header = next(line for line in narrow.splitlines() if line.lstrip().startswith("#"))
-    assert header.split() == ["#", "Agent", "Model", "Sessions", "5s", "P(best)", "Score"]
-    assert "$/C, Commits" in " ".join(narrow.split()) and "Value, $/S, Tok/C, Time/S (--wide" in " ".join(narrow.split())
+    assert header.split() == ["#", "Agent", "Model", "Sessions", "P(best)", "Score"]
+    assert "User grade, $/C, Commits" in " ".join(narrow.split())
+    assert "Value, $/S, Tok/C, Time/S (--wide" in " ".join(narrow.split())
+    at_120 = render_text(report, width=120)
+    header = next(line for line in at_120.splitlines() if line.lstrip().startswith("#"))
+    assert header.split() == ["#", "Stack", "Agent", "Model", "Sessions", "grade", "$/C", "P(best)", "interval",
+                              "Score"]
     assert [c.header for c in SETUP_COLUMNS if c.key in USAGE_COLUMNS] == ["$/S", "$/C", "Tok/C", "Time/S", "Value"]
 
 
@@ -204,3 +210,40 @@ def test_cli_json_and_csv_carry_the_figures(priced: Tracker, capsys: pytest.Capt
     assert {"cost", "tokens", "tokensInput", "tokensCacheRead", "durationMs", "messages"} <= set(header)
     usage_rows = (tmp_path / "csv" / "usage.csv").read_text().splitlines()
     assert len(usage_rows) == 1 + 11
+
+
+# -- issue 26, item 11: spend under the model that produced it ------------------------------------
+
+def test_a_subagents_spend_counts_under_its_own_model(priced: Tracker) -> None:
+    """c3's subagent ran on haiku from a session on claude: `--model haiku` finds its $0.05, and
+    `--model claude-sonnet-4-5` no longer counts it, though claude's setup row keeps it ($/C)."""
+    haiku = build_report(priced.store, model="claude-haiku-4-5")
+    assert (haiku.usage.cost, haiku.usage.messages, haiku.usage.sessions) == (0.05, 1, 1)
+    assert [(m, u.cost) for m, u in haiku.usage_by_model.items()] == [("anthropic/claude-haiku-4-5", 0.05)]
+    sonnet = build_report(priced.store, model="claude-sonnet-4-5")
+    assert sonnet.usage.cost == pytest.approx(0.30 + 0.20 + 0.25 + 0.25)
+    assert sonnet.usage.messages == 4
+    assert row(sonnet, "build", "anthropic/claude-sonnet-4-5").cost == pytest.approx(1.05)  # the setup's cost
+    everything = build_report(priced.store)
+    assert {m: round(u.cost, 6) for m, u in everything.usage_by_model.items()} == {
+        "anthropic/claude-haiku-4-5": 0.05, "anthropic/claude-sonnet-4-5": 1.0, "ollama/qwen3-coder:30b": 0.0,
+        "openai/gpt-5": 0.09}
+    wire = everything.to_wire()
+    assert [entry["model"] for entry in wire["usageByModel"]] == sorted(everything.usage_by_model)
+    assert "subagents' spend" in render_text(sonnet, width=120)
+
+
+def test_usage_sessions_counts_each_session_once(tmp_path: Path) -> None:
+    """A session that switched model has two setups: usage.sessions still counts it once, and the
+    sessions without usage are what totals.sessions has more."""
+    shop, _ = make_projects(tmp_path)
+    t = Tracker(tmp_path / "db.lmdb")
+    t.session("s1", shop, "build", CLAUDE, tools=0, commits=[(None, None)], delete=False)
+    usage(t, "s1", "m1", 0.10, {"input": 100}, 1000, "build", CLAUDE)
+    usage(t, "s1", "m2", 0.20, {"input": 100}, 1000, "build", GPT)
+    t.session("s2", shop, "build", CLAUDE, tools=1, delete=False)  # no usage recorded
+    t.flush()
+    report = build_report(t.store)
+    assert sum(r.usage.sessions for r in report.setups) == 2  # one per setup it used
+    assert (report.usage.sessions, report.totals["sessions"], report.usage.commits) == (1, 2, 1)
+    t.store.close()

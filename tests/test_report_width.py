@@ -76,7 +76,7 @@ def test_fewer_columns_when_narrow_all_when_wide(report) -> None:
     assert "Not shown at this width: 80% interval, User grade, Commits, Bugs/C, Agent grade, C/S, Last used, XP/S, " \
            "5s, -1s, Aband%, Fail%, Fixup%, Reverts (--wide shows them" in " ".join(rendered(report, 80).split())
     # 100: P(best) and Sessions keep their place; the stack goes to per-stack tables again.
-    assert header(100).split() == ["#", "Agent", "Model", "Sessions", "5s", "P(best)", "interval", "Score"]
+    assert header(100).split() == ["#", "Agent", "Model", "Sessions", "P(best)", "interval", "Score"]
     assert header(200).split() == ["#", "Stack", "Agent", "Model", "Sessions", "Commits", "C/S", "XP/S", "grade",
                                    "grade", "5s", "-1s", "Bugs/C", "Fail%", "Aband%", "Last", "used", "P(best)",
                                    "interval", "Score"]
@@ -146,3 +146,20 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert ("--since WHEN only records from WHEN on: a date (2026-10-01), an ISO timestamp (2026-10-01T14:00Z, UTC "
             "unless it says) or Nd (N days ago: 30d)") in flat
     assert "--until WHEN" in flat and "--agent AGENT" in flat and "--model MODEL" in flat and "--wide" in flat
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_columns_are_shown_in_priority_order_only(report, width: int, monkeypatch: pytest.MonkeyPatch,
+                                                   isolated_home: Path, tmp_path: Path) -> None:
+    """Issue 26, item 2: rank, agent, model, sessions and score at every width; then the others in
+    priority order, never a later one without every earlier one (the stack may become per-stack tables)."""
+    from bridge.report.render import KEY_COLUMNS, PRIORITY, choose_columns
+
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    keys = choose_columns(report, console, width)
+    assert set(KEY_COLUMNS) <= set(keys)
+    extra = [key for key in PRIORITY if key in keys and key != "stack"]
+    ordered = [key for key in PRIORITY if key != "stack" and key not in ("costPerSession", "costPerCommit",
+               "tokensPerCommit", "timePerSession", "value")]  # no usage in this report
+    assert extra == ordered[:len(extra)]
+    assert "Sessions" in rendered(report, width)

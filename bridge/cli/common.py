@@ -14,9 +14,11 @@ Exit codes (documented in docs/README-report.md):
 from __future__ import annotations
 
 import argparse
+import io
+import re
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import orjson
 
@@ -40,15 +42,55 @@ class CommandError(Exception):
 
 # -- output ------------------------------------------------------------------------------------
 
+class Output:
+    """What this invocation's output looks like: ``--no-color`` (and the NO_COLOR environment
+    variable, which rich honours itself) turns colour off. Set once per command by cli.run."""
+
+    color = True
+
+
+class TrimmedLines(io.TextIOBase):
+    """Writes lines without their trailing spaces: rich pads a table's lines to the console's
+    width, which in a file or a pipe is only noise (and 200 columns of it)."""
+
+    def __init__(self, target: TextIO):
+        self.target = target
+        self.pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        if lines:
+            self.target.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        # A line without its newline yet (rich ends every print with one): written as it is.
+        if self.pending:
+            self.target.write(self.pending)
+            self.pending = ""
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
 def make_console(file: TextIO | None = None) -> Any:
-    """A rich console as wide as the terminal; piped output is 200 columns unless COLUMNS says."""
+    """A rich console as wide as the terminal; piped output is 200 columns unless COLUMNS says,
+    and never padded with trailing spaces."""
     import os
 
     from rich.console import Console
 
-    console = Console(file=file or sys.stdout, highlight=False)
-    if not console.is_terminal and not os.environ.get("COLUMNS"):
-        console = Console(file=file or sys.stdout, highlight=False, width=200)
+    target = file or sys.stdout
+    no_color = True if not Output.color else None
+    console = Console(file=target, highlight=False, no_color=no_color)
+    if not console.is_terminal:
+        width = None if os.environ.get("COLUMNS") else 200
+        console = Console(file=cast(TextIO, TrimmedLines(target)), highlight=False, width=width, no_color=no_color)
     return console
 
 
@@ -67,8 +109,32 @@ def print_json(value: Any) -> None:
 
 
 
-def print_error(message: str) -> None:
-    print(f"agent-tracker: {message}", file=sys.stderr, flush=True)
+_SENTENCE_END = re.compile(r"(?<=[.!?:)])\s+(?=[A-Z`(])")
+
+
+def error_lines(message: str, hint: str | None = None) -> tuple[str, str | None]:
+    """(the error, the hint): the first sentence says what went wrong, the rest is what to do."""
+    if hint is None:
+        parts = _SENTENCE_END.split(message.strip(), maxsplit=1)
+        if len(parts) == 2 and parts[0].endswith("."):
+            return parts[0], parts[1]
+    return message.strip(), hint
+
+
+def print_error(message: str, hint: str | None = None) -> None:
+    """One line for the error and at most one for the hint; in a terminal narrower than a line,
+    folded between words (the terminal itself would cut a word in two)."""
+    import os
+    import shutil
+    import textwrap
+
+    error, hint = error_lines(message, hint)
+    lines = [f"agent-tracker: {error}"] + ([f"hint: {hint}"] if hint else [])
+    if sys.stderr.isatty():
+        width = int(os.environ.get("COLUMNS") or shutil.get_terminal_size().columns)
+        lines = [textwrap.fill(line, width=max(width, 20), subsequent_indent="  ", break_long_words=False,
+                               break_on_hyphens=False) for line in lines]
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 
@@ -117,11 +183,21 @@ def database_path(config: BridgeConfig) -> Path:
 
 
 
-def missing(path: Path) -> CommandError:
+def missing(path: Path, given: str | None = None) -> CommandError:
+    """No database at ``path``; ``given`` is what --database said, when it was relative (it is
+    resolved against the home directory, as the bridge does: say so, and name the file of that
+    name in the current folder, the one the user probably meant)."""
+    import os
+
+    if given is not None and not os.path.isabs(os.path.expanduser(given)):
+        here = Path.cwd() / given
+        meant = f" There is one at {here}: pass --database {here}." if here.exists() else ""
+        return CommandError(f"No agent-tracker database at {path} (a relative --database is resolved against the "
+                            f"home directory, not the current folder).{meant or ' Pass an absolute path.'}",
+                            EXIT_NO_DATABASE)
     return CommandError(
         f"No agent-tracker database at {path}. It is created when OpenCode first runs the plugin "
-        f"(see `agent-tracker install-plugin`); try `agent-tracker demo` for a sample, or pass "
-        f"--database PATH.", EXIT_NO_DATABASE)
+        f"(agent-tracker install-plugin); try agent-tracker demo, or pass --database PATH.", EXIT_NO_DATABASE)
 
 
 
@@ -129,7 +205,7 @@ def open_for_reading(config: BridgeConfig) -> Store:
     """Open read-only, or CommandError with exit code 3 (missing) or 4 (not usable)."""
     path = database_path(config)
     if not path.exists():
-        raise missing(path)
+        raise missing(path, config.database_path)
     if path.is_file() and path.stat().st_size == 0:
         raise CommandError(f"The file at {path} is empty: no agent-tracker database there yet.",
                            EXIT_NO_DATABASE)
@@ -143,7 +219,7 @@ def open_for_reading(config: BridgeConfig) -> Store:
 def open_for_writing(config: BridgeConfig, *, must_exist: bool = False) -> Store:
     path = database_path(config)
     if must_exist and not path.exists():
-        raise missing(path)
+        raise missing(path, config.database_path)
     store = Store.open(config)
     if not store.available:
         raise unusable(store)
@@ -185,4 +261,5 @@ def write_event(store: Store, config: BridgeConfig, method: str, params: dict[st
 def report_failure(args: argparse.Namespace, message: str, code: int) -> None:
     print_error(message)
     if getattr(args, "json", False):
-        print_json({"error": message, "exitCode": code})
+        error, hint = error_lines(message)
+        print_json({"error": message, "exitCode": code, "message": error, "hint": hint})

@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_OK, CommandError, command_config, open_for_reading
+from .common import EXIT_OK, EXIT_USAGE, CommandError, command_config, open_for_reading
 
 # -- export ------------------------------------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..report.export import ExportError, export_database
 
+    if args.json and args.format not in (None, "json"):
+        raise CommandError(f"--json is --format json; it cannot be combined with --format {args.format}.", EXIT_USAGE)
     config = command_config(args)
     with open_for_reading(config) as store:
         try:
-            summary = export_database(store, args.format, args.output)
+            summary = export_database(store, args.format or "json", args.output, since=args.since, until=args.until)
         except ExportError as exc:
             raise CommandError(str(exc), exc.code) from None
     if args.output:

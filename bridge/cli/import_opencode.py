@@ -16,6 +16,7 @@ from typing import Any, Callable
 from ..wording import plural
 from .common import (
     EXIT_FAILED,
+    EXIT_NO_DATABASE,
     EXIT_OK,
     EXIT_WRITE,
     CommandError,
@@ -31,14 +32,16 @@ from .common import (
 def cmd_import_opencode(args: argparse.Namespace) -> int:
     from ..history_import import import_history, scratch_copy
     from ..opencode.history import OpenCodeHistory
-    from ..opencode.location import OpenCodeHistoryError
+    from ..opencode.location import NoOpenCodeDatabase, OpenCodeHistoryError
 
     config = command_config(args)
     database_path(config)  # ':memory:' is refused here, before OpenCode's database is opened
     since = _since(args.since)
     try:
         history = OpenCodeHistory.open(args.db)
-    except OpenCodeHistoryError as exc:  # none there, not OpenCode's, or a layout we cannot read
+    except NoOpenCodeDatabase as exc:  # none there: the same exit code as a missing agent-tracker database
+        raise CommandError(str(exc), EXIT_NO_DATABASE) from None
+    except OpenCodeHistoryError as exc:  # not OpenCode's, or a layout we cannot read
         raise CommandError(str(exc), EXIT_FAILED) from None
     with history:
         with scratch_copy(config) if args.dry_run else open_for_writing(config) as store, \
@@ -118,18 +121,20 @@ def _print_summary(wire: dict[str, Any]) -> None:
         table.add_column(column, justify="right" if column else "left")
     sessions, calls, usage = wire["sessions"], wire["toolCalls"], wire["usage"]
     counted_before = calls["alreadyCounted"] + calls["countedBeforeCallIds"]
-    table.add_row("sessions", str(sessions["read"]), str(sessions["new"]), str(sessions["alreadyTracked"]))
-    table.add_row("tool calls", str(calls["counted"] + counted_before), str(calls["counted"]), str(counted_before))
-    table.add_row("commits, pushes", "", f"{wire['commits']}, {wire['pushes']}", "")
-    table.add_row("XP", "", f"{wire['xp']:g}", "")
-    table.add_row("model calls", str(usage["messages"]), "", "")
-    table.add_row("cost $, tokens", f"{money(usage['cost'])}, {tokens_text(usage['tokens'])}", "", "")
+    table.add_row("sessions", f"{sessions['read']:,}", f"{sessions['new']:,}", f"{sessions['alreadyTracked']:,}")
+    table.add_row("tool calls", f"{calls['counted'] + counted_before:,}", f"{calls['counted']:,}", f"{counted_before:,}")
+    table.add_row("commits, pushes", "", f"{wire['commits']:,}, {wire['pushes']:,}", "")
+    table.add_row("XP", "", f"{wire['xp']:,.0f}" if float(wire["xp"]).is_integer() else f"{wire['xp']:,.1f}", "")
+    new = usage["new"]
+    table.add_row("model calls", f"{usage['messages']:,}", f"{new['messages']:,}", f"{usage['messages'] - new['messages']:,}")
+    table.add_row("cost $, tokens", f"{money(usage['cost'])}, {tokens_text(usage['tokens'])}",
+                  f"{money(new['cost'])}, {tokens_text(new['tokens'])}", "")
     console.print(table)
     verb = "would bring in" if dry else "brought in"
     since = f" created since {wire['since']}" if wire["since"] else ""
     console.print(f"{plural(sessions['read'], 'session')}{since} read from {wire['source']} ({sessions['children']} "
                   f"of them subagents' sessions): this import {verb} {plural(sessions['new'], 'new session')} and "
-                  f"the usage of {plural(usage['messages'], 'model call')} (a call recorded before is replaced, "
+                  f"the usage of {plural(new['messages'], 'new model call')} (a call recorded before is replaced, "
                   f"never added) into {wire['database']}.", highlight=False)
     if sessions["alreadyTracked"]:
         tracked = sessions["alreadyTracked"]

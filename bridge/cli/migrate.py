@@ -11,7 +11,9 @@ from ..config import BridgeConfig
 from ..store import Store
 from .common import (
     EXIT_FAILED,
+    EXIT_NO_DATABASE,
     EXIT_OK,
+    CommandError,
     command_config,
     database_path,
     make_console,
@@ -32,7 +34,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     config = command_config(args)
     path = database_path(config)
     sources = [resolved_argument(p) for p in args.paths]
+    for source in sources:
+        if not source.exists():
+            raise CommandError(f"Nothing to migrate at {source}: no such file or folder.", EXIT_FAILED)
     old_at_central_path = path.is_file() and is_lmdbjs_file(path)
+    if not sources and not path.exists():
+        raise CommandError(f"There is no database at {path}, so nothing to migrate there. Give project folders or "
+                           f"lmdb-js database files: agent-tracker migrate ~/code/*", EXIT_NO_DATABASE)
     if not sources and not old_at_central_path:
         message = (f"The database at {path} is not from the older plugin; nothing to migrate there. "
                    f"Give project folders or lmdb-js database files: agent-tracker migrate ~/code/*")

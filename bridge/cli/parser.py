@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any, NoReturn
 
 DESCRIPTION = """\
 agent-tracker: which AI coding-agent setup (OpenCode agent, model, project stack) works best
@@ -17,6 +18,83 @@ these commands read it.
 WHEN = "a date (2026-10-01), an ISO timestamp (2026-10-01T14:00Z, UTC unless it says) or Nd (N days ago: 30d)"
 
 
+# The one contract of every command, in each --help (and in the README's "Commands").
+CONTRACT = """\
+Every command: --json prints machine-readable output (an error as {"error", "exitCode", "hint"});
+--no-color (or NO_COLOR=1) turns colour off; an error is one line, its hint one more.
+Exit codes: 0 done, 1 failed, 2 usage error, 3 no database, 4 not a usable database, 5 cannot
+write the database, 130 interrupted."""
+
+# Examples for each command's --help, the first one the most common use.
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "serve": ("agent-tracker serve            # what the OpenCode plugin spawns",),
+    "status": ("agent-tracker status", "agent-tracker status build --json"),
+    "doctor": ("agent-tracker doctor --summaries", "agent-tracker doctor --summaries --json",
+               "agent-tracker doctor --rebuild"),
+    "recommend": ("agent-tracker recommend", "agent-tracker recommend ~/code/payments --min-sessions 5",
+                  "agent-tracker recommend --explore      # the setup to run the next session with (an experiment)"),
+    "report": ("agent-tracker report", "agent-tracker report --stack python --since 30d",
+               "agent-tracker report --model gpt-5 --json", "agent-tracker report --html report.html"),
+    "usage": ("agent-tracker usage daily", "agent-tracker usage monthly --breakdown",
+              "agent-tracker usage weekly --since 2026-10-01 --timezone Europe/Berlin",
+              "agent-tracker usage session --project shop-api --json"),
+    "export": ("agent-tracker export --format csv --output tables/", "agent-tracker export --json > all.json",
+               "agent-tracker export --format jsonl --output sessions.jsonl"),
+    "migrate": ("agent-tracker migrate ~/code/shop", "agent-tracker migrate --dry-run"),
+    "import-opencode": ("agent-tracker import-opencode --dry-run", "agent-tracker import-opencode --since 90d"),
+    "reinstate": ("agent-tracker reinstate build --reason 'reviewed the fix'",),
+    "bug": ("agent-tracker bug build --commit abc1234 --reason 'breaks checkout'",),
+    "replay": ("agent-tracker replay session.jsonl --database /tmp/try.lmdb",),
+    "demo": ("agent-tracker demo", "agent-tracker demo --keep ~/agent-tracker-demo"),
+    "install-plugin": ("agent-tracker install-plugin", "agent-tracker install-plugin --project . --dry-run"),
+    "uninstall-plugin": ("agent-tracker uninstall-plugin", "agent-tracker uninstall-plugin --project ."),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """A usage error is one line and one hint (argparse prints the whole usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        from .common import EXIT_USAGE, print_error
+
+        command = self.prog.removeprefix("agent-tracker").strip()
+        where = f"{command}: " if command else ""
+        print_error(f"{where}{message}", f"{self.prog} --help shows every option, with examples.")
+        raise SystemExit(EXIT_USAGE)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help text folded between words only: never "agent-" at the end of a line and "tracker" on
+    the next (argparse breaks on hyphens by default)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+
+def epilog(command: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[command]) + "\n\n" + CONTRACT
+
+
+def _command(sub: Any, name: str, **options: Any) -> argparse.ArgumentParser:
+    """A subcommand with its examples and the contract in its --help, and --no-color."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, epilog=epilog(name), formatter_class=HelpFormatter, **options)
+    parser.add_argument("--no-color", action="store_true", help="no colour (as NO_COLOR=1 does)")
+    return parser
+
+
+def _json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _window(parser: argparse.ArgumentParser, what: str) -> None:
+    """--since/--until, as the report reads them (UTC unless a timestamp says)."""
+    parser.add_argument("--since", metavar="WHEN", help=f"{what} from WHEN on: {WHEN}")
+    parser.add_argument("--until", metavar="WHEN", help=f"{what} up to WHEN (a date counts whole): {WHEN}")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", metavar="PATH",
                         help="database file (default: $XDG_CONFIG_HOME or ~/.config, /opencode/agent-tracker.lmdb; "
@@ -27,24 +105,24 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _reading(parser: argparse.ArgumentParser) -> None:
     _common(parser)
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    _json(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="agent-tracker", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="agent-tracker", description=DESCRIPTION, epilog=CONTRACT,
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"agent-tracker {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _common(sub.add_parser("serve", help="run the bridge on stdio (what the OpenCode plugin spawns)"))
-    status = sub.add_parser("status", help="an agent's sheet (or all agents)")
+    _common(_command(sub, "serve", help="run the bridge on stdio (what the OpenCode plugin spawns)"))
+    status = _command(sub, "status", help="an agent's sheet (or all agents)")
     _reading(status)
-    status.add_argument("agent", nargs="?")
+    status.add_argument("agent", nargs="?", help="one agent's sheet, setups and recent events (default: every agent)")
+    _window(status, "the agent's setups count only records")
     from ..report.score import SCORE_HELP  # a light import (no matplotlib, no LMDB)
 
-    recommend = sub.add_parser(
-        "recommend", help="which agent and model to configure for a project (default: this folder)",
+    recommend = _command(sub, "recommend", help="which agent and model to configure for a project (default: this folder)",
         description="Classifies DIR's stack from its manifest files and answers which agent and model to "
                     "configure, how sure that is (P(best): the chance it is the best setup, from a posterior of "
                     "every setup's score) and, when it is not sure yet (P(best) below 0.8), which setups to "
@@ -52,9 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "answer, then setups of all projects; the answer says which level it comes from, and the "
                     "probability carries the doubt that setups differ between stacks. Prints an OpenCode "
                     "config snippet to copy.",
-        epilog="examples:\n  agent-tracker recommend\n  agent-tracker recommend ~/code/new-api --json\n"
-               "  agent-tracker recommend --explore     # the setup to run the next session with (an experiment)",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        )
     _reading(recommend)
     recommend.add_argument("directory", nargs="?", default=".", metavar="DIR",
                            help="the project folder (default: the current folder)")
@@ -64,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--explore", action="store_true",
                            help="name the setup to run the next session with, drawn by Thompson sampling from "
                                 "the same posterior (each setup as often as it may be the best)")
-    report = sub.add_parser("report", help="which setup (agent, model, stack) does best",
-                            description=SCORE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _window(recommend, "only records")
+    report = _command(sub, "report", help="which setup (agent, model, stack) does best", description=SCORE_HELP)
     _reading(report)
     report.add_argument("--project", metavar="PATH|NAME",
                         help="only this project: a path (., ~/code/shop) or a folder name (shop), which is "
@@ -83,17 +159,33 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--html", metavar="FILE",
                         help="write the whole report as one self-contained HTML page: recommendations, a "
                              "sortable setups table, the agents and the chart")
-    export = sub.add_parser("export", help="sessions, commits and grade events for spreadsheets/DuckDB/pandas")
+    usage = _command(sub, "usage", help="spend, tokens, sessions and commits per day, week, month or session",
+        description="What your model calls cost over time, as ccusage shows it, plus what only agent-tracker "
+                    "knows: commits, grades and bugs per period. Each message counts under the model that "
+                    "produced it, at its own time, in --timezone (default: this machine's).")
+    _reading(usage)
+    usage.add_argument("view", choices=("daily", "weekly", "monthly", "session"),
+                       help="one row per day, week (from Monday), month or session")
+    usage.add_argument("--breakdown", action="store_true", help="a row per model under each period")
+    usage.add_argument("--project", metavar="PATH|NAME", help="only this project (as report --project)")
+    usage.add_argument("--since", metavar="WHEN", help=f"from WHEN on, in --timezone: {WHEN}")
+    usage.add_argument("--until", metavar="WHEN", help=f"up to WHEN (a date counts whole), in --timezone: {WHEN}")
+    usage.add_argument("--timezone", metavar="TZ",
+                       help="local (default), UTC, an IANA name (Europe/Berlin) or an offset (+02:00)")
+    export = _command(sub, "export", help="sessions, commits and grade events for spreadsheets/DuckDB/pandas")
     _common(export)
-    export.add_argument("--format", choices=("json", "csv", "jsonl"), default="json")
+    _json(export)
+    export.add_argument("--format", choices=("json", "csv", "jsonl"), default=None,
+                        help="json (one document, the default; as --json), csv (a file per table) or jsonl")
+    _window(export, "only the events (sessions, commits, grades, activities, usage)")
     export.add_argument("--output", "-o", metavar="PATH",
                         help="file (json/jsonl) or folder (csv: one file per table); default stdout")
-    migrate = sub.add_parser("migrate", help="import databases written by the older TypeScript plugin")
+    migrate = _command(sub, "migrate", help="import databases written by the older TypeScript plugin")
     _reading(migrate)
     migrate.add_argument("paths", nargs="*", metavar="PATH",
                          help="project folders or lmdb-js database files (default: the central path)")
     migrate.add_argument("--dry-run", action="store_true", help="read and count, write nothing")
-    history = sub.add_parser("import-opencode", help="import your past sessions from OpenCode's own history database",
+    history = _command(sub, "import-opencode", help="import your past sessions from OpenCode's own history database",
                              description="Reads OpenCode's history (opencode.db) read-only and feeds every past session "
                                          "through the same rules as live events: sessions, tool calls, commits and "
                                          "pushes, what each model call cost. Running it again, or on sessions the "
@@ -105,41 +197,55 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--since", metavar="WHEN", help=f"only sessions created from WHEN on: {WHEN}")
     history.add_argument("--dry-run", action="store_true",
                          help="import into a throw-away copy of the database and show what would be added")
-    reinstate = sub.add_parser("reinstate", help="give a halted agent its SP back (recorded as an event)")
+    reinstate = _command(sub, "reinstate", help="give a halted agent its SP back (recorded as an event)")
     _common(reinstate)
-    reinstate.add_argument("agent")
-    reinstate.add_argument("--reason")
-    bug = sub.add_parser("bug", help="report a bug of an agent: SP -1; at SP 0 its tools are blocked",
+    _json(reinstate)
+    reinstate.add_argument("agent", help="the halted agent, e.g. build")
+    reinstate.add_argument("--reason", help="why (stored with the event)")
+    bug = _command(sub, "bug", help="report a bug of an agent: SP -1; at SP 0 its tools are blocked",
                          description="Report a bug of AGENT (for a commit it made, with --commit): its skill points "
                                      "drop by 1 and the bug counts against its setup in the report. At SP 0 the agent "
                                      "is halted: OpenCode blocks its next tool call until `agent-tracker reinstate "
                                      "AGENT`.")
     _reading(bug)
-    bug.add_argument("agent")
+    bug.add_argument("agent", help="the agent with the bug, e.g. build")
     bug.add_argument("--commit", metavar="HASH", help="the commit with the bug (short or full hash)")
     bug.add_argument("--project", metavar="DIR", help="the project of --commit, when the hash is in several")
     bug.add_argument("--reason", help="what is wrong (stored as the bug's description)")
-    replay = sub.add_parser("replay", help="feed a recorded session (.jsonl) into a database")
+    doctor = _command(
+        sub, "doctor", help="check the report's summaries against the events (--summaries), or rebuild them",
+        description="report and recommend read per-session summaries that every write keeps in its own "
+                    "transaction. --summaries recomputes them from the events and lists what differs "
+                    "(exit 1 when anything does); --rebuild rewrites them from the events in one transaction.")
+    _reading(doctor)
+    what = doctor.add_mutually_exclusive_group()
+    what.add_argument("--summaries", action="store_true", help="compare the summaries with the events (the default)")
+    what.add_argument("--rebuild", action="store_true", help="rewrite the summaries from the events")
+    replay = _command(sub, "replay", help="feed a recorded session (.jsonl) into a database")
     _reading(replay)
     replay.add_argument("files", nargs="+", metavar="FILE")
-    demo = sub.add_parser("demo", help="replay the example sessions into a temporary database and report",
+    demo = _command(sub, "demo", help="replay the example sessions into a temporary database and report",
                           description="Replays the recorded example sessions through the real bridge, spread "
                                       "over six simulated weeks, into a throw-away database, and prints the report.")
+    _json(demo)
     demo.add_argument("--keep", metavar="DIR", help="keep the demo database in DIR")
     demo.add_argument("--chart", metavar="FILE", help="also draw the chart")
-    install = sub.add_parser("install-plugin", help="install the OpenCode plugin (global, or --project DIR)")
-    install.add_argument("--project", metavar="DIR")
-    install.add_argument("--dry-run", action="store_true")
+    install = _command(sub, "install-plugin", help="install the OpenCode plugin (global, or --project DIR)")
+    _json(install)
+    install.add_argument("--project", metavar="DIR",
+                         help="install for this project only (DIR/.opencode) instead of every project")
+    install.add_argument("--dry-run", action="store_true", help="say what would be written, write nothing")
     install.add_argument("--bridge-command", metavar="CMD",
                          help='how OpenCode starts the bridge (default: "agent-tracker serve" if on PATH, '
                               'else this Python with -m bridge serve)')
-    uninstall = sub.add_parser("uninstall-plugin", help="remove the OpenCode plugin")
-    uninstall.add_argument("--project", metavar="DIR")
+    uninstall = _command(sub, "uninstall-plugin", help="remove the OpenCode plugin")
+    _json(uninstall)
+    uninstall.add_argument("--project", metavar="DIR", help="remove it from this project (DIR/.opencode) only")
     return parser
 
 
 def serve_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agent-tracker serve",
+    parser = Parser(prog="agent-tracker serve",
                                      description="Run the bridge on stdio (what the OpenCode plugin spawns).")
     _common(parser)
     return parser

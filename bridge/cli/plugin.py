@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ..wording import plural
-from .common import EXIT_FAILED, EXIT_OK, CommandError, resolved_argument
+from typing import Any
+
+from .common import EXIT_FAILED, EXIT_OK, CommandError, print_json, resolved_argument
 
 
 def cmd_install_plugin(args: argparse.Namespace) -> int:
@@ -17,9 +19,19 @@ def cmd_install_plugin(args: argparse.Namespace) -> int:
         result = install_plugin(project, bridge_command=bridge_command, dry_run=args.dry_run)
     except InstallError as exc:
         raise CommandError(str(exc), EXIT_FAILED) from None
+    hint = history_hint(args)
+    if args.json:
+        print_json({**install_wire(result), "pastSessions": hint})
+        return EXIT_OK
     print(getattr(result, "message", result))
-    print(history_hint(args))
+    print(hint)
     return EXIT_OK
+
+
+def install_wire(result: Any) -> dict[str, Any]:
+    return {"configDir": str(result.config_dir), "changed": [str(p) for p in result.changed],
+            "unchanged": [str(p) for p in result.unchanged], "backups": [str(p) for p in result.backups],
+            "dryRun": result.dry_run, "message": result.message}
 
 
 def history_hint(args: argparse.Namespace) -> str:
@@ -60,5 +72,8 @@ def cmd_uninstall_plugin(args: argparse.Namespace) -> int:
         result = uninstall_plugin(project)
     except InstallError as exc:
         raise CommandError(str(exc), EXIT_FAILED) from None
+    if args.json:
+        print_json(install_wire(result))
+        return EXIT_OK
     print(getattr(result, "message", result))
     return EXIT_OK

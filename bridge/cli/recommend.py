@@ -18,7 +18,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                            EXIT_FAILED)
     config = command_config(args)
     with open_for_reading(config) as store:
-        advice = recommend_for(store, directory, min_sessions=args.min_sessions, rules=config.scoring)
+        advice = recommend_for(store, directory, min_sessions=args.min_sessions, rules=config.scoring,
+                               since=args.since, until=args.until)
     if args.json:
         print_json(advice.to_wire())
         return EXIT_OK

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, command_config, open_for_writing, stored_agent, write_event
+from .common import EXIT_OK, command_config, open_for_writing, print_json, stored_agent, write_event
 
 # -- reinstate ---------------------------------------------------------------------------------------------
 
@@ -13,12 +13,22 @@ def cmd_reinstate(args: argparse.Namespace) -> int:
     with open_for_writing(config, must_exist=True) as store:
         before = stored_agent(store, args.agent)
         if not before.get("skillPoints", 1) <= 0 and not before.get("halted"):
+            if args.json:
+                print_json({"database": str(store.path), "agent": args.agent, "reinstated": False,
+                            "skillPointsBefore": before.get("skillPoints"),
+                            "skillPointsAfter": before.get("skillPoints"), "halted": False})
+                return EXIT_OK
             print(f"{args.agent} is not halted (SP {before.get('skillPoints'):g}); nothing to reinstate.")
             return EXIT_OK
         write_event(store, config, "agent.reinstate",
                     {"agentId": args.agent, **({"reason": args.reason} if args.reason else {})})
         with store.read() as view:
             after = view.get("agents", args.agent) or {}
+    if args.json:
+        print_json({"database": str(store.path), "agent": args.agent, "reinstated": True,
+                    "skillPointsBefore": before.get("skillPoints"), "skillPointsAfter": after.get("skillPoints"),
+                    "halted": bool(after.get("halted")), "reason": args.reason})
+        return EXIT_OK
     print(f"{args.agent} reinstated in {store.path}: SP {before.get('skillPoints'):g} -> "
           f"{after.get('skillPoints'):g}, {'still halted' if after.get('halted') else 'active again'}"
           f"{' (reason: ' + args.reason + ')' if args.reason else ''}.")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any, Callable
+
+from ..wording import plural
 
 from ..replay import replay_files
 from .common import (
@@ -25,18 +29,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for path in paths:
         if not path.is_file():
             raise CommandError(f"No such recording: {path}", EXIT_FAILED)
-    with open_for_writing(config) as store:
-        result = replay_files(store, config, paths)
+    with open_for_writing(config) as store, _progress(enabled=not args.json and len(paths) > 1) as progress:
+        result = replay_files(store, config, paths, progress)
     if args.json:
         print_json(result)
     else:
+        from rich.text import Text
+
         console = make_console()
+        # A line per file only where something was refused or unreadable (the rest is the total).
         for item in result["files"]:
-            console.print(f"{item['file']}: {item['events']} events replayed, {item['rejected']} rejected, "
-                          f"{item['skipped']} lines skipped")
+            if item["problems"] or len(paths) == 1:
+                console.print(Text(f"{item['file']}: {item['events']:,} events replayed, {item['rejected']:,} rejected, "
+                                   f"{item['skipped']:,} lines skipped"))
             for problem in item["problems"][:10]:
-                console.print(f"  [yellow]line {problem['line']}[/yellow]: {problem['message']}")
-        console.print(f"Replayed {result['events']} events into {result['database']}.")
+                console.print(Text(f"  line {problem['line']}: {problem['message']}", style="yellow"))
+        console.print(Text(f"Replayed {result['events']:,} events from {plural(len(paths), 'file')} into "
+                           f"{result['database']}: {result['rejected']:,} rejected, {result['skipped']:,} lines "
+                           f"skipped."))
     if result["flushErrors"]:
         for message in result["flushErrors"]:
             print_error(message)
@@ -45,12 +55,45 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 
+class _progress:
+    """A progress bar over the files replayed (several files, not --json), on standard error."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        return self._advance if self.enabled else None
+
+    def _advance(self, done: int, total: int) -> None:
+        if self._progress is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                                      TimeRemainingColumn(), console=make_console(sys.stderr), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("replay", total=total)
+        self._progress.update(self._task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
 # -- demo --------------------------------------------------------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import DemoError, run_demo
 
     try:
-        return run_demo(keep=args.keep, chart=args.chart, console=make_console())
+        if not args.json:
+            return run_demo(keep=args.keep, chart=args.chart, console=make_console())
+        import io
+
+        summary: dict[str, Any] = {}
+        code = run_demo(keep=args.keep, chart=args.chart, console=make_console(io.StringIO()), summary=summary)
+        print_json(summary)
+        return code
     except DemoError as exc:
         raise CommandError(str(exc), exc.code) from None

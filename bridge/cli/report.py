@@ -35,7 +35,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                     "html": str(page) if page else None})
         return EXIT_OK
     console = make_console()
-    render_rich(report, console, wide=args.wide)
+    if not (chart or page):  # asked for a file: its path is the answer, not the whole report again
+        render_rich(report, console, wide=args.wide)
     if chart:
         console.print(f"Chart: {chart}")
     if page:

@@ -46,19 +46,27 @@ def cmd_status(args: argparse.Namespace) -> int:
             else:
                 _render_agents(rows, store.path)
             return EXIT_OK
-        if args.agent not in agents:
-            known = ", ".join(sorted(agents)) or "none yet"
-            raise CommandError(f"No agent named {args.agent!r} in {store.path}. Known agents: {known}.")
         from ..report.build import build_report
 
-        report = build_report(store, agent=args.agent)
-    sheet = agent_sheet_detail(AgentState.from_record(agents[args.agent]), config.scoring)
+        report = build_report(store, agent=args.agent, since=args.since, until=args.until)
+        if args.agent not in agents and not report.setups:
+            known = ", ".join(sorted(agents)) or "none yet"
+            raise CommandError(f"No agent named {args.agent!r} in {store.path}. Known agents: {known}.")
+    # An agent the report knows (its sessions) may have no sheet yet: a sheet is written when it
+    # first earns or loses points, which a session whose every tool call failed never does.
+    recorded = args.agent in agents
+    state = AgentState.from_record(agents[args.agent]) if recorded else AgentState.new(args.agent, config.scoring)
+    sheet = agent_sheet_detail(state, config.scoring)
     if args.json:
-        print_json({"database": str(store.path), "agent": sheet,
+        print_json({"database": str(store.path), "agent": sheet, "sheetRecorded": recorded,
                      "setups": [row.to_wire() for row in report.setups],
                      "recent": list(recent), "activities": activities, "retrospectives": retrospectives})
         return EXIT_OK
     _render_agent(sheet, report, list(recent), store.path)
+    if not recorded:
+        make_console().print(f"{args.agent} has no sheet of its own yet: it has earned no XP (a sheet starts with "
+                             f"its first successful tool call, commit or grade); its setups are above.",
+                             markup=False)
     _render_latest(activities, retrospectives)
     return EXIT_OK
 

@@ -283,7 +283,34 @@ def remove_plugin_entry(text: str) -> str:
         assert located is not None and located[2] is not None
         array = located[2]
         spans = array.elements
+        if not spans:  # ours was the only plugin: no `"plugin": []` left behind
+            return _without_member(text, located[0], array)
     return text
+
+
+def _without_member(text: str, object_open: int, array: _ArraySpan) -> str:
+    """``text`` without the member ``"plugin": [...]`` whose (empty) array is ``array``, and the
+    comma that separated it from its neighbour."""
+    key = text.rfind('"plugin"', object_open, array.open)
+    if key < 0:
+        return text
+    start, end = key, array.close + 1
+    after = end
+    while after < len(text) and text[after] in " \t\r\n":
+        after += 1
+    if after < len(text) and text[after] == ",":  # a member follows: drop the comma after
+        end = after + 1
+    else:  # the last member: drop the comma before it, if any
+        before = start - 1
+        while before > object_open and text[before] in " \t\r\n":
+            before -= 1
+        if text[before] == ",":
+            start = before
+    # the blank line the member leaves (its indentation up to the previous line break)
+    line_start = text.rfind("\n", 0, start)
+    if line_start >= 0 and text[line_start + 1:start].strip() == "" and start == key:
+        start = line_start
+    return text[:start] + text[end:]
 
 
 # ---------------------------------------------------------------------------------------------

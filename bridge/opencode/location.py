@@ -73,18 +73,18 @@ def locate_database(db: str | os.PathLike[str] | None = None, env: Mapping[str, 
     if db is not None:
         path = Path(os.fspath(db)).expanduser()
         if not path.is_file():
-            raise OpenCodeHistoryError(f"There is no OpenCode database at {path}.")
+            raise NoOpenCodeDatabase(f"There is no OpenCode database at {path}.")
         return path
     if env.get("OPENCODE_DB"):
         configured = opencode_database_path(env)
         if configured is None:
-            raise OpenCodeHistoryError("OPENCODE_DB is :memory:, so OpenCode keeps no history on disk to read.")
+            raise NoOpenCodeDatabase("OPENCODE_DB is :memory:, so OpenCode keeps no history on disk to read.")
         if not configured.is_file():
-            raise OpenCodeHistoryError(f"There is no OpenCode database at {configured} (from OPENCODE_DB).")
+            raise NoOpenCodeDatabase(f"There is no OpenCode database at {configured} (from OPENCODE_DB).")
         return configured
     candidates = database_candidates(env)
     if not candidates:
-        raise OpenCodeHistoryError(
+        raise NoOpenCodeDatabase(
             f"No OpenCode database in {data_directory(env)} (OpenCode keeps its history in "
             f"{DATABASE_NAME} there); pass --db PATH or set OPENCODE_DB.")
     return candidates[0]
@@ -92,3 +92,7 @@ def locate_database(db: str | os.PathLike[str] | None = None, env: Mapping[str, 
 
 class OpenCodeHistoryError(Exception):
     """OpenCode's database cannot be read; the message is one sentence saying why."""
+
+
+class NoOpenCodeDatabase(OpenCodeHistoryError):
+    """There is no OpenCode database at the path: the CLI's "no database" exit code (3)."""

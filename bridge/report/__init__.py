@@ -2,13 +2,15 @@
 
 Owns: aggregation, scoring, ranking, recommendations, the timeline, and every way the answer
 leaves the program (rich/text tables, the chart, export). May import: store, config, timestamps,
-tracking's pure rules (scoring, stack, git_commands, setups, usage_totals). Never imports rpc, cli
-or migration. Modules: build (the entry point), attribution (who a record counts for, and the
+tracking's pure rules (scoring, stack, project_root, git_commands, setups, usage_totals), and summaries.read
+(build answers from the per-session summaries when it can). Never imports rpc, cli or migration. Modules:
+build (the entry point), attribution (who a record counts for, and the
 accumulators), collect + decode (the scan), usage (what model calls cost), bugs (reported and
 reverted), outcomes (abandoned sessions, subagents), helper (a forked counter), score + rank (the
 rules), model (rows and wire form), filters, recommend (one project folder: exact stack, then
 language, then all projects), timeline, render (terminal tables that fit), chart, html (the
-self-contained page), export.
+self-contained page), export, spending + spending_render + periods (`agent-tracker usage`: spend
+per day, week, month or session in a time zone, each message under the model that produced it).
 
 A *setup* is the OpenCode agent, the provider/model it ran on and the stack of the project
 (language/framework, bridge.tracking.stack). Every session, commit, grade and bug in the database is
@@ -33,7 +35,10 @@ Attribution
 
 Score (0-100, see score.SCORE_HELP) and ranking rules are documented in docs/README-report.md.
 
-Speed: one pass per sub-database over the raw values, in one read transaction. Commits and
+Speed: report and recommend read the summaries (bridge.summaries: rows per setup identity and
+day, kept in the flush transaction), not the events, whenever the database has them and the time
+filters are whole days. The scan below stays for the rest (and for `doctor --summaries`):
+one pass per sub-database over the raw values, in one read transaction. Commits and
 grades are grouped in C (``Counter(map(itemgetter(...), map(orjson.loads, values)))``, or with
 msgspec, when installed, frozen structs of just the needed fields as the group keys); a record
 that lacks a field (e.g. a migrated one) is handled on its own and the scan resumes after it;

@@ -42,7 +42,9 @@ def group_stack(stack: str, group: str | None) -> str:
 class Scope:
     """Filters, stack classification and record → setup attribution, all memoised."""
 
-    def __init__(self, view: ReadView, filters: Filters, group: str | None = None):
+    def __init__(self, view: ReadView, filters: Filters, group: str | None = None, *, subagents: bool = True):
+        """``subagents=False``: skip finding the subagents' sessions (a reader of bridge.summaries,
+        whose rows are attributed already, only resolves setups)."""
         self.view = view
         self.filters = filters
         self.project = filters.project
@@ -61,13 +63,16 @@ class Scope:
         self._stacks: dict[str | None, str] = {}
         self.setups_cache: dict[tuple[Any, ...], SetupKey | None] = {}
         self._named: dict[tuple[str, Any], SetupKey | None] = {}
+        self._producers: dict[tuple[str, str | None], str | None] = {}
         self.paths: dict[SetupKey, set[str]] = {}
         self._commits: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._sessions: dict[str, dict[str, Any] | None] = {}
         # Subagents' sessions: session id -> the id of the session whose task tool started it.
         self.parents: dict[str, str] = {}
-        with raw_cursor(view, "sessions") as cursor:  # filtered in C: most sessions have no parent
-            children = list(filter(_HAS_PARENT, cursor.iternext(keys=False, values=True)))
+        children: list[bytes] = []
+        if subagents:
+            with raw_cursor(view, "sessions") as cursor:  # filtered in C: most sessions have no parent
+                children = list(filter(_HAS_PARENT, cursor.iternext(keys=False, values=True)))
         for raw in children:
             try:
                 record = _loads(raw)
@@ -160,8 +165,22 @@ class Scope:
             found = self._named[cache_key] = self._resolve(*split_setup_name(str(name)), path)
         return found  # type: ignore[return-value]
 
+    def resolve_identity(self, agent: str, model: str, path: Any) -> SetupKey | None:
+        """The setup of a setup identity as bridge.summaries stores it (agent, provider/model, path)."""
+        return self._resolve(agent, model, path)
+
     def _resolve(self, agent: str, model: str, path: Any) -> SetupKey | None:
         path = path if isinstance(path, str) else None
+        stack = self._selected_stack(agent, model, path)
+        if stack is None:
+            return None
+        setup = (str(agent), model, group_stack(stack, self.group))
+        if path:
+            self.paths.setdefault(setup, set()).add(path)
+        return setup
+
+    def _selected_stack(self, agent: str, model: str, path: str | None) -> str | None:
+        """The stack of a record the filters keep, or None when they leave it out."""
         if self.project is not None and (path is None or not self.project.matches(path)):
             return None
         if self.agent is not None and str(agent).lower() != self.agent:
@@ -169,12 +188,18 @@ class Scope:
         if not model_matches(model, self.model):
             return None
         stack = self.stack_of(path)
-        if not stack_matches(stack, self.stack, self.filters.exact_stack):
-            return None
-        setup = (str(agent), model, group_stack(stack, self.group))
-        if path:
-            self.paths.setdefault(setup, set()).add(path)
-        return setup
+        return stack if stack_matches(stack, self.stack, self.filters.exact_stack) else None
+
+    def producer(self, name: str, path: Any) -> str | None:
+        """The model of a usage entry ``agent|provider/model`` when the filters keep the message
+        as what it is (its own agent and model, never its root session's), else None."""
+        cache_key = (str(name), path if isinstance(path, str) else None)
+        found = self._producers.get(cache_key, False)
+        if found is False:
+            agent, model = split_setup_name(cache_key[0])
+            found = self._producers[cache_key] = (
+                model if self._selected_stack(agent, model, cache_key[1]) is not None else None)
+        return found  # type: ignore[return-value]
 
     # Lookups used by the record-by-record paths (few records: bugs, migrated or partial data).
 
@@ -233,13 +258,14 @@ Bucket = Callable[[Any], Any]
 
 
 class Totals:
-    def __init__(self) -> None:
+    def __init__(self, *, by_group: bool = False) -> None:
         self.acc: dict[Any, list[float]] = {}
-        self.last_used: dict[SetupKey, str] = {}
+        # setup (or (setup, time bucket)) -> the latest update of its sessions
+        self.last_used: dict[Any, str] = {}
         self.unattributed_bugs = 0
         self.counts = {"sessions": 0, "subagentSessions": 0, "commits": 0, "grades": 0, "bugs": 0}
         # setup -> subagent (its agent) -> numbers (outcomes.SUB_*): what its subagents did
-        self.subagents: dict[SetupKey, dict[str, list[float]]] = {}
+        self.subagents: dict[Any, dict[str, list[float]]] = {}
         # Root sessions that ended without a commit of their own: abandoned unless a subagent of
         # theirs committed (known once every session was read): session id -> the accumulators.
         self.ended_without_commit: dict[str, list[list[float]]] = {}
@@ -247,6 +273,35 @@ class Totals:
         # (root session, setup) pairs already counted in USAGE_SESSIONS: a session and its
         # subagents' sessions are one session of their setup.
         self.usage_roots: set[tuple[str, SetupKey]] = set()
+        # Spend under the model that produced it (usage.add_spend), whoever's setup it counts for:
+        # model -> [messages, cost, tokens by kind, durationMs] (usage.SPEND_FIELDS), and the root
+        # sessions and their commits that spend covers (per model, and for all models together).
+        self.spent: dict[str, list[float]] = {}
+        self.spent_roots: dict[str, set[str]] = {}
+        self.spent_commits: dict[str, float] = {}
+        # ``by_group`` (bridge.summaries): the counts above also per accumulator group, and each
+        # counted session under the tuple of setups it counted for: (setups, bucket, is a subagent's).
+        self.by_group: dict[Any, dict[str, float]] | None = {} if by_group else None
+        self.hits: dict[tuple[Any, ...], int] | None = {} if by_group else None
+        self.last_used_by: dict[Any, dict[str, str]] | None = {} if by_group else None  # group -> root -> latest
+
+    @staticmethod
+    def group(setup: Any, bucket: Bucket | None, created: Any) -> Any:
+        return setup if bucket is None else (setup, bucket(created))
+
+    def tally(self, name: str, group: Any, count: float = 1) -> None:
+        """One more of ``counts[name]``, counted for ``group`` too when kept per group."""
+        if name in self.counts:
+            self.counts[name] += int(count)
+        if self.by_group is not None:
+            found = self.by_group.setdefault(group, {})
+            found[name] = found.get(name, 0) + count
+
+    def count_session(self, setups: list[Any], bucket: Bucket | None, created: Any, child: bool) -> None:
+        if self.hits is not None:
+            hit = (tuple(setup for setup in setups if setup is not None),
+                   bucket(created) if bucket is not None else None, child)
+            self.hits[hit] = self.hits.get(hit, 0) + 1
 
     def slot(self, setup: SetupKey, bucket: Bucket | None, created: Any) -> list[float]:
         group: Any = setup if bucket is None else (setup, bucket(created))

@@ -102,10 +102,11 @@ def draw_chart(store: Any, report: Report, target: Path) -> Path:
 
 
 def make_folder(target: Path) -> None:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ChartError(f"Cannot create the folder for {target}: {exc.strerror or exc}.") from None
+    """The folder a chart or page goes into must exist: a typo in its path is an error, not a
+    tree of new folders somewhere unexpected."""
+    if not target.parent.is_dir():
+        raise ChartError(f"The folder {target.parent} does not exist. Create it first (mkdir -p {target.parent}) "
+                         f"or name a file in an existing folder.")
 
 
 def refuse_database_target(target: Path, store: Any, what: str = "the chart") -> None:

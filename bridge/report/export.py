@@ -36,6 +36,7 @@ from ..output_files import UnsafeOutput, refuse_database_files, replace_atomical
 from ..store import ReadView, Store
 from ..timestamps import utc_now
 from ..tracking.usage_totals import TOKEN_KINDS, empty_usage, token_total
+from .attribution import outside
 
 # tokens by kind, flat (tracking.usage_totals.TOKEN_KINDS: input, output, reasoning, cacheRead, cacheWrite)
 TOKEN_COLUMNS = [f"tokens{kind[:1].upper()}{kind[1:]}" for kind in TOKEN_KINDS]
@@ -66,6 +67,10 @@ TABLES: dict[str, tuple[str, list[str]]] = {
     "usage": ("usage", ["sessionID", "messageID", "agentId", "provider", "model", "setup", "cost",
                         *TOKEN_COLUMNS, "durationMs", "recordedAt"]),
 }
+# The time each table's records are filtered by with --since/--until (agents and projects are
+# state, not events: always exported whole).
+TIMED = {"sessions": "createdAt", "commits": "createdAt", "grades": "createdAt", "activities": "createdAt",
+         "retrospectives": "createdAt", "usage": "recordedAt"}
 SESSION_COUNTERS = ("toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned", "fixedUpCommits")
 WITH_STACK = {"sessions", "commits", "grades"}
 
@@ -85,12 +90,15 @@ class ExportSummary:
 
 def _records(view: ReadView, table: str, stack_of: Any) -> Iterator[dict[str, Any]]:
     db, _ = TABLES[table]
+    window, stamp = getattr(stack_of, "window", None), TIMED.get(table)
     for raw in view.raw_values(db):
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError:
             continue
         if not isinstance(record, dict):
+            continue
+        if window is not None and stamp is not None and outside(window, record.get(stamp)):
             continue
         if table == "sessions":
             for name in SESSION_COUNTERS:
@@ -143,15 +151,29 @@ def _csv_row(record: dict[str, Any], columns: list[str]) -> list[Any]:
     return row
 
 
+class _Stacks:
+    """The report's stack of a project path (so both agree), and the --since/--until window."""
+
+    def __init__(self, scope: Any, window: tuple[str, str] | None):
+        self.scope, self.window = scope, window
+
+    def __call__(self, path: str | None) -> str:
+        return str(self.scope.stack_of(path))
+
+
 def export_database(store: Store, fmt: str, output: str | None, *,
-                    stdout: IO[str] | None = None) -> ExportSummary:
+                    stdout: IO[str] | None = None, since: str | None = None,
+                    until: str | None = None) -> ExportSummary:
+    """``since``/``until``: only the events (sessions, commits, grades, activities,
+    retrospectives, usage) of that time, read as the report reads them."""
     from .attribution import Scope  # the report's stack resolution, so both agree
     from .filters import Filters
 
     out = stdout or sys.stdout
     counts = {table: 0 for table in TABLES}
+    filters = Filters.parse(since=since, until=until)
     with store.read() as view:
-        stack_of = Scope(view, Filters()).stack_of
+        stack_of = _Stacks(Scope(view, Filters()), filters.window())
         if fmt == "csv":
             target = _export_csv(view, stack_of, output, out, counts, store.path)
         elif fmt in ("json", "jsonl"):

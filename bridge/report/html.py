@@ -17,17 +17,23 @@ from ..output_files import replace_atomically
 from .chart import ChartError, draw_chart, make_folder, refuse_database_target, svg_chart
 from ..wording import plural
 from .model import Report, SetupRow
-from .render import PROBABILITY_NOTE, SETUP_COLUMNS, interval_cell, no_match_text
+from .render import COLUMN, KEY_COLUMNS, PRIORITY, PROBABILITY_NOTE, SETUP_COLUMNS, Column, interval_cell, no_match_text
 from .score import FORMULA
 
 PAGE_SUFFIXES = (".html", ".htm")
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 110rem; }
+body { font-family: system-ui, sans-serif; margin: 1rem; color: #222; max-width: 110rem; }
 h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
-table { border-collapse: collapse; font-size: 0.85rem; }
-th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+table { border-collapse: collapse; font-size: 0.78rem; }
+th, td { padding: 0.2rem 0.2rem; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+/* Headers and cells wrap between words ("User / grade"), names after a "/" (<wbr>): the setups
+   table fits a 1280 px window; a narrower one scrolls the table, never the page. */
+th { white-space: normal; vertical-align: bottom; font-size: 0.68rem; }
+#setups td.wrap { white-space: normal; }  /* "4.00 (3)" may become two lines in a narrow window */
+.nowrap { white-space: nowrap; }
+.scroll { overflow-x: auto; max-width: 100%; }
 th.text, td.text { text-align: left; }
 th button { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer; }
 th[aria-sort="ascending"] button::after { content: " \\25B2"; }
@@ -39,8 +45,8 @@ tr.halted td { color: #b71c1c; }
 code { background: #f4f4f4; padding: 0.1rem 0.3rem; }
 .note { color: #555; font-size: 0.85rem; }
 svg { max-width: 100%; height: auto; }
-.interval { position: relative; display: inline-block; width: 8rem; height: 0.7rem; background: #eee;
-  vertical-align: middle; border-radius: 2px; }
+.interval { position: relative; display: block; width: 2.4rem; height: 0.4rem; background: #eee;
+  margin: 0.15rem 0 0 auto; border-radius: 2px; }
 .interval .range { position: absolute; top: 0; bottom: 0; background: #64b5f6; border-radius: 2px; }
 .interval .tick { position: absolute; top: -2px; bottom: -2px; width: 2px; margin-left: -1px; background: #0d47a1; }
 """
@@ -75,35 +81,66 @@ def _raw(value: Any) -> str:
     return "" if value is None else html.escape(str(value), quote=True)
 
 
+def page_columns() -> list[Column]:
+    """The setups table's columns in the terminal's priority order (render.KEY_COLUMNS, then
+    PRIORITY): the score comes right after the sessions, never at the far right edge."""
+    first = [key for key in COLUMN if key in KEY_COLUMNS or key == "stack"]
+    order = first + [key for key in PRIORITY if key not in first]
+    # The 80 % interval is drawn under the score, in its cell (the table fits 1280 px).
+    return [COLUMN[key] for key in order if key != "scoreInterval"] + [
+        c for c in SETUP_COLUMNS if c.key not in order and c.key != "scoreInterval"]
+
+
+# Cells that may wrap between words (a grade and its count, "build → general").
+WRAPPING = ("agent", "userGrade", "agentGrade")
+
+
+def _breakable(text: str) -> str:
+    """Escaped text that may wrap after each "/" (a long model name), never inside a part (a
+    browser would break "claude-sonnet-4-5" at its hyphens)."""
+    parts = text.split("/")
+    return "<wbr>".join(f'<span class="nowrap">{html.escape(part)}{"/" if n < len(parts) - 1 else ""}</span>'
+                        for n, part in enumerate(parts))
+
+
 def _setups_table(report: Report) -> str:
+    columns = page_columns()
     head = "".join(
         f'<th scope="col" class="{"number" if c.numeric else "text"}" data-key="{c.key}" '
         f'data-type="{"number" if c.numeric else "text"}"><button type="button">'
         f'{html.escape(c.header.replace(chr(10), " "))}</button></th>'
-        for c in SETUP_COLUMNS)
+        for c in columns)
     rows = []
     for row in report.setups:
         kind = "best" if row.rank == 1 else ("unranked" if not row.ranked else "ranked")
         cells = "".join(
-            f'<td class="{"number" if c.numeric else "text"}" data-key="{c.key}" data-value="{_raw(c.value(row))}">'
-            f"{_interval_bar(row) if c.key == 'scoreInterval' else html.escape(c.cell(row))}</td>"
-            for c in SETUP_COLUMNS)
+            f'<td class="{"number" if c.numeric else "text"}{" wrap" if c.key in WRAPPING else ""}" '
+            f'data-key="{c.key}" data-value="{_raw(c.value(row))}">'
+            f"{_cell_html(c, row)}</td>"
+            for c in columns)
         rows.append(f'<tr class="{kind}" data-setup="{_raw(row.setup + "|" + row.stack)}">{cells}</tr>')
-    return (f'<table id="setups" class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n'
-            + "\n".join(rows) + "\n</tbody></table>")
+    return (f'<div class="scroll"><table id="setups" class="sortable"><thead><tr>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(rows) + "\n</tbody></table></div>")
+
+
+def _cell_html(column: Column, row: SetupRow) -> str:
+    if column.key == "score":
+        return html.escape(column.cell(row)) + _interval_bar(row)
+    return _breakable(column.cell(row)) if column.key in ("model", "stack") else html.escape(column.cell(row))
 
 
 def _interval_bar(row: SetupRow) -> str:
     """The 80 % interval drawn on the 0-100 score scale, the score a tick on it, its numbers beside."""
     interval = row.score_interval
     if interval is None:
-        return "-"
+        return ""
     low, high = (max(0.0, min(100.0, value)) for value in interval)
     tick = max(0.0, min(100.0, row.score))
     label = html.escape(interval_cell(interval))
-    return (f'<span class="interval" role="img" aria-label="80 % interval {label}, score {row.score:.1f}">'
+    return (f'<span class="interval" role="img" title="80 % interval {label}" data-interval="{label}" '
+            f'aria-label="80 % interval {label}, score {row.score:.1f}">'
             f'<span class="range" style="left:{low:.1f}%;width:{max(high - low, 0.5):.1f}%"></span>'
-            f'<span class="tick" style="left:{tick:.1f}%"></span></span> {label}')
+            f'<span class="tick" style="left:{tick:.1f}%"></span></span>')
 
 
 def _agents_table(report: Report) -> str:
@@ -134,6 +171,17 @@ def _agents_table(report: Report) -> str:
             + "\n".join(rows) + "\n</tbody></table>")
 
 
+def readable_time(stamp: str) -> str:
+    """2026-12-04T21:25:07.123Z as 2026-12-04 21:25 UTC (the raw value stays in <time datetime>)."""
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
 def page(report: Report, svg: str | None, chart_note: str | None = None) -> str:
     """The page's text; ``svg`` is the chart (None: ``chart_note`` says why there is none)."""
     totals = report.totals
@@ -149,7 +197,7 @@ def page(report: Report, svg: str | None, chart_note: str | None = None) -> str:
 <h2>Setups</h2>
 <p class="note">Click a header to sort. * = not ranked (fewer than {plural(report.min_sessions, 'session')}, or agent or
 model unknown). Ranks are per stack. <code>{html.escape(FORMULA)}</code></p>
-<p class="note">{html.escape(PROBABILITY_NOTE)} The bar is that interval on the 0-100 scale; its tick the score.</p>
+<p class="note">{html.escape(PROBABILITY_NOTE)} The bar under each score is that interval on the 0-100 scale (its numbers: hover it, or --json); its tick the score.</p>
 {_setups_table(report)}
 <h2>Agents</h2>
 <p class="note">Per agent, across its setups: SP skill points, XP experience points, CS communication score.</p>
@@ -165,7 +213,8 @@ model unknown). Ranks are per stack. <code>{html.escape(FORMULA)}</code></p>
 <title>agent-tracker report</title>
 <style>{STYLE}</style></head><body>
 <h1>Which agent setup works best?</h1>
-<p>Database <code>{html.escape(report.database)}</code>, generated {html.escape(report.generated_at)}:
+<p>Database <code>{html.escape(report.database)}</code>, generated
+<time datetime="{html.escape(report.generated_at)}">{html.escape(readable_time(report.generated_at))}</time>:
 {html.escape(summary)}.</p>
 {body}
 <script>{SCRIPT}</script>

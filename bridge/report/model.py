@@ -284,9 +284,18 @@ class Report:
     duration_ms: float = 0.0
     decoder: str = "orjson"
     parallel: bool = False
+    # "summaries" (bridge.summaries, no event read) or "scan" (every event read), and why a scan
+    source: str = "scan"
+    source_note: str | None = None
     # commits and grades (of those counted) imported from the older TypeScript plugin
     imported: dict[str, int] = attrs.Factory(lambda: {"commits": 0, "grades": 0})
-    usage: Usage = attrs.Factory(lambda: Usage())  # every setup's usage together
+    # What the selection's model calls cost, each message under the model that produced it
+    # (report.usage.add_spend): a subagent on model A called from a session on B counts for A here,
+    # though for its root's setup (B) in setups[].usage. ``sessions``: the root sessions with
+    # usage in the selection, each once (totals.sessions also counts those without usage);
+    # ``commits``: theirs.
+    usage: Usage = attrs.Factory(lambda: Usage())
+    usage_by_model: dict[str, Usage] = attrs.Factory(dict)
     # model name → how far its self-grades agree with the user's (agreement.Agreement)
     agreements: dict[str, Any] = attrs.Factory(dict)
 
@@ -302,10 +311,11 @@ class Report:
                         "rankedWithin": "stack", "explanation": SCORE_HELP},
             "totals": self.totals, "imported": self.imported, "unattributedBugs": self.unattributed_bugs,
             "usage": self.usage.to_wire(),
+            "usageByModel": [{"model": model, **part.to_wire()} for model, part in self.usage_by_model.items()],
             "setups": [row.to_wire() for row in self.setups],
             "recommendations": [rec.to_wire() for rec in self.recommendations],
             "agents": self.agents, "durationMs": round(self.duration_ms, 3), "decoder": self.decoder,
-            "parallel": self.parallel, "known": self.known,
+            "parallel": self.parallel, "known": self.known, "source": self.source,
         }
 
 

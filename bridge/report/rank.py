@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..tracking.setups import UNKNOWN_AGENT, UNKNOWN_MODEL
-from ..wording import plural
+from ..wording import grade_phrase, plural, score_phrase
 from .model import UNKNOWN_STACK, Recommendation, SetupRow, fmt
 
 
@@ -65,9 +65,9 @@ def recommend(rows: list[SetupRow], min_sessions: int) -> list[Recommendation]:
         margin = f"; next: {runner_up.agent} with {runner_up.model} at {runner_up.score:.1f}" if runner_up else ""
         cheapest = cheapest_within(group, best)
         recommendations.append(Recommendation(stack_name, (
-            f"For {label}, use agent {best.agent} with {best.model}: score {best.score:.1f} over "
-            f"{plural(best.sessions, 'session')} ({fmt(best.commits_per_session)} commits/session, mean user grade "
-            f"{fmt(best.mean_user_grade)}, mean agent grade {fmt(best.mean_agent_grade)}, "
+            f"For {label}, use agent {best.agent} with {best.model}: {score_phrase(best.score)} over "
+            f"{plural(best.sessions, 'session')} ({fmt(best.commits_per_session)} commits/session, "
+            f"{grade_phrase('user', best.mean_user_grade)}, {grade_phrase('agent', best.mean_agent_grade)}, "
             f"{fmt(best.bugs_per_commit)} bugs/commit{_cost_clause(best, cheapest)}){margin}."), best, cheapest))
     return recommendations
 

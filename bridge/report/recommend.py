@@ -32,7 +32,7 @@ import attrs
 
 from ..config import ScoringRules
 from ..store import Store
-from ..wording import plural
+from ..wording import grade_phrase, plural, score_phrase
 from .build import build_report
 from .model import UNKNOWN_STACK, Report, SetupRow, fmt
 from .posterior import is_contender
@@ -64,7 +64,7 @@ def chance(row: SetupRow) -> str:
 
 def interval_text(row: SetupRow) -> str:
     low, high = row.score_interval or (row.score, row.score)
-    return f"score {row.score:.1f}, 80 % interval {low:.0f}-{high:.0f}"
+    return f"{score_phrase(row.score)}, 80 % interval {low:.0f}-{high:.0f}"
 
 
 @attrs.define
@@ -166,6 +166,8 @@ class Advice:
     min_sessions: int
     levels: list[Level]            # the levels tried, narrowest first
     answer: Level | None           # the first one with a contender
+    # The project folder the directory belongs to (tracking.project_root), whose stack it has.
+    project_root: str | None = None
 
     @property
     def best(self) -> SetupRow | None:
@@ -197,6 +199,8 @@ class Advice:
 
     def _head(self) -> str:
         head = f"{self.directory}: {'stack not recognised' if self.stack == UNKNOWN_STACK else 'a ' + self.stack + ' project'}"
+        if self.project_root not in (None, self.directory):
+            head += f" (its root: {self.project_root})"
         level = self.answer
         if level is None or not level.judged_from:
             return head + "."
@@ -239,27 +243,27 @@ class Advice:
                          f"with agent {first.agent} and model {first.model} (agent-tracker recommend --explore "
                          f"picks each next one by its chance).")
         lines += [f"Evidence: {plural(best.commits, 'commit')} in {plural(best.projects, 'project')} "
-                  f"({fmt(best.commits_per_session)} per session), mean user grade {fmt(best.mean_user_grade)} "
-                  f"({plural(best.user_grades, 'grade')}), mean agent grade {fmt(best.mean_agent_grade)} "
-                  f"({plural(best.agent_grades, 'grade')}{self._weight_note(best)}), {fmt(best.bugs_per_commit)} "
-                  f"bugs per commit.",
+                  f"({fmt(best.commits_per_session)} per session), "
+                  f"{grade_phrase('user', best.mean_user_grade, best.user_grades)}, "
+                  f"{grade_phrase('agent', best.mean_agent_grade, best.agent_grades)}{self._weight_note(best)}, "
+                  f"{fmt(best.bugs_per_commit)} bugs per commit.",
                   self._cost_line(best)]
         runner = self.runner_up
         if runner is not None:
             runner_cost = "" if runner.cost_per_commit is None else f", {money(runner.cost_per_commit)} $ per commit"
             lines.append(f"Runner-up: agent {runner.agent} with {runner.model}, P(best) {chance(runner)} over "
                          f"{plural(runner.sessions, 'session')} ({interval_text(runner)}; "
-                         f"{fmt(runner.commits_per_session)} commits per session, mean user grade "
-                         f"{fmt(runner.mean_user_grade)}{runner_cost}).")
+                         f"{fmt(runner.commits_per_session)} commits per session, "
+                         f"{grade_phrase('user', runner.mean_user_grade)}{runner_cost}).")
         else:
             lines.append("Runner-up: none yet (no other setup at this level has a session).")
         return lines
 
     @staticmethod
     def _weight_note(row: SetupRow) -> str:
-        if row.self_grade_weight >= 0.995:
+        if row.self_grade_weight >= 0.995 or not row.agent_grades:
             return ""
-        return f"; weighed {row.self_grade_weight:.2f}, as far as they agree with the user's"
+        return f" weighed {row.self_grade_weight:.2f}, as far as they agree with the user's"
 
     def explore_lines(self) -> list[str]:
         """--explore: the setup to run the next session with, said as the experiment it is."""
@@ -318,8 +322,8 @@ class Advice:
         best, runner, cheapest, level = self.best, self.runner_up, self.cheapest, self.answer
         pick = self.explore
         return {
-            "database": self.database, "directory": self.directory, "stack": self.stack,
-            "language": self.language, "minSessions": self.min_sessions,
+            "database": self.database, "directory": self.directory, "projectRoot": self.project_root,
+            "stack": self.stack, "language": self.language, "minSessions": self.min_sessions,
             "level": level.name if level else None,
             "scope": level.scope if level else None,
             "levels": [one.to_wire() for one in self.levels],
@@ -351,9 +355,14 @@ def classify_directory(directory: Path) -> str:
 
 
 def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = None,
-                  rules: ScoringRules | None = None) -> Advice:
-    """The advice for ``directory`` (an existing folder), trying each level in turn."""
-    stack = classify_directory(directory)
+                  rules: ScoringRules | None = None, since: str | None = None, until: str | None = None,
+                  scan: bool = False) -> Advice:
+    """The advice for ``directory`` (an existing folder), trying each level in turn (``scan``: every
+    level read from the events, not the summaries: the same answer, for doctor and the bench)."""
+    from ..tracking.project_root import project_root
+
+    root = project_root(directory)
+    stack = classify_directory(root)
     known = stack != UNKNOWN_STACK
     language = stack.partition("/")[0] if known else None
     contention = 1 if min_sessions is None else int(min_sessions)
@@ -365,14 +374,16 @@ def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = N
     levels: list[Level] = []
     answer = None
     for name, scope, options, per_stack_options in attempts:
-        report = build_report(store, min_sessions=min_sessions, rules=rules, **options)
+        report = build_report(store, min_sessions=min_sessions, rules=rules, since=since, until=until, scan=scan,
+                              **options)
         level = Level(name, scope, report, contention)
         levels.append(level)
         if any(is_contender(row) and row.sessions >= contention for row in report.setups):
-            per_stack = None if name == "stack" else build_report(store, min_sessions=min_sessions, rules=rules,
-                                                                  beliefs=False, **per_stack_options)
+            per_stack = None if name == "stack" else build_report(
+                store, min_sessions=min_sessions, rules=rules, since=since, until=until, scan=scan, beliefs=False,
+                **per_stack_options)
             level.judge(per_stack)
             answer = level
             break
     return Advice(database=str(store.path), directory=str(directory), stack=stack, language=language,
-                  min_sessions=contention, levels=levels, answer=answer)
+                  min_sessions=contention, levels=levels, answer=answer, project_root=str(root))

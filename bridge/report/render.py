@@ -38,6 +38,8 @@ def _percent(value: float | None) -> str:
 def tokens_text(value: float | None) -> str:
     if value is None:
         return "-"
+    if value >= 999_500_000:  # never "5965.06M"
+        return f"{value / 1_000_000_000:,.2f}B"
     if value >= 999_500:
         return f"{value / 1_000_000:.2f}M"
     if value >= 1_000:
@@ -115,11 +117,12 @@ SETUP_COLUMNS: list[Column] = [
     Column("score", "Score", lambda r: f"{r.score:.1f}" + ("" if r.ranked else "*"), value=lambda r: r.score),
 ]
 COLUMN = {column.key: column for column in SETUP_COLUMNS}
-# Shown at every width, never cut: which setup, how much it was used, how sure the report is, its score.
+# Shown at every width, never cut: what a row is, how much evidence it has (sessions), how sure
+# the report is of it (P(best)) and its score. The stack, when it does not fit, becomes a table per stack.
 KEY_COLUMNS = ("rank", "agent", "model", "sessions", "probabilityBest", "score")
-# The others, most telling first: added while the table still fits (rank, stack, agent, model,
-# sessions, P(best), score, then the rest). What a commit costs comes right after the user's
-# grade: "good commits per dollar" is the question (when usage is recorded).
+# The others, most telling first: added in this order while the table still fits, and never one
+# after another that did not fit (a reader must not get $/C without the user's grade). What a
+# commit costs comes right after the user's grade: "good commits per dollar" is the question.
 PRIORITY = ("stack", "scoreInterval", "userGrade", "costPerCommit", "commits", "bugsPerCommit", "agentGrade",
             "commitsPerSession", "lastUsed", "xpPerSession", "excellenceShare", "badShare", "abandonRate",
             "toolFailureRate", "fixupRate", "revertedCommits", "value", "costPerSession", "tokensPerCommit",
@@ -131,6 +134,9 @@ USAGE_COLUMNS = ("costPerSession", "costPerCommit", "tokensPerCommit", "timePerS
 PROBABILITY_NOTE = ("P(best): the chance the setup is truly the best of its stack, given its sessions so far "
                     "(every setup with a session, ranked or not); 80% interval: its score lies there with 80 % "
                     "probability. agent-tracker recommend acts on it.")
+SPEND_RULE = ("A subagent's session counts for its root session's setup: a setup's cost includes its "
+              "subagents' spend, whatever model they ran on; the total spend above counts each message under "
+              "the model that produced it (agent-tracker usage daily --breakdown).")
 
 
 def has_usage(report: Report) -> bool:
@@ -186,6 +192,8 @@ def choose_columns(report: Report, console: Any, width: int, wide: bool = False)
         keys = [column.key for column in SETUP_COLUMNS if column.key in chosen | {key}]
         if _width_of(console, _table(report.setups, keys, None)) <= width:
             chosen.add(key)
+        elif key != "stack":  # the stack has its fallback (a table per stack); the rest stop here
+            break
     return [column.key for column in SETUP_COLUMNS if column.key in chosen]
 
 
@@ -284,8 +292,9 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True, w
     if any(key in keys for key in USAGE_COLUMNS):
         console.print(Text("$/S, $/C: dollars per session and per commit; Tok/C: tokens per commit; Time/S: the "
                            "agent's working time per session; Value: score per dollar a session costs (- for a "
-                           "model that costs nothing). A subagent's session counts for its root session's setup.",
-                           style="dim"))
+                           "model that costs nothing).", style="dim"))
+    if has_usage(report):
+        console.print(Text(SPEND_RULE, style="dim"))
     if report.imported["commits"] or report.imported["grades"]:
         console.print(Text(f"Includes {plural(report.imported['commits'], 'commit')} and "
                            f"{plural(report.imported['grades'], 'grade')} imported from the older TypeScript "

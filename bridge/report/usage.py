@@ -5,12 +5,18 @@ counts for the setup of each of its entries (``agent|provider/model``: the messa
 model); a subagent's session's, all of it, for its root session's setup
 (attribution.Scope.root_session). score.USAGE_SESSIONS and USAGE_COMMITS count the sessions and commits
 that usage covers: the denominators of $/session and $/commit.
+
+A second rule, for "what did each model cost" (the report's total spend, ``usageByModel``, the
+usage views): each entry counts under the model that produced it (add_spend), so `--model A`
+finds a subagent's spend on A even when its root session ran on B. A setup's own $/session and
+$/commit keep its subagents' spend, whatever model they ran on: that is what the setup cost.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..tracking.usage_totals import USAGE_FIELDS
 from .score import DURATION, USAGE_COMMITS, USAGE_SESSIONS, USAGE_SLOTS
 
 if TYPE_CHECKING:
@@ -31,6 +37,8 @@ def add_usage(scope: Scope, totals: Totals, bucket: Bucket | None, session_id: A
     if not isinstance(usage, dict) or not usage:
         return
     made = commits if commits.__class__ in (int, float) else 0
+    if bucket is None:
+        add_spend(scope, totals, session_id, usage, path, made)
     if scope.is_child(session_id):
         root_id = scope.root_session(session_id)
         setup = scope.credited_setup(None, None, None, path, session_id)
@@ -65,3 +73,33 @@ def _count_root(totals: Totals, acc: list[float], root_id: str, setup: SetupKey)
     if (root_id, setup) not in totals.usage_roots:
         totals.usage_roots.add((root_id, setup))
         acc[USAGE_SESSIONS] += 1
+
+
+# The slots of Totals.spent: the usage fields (tracking.usage_totals.USAGE_FIELDS) in order.
+SPEND_FIELDS = USAGE_FIELDS
+
+
+def add_spend(scope: Scope, totals: Totals, session_id: Any, usage: dict[Any, Any], path: Any,
+              commits: float) -> None:
+    """Each entry of a session's usage under the model that produced it, when the filters keep
+    that message as what it is (its own agent, model and project): Totals.spent."""
+    root = scope.root_session(session_id) if scope.is_child(session_id) else str(session_id)
+    counted: set[str] = set()
+    for name, entry in usage.items():
+        model = scope.producer(str(name), path) if isinstance(entry, dict) else None
+        if model is None:
+            continue
+        acc = totals.spent.get(model)
+        if acc is None:
+            acc = totals.spent[model] = [0.0] * len(SPEND_FIELDS)
+        for index, field in enumerate(SPEND_FIELDS):
+            value = entry.get(field)
+            if value.__class__ in (int, float):
+                acc[index] += value
+        totals.spent_roots.setdefault(model, set()).add(root)
+        if model not in counted:
+            counted.add(model)
+            totals.spent_commits[model] = totals.spent_commits.get(model, 0) + commits
+    if counted:
+        totals.spent_roots.setdefault("", set()).add(root)
+        totals.spent_commits[""] = totals.spent_commits.get("", 0) + commits

@@ -76,7 +76,12 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def one_sentence(result: subprocess.CompletedProcess[str], text: str) -> None:
-    assert result.stderr == f"agent-tracker: {text}\n", result.stderr
+    """The error is its first sentence on one line; what to do, if the text says more, is one hint
+    line (the CLI contract, issue 26)."""
+    from bridge.cli.common import error_lines
+
+    error, hint = error_lines(text)
+    assert result.stderr == f"agent-tracker: {error}\n" + (f"hint: {hint}\n" if hint else ""), result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -49,7 +49,11 @@ test("the recorded real session maps to the wire contract", async () => {
   // session first, then the agent (once: session.updated/message.updated repeat it constantly)
   assert.deepEqual(sent[0], ["session.created", { sessionID, directory: DIR, title: sent[0][1].title }]);
   assert.deepEqual(sent[1], ["session.updated", { sessionID, agent: { id: "build", model: "scripted", provider: "scripted" } }]);
-  assert.equal(methods.filter((m) => m === "session.updated").length, 1);
+  assert.equal(sent.filter(([m, p]) => m === "session.updated" && p.agent).length, 1);
+  // the placeholder title ("New session - <time>") is replaced by the real one, told once
+  assert.match(sent[0][1].title, /^New session - /);
+  assert.deepEqual(sent.filter(([m, p]) => m === "session.updated" && p.title), [
+    ["session.updated", { sessionID, title: "Scripted session" }]]);
 
   const tools = sent.filter(([m]) => m === "tool.executed").map(([, p]) => p);
   assert.deepEqual(tools.map((t) => [t.tool, t.success]), [["bash", true], ["bash", true], ["bash", false]], "tracker_grade is not reported");
@@ -173,6 +177,7 @@ test("agent and model: from chat.message, message.updated and session.updated; s
   await hooks.event({ event: { id: "e", type: "session.updated", properties: { sessionID: "old", info: {
     id: "old", directory: DIR, title: "t", agent: "build", model: { id: "gpt", providerID: "openai", variant: "default" } } } } });
   assert.deepEqual(sent[2], ["session.updated", { sessionID: "old", agent: { id: "build", model: "gpt", provider: "openai" } }]);
+  assert.deepEqual(sent[3], ["session.updated", { sessionID: "old", title: "t" }]);
   // the status of each newly seen agent is asked once, off the hot path
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(requests.filter(([m]) => m === "agent.status").map(([, p]) => p.agentId), ["plan", "build"]);
@@ -236,4 +241,17 @@ test("a subagent's session seen first through another event is told again with i
     { sessionID: "ses_child", directory: DIR },
     { sessionID: "ses_child", directory: DIR, title: "Look around (@general subagent)", parentID: "ses_root" },
   ]);
+});
+
+test("the title OpenCode gives a session later (session.updated) replaces its placeholder, once", async () => {
+  const { hooks, sent } = offlineTracker();
+  await hooks.event({ event: { id: "e", type: "session.created", properties: { info: {
+    id: "s9", directory: DIR, title: "New session - 2026-12-04T21:00:00.000Z" } } } });
+  assert.deepEqual(sent.at(-1), ["session.created", { sessionID: "s9", directory: DIR, title: "New session - 2026-12-04T21:00:00.000Z" }]);
+  const updated = { id: "e", type: "session.updated", properties: { info: { id: "s9", directory: DIR, title: "Fix the login redirect" } } };
+  await hooks.event({ event: updated });
+  assert.deepEqual(sent.at(-1), ["session.updated", { sessionID: "s9", title: "Fix the login redirect" }]);
+  const count = sent.length;
+  await hooks.event({ event: updated }); // the same title again: nothing sent
+  assert.equal(sent.length, count);
 });

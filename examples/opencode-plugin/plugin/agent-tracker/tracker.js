@@ -319,6 +319,16 @@ export class Tracker {
         if (typeof sessionID === "string" && typeof info?.agent === "string") {
           this.setAgent(sessionID, info.agent, info.model?.providerID, info.model?.id ?? info.model?.modelID);
         }
+        // OpenCode names a session "New session - <time>" at creation and gives it its real title
+        // later, in session.updated: sent when it changes, so the tracked title is the real one.
+        const title = nonEmpty(info?.title);
+        if (typeof sessionID === "string" && title) {
+          const s = this.session(sessionID);
+          if (s.title !== title) {
+            s.title = title;
+            this.bridge.notify("session.updated", { sessionID, title });
+          }
+        }
         return;
       }
       case "session.idle": {
