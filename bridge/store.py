@@ -12,6 +12,7 @@ import os
 import shutil
 import struct
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
@@ -32,6 +33,7 @@ SUB_DATABASES = (
 # Added after the first release: a database written by an older bridge lacks them until a newer
 # bridge (or any write) creates them. Opened read-only, it reads them as empty.
 ADDED_LATER = frozenset(("usage", "calls"))
+DATABASE_ID_KEY = "databaseId"  # meta: a random id given at creation, never changed
 SEP = "\x00"  # composite-key separator: cannot occur in ids or paths (validated on input)
 
 T = TypeVar("T")
@@ -216,6 +218,10 @@ class ReadView:
             # Values come back as bytes: the environment is opened without buffers=True.
             yield from cursor.iternext(keys=False, values=True)  # type: ignore[misc]
 
+    def has(self, db: str) -> bool:
+        """Whether the sub-database is open here (one added later may be absent from an old database)."""
+        return db in self._dbs
+
     def count(self, db: str) -> int:
         handle = self._dbs.get(db)
         return 0 if handle is None else self._txn.stat(handle)["entries"]
@@ -358,6 +364,8 @@ class Store:
                     meta = self._dbs["meta"]
                     if txn.get(b"schemaVersion", db=meta) is None:
                         txn.put(b"schemaVersion", orjson.dumps(SCHEMA_VERSION), db=meta)
+                    # A stable id of this database (team exports name their rows' origin with it).
+                    txn.put(DATABASE_ID_KEY.encode(), orjson.dumps(uuid.uuid4().hex), db=meta, overwrite=False)
             except lmdb.MapFullError:
                 self._writes_refused = True
                 raise DatabaseFull(full_message(self.map_size)) from None

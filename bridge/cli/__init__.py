@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "cmd_report"),
     "recommend": ("recommend", "cmd_recommend"),
     "export": ("export", "cmd_export"),
+    "team-report": ("team", "cmd_team_report"),
+    "import-export": ("team", "cmd_import_export"),
     "replay": ("replay", "cmd_replay"),
     "demo": ("replay", "cmd_demo"),
     "reinstate": ("reinstate", "cmd_reinstate"),

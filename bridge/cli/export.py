@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_OK, CommandError, command_config, open_for_reading
+from .common import EXIT_OK, EXIT_USAGE, CommandError, command_config, open_for_reading
 
 # -- export ------------------------------------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..report.export import ExportError, export_database
 
+    if args.format == "parquet":
+        from .team import cmd_export_parquet
+        return cmd_export_parquet(args)
+    if args.folder or args.since or args.person or args.include_prompts:
+        raise CommandError("DIR, --since, --person and --include-prompts are for --format parquet.", EXIT_USAGE)
     config = command_config(args)
     with open_for_reading(config) as store:
         try:

@@ -1,0 +1,124 @@
+"""Finding and checking the datasets of a team export, and the deduplicated views the report reads.
+
+A PATH is an export folder (``agent-tracker export --format parquet PATH``, several people's
+exports may share it) or a remote prefix DuckDB's httpfs reads (``s3://bucket/team``). Every file
+is checked before a number is computed: its schema version, its table, every column of the
+schema, and no text cell the report reads over schema.MAX_TEXT_BYTES. Any failure is one
+TeamDataError naming the file; nothing is read further.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import schema
+from .engine import TeamDataError, query
+
+REMOTE = ("s3://", "s3a://", "gs://", "gcs://", "r2://", "http://", "https://", "az://", "abfss://")
+# The text columns the team report reads (checked for size; the others it never loads).
+READ_TEXT = {
+    "sessions": ("person", "session_id", "root_session_id", "project_path"),
+    "commits": ("person", "project_path", "hash", "credited_agent", "credited_model", "credited_stack"),
+    "grades": ("person", "grade_id", "project_path", "commit_hash", "grader", "credited_agent", "credited_model",
+               "credited_stack"),
+    "bugs": ("person", "bug_id", "credited_agent", "credited_model", "credited_stack"),
+    "usage": ("person", "session_id", "root_session_id", "setup", "credited_agent", "credited_model",
+              "credited_stack"),
+}
+REPORT_TABLES = tuple(READ_TEXT)
+
+
+def is_remote(path: str) -> bool:
+    return path.lower().startswith(REMOTE)
+
+
+def table_files(paths: list[str], table: str) -> list[str]:
+    """The table's files (local: listed; remote: a glob DuckDB expands)."""
+    found: list[str] = []
+    for path in paths:
+        if is_remote(path):
+            found.append(f"{path.rstrip('/')}/{table}/**/*.parquet")
+            continue
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise TeamDataError(f"{path} is not a folder of team exports (agent-tracker export --format parquet DIR).")
+        found.extend(str(file) for file in sorted((folder / table).glob("**/*.parquet")))
+    return found
+
+
+def _sql_list(files: list[str]) -> str:
+    return "[" + ", ".join("'" + file.replace("'", "''") + "'" for file in files) + "]"
+
+
+def check_files(connection: Any, table: str, files: list[str]) -> None:
+    listing = _sql_list(files)
+    metadata: dict[str, dict[str, str]] = {}
+    for file_name, name, value in query(connection, f"SELECT file_name, key, value FROM parquet_kv_metadata({listing})"):
+        metadata.setdefault(str(file_name), {})[_text(name)] = _text(value)
+    for file_name in sorted({str(row[0]) for row in query(connection, f"SELECT DISTINCT file_name FROM parquet_schema({listing})")}):
+        found = metadata.get(file_name, {})
+        version = found.get(schema.VERSION_KEY)
+        if version != str(schema.SCHEMA_VERSION):
+            raise TeamDataError(
+                f"{file_name} has schema version {version or 'none'} (no agent-tracker team export of version "
+                f"{schema.SCHEMA_VERSION}); export it again with this agent-tracker, or upgrade to read it.")
+        if found.get(schema.TABLE_KEY) != table:
+            raise TeamDataError(f"{file_name} holds the table {found.get(schema.TABLE_KEY)!r}, not {table!r}: "
+                                f"it is in the wrong folder.")
+    present: dict[str, set[str]] = {}
+    for file_name, name in query(connection, f"SELECT file_name, name FROM parquet_schema({listing})"):
+        present.setdefault(str(file_name), set()).add(str(name))
+    for file_name, names in sorted(present.items()):
+        missing = [name for name in schema.columns(table) if name not in names]
+        if missing:
+            raise TeamDataError(f"{file_name} lacks the column{'s' if len(missing) > 1 else ''} "
+                                f"{', '.join(missing)} of the {table} table (schema version {schema.SCHEMA_VERSION}).")
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def open_views(connection: Any, paths: list[str]) -> dict[str, int]:
+    """Check every file and create the raw_<table> views; rows per table (0: no file)."""
+    counts: dict[str, int] = {}
+    for table in REPORT_TABLES:
+        files = table_files(paths, table)
+        if files and not any(is_remote(path) for path in paths):
+            check_files(connection, table, files)
+        elif files:  # a remote glob: checked through DuckDB's listing of it
+            check_files(connection, table, [str(row[0]) for row in query(
+                connection, f"SELECT file FROM glob({_sql_list(files)})")] or files)
+        if files:
+            query(connection, f"CREATE OR REPLACE TEMP VIEW raw_{table} AS SELECT * FROM "
+                              f"read_parquet({_sql_list(files)}, hive_partitioning = true, union_by_name = true, filename = true)")
+            _check_sizes(connection, table)
+        else:
+            query(connection, f"CREATE OR REPLACE TEMP TABLE raw_{table} AS SELECT * FROM ({_empty(table)})")
+        counts[table] = int(query(connection, f"SELECT count(*) FROM raw_{table}")[0][0])
+    if not counts["sessions"] and not counts["commits"]:
+        raise TeamDataError("No team export found at " + ", ".join(paths) + " (no sessions/ or commits/ dataset "
+                            "with .parquet files): export with `agent-tracker export --format parquet DIR`.")
+    return counts
+
+
+def _check_sizes(connection: Any, table: str) -> None:
+    widest = ", ".join(f"max(strlen({name}))" for name in READ_TEXT[table])
+    sizes = query(connection, f"SELECT {widest} FROM raw_{table}")[0]
+    for name, size in zip(READ_TEXT[table], sizes):
+        if size is not None and size > schema.MAX_TEXT_BYTES:
+            file_name = query(connection, f"SELECT filename FROM raw_{table} WHERE strlen({name}) > ? LIMIT 1",
+                              [schema.MAX_TEXT_BYTES])[0][0]
+            raise TeamDataError(f"{file_name} has a {name} of {size} bytes in the {table} table, over the "
+                                f"{schema.MAX_TEXT_BYTES} bytes any real value takes: the file was altered or is "
+                                f"not an agent-tracker export. Nothing was computed.")
+
+
+_SQL_TYPES = {"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE", "bool": "BOOLEAN",
+              "timestamp": "TIMESTAMPTZ", "list<setup>": "STRUCT(agent VARCHAR, model VARCHAR, stack VARCHAR)[]"}
+
+
+def _empty(table: str) -> str:
+    return "SELECT " + ", ".join(f"CAST(NULL AS {_SQL_TYPES[kind]}) AS {name}" for name, kind, _ in
+                                 schema.TABLES[table]) + ", CAST(NULL AS VARCHAR) AS filename WHERE false"

@@ -1,0 +1,123 @@
+"""`agent-tracker export --format parquet DIR`: one dataset per table, partitioned by month.
+
+``DIR/<table>/month=YYYY-MM/<database id>.parquet`` for a whole export (a later one replaces it),
+``…/<database id>-since-<time>.parquet`` for an incremental one (``--since``: rows recorded or
+updated from then on, beside the earlier files; readers keep one row per stable id). Each file is
+written beside its target and renamed into place: an interrupted export leaves the old files as
+they were. The schema (schema.TABLES) and its version are in every file's metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
+from ..store import DATABASE_ID_KEY, Store
+from ..timestamps import utc_now
+from . import schema
+from .extra import require
+from .facts import Facts, pseudonym
+
+NO_MONTH = "unknown"  # a row whose created_at is not a timestamp (foreign data)
+
+
+class ParquetExportError(Exception):
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+@attrs.define
+class ParquetSummary:
+    folder: str
+    person: str
+    database_id: str
+    counts: dict[str, int]
+    files: list[str]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"format": "parquet", "folder": self.folder, "person": self.person, "databaseId": self.database_id,
+                "schemaVersion": schema.SCHEMA_VERSION, "counts": self.counts, "files": self.files}
+
+
+def database_id(store: Store) -> str | None:
+    with store.read() as view:
+        found = view.meta(DATABASE_ID_KEY)
+    return found if isinstance(found, str) and found else None
+
+
+def export_parquet(store: Store, folder: Path, *, person: str | None = None, since: str | None = None,
+                   include_prompts: bool = False) -> ParquetSummary:
+    """Write every table of ``store`` under ``folder``; ``since`` is a normalised --since prefix."""
+    pq = require("pyarrow.parquet")
+    db_id = database_id(store)
+    if db_id is None:
+        raise ParquetExportError(f"The database at {store.path} has no database id yet; run any writing command "
+                                 f"(or let a bridge open it) first.")
+    who = person or pseudonym(db_id)
+    try:
+        refuse_database_files(folder / "sessions", store.path, what="the export")
+    except UnsafeOutput as exc:
+        raise ParquetExportError(str(exc), 2) from None
+    if folder.exists() and not folder.is_dir():
+        raise ParquetExportError(f"The Parquet export goes into a folder (one dataset per table); {folder} is a file.", 2)
+    exported_at = utc_now()
+    with store.read() as view:
+        facts = Facts(view, database_id=db_id, person=who, since=since, include_prompts=include_prompts)
+        sessions, usage = facts.sessions_and_usage()
+        tables = {"sessions": sessions, "commits": facts.commits(), "grades": facts.grades(), "bugs": facts.bugs(),
+                  "usage": usage, "configs": facts.configs()}
+    suffix = f"-since-{since.replace(':', '').replace('-', '').replace('.', '')}" if since else ""
+    metadata = {schema.VERSION_KEY: str(schema.SCHEMA_VERSION), schema.PERSON_KEY: who,
+                schema.DATABASE_KEY: db_id, schema.EXPORTED_KEY: exported_at}
+    files: list[str] = []
+    for table, rows in tables.items():
+        for month, part in _by_month(rows).items():
+            target = folder / table / f"month={month}" / f"{db_id}{suffix}.parquet"
+            arrow = to_arrow(table, part, {**metadata, schema.TABLE_KEY: table})
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with replace_atomically(target, binary=True) as handle:
+                    pq.write_table(arrow, handle, compression="zstd")
+            except OSError as exc:
+                raise ParquetExportError(f"Cannot write {target}: {exc.strerror or exc}.") from None
+            files.append(str(target))
+    return ParquetSummary(str(folder), who, db_id, {table: len(rows) for table, rows in tables.items()}, files)
+
+
+def _by_month(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    months: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        created = row.get("created_at")
+        month = created[:7] if isinstance(created, str) and len(created) >= 7 and created[4] == "-" else NO_MONTH
+        months.setdefault(month, []).append(row)
+    return months
+
+
+def to_arrow(table: str, rows: list[dict[str, Any]], metadata: dict[str, str]) -> Any:
+    """Rows of ``table`` as an Arrow table of its schema (timestamps parsed from the stored ISO text)."""
+    pa = require("pyarrow")
+    arrow_schema = schema.arrow_schema(table, metadata)
+    arrays = []
+    for field in arrow_schema:
+        values = [row.get(field.name) for row in rows]
+        if pa.types.is_timestamp(field.type):
+            arrays.append(timestamps(values, field.type))
+        else:
+            arrays.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=arrow_schema)
+
+
+def timestamps(values: list[Any], kind: Any) -> Any:
+    """ISO-8601 text as Arrow timestamps; a value that is not one becomes null (foreign data)."""
+    pa = require("pyarrow")
+    from ..timestamps import parse_iso
+
+    text = pa.array([value if isinstance(value, str) else None for value in values], type=pa.string())
+    try:
+        return text.cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([parse_iso(value) for value in values], type=kind)
