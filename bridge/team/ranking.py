@@ -8,18 +8,27 @@ session-weighted mean score in the stack).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
+
+import attrs
 
 from ..report.model import SetupKey, SetupRow
 from ..report.rank import sort_key
 
-if TYPE_CHECKING:
-    from .report import Comparison
+
+@attrs.define
+class Comparison:
+    persons: int = 0          # persons who used this setup and another one of its stack
+    sessions: int = 0         # their sessions of this setup
+    delta: float | None = None  # score points above (below) those persons' own mean in the stack
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"persons": self.persons, "sessions": self.sessions, "delta": self.delta}
 
 
-def within_persons(persons: dict[str, list[SetupRow]]) -> dict[SetupKey, "Comparison"]:
-    from .report import Comparison
 
+
+def within_persons(persons: dict[str, list[SetupRow]]) -> dict[SetupKey, Comparison]:
     sums: dict[SetupKey, list[float]] = {}  # weighted delta, sessions, persons
     for rows in persons.values():
         stacks: dict[str, list[SetupRow]] = {}
@@ -40,7 +49,7 @@ def within_persons(persons: dict[str, list[SetupRow]]) -> dict[SetupKey, "Compar
             for key, (total, sessions, n) in sums.items()}
 
 
-def team_ranks(rows: list[SetupRow], comparisons: dict[SetupKey, "Comparison"]) -> dict[SetupKey, int]:
+def team_ranks(rows: list[SetupRow], comparisons: dict[SetupKey, Comparison]) -> dict[SetupKey, int]:
     """Per stack, the ranked setups that were compared within persons, by delta (then pooled order)."""
     ranks: dict[SetupKey, int] = {}
     per_stack: dict[str, int] = {}

@@ -12,7 +12,8 @@ from typing import Any
 from ..output_files import replace_atomically
 from ..report.model import SetupRow, fmt
 from ..report.score import FORMULA
-from .report import Comparison, TeamReport, _key
+from .ranking import Comparison
+from .report import TeamReport, setup_key
 
 
 def _delta(comparison: Comparison | None) -> str:
@@ -22,10 +23,10 @@ def _delta(comparison: Comparison | None) -> str:
 
 
 def _cells(report: TeamReport, row: SetupRow) -> list[str]:
-    key = _key(row)
+    key = setup_key(row)
     team_rank = report.team_ranks.get(key)
     cells = [str(team_rank) if team_rank else "-", str(row.rank) if row.rank else "-", row.stack, row.agent,
-             row.model, str(sum(any(_key(r) == key for r in rows) for rows in report.persons.values())),
+             row.model, str(sum(any(setup_key(r) == key for r in rows) for rows in report.persons.values())),
              str(row.sessions), str(row.commits), f"{fmt(row.mean_user_grade)} ({row.user_grades})",
              f"{row.score:.1f}" + ("" if row.ranked else "*"), _delta(report.comparisons.get(key))]
     if report.probability_best is not None:

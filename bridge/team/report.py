@@ -23,19 +23,10 @@ from ..report.rank import rank_rows, recommend
 from ..report.score import DEFAULT_MIN_SESSIONS, FORMULA, SLOTS
 from ..timestamps import utc_now
 from . import ranking
+from .ranking import Comparison
 from .datasets import is_remote, open_views
 from .engine import connect
 from .stats import Statistics, collect
-
-
-@attrs.define
-class Comparison:
-    persons: int = 0          # persons who used this setup and another one of its stack
-    sessions: int = 0         # their sessions of this setup
-    delta: float | None = None  # score points above (below) those persons' own mean in the stack
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"persons": self.persons, "sessions": self.sessions, "delta": self.delta}
 
 
 @attrs.define
@@ -61,7 +52,7 @@ class TeamReport:
             entry["setups"] += 1
             if row.rank == 1:
                 entry["best"] = row.setup
-            if self.team_ranks.get(_key(row)) == 1:
+            if self.team_ranks.get(setup_key(row)) == 1:
                 entry["teamBest"] = row.setup
         for stack_name, entry in found.items():
             entry["persons"] = sum(any(r.stack == stack_name for r in rows) for rows in self.persons.values())
@@ -69,11 +60,11 @@ class TeamReport:
 
     def to_wire(self) -> dict[str, Any]:
         def setup_wire(row: SetupRow) -> dict[str, Any]:
-            key = _key(row)
+            key = setup_key(row)
             wire = row.to_wire()
             wire["teamRank"] = self.team_ranks.get(key)
             wire["withinPerson"] = self.comparisons.get(key, Comparison()).to_wire()
-            wire["persons"] = sum(any(_key(r) == key for r in rows) for rows in self.persons.values())
+            wire["persons"] = sum(any(setup_key(r) == key for r in rows) for rows in self.persons.values())
             if self.probability_best is not None:
                 wire["probabilityBest"] = self.probability_best.get(key)
             return wire
@@ -88,7 +79,7 @@ class TeamReport:
                 "stacks": self.stacks()}
 
 
-def _key(row: SetupRow) -> SetupKey:
+def setup_key(row: SetupRow) -> SetupKey:
     return (row.agent, row.model, row.stack)
 
 

@@ -18,19 +18,19 @@ PersonSetup = tuple[str, str, str, str]  # (person, agent, model, stack)
 
 DEDUPLICATED = {
     "sessions": """SELECT * FROM raw_sessions QUALIFY row_number() OVER (
-        PARTITION BY session_id ORDER BY updated_at DESC NULLS LAST, database_id, filename) = 1""",
+        PARTITION BY session_id ORDER BY updated_at DESC NULLS LAST, person, database_id, filename) = 1""",
     "commits": """SELECT * FROM raw_commits QUALIFY row_number() OVER (
-        PARTITION BY project_path, hash ORDER BY created_at NULLS LAST, database_id, filename) = 1""",
+        PARTITION BY project_path, hash ORDER BY created_at NULLS LAST, person, database_id, filename) = 1""",
     # One grade per commit and grader (user, agent), the first given; others by their id.
     "grades": """SELECT * FROM (SELECT * FROM raw_grades QUALIFY row_number() OVER (
-        PARTITION BY grade_id ORDER BY database_id, filename) = 1) QUALIFY row_number() OVER (
+        PARTITION BY grade_id ORDER BY person, database_id, filename) = 1) QUALIFY row_number() OVER (
         PARTITION BY CASE WHEN grader IN ('user', 'agent') THEN project_path || chr(31) || commit_hash || chr(31)
                           || grader ELSE grade_id END
         ORDER BY created_at NULLS LAST, grade_id) = 1""",
     "bugs": """SELECT * FROM raw_bugs QUALIFY row_number() OVER (
-        PARTITION BY bug_id ORDER BY database_id, filename) = 1""",
+        PARTITION BY bug_id ORDER BY person, database_id, filename) = 1""",
     "usage": """SELECT * FROM raw_usage QUALIFY row_number() OVER (
-        PARTITION BY session_id, setup ORDER BY session_updated_at DESC NULLS LAST, database_id, filename) = 1""",
+        PARTITION BY session_id, setup ORDER BY session_updated_at DESC NULLS LAST, person, database_id, filename) = 1""",
 }
 
 SESSIONS_SQL = """
