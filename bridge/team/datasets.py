@@ -27,6 +27,21 @@ READ_TEXT = {
               "credited_stack"),
 }
 REPORT_TABLES = tuple(READ_TEXT)
+# What the report reads of each table (read once, into memory: many small files cost most in
+# opening them, so each is opened once for its metadata and once for these columns).
+_CREDITED = ("credited_agent", "credited_model", "credited_stack")
+READ = {
+    "sessions": ("database_id", "person", "session_id", "root_session_id", "project_path", "is_subagent", "updated_at",
+                 "ended_at", "tool_calls", "failed_tool_calls", "xp", "fixed_up_commits", "abandoned",
+                 "credited_setups"),
+    "commits": ("database_id", "person", "project_path", "hash", "created_at", *_CREDITED),
+    "grades": ("database_id", "person", "grade_id", "project_path", "commit_hash", "grader", "grade", "created_at",
+               *_CREDITED),
+    "bugs": ("database_id", "person", "bug_id", "attributed", "reverted_by", *_CREDITED),
+    "usage": ("database_id", "person", "session_id", "root_session_id", "setup", "messages", "cost", "tokens_input",
+              "tokens_output", "tokens_reasoning", "tokens_cache_read", "tokens_cache_write", "duration_ms",
+              "commits_share", "session_updated_at", *_CREDITED),
+}
 
 
 def is_remote(path: str) -> bool:
@@ -52,11 +67,15 @@ def _sql_list(files: list[str]) -> str:
 
 
 def check_files(connection: Any, table: str, files: list[str]) -> None:
+    """Every file's version, table and columns, from the footers (two reads of the metadata, no data)."""
     listing = _sql_list(files)
     metadata: dict[str, dict[str, str]] = {}
     for file_name, name, value in query(connection, f"SELECT file_name, key, value FROM parquet_kv_metadata({listing})"):
         metadata.setdefault(str(file_name), {})[_text(name)] = _text(value)
-    for file_name in sorted({str(row[0]) for row in query(connection, f"SELECT DISTINCT file_name FROM parquet_schema({listing})")}):
+    present: dict[str, set[str]] = {}
+    for file_name, name in query(connection, f"SELECT file_name, name FROM parquet_schema({listing})"):
+        present.setdefault(str(file_name), set()).add(str(name))
+    for file_name, names in sorted(present.items()):
         found = metadata.get(file_name, {})
         version = found.get(schema.VERSION_KEY)
         if version != str(schema.SCHEMA_VERSION):
@@ -66,10 +85,6 @@ def check_files(connection: Any, table: str, files: list[str]) -> None:
         if found.get(schema.TABLE_KEY) != table:
             raise TeamDataError(f"{file_name} holds the table {found.get(schema.TABLE_KEY)!r}, not {table!r}: "
                                 f"it is in the wrong folder.")
-    present: dict[str, set[str]] = {}
-    for file_name, name in query(connection, f"SELECT file_name, name FROM parquet_schema({listing})"):
-        present.setdefault(str(file_name), set()).add(str(name))
-    for file_name, names in sorted(present.items()):
         missing = [name for name in schema.columns(table) if name not in names]
         if missing:
             raise TeamDataError(f"{file_name} lacks the column{'s' if len(missing) > 1 else ''} "
@@ -90,29 +105,36 @@ def open_views(connection: Any, paths: list[str]) -> dict[str, int]:
         elif files:  # a remote glob: checked through DuckDB's listing of it
             check_files(connection, table, [str(row[0]) for row in query(
                 connection, f"SELECT file FROM glob({_sql_list(files)})")] or files)
-        if files:
-            query(connection, f"CREATE OR REPLACE TEMP VIEW raw_{table} AS SELECT * FROM "
-                              f"read_parquet({_sql_list(files)}, hive_partitioning = true, union_by_name = true, filename = true)")
-            _check_sizes(connection, table)
-        else:
-            query(connection, f"CREATE OR REPLACE TEMP TABLE raw_{table} AS SELECT * FROM ({_empty(table)})")
-        counts[table] = int(query(connection, f"SELECT count(*) FROM raw_{table}")[0][0])
+        source = (f"read_parquet({_sql_list(files)}, union_by_name = true, filename = true)" if files
+                  else f"({_empty(table)})")
+        query(connection, f"CREATE OR REPLACE TEMP TABLE raw_{table} AS SELECT {', '.join(READ[table])}, filename "
+                          f"FROM {source}")
+        counts[table] = _check_sizes(connection, table)
     if not counts["sessions"] and not counts["commits"]:
         raise TeamDataError("No team export found at " + ", ".join(paths) + " (no sessions/ or commits/ dataset "
                             "with .parquet files): export with `agent-tracker export --format parquet DIR`.")
     return counts
 
 
-def _check_sizes(connection: Any, table: str) -> None:
-    widest = ", ".join(f"max(strlen({name}))" for name in READ_TEXT[table])
-    sizes = query(connection, f"SELECT {widest} FROM raw_{table}")[0]
-    for name, size in zip(READ_TEXT[table], sizes):
+def _check_sizes(connection: Any, table: str) -> int:
+    """The table's rows; TeamDataError naming the file when a text cell the report reads is too long."""
+    names = list(READ_TEXT[table])
+    widest = ", ".join(f"max(strlen({name}))" for name in names)
+    if table == "sessions":  # the setups' names, inside the list
+        names.append("credited_setups")
+        widest += (", max(list_max(list_transform(credited_setups, "
+                   "lambda x: greatest(strlen(x.agent), strlen(x.model), strlen(x.stack)))))")
+    rows, *sizes = query(connection, f"SELECT count(*), {widest} FROM raw_{table}")[0]
+    for name, size in zip(names, sizes):
         if size is not None and size > schema.MAX_TEXT_BYTES:
-            file_name = query(connection, f"SELECT filename FROM raw_{table} WHERE strlen({name}) > ? LIMIT 1",
+            length = ("list_max(list_transform(credited_setups, lambda x: greatest(strlen(x.agent), strlen(x.model), "
+                      "strlen(x.stack))))" if name == "credited_setups" else f"strlen({name})")
+            file_name = query(connection, f"SELECT filename FROM raw_{table} WHERE {length} > ? LIMIT 1",
                               [schema.MAX_TEXT_BYTES])[0][0]
             raise TeamDataError(f"{file_name} has a {name} of {size} bytes in the {table} table, over the "
                                 f"{schema.MAX_TEXT_BYTES} bytes any real value takes: the file was altered or is "
                                 f"not an agent-tracker export. Nothing was computed.")
+    return int(rows)
 
 
 _SQL_TYPES = {"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE", "bool": "BOOLEAN",
@@ -122,3 +144,5 @@ _SQL_TYPES = {"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE", "bool
 def _empty(table: str) -> str:
     return "SELECT " + ", ".join(f"CAST(NULL AS {_SQL_TYPES[kind]}) AS {name}" for name, kind, _ in
                                  schema.TABLES[table]) + ", CAST(NULL AS VARCHAR) AS filename WHERE false"
+
+

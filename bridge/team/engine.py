@@ -19,6 +19,8 @@ class TeamDataError(Exception):
 def connect(*, remote: bool = False) -> Any:
     duckdb = require("duckdb")
     connection = duckdb.connect(":memory:")
+    query(connection, "SET parquet_metadata_cache = true")  # the checks and the read share each footer
+    query(connection, "SET preserve_insertion_order = false")  # sums need no order: less memory
     if remote:
         query(connection, "INSTALL httpfs")
         query(connection, "LOAD httpfs")

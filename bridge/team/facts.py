@@ -122,7 +122,8 @@ class Facts:
                    "ended_at": ended, "xp": _number(get("xpEarned")),
                    "abandoned": bool(not child and ended and not commits and not child_commits.get(sid)),
                    "credited_setups": [{"agent": a, "model": m, "stack": s} for a, m, s in setups]}
-            row.update({snake(name): _int(get(name)) for name in _COUNTERS})
+            for name, column in _COUNTER_COLUMNS:
+                row[column] = _int(get(name))
             row.update(self._usage_rows(record, row, child, usage))
             sessions.append(row)
         return sessions, usage
@@ -150,7 +151,7 @@ class Facts:
             rows.append({**self._origin(record), **_credited(setup), "session_id": sid,
                          "root_session_id": session["root_session_id"], "setup": str(name),
                          "messages": _int(entry.get("messages")), "cost": _number(entry.get("cost")),
-                         **{"tokens_" + snake(kind): count for kind, count in tokens.items()},
+                         **{column: tokens[kind] for kind, column in _TOKEN_COLUMNS},
                          "duration_ms": 0.0 if child else _number(entry.get("durationMs")),
                          "commits_share": float(share), "session_updated_at": session["updated_at"],
                          "created_at": session["created_at"]})
@@ -243,3 +244,6 @@ def snake(name: str) -> str:
     """camelCase (the store's fields) as snake_case (the Parquet columns)."""
     return "".join("_" + char.lower() if char.isupper() else char for char in name)
 
+
+_COUNTER_COLUMNS = [(name, snake(name)) for name in _COUNTERS]
+_TOKEN_COLUMNS = [(kind, "tokens_" + snake(kind)) for kind in TOKEN_KINDS]

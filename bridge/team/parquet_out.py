@@ -9,6 +9,7 @@ they were. The schema (schema.TABLES) and its version are in every file's metada
 
 from __future__ import annotations
 
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,11 @@ def to_arrow(table: str, rows: list[dict[str, Any]], metadata: dict[str, str]) -
     pa = require("pyarrow")
     arrow_schema = schema.arrow_schema(table, metadata)
     arrays = []
-    for field in arrow_schema:
-        values = [row.get(field.name) for row in rows]
+    names = arrow_schema.names
+    # Transposed in C: every row holds every column (facts.Facts builds them so).
+    transposed = list(zip(*map(itemgetter(*names), rows))) if rows else [() for _ in names]
+    for field, column in zip(arrow_schema, transposed):
+        values = list(column)
         if pa.types.is_timestamp(field.type):
             arrays.append(timestamps(values, field.type))
         else:

@@ -16,22 +16,39 @@ from .engine import query
 
 PersonSetup = tuple[str, str, str, str]  # (person, agent, model, stack)
 
-DEDUPLICATED = {
-    "sessions": """SELECT * FROM raw_sessions QUALIFY row_number() OVER (
-        PARTITION BY session_id ORDER BY updated_at DESC NULLS LAST, person, database_id, filename) = 1""",
-    "commits": """SELECT * FROM raw_commits QUALIFY row_number() OVER (
-        PARTITION BY project_path, hash ORDER BY created_at NULLS LAST, person, database_id, filename) = 1""",
-    # One grade per commit and grader (user, agent), the first given; others by their id.
-    "grades": """SELECT * FROM (SELECT * FROM raw_grades QUALIFY row_number() OVER (
-        PARTITION BY grade_id ORDER BY person, database_id, filename) = 1) QUALIFY row_number() OVER (
-        PARTITION BY CASE WHEN grader IN ('user', 'agent') THEN project_path || chr(31) || commit_hash || chr(31)
-                          || grader ELSE grade_id END
-        ORDER BY created_at NULLS LAST, grade_id) = 1""",
-    "bugs": """SELECT * FROM raw_bugs QUALIFY row_number() OVER (
-        PARTITION BY bug_id ORDER BY person, database_id, filename) = 1""",
-    "usage": """SELECT * FROM raw_usage QUALIFY row_number() OVER (
-        PARTITION BY session_id, setup ORDER BY session_updated_at DESC NULLS LAST, person, database_id, filename) = 1""",
+# table -> (its stable id's columns, which copy of a row exported more than once wins)
+ROW_IDS = {
+    "sessions": (("session_id",), "updated_at DESC NULLS LAST, person, database_id, filename"),
+    "commits": (("project_path", "hash"), "created_at NULLS LAST, person, database_id, filename"),
+    "grades_by_id": (("grade_id",), "person, database_id, filename"),
+    # one grade per commit and grader (user, agent), the first given; other graders' (migrated) by their id
+    "graded": (("project_path", "commit_hash", "grader"), "created_at NULLS LAST, grade_id"),
+    "bugs": (("bug_id",), "person, database_id, filename"),
+    "usage": (("session_id", "setup"), "session_updated_at DESC NULLS LAST, person, database_id, filename"),
 }
+SOURCES = {"sessions": "raw_sessions", "commits": "raw_commits", "bugs": "raw_bugs", "usage": "raw_usage",
+           "grades_by_id": "raw_grades",
+           "graded": "(SELECT * FROM grades_by_id WHERE grader IN ('user', 'agent'))"}
+GRADES_VIEW = """CREATE OR REPLACE TEMP VIEW grades AS SELECT * FROM graded
+    UNION ALL BY NAME SELECT * FROM grades_by_id WHERE grader IS NULL OR grader NOT IN ('user', 'agent')"""
+
+
+def deduplicate(connection: Any, table: str) -> None:
+    """The view ``table``: one row per stable id. Only the ids that occur more than once are sorted
+    (a hash aggregate finds them), the rest passes through: copies are rare, rows are millions."""
+    ids, order = ROW_IDS[table]
+    source, columns = SOURCES[table], ", ".join(ids)
+    query(connection, f"CREATE OR REPLACE TEMP TABLE copies_{table} AS SELECT {columns} FROM {source} "
+                      f"GROUP BY ALL HAVING count(*) > 1")
+    if not query(connection, f"SELECT count(*) FROM copies_{table}")[0][0]:
+        query(connection, f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {source}")
+        return
+    query(connection, f"""CREATE OR REPLACE TEMP VIEW {table} AS
+        SELECT * FROM {source} ANTI JOIN copies_{table} USING ({columns})
+        UNION ALL BY NAME
+        SELECT * FROM (SELECT * FROM {source} SEMI JOIN copies_{table} USING ({columns}))
+        QUALIFY row_number() OVER (PARTITION BY {columns} ORDER BY {order}) = 1""")
+
 
 SESSIONS_SQL = """
 SELECT person, s.agent, s.model, s.stack,
@@ -103,8 +120,9 @@ def _add(acc: list[float], indexes: list[int], values: tuple[Any, ...]) -> None:
 
 
 def collect(connection: Any) -> Statistics:
-    for table, sql in DEDUPLICATED.items():
-        query(connection, f"CREATE OR REPLACE TEMP VIEW {table} AS {sql}")
+    for table in ROW_IDS:
+        deduplicate(connection, table)
+    query(connection, GRADES_VIEW)
     stats = Statistics()
     for row in query(connection, SESSIONS_SQL):
         key, values = row[:4], row[4:]
