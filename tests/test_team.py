@@ -343,3 +343,42 @@ def test_html_page_escapes_names(team: dict[str, Path], tmp_path: Path, capsys: 
     assert main(["team-report", str(team["exports"]), "--html", str(page)]) == 0
     text = page.read_text(encoding="utf-8")
     assert "<script" not in text and "Per person" in text and "alice" in text and "python/fastapi" in text
+
+
+def test_an_incremental_export_beside_the_full_one_counts_nothing_twice(
+        team: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exports = _copy_exports(team, tmp_path)
+    _, before = run_json(capsys, "team-report", str(exports))
+    assert main(["export", "--database", str(team["alice"]), "--format", "parquet", str(exports),
+                 "--person", "alice", "--since", "2026-10-01"]) == 0
+    assert len(list(exports.glob("sessions/*/*-since-*.parquet"))) == 2
+    _, after = run_json(capsys, "team-report", str(exports))
+    assert_same_setups(after["setups"], before["setups"])
+    assert after["counts"]["sessions"] == before["counts"]["sessions"] + 7  # read, and kept once
+
+
+def test_configuration_versions_are_exported_without_prompt_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Where the database has a ``configs`` sub-database (issue 24), its versions are exported, prompts as hashes."""
+    import bridge.store
+
+    monkeypatch.setattr(bridge.store, "SUB_DATABASES", (*bridge.store.SUB_DATABASES, "configs"))
+    tracker = Tracker(tmp_path / "db.lmdb")
+    shop, _ = make_projects(tmp_path)
+    tracker.session("c1", shop, "build", CLAUDE)
+    version = {"agentId": "build", "firstSeenAt": "2026-10-01T09:00:00.000Z", "definition": {
+        "prompt": "You are a careful engineer.", "temperature": 0.2}}
+    tracker.store.write(lambda view: view.put("configs", "build\x00v1", version))
+    tracker.close()
+    for flag, expect_prompt in (([], False), (["--include-prompts"], True)):
+        out = tmp_path / f"out{len(flag)}"
+        assert main(["export", "--database", str(tmp_path / "db.lmdb"), "--format", "parquet", str(out), *flag]) == 0
+        rows = pq.read_table(next(out.glob("configs/month=2026-10/*.parquet"))).to_pylist()
+        assert [row["config_id"] for row in rows] == ["build\x1fv1"]
+        data = json.loads(rows[0]["data"])["definition"]
+        if expect_prompt:
+            assert data == version["definition"]
+        else:
+            assert data == {"temperature": 0.2, "promptLength": 27,
+                            "promptSha256": __import__("hashlib").sha256(b"You are a careful engineer.").hexdigest()}
+    capsys.readouterr()
