@@ -18,7 +18,7 @@ from .engine import TeamDataError, query
 REMOTE = ("s3://", "s3a://", "gs://", "gcs://", "r2://", "http://", "https://", "az://", "abfss://")
 # The text columns the team report reads (checked for size; the others it never loads).
 READ_TEXT = {
-    "sessions": ("person", "session_id", "root_session_id", "project_path"),
+    "sessions": ("person", "session_id", "project_path"),
     "commits": ("person", "project_path", "hash", "credited_agent", "credited_model", "credited_stack"),
     "grades": ("person", "grade_id", "project_path", "commit_hash", "grader", "credited_agent", "credited_model",
                "credited_stack"),
@@ -31,7 +31,7 @@ REPORT_TABLES = tuple(READ_TEXT)
 # opening them, so each is opened once for its metadata and once for these columns).
 _CREDITED = ("credited_agent", "credited_model", "credited_stack")
 READ = {
-    "sessions": ("database_id", "person", "session_id", "root_session_id", "project_path", "is_subagent", "updated_at",
+    "sessions": ("database_id", "person", "session_id", "project_path", "is_subagent", "updated_at",
                  "ended_at", "tool_calls", "failed_tool_calls", "xp", "fixed_up_commits", "abandoned",
                  "credited_setups"),
     "commits": ("database_id", "person", "project_path", "hash", "created_at", *_CREDITED),
@@ -105,18 +105,16 @@ def open_views(connection: Any, paths: list[str]) -> dict[str, int]:
         elif files:  # a remote glob: checked through DuckDB's listing of it
             check_files(connection, table, [str(row[0]) for row in query(
                 connection, f"SELECT file FROM glob({_sql_list(files)})")] or files)
-        source = (f"read_parquet({_sql_list(files)}, union_by_name = true, filename = true)" if files
-                  else f"({_empty(table)})")
-        query(connection, f"CREATE OR REPLACE TEMP TABLE raw_{table} AS SELECT {', '.join(READ[table])}, filename "
-                          f"FROM {source}")
-        counts[table] = _check_sizes(connection, table)
+        source = f"read_parquet({_sql_list(files)}, union_by_name = true)" if files else f"({_empty(table)})"
+        query(connection, f"CREATE OR REPLACE TEMP TABLE raw_{table} AS SELECT {', '.join(READ[table])} FROM {source}")
+        counts[table] = _check_sizes(connection, table, files)
     if not counts["sessions"] and not counts["commits"]:
         raise TeamDataError("No team export found at " + ", ".join(paths) + " (no sessions/ or commits/ dataset "
                             "with .parquet files): export with `agent-tracker export --format parquet DIR`.")
     return counts
 
 
-def _check_sizes(connection: Any, table: str) -> int:
+def _check_sizes(connection: Any, table: str, files: list[str]) -> int:
     """The table's rows; TeamDataError naming the file when a text cell the report reads is too long."""
     names = list(READ_TEXT[table])
     widest = ", ".join(f"max(strlen({name}))" for name in names)
@@ -129,8 +127,8 @@ def _check_sizes(connection: Any, table: str) -> int:
         if size is not None and size > schema.MAX_TEXT_BYTES:
             length = ("list_max(list_transform(credited_setups, lambda x: greatest(strlen(x.agent), strlen(x.model), "
                       "strlen(x.stack))))" if name == "credited_setups" else f"strlen({name})")
-            file_name = query(connection, f"SELECT filename FROM raw_{table} WHERE {length} > ? LIMIT 1",
-                              [schema.MAX_TEXT_BYTES])[0][0]
+            file_name = query(connection, f"SELECT filename FROM read_parquet({_sql_list(files)}, union_by_name = true, "
+                                          f"filename = true) WHERE {length} > ? LIMIT 1", [schema.MAX_TEXT_BYTES])[0][0]
             raise TeamDataError(f"{file_name} has a {name} of {size} bytes in the {table} table, over the "
                                 f"{schema.MAX_TEXT_BYTES} bytes any real value takes: the file was altered or is "
                                 f"not an agent-tracker export. Nothing was computed.")
@@ -143,6 +141,6 @@ _SQL_TYPES = {"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE", "bool
 
 def _empty(table: str) -> str:
     return "SELECT " + ", ".join(f"CAST(NULL AS {_SQL_TYPES[kind]}) AS {name}" for name, kind, _ in
-                                 schema.TABLES[table]) + ", CAST(NULL AS VARCHAR) AS filename WHERE false"
+                                 schema.TABLES[table]) + " WHERE false"
 
 

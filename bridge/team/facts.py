@@ -92,7 +92,8 @@ class Facts:
 
     # -- sessions and their usage ---------------------------------------------------------------
 
-    def sessions_and_usage(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def sessions_and_usage(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """("sessions", row) and ("usage", row) pairs, a session's usage rows right after it."""
         scope = self.scope
         records = [record for _, record in self._records("sessions") if isinstance(record.get("sessionID"), str)]
         child_commits: dict[str, int] = {}
@@ -100,8 +101,6 @@ class Facts:
             if scope.is_child(record["sessionID"]):
                 root = scope.root_session(record["sessionID"])
                 child_commits[root] = child_commits.get(root, 0) + _int(record.get("commits"))
-        sessions: list[dict[str, Any]] = []
-        usage: list[dict[str, Any]] = []
         for record in records:
             get = record.get
             if not self._new(get("updatedAt") or get("createdAt")):
@@ -124,9 +123,11 @@ class Facts:
                    "credited_setups": [{"agent": a, "model": m, "stack": s} for a, m, s in setups]}
             for name, column in _COUNTER_COLUMNS:
                 row[column] = _int(get(name))
+            usage: list[dict[str, Any]] = []
             row.update(self._usage_rows(record, row, child, usage))
-            sessions.append(row)
-        return sessions, usage
+            yield "sessions", row
+            for entry in usage:
+                yield "usage", entry
 
     def _usage_rows(self, record: dict[str, Any], session: dict[str, Any], child: bool,
                     rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -163,15 +164,14 @@ class Facts:
 
     # -- commits, grades, bugs, configuration versions ---------------------------------------------
 
-    def commits(self) -> list[dict[str, Any]]:
-        rows = []
+    def commits(self) -> Iterator[dict[str, Any]]:
         for _, record in self._records("commits"):
             get = record.get
             if not self._new(get("createdAt")) or not isinstance(get("hash"), str):
                 continue
             setup = self.scope.credited_setup(get("agentId"), get("provider"), get("model"), get("projectPath"),
                                               get("sessionID"))
-            rows.append({**self._origin(record), **_credited(setup), "project_path": _text(get("projectPath")),
+            yield ({**self._origin(record), **_credited(setup), "project_path": _text(get("projectPath")),
                          "hash": get("hash"), "session_id": _text(get("sessionID")),
                          "parent_session_id": _text(get("parentID")), "agent": _text(get("agentId")),
                          "provider": _text(get("provider")), "model": _text(get("model")),
@@ -179,49 +179,42 @@ class Facts:
                          "created_at": get("createdAt"), "source": _text(get("source")),
                          "fixup_of": _text(get("fixupOf")), "fixed_up_by": _text(get("fixedUpBy")),
                          "reverted_by": _text(get("revertedBy"))})
-        return rows
 
-    def grades(self) -> list[dict[str, Any]]:
-        rows = []
+    def grades(self) -> Iterator[dict[str, Any]]:
         for stored, record in self._records("communication"):
             get = record.get
             grade = get("grade")
             if not self._new(get("createdAt")) or isinstance(grade, bool) or grade not in (-1, 1, 2, 5):
                 continue
-            rows.append({**self._origin(record), **_credited(_grade_setup(self.scope, record)),
+            yield ({**self._origin(record), **_credited(_grade_setup(self.scope, record)),
                          "grade_id": stable_id(stored), "project_path": _text(get("projectPath")),
                          "commit_hash": _text(get("commitHash")), "grader": _text(get("grader")),
                          "grade": int(grade), "reason": _text(get("reason")), "session_id": _text(get("sessionID")),
                          "agent": _text(get("agentId")), "provider": _text(get("provider")),
                          "model": _text(get("model")), "created_at": get("createdAt")})
-        return rows
 
-    def bugs(self) -> list[dict[str, Any]]:
-        rows = []
+    def bugs(self) -> Iterator[dict[str, Any]]:
         for stored, record in self._records("activities"):
             get = record.get
             if get("kind") != "bug" or not self._new(get("createdAt")):
                 continue
             setup, attributed = _bug_setup(self.scope, record)
-            rows.append({**self._origin(record), **_credited(setup if attributed else None),
+            yield ({**self._origin(record), **_credited(setup if attributed else None),
                          "bug_id": stable_id(stored), "agent": _text(get("agentId")),
                          "session_id": _text(get("sessionID")), "project_path": _text(get("projectPath")),
                          "commit_hash": _text(get("commitHash")), "description": _text(get("description")),
                          "source": _text(get("source")), "reverted_by": _text(get("revertedBy")),
                          "attributed": attributed, "created_at": get("createdAt")})
-        return rows
 
-    def configs(self) -> list[dict[str, Any]]:
+    def configs(self) -> Iterator[dict[str, Any]]:
         """The ``configs`` sub-database's versions (where a newer agent-tracker keeps them), if present."""
-        rows = []
         for stored, record in self._records("configs"):
             created = record.get("createdAt") or record.get("firstSeenAt")
             if not self._new(record.get("lastSeenAt") or created):
                 continue
             data = record if self.include_prompts else without_prompts(record)
-            rows.append({**self._origin(record), "config_id": stable_id(stored), "created_at": created,
+            yield ({**self._origin(record), "config_id": stable_id(stored), "created_at": created,
                          "data": orjson.dumps(data).decode()})
-        return rows
 
 
 def without_prompts(value: Any) -> Any:

@@ -9,6 +9,7 @@ they were. The schema (schema.TABLES) and its version are in every file's metada
 
 from __future__ import annotations
 
+import contextlib
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -66,36 +67,77 @@ def export_parquet(store: Store, folder: Path, *, person: str | None = None, sin
     if folder.exists() and not folder.is_dir():
         raise ParquetExportError(f"The Parquet export goes into a folder (one dataset per table); {folder} is a file.", 2)
     exported_at = utc_now()
-    with store.read() as view:
-        facts = Facts(view, database_id=db_id, person=who, since=since, include_prompts=include_prompts)
-        sessions, usage = facts.sessions_and_usage()
-        tables = {"sessions": sessions, "commits": facts.commits(), "grades": facts.grades(), "bugs": facts.bugs(),
-                  "usage": usage, "configs": facts.configs()}
     suffix = f"-since-{since.replace(':', '').replace('-', '').replace('.', '')}" if since else ""
     metadata = {schema.VERSION_KEY: str(schema.SCHEMA_VERSION), schema.PERSON_KEY: who,
                 schema.DATABASE_KEY: db_id, schema.EXPORTED_KEY: exported_at}
-    files: list[str] = []
-    for table, rows in tables.items():
-        for month, part in _by_month(rows).items():
-            target = folder / table / f"month={month}" / f"{db_id}{suffix}.parquet"
-            arrow = to_arrow(table, part, {**metadata, schema.TABLE_KEY: table})
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with replace_atomically(target, binary=True) as handle:
-                    pq.write_table(arrow, handle, compression="zstd")
-            except OSError as exc:
-                raise ParquetExportError(f"Cannot write {target}: {exc.strerror or exc}.") from None
-            files.append(str(target))
-    return ParquetSummary(str(folder), who, db_id, {table: len(rows) for table, rows in tables.items()}, files)
+    writers = {table: _Dataset(folder / table, f"{db_id}{suffix}.parquet", table,
+                               {**metadata, schema.TABLE_KEY: table}) for table in schema.TABLES}
+    with contextlib.ExitStack() as files, store.read() as view:
+        for dataset in writers.values():
+            files.enter_context(dataset)
+        facts = Facts(view, database_id=db_id, person=who, since=since, include_prompts=include_prompts)
+        for table, row in facts.sessions_and_usage():
+            writers[table].add(row)
+        for table, rows in (("commits", facts.commits()), ("grades", facts.grades()), ("bugs", facts.bugs()),
+                            ("configs", facts.configs())):
+            for row in rows:
+                writers[table].add(row)
+    return ParquetSummary(str(folder), who, db_id, {table: dataset.rows for table, dataset in writers.items()},
+                          [path for dataset in writers.values() for path in dataset.written])
 
 
-def _by_month(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    months: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
+class _Dataset:
+    """One table's files, one per month, written in chunks of CHUNK rows (the rows of a big database
+    never sit in memory at once); each file is renamed into place when the export ends without error."""
+
+    CHUNK = 20_000
+
+    def __init__(self, folder: Path, name: str, table: str, metadata: dict[str, str]):
+        self.folder, self.name, self.table, self.metadata = folder, name, table, metadata
+        self.buffers: dict[str, list[dict[str, Any]]] = {}
+        self.writers: dict[str, Any] = {}
+        self.rows = 0
+        self.written: list[str] = []
+        self._files = contextlib.ExitStack()
+
+    def __enter__(self) -> "_Dataset":
+        return self
+
+    def add(self, row: dict[str, Any]) -> None:
         created = row.get("created_at")
         month = created[:7] if isinstance(created, str) and len(created) >= 7 and created[4] == "-" else NO_MONTH
-        months.setdefault(month, []).append(row)
-    return months
+        buffer = self.buffers.setdefault(month, [])
+        buffer.append(row)
+        self.rows += 1
+        if len(buffer) >= self.CHUNK:
+            self._flush(month)
+
+    def _flush(self, month: str) -> None:
+        pq = require("pyarrow.parquet")
+        arrow = to_arrow(self.table, self.buffers.pop(month, []), self.metadata)
+        target = self.folder / f"month={month}" / self.name
+        try:
+            writer = self.writers.get(month)
+            if writer is None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                handle = self._files.enter_context(replace_atomically(target, binary=True))
+                writer = self.writers[month] = pq.ParquetWriter(handle, arrow.schema, compression="zstd")
+                self._files.callback(writer.close)  # closed before its file is renamed into place
+                self.written.append(str(target))
+            writer.write_table(arrow)
+        except OSError as exc:
+            raise ParquetExportError(f"Cannot write {target}: {exc.strerror or exc}.") from None
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        try:
+            if kind is None:
+                for month in list(self.buffers):
+                    self._flush(month)
+        finally:
+            try:
+                self._files.__exit__(kind, error, trace)
+            except OSError as exc:
+                raise ParquetExportError(f"Cannot write into {self.folder}: {exc.strerror or exc}.") from None
 
 
 def to_arrow(table: str, rows: list[dict[str, Any]], metadata: dict[str, str]) -> Any:

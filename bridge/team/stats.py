@@ -18,13 +18,13 @@ PersonSetup = tuple[str, str, str, str]  # (person, agent, model, stack)
 
 # table -> (its stable id's columns, which copy of a row exported more than once wins)
 ROW_IDS = {
-    "sessions": (("session_id",), "updated_at DESC NULLS LAST, person, database_id, filename"),
-    "commits": (("project_path", "hash"), "created_at NULLS LAST, person, database_id, filename"),
-    "grades_by_id": (("grade_id",), "person, database_id, filename"),
+    "sessions": (("session_id",), "updated_at DESC NULLS LAST, person, database_id"),
+    "commits": (("project_path", "hash"), "created_at NULLS LAST, person, database_id"),
+    "grades_by_id": (("grade_id",), "person, database_id"),
     # one grade per commit and grader (user, agent), the first given; other graders' (migrated) by their id
     "graded": (("project_path", "commit_hash", "grader"), "created_at NULLS LAST, grade_id"),
-    "bugs": (("bug_id",), "person, database_id, filename"),
-    "usage": (("session_id", "setup"), "session_updated_at DESC NULLS LAST, person, database_id, filename"),
+    "bugs": (("bug_id",), "person, database_id"),
+    "usage": (("session_id", "setup"), "session_updated_at DESC NULLS LAST, person, database_id"),
 }
 SOURCES = {"sessions": "raw_sessions", "commits": "raw_commits", "bugs": "raw_bugs", "usage": "raw_usage",
            "grades_by_id": "raw_grades",
