@@ -382,3 +382,31 @@ def test_configuration_versions_are_exported_without_prompt_text(tmp_path: Path,
             assert data == {"temperature": 0.2, "promptLength": 27,
                             "promptSha256": __import__("hashlib").sha256(b"You are a careful engineer.").hexdigest()}
     capsys.readouterr()
+
+
+def test_a_newer_export_of_the_same_machine_refreshes_its_imported_sessions(
+        team: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    laptop = tmp_path / "laptop.lmdb"
+    laptop.write_bytes(team["alice"].read_bytes())
+    desktop = tmp_path / "desktop.lmdb"
+    exports = tmp_path / "shared"
+    assert main(["export", "--database", str(laptop), "--format", "parquet", str(exports), "--person", "alice"]) == 0
+    assert main(["export", "--database", str(team["bob"]), "--format", "parquet", str(exports), "--person", "bob"]) == 0
+    code, first = run_json(capsys, "import-export", str(exports), "--person", "alice", "--database", str(desktop))
+    assert code == 0 and first["added"]["sessions"] == 7  # alice's only: bob's rows stay out
+    # the laptop goes on with a3 (three more tool calls), and exports again
+    tracker = Tracker(laptop)
+    tracker.at("2026-12-01T09:00:00.000Z")
+    tracker.calls = 90_000
+    for _ in range(3):
+        tracker.tool("a3")
+    tracker.close()
+    assert main(["export", "--database", str(laptop), "--format", "parquet", str(exports), "--person", "alice"]) == 0
+    code, second = run_json(capsys, "import-export", str(exports), "--person", "alice", "--database", str(desktop))
+    assert code == 0 and second["refreshedSessions"] == 1 and sum(second["added"].values()) == 0
+    with Store.open(BridgeConfig(database_path=str(desktop)), readonly=True) as store, store.read() as view:
+        a3 = view.get("sessions", "a3")
+    assert a3["toolCalls"] == 2 + 3 and a3["importedFrom"]["person"] == "alice"
+    _, desk = run_json(capsys, "report", "--database", str(desktop))
+    _, lap = run_json(capsys, "report", "--database", str(laptop))
+    assert_same_setups(desk["setups"], lap["setups"])

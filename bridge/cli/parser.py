@@ -36,6 +36,7 @@ Nothing is deleted. Agents' SP, XP and CS stay this machine's own (see docs/team
 
 examples:
   agent-tracker import-export ~/team/exports --dry-run
+  agent-tracker import-export ~/team/exports --person alice     # the laptop's rows, from a team folder
   agent-tracker import-export laptop-export.jsonl
 """
 WHEN = "a date (2026-10-01), an ISO timestamp (2026-10-01T14:00Z, UTC unless it says) or Nd (N days ago: 30d)"
@@ -129,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     _reading(merge)
     merge.add_argument("path", metavar="PATH", help="a Parquet export folder or an `export --format jsonl` file")
     merge.add_argument("--dry-run", action="store_true", help="read, check and count; write nothing")
+    merge.add_argument("--person", metavar="NAME",
+                       help="Parquet: only this person's rows (your other machine's, from a shared team folder)")
     migrate = sub.add_parser("migrate", help="import databases written by the older TypeScript plugin")
     _reading(migrate)
     migrate.add_argument("paths", nargs="*", metavar="PATH",

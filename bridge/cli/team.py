@@ -75,6 +75,12 @@ def cmd_team_report(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_FAILED) from None
     page = None
     if args.html:
+        from ..output_files import UnsafeOutput, refuse_database_files
+
+        try:
+            refuse_database_files(Path(args.html).expanduser(), None, what="the HTML page")
+        except UnsafeOutput as exc:
+            raise CommandError(str(exc), EXIT_USAGE) from None
         try:
             page = write_team_html(report, Path(args.html).expanduser())
         except OSError as exc:
@@ -95,11 +101,13 @@ def cmd_import_export(args: argparse.Namespace) -> int:
 
     source = Path(args.path).expanduser()
     try:
-        export = read_export(source)
+        export = read_export(source, person=args.person)
     except ExtraMissing as exc:
         raise _missing_extra(exc) from None
     except ImportRefused as exc:
         raise CommandError(str(exc), EXIT_FAILED) from None
+    if args.person and not export.sessions and not export.commits:
+        raise CommandError(f"No rows of {args.person!r} in {source}.", EXIT_FAILED)
     config = command_config(args)
     if args.dry_run:
         with open_for_reading(config) as store:

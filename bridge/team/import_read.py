@@ -42,9 +42,10 @@ class Export:
     projects: dict[str, str] = attrs.Factory(dict)
 
 
-def read_export(path: Path) -> Export:
+def read_export(path: Path, *, person: str | None = None) -> Export:
+    """The export at ``path``; ``person``: only that person's rows (Parquet)."""
     if path.is_dir():
-        return _read_parquet(path)
+        return _read_parquet(path, person)
     if path.is_file():
         return _read_jsonl(path)
     raise ImportRefused(f"No export at {path}: give a Parquet export folder or an `export --format jsonl` file.")
@@ -52,7 +53,7 @@ def read_export(path: Path) -> Export:
 
 # -- Parquet --------------------------------------------------------------------------------------------
 
-def _read_parquet(folder: Path) -> Export:
+def _read_parquet(folder: Path, person: str | None) -> Export:
     pq = require("pyarrow.parquet")
     tables: dict[str, list[dict[str, Any]]] = {}
     for table in IMPORTED_TABLES:
@@ -67,9 +68,9 @@ def _read_parquet(folder: Path) -> Export:
             except Exception as exc:  # pyarrow's errors: not a Parquet file, truncated, ...
                 raise ImportRefused(f"{file} is not a readable Parquet file ({exc}); nothing was imported.") from None
             check_sizes(file, data)
-            rows.extend(data.to_pylist())
+            rows.extend(row for row in data.to_pylist() if person is None or row["person"] == person)
         tables[table] = rows
-    if not tables["sessions"] and not tables["commits"]:
+    if not tables["sessions"] and not tables["commits"] and person is None:
         raise ImportRefused(f"{folder} holds no team export (no sessions/ or commits/ .parquet files).")
     export = Export(str(folder))
     usage: dict[str, dict[str, dict[str, Any]]] = {}
