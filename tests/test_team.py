@@ -410,3 +410,18 @@ def test_a_newer_export_of_the_same_machine_refreshes_its_imported_sessions(
     _, desk = run_json(capsys, "report", "--database", str(desktop))
     _, lap = run_json(capsys, "report", "--database", str(laptop))
     assert_same_setups(desk["setups"], lap["setups"])
+
+
+def test_the_scale_bench_writes_what_team_report_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/bench_team.py's generated team (here 2 people x 500 sessions) is a valid export, read exactly."""
+    from bench.bench_team import generate_team
+
+    counts = generate_team(tmp_path / "team", 2, 500)
+    code, report = run_json(capsys, "team-report", str(tmp_path / "team"))
+    assert code == 0
+    assert sum(row["sessions"] for row in report["setups"]) == counts["sessions"] == 1000
+    assert sum(row["toolCalls"] for row in report["setups"]) == counts["toolCalls"]
+    assert sum(row["commits"] for row in report["setups"]) == counts["commits"]
+    assert sum(row["userGrades"] + row["agentGrades"] for row in report["setups"]) == counts["grades"]
+    assert sum(row["bugs"] for row in report["setups"]) == counts["bugs"]
+    assert len(report["persons"]) == 2
