@@ -296,7 +296,13 @@ def _huge_person(table: Any) -> Any:
     return table.set_column(index, table.schema.field(index), pa.array(["x" * (schema.MAX_TEXT_BYTES + 1)] * len(table)))
 
 
+def _without_ids(table: Any) -> Any:
+    index = table.column_names.index("session_id")
+    return table.set_column(index, table.schema.field(index), pa.array([None] * len(table), type=pa.string()))
+
+
 @pytest.mark.parametrize(("table", "change", "message"), [
+    ("sessions", _without_ids, "rows without session_id"),
     ("sessions", _with_version, "has schema version 99"),
     ("commits", _without_column, "lacks the column credited_agent"),
     ("sessions", _huge_person, f"over the {schema.MAX_TEXT_BYTES}"),

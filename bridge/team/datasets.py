@@ -122,7 +122,15 @@ def _check_sizes(connection: Any, table: str, files: list[str]) -> int:
         names.append("credited_setups")
         widest += (", max(list_max(list_transform(credited_setups, "
                    "lambda x: greatest(strlen(x.agent), strlen(x.model), strlen(x.stack)))))")
-    rows, *sizes = query(connection, f"SELECT count(*), {widest} FROM raw_{table}")[0]
+    ids = schema.ROW_IDS[table]
+    without_id = " OR ".join(f"{name} IS NULL" for name in ids)
+    rows, unnamed, *sizes = query(connection, f"SELECT count(*), count(*) FILTER (WHERE {without_id}), {widest} "
+                                              f"FROM raw_{table}")[0]
+    if unnamed:
+        file_name = query(connection, f"SELECT filename FROM read_parquet({_sql_list(files)}, union_by_name = true, "
+                                      f"filename = true) WHERE {without_id} LIMIT 1")[0][0]
+        raise TeamDataError(f"{file_name} has rows without {' or '.join(ids)}, the {table} table's stable id: the file "
+                            f"was altered or is not an agent-tracker export. Nothing was computed.")
     for name, size in zip(names, sizes):
         if size is not None and size > schema.MAX_TEXT_BYTES:
             length = ("list_max(list_transform(credited_setups, lambda x: greatest(strlen(x.agent), strlen(x.model), "

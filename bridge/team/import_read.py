@@ -68,6 +68,10 @@ def _read_parquet(folder: Path, person: str | None) -> Export:
             except Exception as exc:  # pyarrow's errors: not a Parquet file, truncated, ...
                 raise ImportRefused(f"{file} is not a readable Parquet file ({exc}); nothing was imported.") from None
             check_sizes(file, data)
+            for name in schema.ROW_IDS[table]:
+                if data.column(name).null_count:
+                    raise ImportRefused(f"{file} has rows without {name}, the {table} table's stable id; nothing was "
+                                        f"imported.")
             rows.extend(row for row in data.to_pylist() if person is None or row["person"] == person)
         tables[table] = rows
     if not tables["sessions"] and not tables["commits"] and person is None:
@@ -118,6 +122,11 @@ def check_parquet(file: Path, table: str, arrow_schema: Any) -> None:
     if missing:
         raise ImportRefused(f"{file} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} of the "
                             f"{table} table; nothing was imported.")
+    for field in schema.arrow_schema(table, {}):
+        found = arrow_schema.field(field.name).type
+        if found != field.type:
+            raise ImportRefused(f"{file} has the column {field.name} as {found}, not {field.type} (schema version "
+                                f"{schema.SCHEMA_VERSION}); nothing was imported.")
 
 
 def check_sizes(file: Path, data: Any) -> None:
