@@ -87,8 +87,9 @@ def export_parquet(store: Store, folder: Path, *, person: str | None = None, sin
 
 
 class _Dataset:
-    """One table's files, one per month, written in chunks of CHUNK rows (the rows of a big database
-    never sit in memory at once); each file is renamed into place when the export ends without error."""
+    """One table's files, one per month, written in row groups whenever CHUNK rows are buffered (the
+    rows of a big database never sit in memory at once); each file is renamed into place when the
+    export ends without error."""
 
     CHUNK = 20_000
 
@@ -97,6 +98,7 @@ class _Dataset:
         self.buffers: dict[str, list[dict[str, Any]]] = {}
         self.writers: dict[str, Any] = {}
         self.rows = 0
+        self.buffered = 0
         self.written: list[str] = []
         self._files = contextlib.ExitStack()
 
@@ -106,11 +108,13 @@ class _Dataset:
     def add(self, row: dict[str, Any]) -> None:
         created = row.get("created_at")
         month = created[:7] if isinstance(created, str) and len(created) >= 7 and created[4] == "-" else NO_MONTH
-        buffer = self.buffers.setdefault(month, [])
-        buffer.append(row)
+        self.buffers.setdefault(month, []).append(row)
         self.rows += 1
-        if len(buffer) >= self.CHUNK:
-            self._flush(month)
+        self.buffered += 1
+        if self.buffered >= self.CHUNK:  # every month's rows so far: one row group each
+            for buffered_month in list(self.buffers):
+                self._flush(buffered_month)
+            self.buffered = 0
 
     def _flush(self, month: str) -> None:
         pq = require("pyarrow.parquet")
