@@ -26,6 +26,7 @@ NEVER = {
     "bridge.migration": {"bridge.rpc", "bridge.tracking", "bridge.report", "bridge.cli", "bridge.opencode"},
     "bridge.opencode": {"bridge.rpc", "bridge.tracking", "bridge.report", "bridge.migration", "bridge.cli"},
     "bridge.rpc": {"bridge.cli", "bridge.team"},
+    "bridge.summaries": {"bridge.rpc", "bridge.cli", "bridge.migration", "bridge.opencode"},
     "bridge.team": {"bridge.rpc", "bridge.cli", "bridge.migration", "bridge.opencode"},
 }
 # Only the CLI may use the team package (pyarrow and DuckDB are an optional extra).

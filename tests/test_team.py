@@ -19,13 +19,14 @@ from test_report import CLAUDE, GPT, Tracker, make_projects
 
 from bridge.cli import main
 from bridge.config import BridgeConfig
-from bridge.store import DATABASE_ID_KEY, Store
+from bridge.store import Store
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 pytest.importorskip("duckdb")
 
-from bridge.team import schema  # noqa: E402  (after the extra's presence is known)
+from bridge.team import schema  # noqa: E402
+from bridge.team.parquet_out import DATABASE_ID_KEY  # noqa: E402  (after the extra's presence is known)
 
 # sid -> (project, agent, model, tools, commits [(agent grade, user grade)], bug). Times and hashes
 # are fixed per session, so a session both people recorded is the same in both databases.

@@ -27,7 +27,7 @@ def cmd_export_parquet(args: argparse.Namespace) -> int:
     from ..report.filters import normalise_since
     from ..report.model import ReportError
     from ..team.extra import ExtraMissing, require
-    from ..team.parquet_out import ParquetExportError, database_id, export_parquet
+    from ..team.parquet_out import ParquetExportError, database_id, ensure_database_id, export_parquet
 
     target = args.folder or args.output
     if not target or target == "-":
@@ -43,9 +43,10 @@ def cmd_export_parquet(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_USAGE) from None
     config = command_config(args)
     store = open_for_reading(config)
-    if database_id(store) is None:  # a database no writer opened since ids were introduced: give it one
+    if database_id(store) is None:  # its first team export: give it its stable id
         store.close()
-        open_for_writing(config, must_exist=True).close()
+        with open_for_writing(config, must_exist=True) as writable:
+            ensure_database_id(writable)
         store = open_for_reading(config)
     with store:
         try:

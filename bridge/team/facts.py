@@ -15,7 +15,7 @@ import orjson
 
 from ..report.attribution import Scope
 from ..report.bugs import _bug_setup
-from ..report.collect import _grade_setup
+from ..report.collect import grade_setup
 from ..report.filters import Filters
 from ..report.model import SetupKey
 from ..store import SEP, ReadView
@@ -79,16 +79,10 @@ class Facts:
         return self.since is None or (isinstance(stamp, str) and stamp >= self.since)
 
     def _records(self, db: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        if not self.view.has(db):  # ``configs``: only where a newer store knows it
-            return
-        with self.view.cursor(db) as cursor:
-            for raw_key, raw in cursor:
-                try:
-                    record = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(record, dict):
-                    yield bytes(raw_key).decode("utf-8", "replace"), record
+        # (``configs`` reads as empty where this store does not know it.)
+        for stored, record in self.view.scan(db):
+            if isinstance(record, dict):
+                yield stored, record
 
     # -- sessions and their usage ---------------------------------------------------------------
 
@@ -186,7 +180,7 @@ class Facts:
             grade = get("grade")
             if not self._new(get("createdAt")) or isinstance(grade, bool) or grade not in (-1, 1, 2, 5):
                 continue
-            yield ({**self._origin(record), **_credited(_grade_setup(self.scope, record)),
+            yield ({**self._origin(record), **_credited(grade_setup(self.scope, record)),
                          "grade_id": stable_id(stored), "project_path": _text(get("projectPath")),
                          "commit_hash": _text(get("commitHash")), "grader": _text(get("grader")),
                          "grade": int(grade), "reason": _text(get("reason")), "session_id": _text(get("sessionID")),

@@ -10,6 +10,7 @@ they were. The schema (schema.TABLES) and its version are in every file's metada
 from __future__ import annotations
 
 import contextlib
+import uuid
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import attrs
 
 from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
-from ..store import DATABASE_ID_KEY, Store
+from ..store import Store, WriteView
 from ..timestamps import utc_now
 from . import schema
 from .extra import require
@@ -43,6 +44,20 @@ class ParquetSummary:
     def to_wire(self) -> dict[str, Any]:
         return {"format": "parquet", "folder": self.folder, "person": self.person, "databaseId": self.database_id,
                 "schemaVersion": schema.SCHEMA_VERSION, "counts": self.counts, "files": self.files}
+
+
+DATABASE_ID_KEY = "databaseId"  # meta: the database's stable id (protocol/storage.md), given once, never changed
+
+
+def ensure_database_id(store: Store) -> str:
+    """The database's stable id, given now (put-if-absent, in one write) if it has none yet."""
+    def give(view: WriteView) -> None:
+        view.insert("meta", DATABASE_ID_KEY, uuid.uuid4().hex)
+
+    store.write(give)
+    found = database_id(store)
+    assert found is not None
+    return found
 
 
 def database_id(store: Store) -> str | None:
