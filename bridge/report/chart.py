@@ -1,6 +1,6 @@
 """`report --chart FILE.png`: each setup's score over time, drawn with matplotlib.
 
-matplotlib is optional (``pip install 'agent-tracker-bridge[chart]'``) and imported only here,
+matplotlib is optional (``pip install 'agent-tracker[chart]'``) and imported only here,
 with the Agg canvas (no display, no global pyplot state). The HTML page (html.py) inlines the
 same chart as SVG.
 """
@@ -38,7 +38,7 @@ def _figure(report: Report, store: Any) -> Any:
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
         from matplotlib.figure import Figure
     except ImportError:
-        raise ChartError("Drawing a chart needs matplotlib: pip install 'agent-tracker-bridge[chart]' "
+        raise ChartError("Drawing a chart needs matplotlib: pip install 'agent-tracker[chart]' "
                          "(or pip install matplotlib).") from None
     filters = report.filters
     timeline = build_timeline(store, report.selection, setups=chart_setups(report))
