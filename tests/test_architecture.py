@@ -28,7 +28,7 @@ NEVER = {
     "bridge.rpc": {"bridge.cli"},
 }
 # Single modules a subpackage may use inside a package it otherwise must not import.
-EXCEPT = {"bridge.migration": {"bridge.tracking.git_commands"}}
+EXCEPT = {"bridge.migration": {"bridge.tracking.git_commands", "bridge.tracking.stack"}}
 
 
 def module_name(path: Path) -> str:

@@ -105,6 +105,9 @@ class _progress:
 
 def _print_summary(wire: dict[str, Any]) -> None:
     from rich.table import Table
+    from rich.text import Text
+
+    from ..display import display_text
 
     from ..report.rank import money
     from ..report.render import tokens_text
@@ -141,6 +144,6 @@ def _print_summary(wire: dict[str, Any]) -> None:
                       f"agent-tracker (which kept no call ids) {'was' if calls['countedBeforeCallIds'] == 1 else 'were'} "
                       f"left as that bridge counted them.", highlight=False)
     for problem in wire["problems"][:10]:
-        console.print(f"  [yellow]{problem}[/yellow]", highlight=False)
+        console.print(Text.assemble("  ", (display_text(problem), "yellow")), highlight=False)
     if len(wire["problems"]) > 10:
         console.print(f"  … and {len(wire['problems']) - 10} more (--json lists up to 100).", highlight=False)

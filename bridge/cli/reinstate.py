@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..display import display_name, display_text
 from .common import EXIT_OK, command_config, open_for_writing, stored_agent, write_event
 
 # -- reinstate ---------------------------------------------------------------------------------------------
@@ -13,13 +14,14 @@ def cmd_reinstate(args: argparse.Namespace) -> int:
     with open_for_writing(config, must_exist=True) as store:
         before = stored_agent(store, args.agent)
         if not before.get("skillPoints", 1) <= 0 and not before.get("halted"):
-            print(f"{args.agent} is not halted (SP {before.get('skillPoints'):g}); nothing to reinstate.")
+            print(f"{display_name(args.agent)} is not halted (SP {before.get('skillPoints'):g}); nothing to reinstate.")
             return EXIT_OK
         write_event(store, config, "agent.reinstate",
                     {"agentId": args.agent, **({"reason": args.reason} if args.reason else {})})
         with store.read() as view:
             after = view.get("agents", args.agent) or {}
-    print(f"{args.agent} reinstated in {store.path}: SP {before.get('skillPoints'):g} -> "
-          f"{after.get('skillPoints'):g}, {'still halted' if after.get('halted') else 'active again'}"
-          f"{' (reason: ' + args.reason + ')' if args.reason else ''}.")
+    print(f"{display_name(args.agent)} reinstated in {display_name(store.path, 400)}: SP "
+          f"{before.get('skillPoints'):g} -> {after.get('skillPoints'):g}, "
+          f"{'still halted' if after.get('halted') else 'active again'}"
+          f"{' (reason: ' + display_text(args.reason) + ')' if args.reason else ''}.")
     return EXIT_OK

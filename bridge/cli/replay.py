@@ -30,12 +30,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     else:
+        from rich.text import Text
+
+        from ..display import display_text
+
         console = make_console()
         for item in result["files"]:
             console.print(f"{item['file']}: {item['events']} events replayed, {item['rejected']} rejected, "
                           f"{item['skipped']} lines skipped")
             for problem in item["problems"][:10]:
-                console.print(f"  [yellow]line {problem['line']}[/yellow]: {problem['message']}")
+                console.print(Text.assemble("  ", (f"line {problem['line']}", "yellow"),
+                                            f": {display_text(problem['message'])}"))
         console.print(f"Replayed {result['events']} events into {result['database']}.")
     if result["flushErrors"]:
         for message in result["flushErrors"]:

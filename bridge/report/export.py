@@ -18,7 +18,8 @@ Formats (``--format``, default json):
          one CSV on stdout whose first column is ``table`` and whose header is the union of all
          tables' columns (filter on ``table``).
   CSV cells: empty = null, true/false, numbers as Python writes them (floats round-trip exactly),
-  lists and objects as JSON.
+  lists and objects as JSON; text that starts with = + - @ tab or CR gets a leading ' (OWASP's
+  advice against formula injection: a spreadsheet shows it as text, never runs it).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import IO, Any, Iterator
 import attrs
 import orjson
 
+from ..display import csv_cell
 from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
 from ..store import ReadView, Store
 from ..timestamps import utc_now
@@ -133,7 +135,7 @@ def _cell(value: Any) -> Any:
         return "false"
     if isinstance(value, (dict, list)):
         return orjson.dumps(value).decode()
-    return value
+    return csv_cell(value)  # "=HYPERLINK(...)" in a commit message is text, never a formula
 
 
 def _csv_row(record: dict[str, Any], columns: list[str]) -> list[Any]:
