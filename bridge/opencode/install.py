@@ -43,6 +43,7 @@ from typing import Any, Iterator
 import attrs
 
 from ..output_files import UnsafeOutput, keep_mode_and_owner, refuse_database_files, replace_atomically
+from ..safe_read import FileRefused, check_folder, check_regular, read_regular
 from ..wording import plural
 
 PLUGIN_DIR_NAME = "agent-tracker"
@@ -50,6 +51,7 @@ PLUGIN_SPEC = f"./plugin/{PLUGIN_DIR_NAME}/index.js"
 MARKER = "install.json"
 BACKUP_SUFFIX = ".agent-tracker.bak"
 DEFAULT_COMMAND = ["agent-tracker", "serve"]
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # an opencode.json or package.json larger than this is not one
 
 
 class InstallError(Exception):
@@ -299,7 +301,7 @@ class _Plan:
     backups: list[Path] = attrs.field(factory=list)
 
     def write(self, path: Path, data: bytes, *, backup: bool = False) -> None:
-        if path.exists() and path.read_bytes() == data:
+        if _current_bytes(path) == data:
             self.unchanged.append(path)
             return
         try:
@@ -382,11 +384,35 @@ def _config_file(config_dir: Path) -> Path:
     return config_dir / "opencode.json"
 
 
-def _read_text(path: Path) -> str:
+def _current_bytes(path: Path) -> bytes | None:
+    """What a file the install writes holds now (None: absent), read by the bounded reader."""
     try:
-        return path.read_text(encoding="utf-8") if path.exists() else ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InstallError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}; nothing was changed") from None
+        return read_regular(path, MAX_CONFIG_BYTES, whole=True)
+    except FileRefused as exc:
+        raise InstallError(f"{exc}; nothing was changed") from None
+
+
+def _read_text(path: Path) -> str:
+    data = _current_bytes(path)
+    try:
+        return "" if data is None else data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InstallError(f"cannot read {path}: {exc}; nothing was changed") from None
+
+
+def _refuse_unusable(target: Path, files: list[str]) -> None:
+    """Every path the install reads or writes, checked before anything is written: a FIFO must not
+    hang it, a symlink loop must not stop it halfway (package.json written, the config refused)."""
+    folder = target / "plugin" / PLUGIN_DIR_NAME
+    try:
+        for directory in (target, target / "plugin", folder):
+            check_folder(directory)
+        for name in ("opencode.jsonc", "opencode.json", "package.json"):
+            check_regular(target / name)
+        for name in (MARKER, *files):
+            check_regular(folder / name)
+    except FileRefused as exc:
+        raise InstallError(f"{exc}; nothing was changed: remove or fix it and run the command again") from None
 
 
 def _default_bridge_command() -> list[str] | None:
@@ -408,6 +434,8 @@ def install_plugin(project: Path | None, *, bridge_command: list[str] | None = N
     if project is not None and not Path(project).expanduser().is_dir():
         raise InstallError(f"project folder {project} does not exist")
     plan = _Plan(target, dry_run)
+    files = _source_files()
+    _refuse_unusable(target, sorted(files))
     command = list(bridge_command) if bridge_command else _default_bridge_command()
     options: dict[str, Any] = {"bridgeCommand": command} if command and command != DEFAULT_COMMAND else {}
 
@@ -459,7 +487,6 @@ def install_plugin(project: Path | None, *, bridge_command: list[str] | None = N
 
     # 3. the plugin's files (our folder: stale files of an older version are removed)
     folder = target / "plugin" / PLUGIN_DIR_NAME
-    files = _source_files()
     for name, data in sorted(files.items()):
         plan.write(folder / name, data)
     if folder.is_dir():
@@ -499,6 +526,7 @@ def uninstall_plugin(project: Path | None, *, config_dir: Path | None = None,
     target = Path(config_dir) if config_dir is not None else config_dir_for(project)
     plan = _Plan(target, dry_run)
     folder = target / "plugin" / PLUGIN_DIR_NAME
+    _refuse_unusable(target, sorted(_source_files()))
     marker = _read_marker(folder / MARKER)
 
     for name in ("opencode.jsonc", "opencode.json"):
@@ -552,8 +580,8 @@ def uninstall_plugin(project: Path | None, *, config_dir: Path | None = None,
 
 def _read_marker(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_regular(path, MAX_CONFIG_BYTES, whole=True) or b"")
+    except (FileRefused, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -1,9 +1,9 @@
 """Classify a project's stack (language/framework) from its manifest files and AGENTS.md.
 
-Files are only read, never executed, and only through ``read_project_file``, the one bounded
-reader of project files: regular files only (a FIFO, a device, a socket, a folder is refused
-without opening anything that could block), at most MAX_READ bytes, opened non-blocking; a
-symlink loop or an unreadable file is refused. Nothing parses user data recursively: a
+Files are only read, never executed, and only through ``read_project_file`` (bridge.safe_read,
+the one bounded reader): regular files only (a FIFO, a device, a socket, a folder is refused
+without anything that could block), at most MAX_READ bytes; a symlink loop or an unreadable
+file is refused. Nothing parses user data recursively: a
 package.json nested deeper than MAX_JSON_DEPTH is not parsed (its depth is measured by a flat
 scan first). The fingerprint (names, sizes, mtimes) lets the tracker refresh the stored
 classification only when those files change.
@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
+from ..safe_read import FileRefused, read_regular
 
 MAX_READ = 256 * 1024
 MAX_JSON_DEPTH = 64  # package.json nests 3 or 4 levels; json.loads recurses once per level
@@ -98,35 +100,14 @@ class Stack:
         return record
 
 
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-
-
 def read_project_file(path: Path, limit: int = MAX_READ) -> str | None:
-    """The first ``limit`` bytes of a regular file as text, or None (absent, not a regular file,
-    a symlink loop, unreadable). Never blocks on a FIFO or a device: the type is checked before
-    opening, the open is non-blocking and the opened file is checked again (it may have been
-    swapped in between)."""
+    """The first ``limit`` bytes of a project file as text, or None: absent, not a regular file
+    (a FIFO never blocks the reader), a symlink loop, unreadable (safe_read, the one bounded reader)."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return None
-        descriptor = os.open(path, _OPEN_FLAGS)
-    except (OSError, ValueError):  # ValueError: a NUL in the path
+        data = read_regular(path, limit)
+    except FileRefused:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return None
-        chunks, left = [], limit
-        while left > 0:
-            chunk = os.read(descriptor, min(left, 65536))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks).decode("utf-8", errors="replace")
-    except OSError:
-        return None
-    finally:
-        os.close(descriptor)
+    return None if data is None else data.decode("utf-8", errors="replace")
 
 
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?')
@@ -162,10 +143,10 @@ def fingerprint(directory: Path) -> str:
     digest = hashlib.sha1()
     for name in FINGERPRINT_FILES:
         try:
-            stat = (directory / name).stat()
-        except OSError:
+            info = (directory / name).stat()
+        except (OSError, ValueError):
             continue
-        digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        digest.update(f"{name}:{info.st_size}:{info.st_mtime_ns};".encode())
     return digest.hexdigest()
 
 
