@@ -7,9 +7,11 @@ same chart as SVG.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..display import chart_text, display_name
 from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
@@ -90,7 +92,8 @@ def svg_chart(store: Any, report: Report) -> str:
     """The chart as an SVG element, to inline in an HTML page (no XML prolog, no doctype)."""
     figure = _figure(report, store)
     svg = io.StringIO()
-    figure.savefig(svg, format="svg")
+    with _no_glyph_warnings():
+        figure.savefig(svg, format="svg")
     text = svg.getvalue()
     return text[text.find("<svg"):]
 
@@ -106,11 +109,20 @@ def draw_chart(store: Any, report: Report, target: Path) -> Path:
     figure = _figure(report, store)
     make_folder(target)
     try:
-        with replace_atomically(target, binary=True) as handle:  # a failed write keeps the old chart
+        # A failed write keeps the old chart.
+        with replace_atomically(target, binary=True) as handle, _no_glyph_warnings():
             figure.savefig(handle, format="png")
     except OSError as exc:
         raise ChartError(f"Cannot write {target}: {exc.strerror or exc}.") from None
     return target
+
+
+@contextlib.contextmanager
+def _no_glyph_warnings() -> Iterator[None]:
+    """A name in a script the font lacks is drawn as a box; matplotlib's warning per glyph is noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        yield
 
 
 def make_folder(target: Path) -> None:

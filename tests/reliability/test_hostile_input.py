@@ -226,7 +226,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_prefixed(capsys: pytest.Capt
     harness.send("grade", {"grade": -1, "grader": "user", "sessionID": session_id, "reason": "+1+cmd"})
     harness.send("retrospective.recorded", {"sessionID": session_id, "summary": "@SUM(A1:A9)",
                                             "wentWell": ["-2+3"], "author": "user"})
-    harness.send("bug.reported", {"sessionID": session_id, "description": "\t=1+1"})
+    harness.send("bug.reported", {"sessionID": session_id, "description": "\t=1+1\rrow"})
     harness.service.flush()
     harness.store.close()
     code, out, err = cli(capsys, "export", "--format", "csv", "--database", str(database))
@@ -237,14 +237,16 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_prefixed(capsys: pytest.Capt
     import csv
     import io
 
-    texts = [out] + [path.read_text(encoding="utf-8") for path in sorted(folder_out.glob("*.csv"))]
+    texts = [out] + [path.read_bytes().decode("utf-8") for path in sorted(folder_out.glob("*.csv"))]
     cells = [cell for text in texts for row in csv.reader(io.StringIO(text)) for cell in row]
     assert cells and [cell for cell in cells if cell[:1] in ("=", "+", "@", "\t", "\r")] == []
     # "-" starts only numbers (a grade of -1 stays a number) or prefixed text
     assert {cell for cell in cells if cell.startswith("-")} <= {"-1", "-1.0"}
-    for shown in ("'=HYPERLINK(\"http://evil\",\"click\")", "'+1+cmd", "'@SUM(A1:A9)", "'\t=1+1",
+    for shown in ("'=HYPERLINK(\"http://evil\",\"click\")", "'+1+cmd", "'@SUM(A1:A9)", "'\t=1+1\rrow",
                   "'=cmd|'/C calc'!A0"):
         assert shown in cells, shown
+    # A CR inside a cell is quoted (RFC 4180 line ends): it never starts a row of its own.
+    assert all(text.endswith("\r\n") and '"\'\t=1+1\rrow"' in text for text in texts if "bug" in text)
 
 
 # -- 6. install-plugin and a FIFO or a symlink loop -----------------------------------------------------------
