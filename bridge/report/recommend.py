@@ -1,6 +1,7 @@
 """`recommend`: which agent and model to configure for one project folder, and why.
 
-The folder's stack is classified as the tracker does (bridge.tracking.stack). The answer comes
+The folder's stack is the one a session there recorded, else what the tracker's bounded reader
+makes of the folder now (bridge.tracking.stack). The answer comes
 from the narrowest level that has a ranked setup:
 
   1. "stack":    setups used on projects of exactly that stack (python/fastapi);
