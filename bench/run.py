@@ -32,6 +32,7 @@ if __package__ in (None, ""):  # `python bench/run.py`
     __package__ = "bench"
 
 from bench import BENCH_DIR, ROOT, unavailable  # noqa: E402
+from bench.summaries_section import KEYS as SUMMARIES_KEYS  # noqa: E402
 
 RESULTS_DIR = BENCH_DIR / "results"
 README = BENCH_DIR / "README.md"
@@ -102,6 +103,7 @@ SECTIONS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ("hook_after_p50_us", "plugin hook tool.execute.after p50"),
         ("hook_after_p99_us", "plugin hook tool.execute.after p99"),
     ]),
+    "summaries": ("bench.summaries_section", SUMMARIES_KEYS),
 }
 FIGURE_KEYS = [key for _, keys in SECTIONS.values() for key, _ in keys]
 # Baselines, floors and ceilings describe the machine, not the bridge: --compare shows their

@@ -27,11 +27,25 @@ from .lmdbjs import is_lmdbjs_file
 SCHEMA_VERSION = 1
 SUB_DATABASES = (
     "agents", "sessions", "commits", "communication", "retrospectives",
-    "activities", "projects", "migrations", "meta", "usage", "calls",
+    "activities", "projects", "migrations", "meta", "usage", "calls", "summaries",
 )
 # Added after the first release: a database written by an older bridge lacks them until a newer
 # bridge (or any write) creates them. Opened read-only, it reads them as empty.
-ADDED_LATER = frozenset(("usage", "calls"))
+ADDED_LATER = frozenset(("usage", "calls", "summaries"))
+# What bridge.summaries summarises: a write to one of these runs the write hooks before commit.
+SUMMARISED = frozenset(("sessions", "commits", "communication", "activities"))
+SUMMARIES_MARKER = "summaries"  # meta key: present while the summaries agree with the events
+
+WriteHook = Callable[["WriteView"], None]
+_WRITE_HOOKS: list[WriteHook] = []
+
+def register_write_hook(hook: WriteHook) -> None:
+    """Run ``hook`` inside every write transaction that changed a summarised record, just before
+    it commits (bridge.summaries registers its maintainer; the store cannot import it)."""
+    if hook not in _WRITE_HOOKS:
+        _WRITE_HOOKS.append(hook)
+
+
 SEP = "\x00"  # composite-key separator: cannot occur in ids or paths (validated on input)
 
 T = TypeVar("T")
@@ -42,7 +56,7 @@ class StoreError(Exception):
 
 
 class StoreUnavailable(StoreError):
-    pass
+    """The database cannot be opened or used."""
 
 
 class ForeignDatabase(StoreUnavailable):
@@ -56,7 +70,6 @@ class NotInitialised(StoreUnavailable):
 class ReadOnlyDatabase(StoreError):
     """A write through a store opened read-only."""
 
-
 class DatabaseFull(StoreError):
     """The map (maxDatabaseSize) is full: writes are refused until it is raised."""
 
@@ -67,7 +80,6 @@ class DiskTrouble(StoreError):
     def __init__(self, trouble: Trouble):
         super().__init__(trouble.nothing_written())
         self.trouble = trouble
-
 
 class DatabaseReplaced(StoreError):
     """The file at the database path is no longer the one this store has open (moved or deleted)."""
@@ -111,7 +123,6 @@ def _encode_key(k: str) -> bytes:
 
 def split_key(raw: str) -> list[str]:
     return raw.split(SEP)
-
 
 def full_message(map_size: int) -> str:
     return (
@@ -222,17 +233,42 @@ class ReadView:
 
 
 class WriteView(ReadView):
-    """Write access inside the single write transaction of Store.write."""
+    """Write access inside the single write transaction of Store.write; ``touched``: each summarised
+    record it changed, (db, key) -> its value before this transaction (None: new), for the hooks."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]):
+        super().__init__(txn, dbs)
+        self.touched: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+    def _remember(self, db: str, k: str) -> None:
+        if db in SUMMARISED and (db, k) not in self.touched:
+            self.touched[(db, k)] = self.get(db, k)
 
     def put(self, db: str, k: str, value: Any) -> None:
+        self._remember(db, k)
         self._txn.put(_encode_key(k), orjson.dumps(value), db=self._dbs[db])
 
     def insert(self, db: str, k: str, value: Any) -> bool:
         """Put only if the key is absent; True if written."""
-        return self._txn.put(_encode_key(k), orjson.dumps(value), db=self._dbs[db], overwrite=False)
+        written: bool = self._txn.put(_encode_key(k), orjson.dumps(value), db=self._dbs[db], overwrite=False)
+        if written and db in SUMMARISED and (db, k) not in self.touched:
+            self.touched[(db, k)] = None
+        return written
 
     def delete(self, db: str, k: str) -> bool:
+        self._remember(db, k)
         return self._txn.delete(_encode_key(k), db=self._dbs[db])
+
+    def run_hooks(self) -> None:
+        if not self.touched:
+            return
+        if not _WRITE_HOOKS:
+            # A writer that cannot maintain the summaries: they no longer describe the events, so
+            # readers use the scan until a writer with them rebuilds (bridge.summaries).
+            self._txn.delete(SUMMARIES_MARKER.encode(), db=self._dbs["meta"])
+            return
+        for hook in _WRITE_HOOKS:
+            hook(self)
 
 
 class Store:
@@ -435,7 +471,9 @@ class Store:
             raise ReadOnlyDatabase(f"The database at {self.path} is open read-only.")
         txn = self._begin(write=True)
         try:
-            result = apply(WriteView(txn, self._dbs))
+            view = WriteView(txn, self._dbs)
+            result = apply(view)
+            view.run_hooks()
             txn.commit()
             return result
         except lmdb.MapFullError as exc:
@@ -511,7 +549,6 @@ class Store:
 
     def __enter__(self) -> "Store":
         return self
-
     def __exit__(self, *exc: object) -> None:
         self.close()
 

@@ -26,6 +26,7 @@ NEVER = {
     "bridge.migration": {"bridge.rpc", "bridge.tracking", "bridge.report", "bridge.cli", "bridge.opencode"},
     "bridge.opencode": {"bridge.rpc", "bridge.tracking", "bridge.report", "bridge.migration", "bridge.cli"},
     "bridge.rpc": {"bridge.cli"},
+    "bridge.summaries": {"bridge.rpc", "bridge.cli", "bridge.migration", "bridge.opencode"},
 }
 # Single modules a subpackage may use inside a package it otherwise must not import.
 EXCEPT = {"bridge.migration": {"bridge.tracking.git_commands", "bridge.tracking.stack"}}

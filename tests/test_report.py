@@ -695,12 +695,12 @@ def test_helper_process_gives_the_same_report(reference, isolated_home: Path) ->
     from support import bridges
 
     tracker, *_ = reference
-    sequential = build_report(tracker.store)
+    sequential = build_report(tracker.store, scan=True)  # the helper helps only the scan
     assert not sequential.parallel
     script = ("import json, sys; from bridge.config import BridgeConfig; "
               "from bridge.store import Store; from bridge.report.build import build_report; import bridge.report.helper as H; "
               "H.HELPER_THRESHOLD = 0; store = Store.open(BridgeConfig(database_path=sys.argv[1]), readonly=True); "
-              "report = build_report(store, parallel=True); "
+              "report = build_report(store, parallel=True, scan=True); "
               "print(json.dumps({'parallel': report.parallel, 'setups': [r.to_wire() for r in report.setups], "
               "'totals': report.totals, 'unattributed': report.unattributed_bugs})); "
               "import os; print(json.dumps({'pid': os.getpid(), 'readers': store._env.readers()}))")

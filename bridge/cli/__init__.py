@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("replay", "cmd_demo"),
     "reinstate": ("reinstate", "cmd_reinstate"),
     "bug": ("bug", "cmd_bug"),
+    "doctor": ("doctor", "cmd_doctor"),
     "migrate": ("migrate", "cmd_migrate"),
     "import-opencode": ("import_opencode", "cmd_import_opencode"),
     "install-plugin": ("plugin", "cmd_install_plugin"),
@@ -66,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         print_error(f"unknown command {args.command!r}")
         return EXIT_USAGE
     module, function = found
+    from .. import summaries
+
+    summaries.enable()  # every command that writes keeps the report's summaries in its transaction
     handler: Callable[[argparse.Namespace], int] = getattr(
         importlib.import_module(f"{__name__}.{module}"), function)
     from ..report.model import ReportError

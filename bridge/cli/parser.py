@@ -109,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     bug.add_argument("--commit", metavar="HASH", help="the commit with the bug (short or full hash)")
     bug.add_argument("--project", metavar="DIR", help="the project of --commit, when the hash is in several")
     bug.add_argument("--reason", help="what is wrong (stored as the bug's description)")
+    doctor = sub.add_parser(
+        "doctor", help="check the report's summaries against the events (--summaries), or rebuild them",
+        description="report and recommend read per-session summaries that every write keeps in its own "
+                    "transaction. --summaries recomputes them from the events and lists what differs "
+                    "(exit 1 when anything does); --rebuild rewrites them from the events in one transaction.",
+        epilog="examples:\n  agent-tracker doctor --summaries\n  agent-tracker doctor --summaries --json\n"
+               "  agent-tracker doctor --rebuild",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _reading(doctor)
+    what = doctor.add_mutually_exclusive_group()
+    what.add_argument("--summaries", action="store_true", help="compare the summaries with the events (the default)")
+    what.add_argument("--rebuild", action="store_true", help="rewrite the summaries from the events")
     replay = sub.add_parser("replay", help="feed a recorded session (.jsonl) into a database")
     _reading(replay)
     replay.add_argument("files", nargs="+", metavar="FILE")

@@ -2,8 +2,8 @@
 
 Owns: aggregation, scoring, ranking, recommendations, the timeline, and every way the answer
 leaves the program (rich/text tables, the chart, export). May import: store, config, timestamps,
-tracking's pure rules (scoring, stack, git_commands, setups, usage_totals). Never imports rpc, cli
-or migration. Modules: build (the entry point), attribution (who a record counts for, and the
+tracking's pure rules (scoring, stack, git_commands, setups, usage_totals), and summaries.read (build
+answers from the per-session summaries when it can). Never imports rpc, cli or migration. Modules: build (the entry point), attribution (who a record counts for, and the
 accumulators), collect + decode (the scan), usage (what model calls cost), bugs (reported and
 reverted), outcomes (abandoned sessions, subagents), helper (a forked counter), score + rank (the
 rules), model (rows and wire form), filters, recommend (one project folder: exact stack, then
@@ -33,7 +33,10 @@ Attribution
 
 Score (0-100, see score.SCORE_HELP) and ranking rules are documented in docs/README-report.md.
 
-Speed: one pass per sub-database over the raw values, in one read transaction. Commits and
+Speed: report and recommend read the summaries (bridge.summaries: rows per setup identity and
+day, kept in the flush transaction), not the events, whenever the database has them and the time
+filters are whole days. The scan below stays for the rest (and for `doctor --summaries`):
+one pass per sub-database over the raw values, in one read transaction. Commits and
 grades are grouped in C (``Counter(map(itemgetter(...), map(orjson.loads, values)))``, or with
 msgspec, when installed, frozen structs of just the needed fields as the group keys); a record
 that lacks a field (e.g. a migrated one) is handled on its own and the scan resumes after it;

@@ -41,7 +41,9 @@ def group_stack(stack: str, group: str | None) -> str:
 class Scope:
     """Filters, stack classification and record → setup attribution, all memoised."""
 
-    def __init__(self, view: ReadView, filters: Filters, group: str | None = None):
+    def __init__(self, view: ReadView, filters: Filters, group: str | None = None, *, subagents: bool = True):
+        """``subagents=False``: skip finding the subagents' sessions (a reader of bridge.summaries,
+        whose rows are attributed already, only resolves setups)."""
         self.view = view
         self.filters = filters
         self.project = filters.project
@@ -65,8 +67,10 @@ class Scope:
         self._sessions: dict[str, dict[str, Any] | None] = {}
         # Subagents' sessions: session id -> the id of the session whose task tool started it.
         self.parents: dict[str, str] = {}
-        with raw_cursor(view, "sessions") as cursor:  # filtered in C: most sessions have no parent
-            children = list(filter(_HAS_PARENT, cursor.iternext(keys=False, values=True)))
+        children: list[bytes] = []
+        if subagents:
+            with raw_cursor(view, "sessions") as cursor:  # filtered in C: most sessions have no parent
+                children = list(filter(_HAS_PARENT, cursor.iternext(keys=False, values=True)))
         for raw in children:
             try:
                 record = _loads(raw)
@@ -157,6 +161,10 @@ class Scope:
             found = self._named[cache_key] = self._resolve(*split_setup_name(str(name)), path)
         return found  # type: ignore[return-value]
 
+    def resolve_identity(self, agent: str, model: str, path: Any) -> SetupKey | None:
+        """The setup of a setup identity as bridge.summaries stores it (agent, provider/model, path)."""
+        return self._resolve(agent, model, path)
+
     def _resolve(self, agent: str, model: str, path: Any) -> SetupKey | None:
         path = path if isinstance(path, str) else None
         if self.project is not None and (path is None or not self.project.matches(path)):
@@ -230,13 +238,14 @@ Bucket = Callable[[Any], Any]
 
 
 class Totals:
-    def __init__(self) -> None:
+    def __init__(self, *, by_group: bool = False) -> None:
         self.acc: dict[Any, list[float]] = {}
-        self.last_used: dict[SetupKey, str] = {}
+        # setup (or (setup, time bucket)) -> the latest update of its sessions
+        self.last_used: dict[Any, str] = {}
         self.unattributed_bugs = 0
         self.counts = {"sessions": 0, "subagentSessions": 0, "commits": 0, "grades": 0, "bugs": 0}
         # setup -> subagent (its agent) -> numbers (outcomes.SUB_*): what its subagents did
-        self.subagents: dict[SetupKey, dict[str, list[float]]] = {}
+        self.subagents: dict[Any, dict[str, list[float]]] = {}
         # Root sessions that ended without a commit of their own: abandoned unless a subagent of
         # theirs committed (known once every session was read): session id -> the accumulators.
         self.ended_without_commit: dict[str, list[list[float]]] = {}
@@ -244,6 +253,29 @@ class Totals:
         # (root session, setup) pairs already counted in USAGE_SESSIONS: a session and its
         # subagents' sessions are one session of their setup.
         self.usage_roots: set[tuple[str, SetupKey]] = set()
+        # ``by_group`` (bridge.summaries): the counts above also per accumulator group, and each
+        # counted session under the tuple of setups it counted for: (setups, bucket, is a subagent's).
+        self.by_group: dict[Any, dict[str, float]] | None = {} if by_group else None
+        self.hits: dict[tuple[Any, ...], int] | None = {} if by_group else None
+        self.last_used_by: dict[Any, dict[str, str]] | None = {} if by_group else None  # group -> root -> latest
+
+    @staticmethod
+    def group(setup: Any, bucket: Bucket | None, created: Any) -> Any:
+        return setup if bucket is None else (setup, bucket(created))
+
+    def tally(self, name: str, group: Any, count: float = 1) -> None:
+        """One more of ``counts[name]``, counted for ``group`` too when kept per group."""
+        if name in self.counts:
+            self.counts[name] += int(count)
+        if self.by_group is not None:
+            found = self.by_group.setdefault(group, {})
+            found[name] = found.get(name, 0) + count
+
+    def count_session(self, setups: list[Any], bucket: Bucket | None, created: Any, child: bool) -> None:
+        if self.hits is not None:
+            hit = (tuple(setup for setup in setups if setup is not None),
+                   bucket(created) if bucket is not None else None, child)
+            self.hits[hit] = self.hits.get(hit, 0) + 1
 
     def slot(self, setup: SetupKey, bucket: Bucket | None, created: Any) -> list[float]:
         group: Any = setup if bucket is None else (setup, bucket(created))

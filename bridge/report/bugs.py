@@ -19,6 +19,7 @@ from .score import BUGS, REVERTS
 _loads = orjson.loads
 _HAS_BUG = re.compile(rb'"bug"').search  # cheaper than decoding every activity
 _BUG_REF = itemgetter("projectPath", "commitHash")
+UNATTRIBUTED = ("", "", "unattributed")  # Totals.tally's group of the bugs no setup can be named for
 
 
 def collect_bugs(view: ReadView, scope: Scope, totals: Totals, bucket: Bucket | None) -> None:
@@ -57,6 +58,7 @@ def collect_bugs(view: ReadView, scope: Scope, totals: Totals, bucket: Bucket | 
             setup, attributed = _bug_setup(scope, record)
             if not attributed:
                 totals.unattributed_bugs += 1
+                totals.tally("unattributed", totals.group(UNATTRIBUTED, bucket, record.get("createdAt")))
                 continue
         if setup is not None:
             acc = totals.slot(setup, bucket, record.get("createdAt"))

@@ -17,6 +17,7 @@ from .attribution import Scope, Totals
 from .collect import collect_commits, collect_grades, collect_imported, collect_sessions
 from .decode import codec_named
 from .filters import Filters
+from ..summaries.read import answerable as summaries_answer, read_totals
 from .helper import Helper, merge_helper_result
 from .model import Report, ReportError, SetupRow, Usage
 from .rank import rank_rows, recommend
@@ -120,18 +121,54 @@ class NoGC:
 
 
 
+def _scan(view: ReadView, store: Store, scope_args: tuple[Any, ...], codec: Any, helper: Helper | None,
+          force_slow: bool) -> tuple[Scope, Totals, bool]:
+    """Every event read (today's path, kept for databases without summaries, timestamps in the
+    time filters, and `doctor --summaries`): (scope, totals, whether the helper counted grades)."""
+    scope = Scope(view, *scope_args)
+    totals = Totals()
+    collect_sessions(view, scope, totals, codec, None, force_slow)
+    collect_commits(view, scope, totals, codec, None, force_slow)
+    part = helper.result() if helper is not None else None
+    if part is not None and part["txn"] == view.txn_id():  # same snapshot
+        merge_helper_result(totals, scope, part)
+        return scope, totals, True
+    collect_grades(view, scope, totals, codec, None, force_slow)
+    collect_bugs(view, scope, totals, None)
+    return scope, totals, False
+
+
+_told_no_summaries: set[str] = set()
+
+
+def _scan_note(store: Store, filters: Filters, asked: bool) -> str | None:
+    """Why this report reads every event, said once per database and process (None: not worth saying)."""
+    if asked:
+        return None
+    if not filters.whole_days():
+        return ("--since/--until at a time of day: the report read every event (whole days, such as "
+                "2026-01-31 or 30d, are answered from the summaries).")
+    if str(store.path) in _told_no_summaries:
+        return None
+    _told_no_summaries.add(str(store.path))
+    return ("This database has no summaries yet, so the report read every event; the next write (a bridge, "
+            "or `agent-tracker doctor --rebuild`) builds them once.")
+
+
 def build_report(store: Store, *, project: str | None = None, stack: str | None = None,
                  since: str | None = None, until: str | None = None, min_sessions: int | None = None,
                  agent: str | None = None, model: str | None = None, group: str | None = None,
                  exact_stack: bool = False,
                  decoder: str | None = None, parallel: bool = False, rules: ScoringRules | None = None,
-                 _force_slow: bool = False) -> Report:
+                 scan: bool = False, _force_slow: bool = False) -> Report:
     """Aggregate, score and rank every setup (see the module docstring and SCORE_HELP).
 
     ``group``: "language" or "all" ranks setups across the stacks of a language, or across all
     projects (the setup's stack is then the language, or "all"): the fallback levels of recommend.
-    ``parallel``: count grades and bugs in a forked helper process meanwhile (the CLI does; the
-    bridge does not, as it runs threads). The result is identical either way.
+    Read from the summaries (bridge.summaries) when the database has them and the time filters are
+    whole days; ``scan`` (or no summaries) reads every event instead, with the same result.
+    ``parallel``: when scanning, count grades and bugs in a forked helper process meanwhile (the CLI
+    does; the bridge does not, as it runs threads). The result is identical either way.
     """
     started = time.perf_counter()
     rules = rules or ScoringRules()
@@ -143,26 +180,24 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
     codec = codec_named(decoder)
     scope_args = (filters, group)
     with NoGC():
-        helper = Helper.start(store, scope_args, codec.name) if parallel and not _force_slow else None
+        with store.read() as view:
+            use_summaries = not _force_slow and not scan and summaries_answer(view, filters)
+        source_note = None if use_summaries else _scan_note(store, filters, scan or _force_slow)
+        helper = Helper.start(store, scope_args, codec.name) if parallel and not _force_slow and not use_summaries \
+            else None
         used_helper = False
         try:
             with store.read() as view:
-                scope = Scope(view, *scope_args)
-                totals = Totals()
-                collect_sessions(view, scope, totals, codec, None, _force_slow)
-                collect_commits(view, scope, totals, codec, None, _force_slow)
-                part = helper.result() if helper is not None else None
-                helper = None
-                if part is not None and part["txn"] == view.txn_id():  # same snapshot
-                    merge_helper_result(totals, scope, part)
-                    used_helper = True
+                if use_summaries and summaries_answer(view, filters):  # still (a writer may have dropped them)
+                    scope, totals, imported = read_totals(view, filters, group)
                 else:
-                    collect_grades(view, scope, totals, codec, None, _force_slow)
-                    collect_bugs(view, scope, totals, None)
+                    use_summaries = False
+                    scope, totals, used_helper = _scan(view, store, scope_args, codec, helper, _force_slow)
+                    helper = None
+                    imported = collect_imported(view, scope)
                 agents = _read_agents(view)
                 # A filter that matched nothing: say what there is, so the next try can match.
                 known = known_values(view, codec, filters) if filters.given() and not totals.acc else None
-                imported = collect_imported(view, scope)
         finally:
             if helper is not None:
                 helper.cancel()
@@ -206,7 +241,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         unattributed_bugs=totals.unattributed_bugs, known=known, selection=filters,
         imported={"commits": sum(r.imported["commits"] for r in rows),
                   "grades": sum(r.imported["grades"] for r in rows)},
-        usage=usage,
+        usage=usage, source="summaries" if use_summaries else "scan", source_note=source_note,
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report

@@ -93,15 +93,22 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
             acc[TOOL_CALLS] += calls * share
             acc[FAILED_CALLS] += failed * share
             acc[FIXED_UP] += fixed_up * share
+            group = totals.group(setup, bucket, created)
             if child:
-                add_subagent_work(totals, setup, get("agentId"), calls * share, failed * share, commits * share,
+                add_subagent_work(totals, group, get("agentId"), calls * share, failed * share, commits * share,
                                   xp * share)
             else:
                 acc[SESSIONS] += 1
                 acc[ENDED] += ended
                 accs.append(acc)
-            if isinstance(last, str) and last > last_used.get(setup, ""):
-                last_used[setup] = last
+            if isinstance(last, str) and last > last_used.get(group, ""):
+                last_used[group] = last
+            if totals.last_used_by is not None and isinstance(last, str):
+                latest = totals.last_used_by.setdefault(group, {})
+                if last > latest.get(str(root_id), ""):
+                    latest[str(root_id)] = last
+        if hit:
+            totals.count_session(keys, bucket, created, child)
         if child:
             counts["subagentSessions"] += hit
             if isinstance(root_id, str):
@@ -211,7 +218,8 @@ def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
 
 
 
-def _grade_setup(scope: Scope, record: dict[str, Any]) -> SetupKey | None:
+def grade_setup(scope: Scope, record: dict[str, Any]) -> SetupKey | None:
+    """The setup a grade counts for (see the package docstring)."""
     get = record.get
     agent, provider, model, path = get("agentId"), get("provider"), get("model"), get("projectPath")
     if scope.parents:  # a grade counts where its commit does: a subagent's, for its root session's setup
@@ -269,10 +277,10 @@ def collect_grades(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         created = record.get("createdAt")
         if outside(window, created):
             return
-        setup = _grade_setup(scope, record)
+        setup = grade_setup(scope, record)
         if setup is not None and _add_grade(totals.slot(setup, bucket, created), record.get("grader"),
                                             record.get("grade"), 1):
-            totals.counts["grades"] += 1
+            totals.tally("grades", totals.group(setup, bucket, created))
 
     # With subagent sessions in the database, each grade's commit tells where it counts: one by one.
     if bucket is not None or force_slow or scope.parents:
@@ -338,7 +346,7 @@ def collect_imported(view: ReadView, scope: Scope) -> dict[SetupKey, dict[str, i
                 setup = scope.setup(record.get("agentId"), record.get("provider"), record.get("model"),
                                     record.get("projectPath"))
             else:
-                setup = _grade_setup(scope, record)
+                setup = grade_setup(scope, record)
             if setup is not None:
                 counts = found.setdefault(setup, {"commits": 0, "grades": 0})
                 counts[name] += 1

@@ -158,6 +158,10 @@ class Filters:
         # "0" sorts after "" and before every timestamp: a record without a time is never inside.
         return self.since or "0", self.until_bound or _END
 
+    def whole_days(self) -> bool:
+        """Whether the time filters (if any) start and end at midnight: --since/--until dates or Nd."""
+        return all(bound is None or len(bound) == 10 for bound in (self.since, self.until_bound))
+
     def given(self) -> list[str]:
         """The wire names of the filters that were given."""
         return [name for name, value in self.to_wire().items() if value is not None]

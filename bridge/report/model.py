@@ -271,6 +271,9 @@ class Report:
     duration_ms: float = 0.0
     decoder: str = "orjson"
     parallel: bool = False
+    # "summaries" (bridge.summaries, no event read) or "scan" (every event read), and why a scan
+    source: str = "scan"
+    source_note: str | None = None
     # commits and grades (of those counted) imported from the older TypeScript plugin
     imported: dict[str, int] = attrs.Factory(lambda: {"commits": 0, "grades": 0})
     usage: Usage = attrs.Factory(lambda: Usage())  # every setup's usage together
@@ -290,7 +293,7 @@ class Report:
             "setups": [row.to_wire() for row in self.setups],
             "recommendations": [rec.to_wire() for rec in self.recommendations],
             "agents": self.agents, "durationMs": round(self.duration_ms, 3), "decoder": self.decoder,
-            "parallel": self.parallel, "known": self.known,
+            "parallel": self.parallel, "known": self.known, "source": self.source,
         }
 
 

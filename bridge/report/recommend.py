@@ -192,8 +192,9 @@ def classify_directory(store: Store, directory: Path) -> tuple[str, str | None]:
 
 
 def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = None,
-                  rules: ScoringRules | None = None) -> Advice:
-    """The advice for ``directory`` (an existing folder), trying each level in turn."""
+                  rules: ScoringRules | None = None, scan: bool = False) -> Advice:
+    """The advice for ``directory`` (an existing folder), trying each level in turn (``scan``: every
+    level read from the events, not the summaries: the same answer, for doctor and the bench)."""
     stack, refused = classify_directory(store, directory)
     known = stack != UNKNOWN_STACK
     language = stack.partition("/")[0] if known else None
@@ -205,7 +206,7 @@ def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = N
     levels: list[Level] = []
     answer = None
     for name, scope, options in attempts:
-        report = build_report(store, min_sessions=min_sessions, rules=rules, **options)
+        report = build_report(store, min_sessions=min_sessions, rules=rules, scan=scan, **options)
         level = Level(name, scope, report)
         levels.append(level)
         if level.best is not None:

@@ -85,6 +85,20 @@ AGENT_GRADE_COUNTS = dict(zip(GRADE_VALUES, range(30, 34)))
 
 SLOTS = 34
 
+# Every slot by a stable name: how bridge.summaries stores accumulators, so a slot added later is a
+# new name (absent from older summaries until they are rebuilt), never a shifted position.
+SLOT_NAMES: dict[str, int] = {
+    "sessions": SESSIONS, "xp": XP, "commits": COMMITS, "agentGradeSum": AGENT_SUM, "agentGrades": AGENT_N,
+    "userGradeSum": USER_SUM, "userGrades": USER_N, "excellent": EXCELLENT, "bad": BAD, "bugs": BUGS,
+    "toolCalls": TOOL_CALLS, "failedToolCalls": FAILED_CALLS, "ended": ENDED, "abandoned": ABANDONED,
+    "fixedUp": FIXED_UP, "reverts": REVERTS, "cost": COST, "tokensInput": TOKENS_INPUT,
+    "tokensOutput": TOKENS_OUTPUT, "tokensReasoning": TOKENS_REASONING, "tokensCacheRead": TOKENS_CACHE_READ,
+    "tokensCacheWrite": TOKENS_CACHE_WRITE, "durationMs": DURATION, "messages": MESSAGES,
+    "usageSessions": USAGE_SESSIONS, "usageCommits": USAGE_COMMITS,
+    **{f"userGrade{value}": slot for value, slot in USER_GRADE_COUNTS.items()},
+    **{f"agentGrade{value}": slot for value, slot in AGENT_GRADE_COUNTS.items()},
+}
+
 
 
 # -- scoring ---------------------------------------------------------------------------------------

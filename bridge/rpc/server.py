@@ -479,5 +479,8 @@ def serve(cli_overrides: Mapping[str, Any] | None = None) -> int:
                         format="agent-tracker %(levelname)s %(name)s: %(message)s")
     # pygls logs every handled error with a traceback at ERROR; our own log() says it once.
     logging.getLogger("pygls").setLevel(logging.CRITICAL)
+    from .. import summaries
+
+    summaries.enable()  # every flush keeps the report's summaries (their code loads on the first write)
     server = BridgeServer(cli_overrides)
     return asyncio.run(server.serve())

@@ -1,7 +1,8 @@
 """Fault injection for the reliability suite: AGENT_TRACKER_CRASH_AT=<point>[:<n>] kills the process.
 
 Points: ``event`` (after the n-th event was journaled, before it is applied), ``in-flush``
-(inside the write transaction, before commit), ``after-commit`` (after the n-th flush committed,
+(inside the write transaction, before commit), ``in-summaries`` (inside it too, when
+bridge.summaries updates the summaries of what the flush wrote), ``after-commit`` (after the n-th flush committed,
 before the journal is truncated). The process dies with SIGKILL, exactly as ``kill -9`` would.
 Unset in normal use; reading one environment variable at start-up is the whole cost.
 """
