@@ -1,6 +1,7 @@
 """`recommend`: which agent and model to configure for one project folder, and why.
 
-The folder's stack is classified as the tracker does (bridge.tracking.stack). The answer comes
+The folder's stack is the one a session there recorded, else what the tracker's bounded reader
+makes of the folder now (bridge.tracking.stack). The answer comes
 from the narrowest level that has a ranked setup:
 
   1. "stack":    setups used on projects of exactly that stack (python/fastapi);
@@ -21,6 +22,7 @@ from typing import Any
 import attrs
 
 from ..config import ScoringRules
+from ..display import display_name
 from ..store import Store
 from ..wording import grade_phrase, plural, score_phrase
 from .build import build_report
@@ -67,6 +69,7 @@ class Advice:
     answer: Level | None           # the first one with a ranked setup
     # The project folder the directory belongs to (tracking.project_root), whose stack it has.
     project_root: str | None = None
+    refused: str | None = None     # why the folder's files could not be read (a symlink loop ...)
 
     @property
     def best(self) -> SetupRow | None:
@@ -89,21 +92,27 @@ class Advice:
 
     def lines(self) -> list[str]:
         """The answer in a few lines of plain text (the CLI, the plugin's tool and /recommend)."""
-        head = f"{self.directory}: {'stack not recognised' if self.stack == UNKNOWN_STACK else 'a ' + self.stack + ' project'}"
-        head += f" (its root: {self.project_root})." if self.project_root not in (None, self.directory) else "."
+        stack = display_name(self.stack)
+        head = (f"{display_name(self.directory, 400)}: "
+                f"{'stack not recognised' if self.stack == UNKNOWN_STACK else 'a ' + stack + ' project'}")
+        head += (f" (its root: {display_name(self.project_root, 400)})."
+                 if self.project_root not in (None, self.directory) else ".")
         best = self.best
+        if self.refused is not None:
+            head += " " + display_name(self.refused, 400)
         if best is None or self.answer is None:
             return [head, self._no_answer()]
         level = self.answer
         needed = f"{self.min_sessions} sessions yet"
-        why = {"stack": f"the best setup on {level.scope} projects",
-               "language": f"no {self.stack} setup has {needed}, so the best setup on all {level.scope} projects",
-               "all": (f"no {self.stack} or {self.language} setup has {needed}, so the best setup across all "
+        scope, language = display_name(level.scope), display_name(self.language)
+        why = {"stack": f"the best setup on {scope} projects",
+               "language": f"no {stack} setup has {needed}, so the best setup on all {scope} projects",
+               "all": (f"no {stack} or {language} setup has {needed}, so the best setup across all "
                        f"projects" if self.language else
                        "the stack is not recognised, so the best setup across all projects")}[level.name]
         lines = [head,
-                 f"Use agent {best.agent} with model {best.model}: {why} (answered at the "
-                 f"{LEVEL_NAMES[level.name]} level).",
+                 f"Use agent {display_name(best.agent)} with model {display_name(best.model)}: {why} "
+                 f"(answered at the {LEVEL_NAMES[level.name]} level).",
                  f"Evidence: {score_phrase(best.score)} over {plural(best.sessions, 'session')} in "
                  f"{plural(best.projects, 'project')}: {plural(best.commits, 'commit')} "
                  f"({fmt(best.commits_per_session)} per session), "
@@ -114,9 +123,10 @@ class Advice:
         runner = self.runner_up
         if runner is not None:
             runner_cost = "" if runner.cost_per_commit is None else f", {money(runner.cost_per_commit)} $ per commit"
-            lines.append(f"Runner-up: agent {runner.agent} with {runner.model}, {score_phrase(runner.score)} over "
-                         f"{plural(runner.sessions, 'session')} ({fmt(runner.commits_per_session)} commits per "
-                         f"session, {grade_phrase('user', runner.mean_user_grade)}{runner_cost}).")
+            lines.append(f"Runner-up: agent {display_name(runner.agent)} with {display_name(runner.model)}, "
+                         f"{score_phrase(runner.score)} over {plural(runner.sessions, 'session')} "
+                         f"({fmt(runner.commits_per_session)} commits per session, "
+                         f"{grade_phrase('user', runner.mean_user_grade)}{runner_cost}).")
         else:
             lines.append("Runner-up: none yet (no other setup at this level has enough sessions).")
         return lines
@@ -133,8 +143,9 @@ class Advice:
             return line + "."
         if cheapest is best:
             return line + f"; no setup within {CHEAPEST_WITHIN:g} points of it is cheaper per commit."
-        return (line + f"; cheapest setup within {CHEAPEST_WITHIN:g} points: agent {cheapest.agent} with "
-                f"{cheapest.model} at {money(cheapest.cost_per_commit)} $ per commit (score {cheapest.score:.1f}).")
+        return (line + f"; cheapest setup within {CHEAPEST_WITHIN:g} points: agent {display_name(cheapest.agent)} "
+                f"with {display_name(cheapest.model)} at {money(cheapest.cost_per_commit)} $ per commit "
+                f"(score {cheapest.score:.1f}).")
 
     def _no_answer(self) -> str:
         everything = self.levels[-1].report
@@ -143,7 +154,7 @@ class Advice:
                     f"(agent-tracker install-plugin), or try agent-tracker demo.")
         most = max(everything.setups, key=lambda row: (row.sessions, row.setup))
         return (f"Nothing to recommend yet: no setup has the {self.min_sessions} sessions needed (the most used, "
-                f"agent {most.agent} with {most.model}, has {most.sessions}).")
+                f"agent {display_name(most.agent)} with {display_name(most.model)}, has {most.sessions}).")
 
     def snippet(self) -> str | None:
         config = self.config()
@@ -172,10 +183,17 @@ class Advice:
         }
 
 
-def classify_directory(directory: Path) -> str:
+def classify_directory(store: Store, directory: Path) -> tuple[str, str | None]:
+    """(the folder's stack, why its files could not be read or None): the stack a session there
+    recorded, else what the bounded reader (tracking.stack) makes of the folder now."""
     from ..tracking.stack import classify
 
-    return classify(directory).name
+    with store.read() as view:
+        recorded = view.get("projects", str(directory))
+    if isinstance(recorded, dict) and isinstance(recorded.get("stack"), str) and recorded["stack"]:
+        return recorded["stack"], None
+    found = classify(directory)
+    return found.name, found.refused
 
 
 def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = None,
@@ -186,7 +204,7 @@ def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = N
     from ..tracking.project_root import project_root
 
     root = project_root(directory)
-    stack = classify_directory(root)
+    stack, refused = classify_directory(store, root)
     known = stack != UNKNOWN_STACK
     language = stack.partition("/")[0] if known else None
     attempts: list[tuple[str, str, dict[str, Any]]] = []
@@ -206,4 +224,4 @@ def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = N
             break
     return Advice(database=str(store.path), directory=str(directory), stack=stack, language=language,
                   min_sessions=levels[0].report.min_sessions, levels=levels, answer=answer,
-                  project_root=str(root))
+                  project_root=str(root), refused=refused)
