@@ -61,6 +61,7 @@ BATCH_SESSIONS = 1000  # sessions per flush: bounded memory (~50 MB), few durabl
 PARALLEL_PARTS = 50_000  # from this many part rows a second process pays off
 _ALL_COUNTED = "~"  # sorts after every ISO time: every call was counted without its id
 _COUNTERS = ("toolCalls", "failedToolCalls", "commits", "pushes", "xpEarned")
+IMPORT_LOCK_SUFFIX = ".import-lock"  # beside the database: agent-tracker.lmdb.import-lock
 
 Progress = Callable[[int, int], None]  # (parts read so far, parts in all)
 
@@ -90,6 +91,7 @@ class ImportResult:
     new_tokens: int = 0
     parts: int = 0  # part rows read
     rejected: int = 0
+    skipped_rows: int = 0  # rows OpenCode's database could not give (named in problems), skipped
     workers: int = 1
     problems: list[str] = attrs.Factory(list)  # rows OpenCode's database could not give, events refused
     flush_errors: list[str] = attrs.Factory(list)
@@ -98,7 +100,7 @@ class ImportResult:
         """Another worker's share of the same import."""
         for name in ("sessions", "new_sessions", "tracked_sessions", "child_sessions", "sent_tool_calls",
                      "tool_calls", "legacy_tool_calls", "commits", "pushes", "xp", "messages", "cost", "tokens",
-                     "new_messages", "new_cost", "new_tokens", "parts", "rejected"):
+                     "new_messages", "new_cost", "new_tokens", "parts", "rejected", "skipped_rows"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.problems.extend(other.problems)
         self.flush_errors.extend(other.flush_errors)
@@ -114,20 +116,55 @@ class ImportResult:
             # what was read; "new": what this import added (a message recorded before is replaced)
             "usage": {"messages": self.messages, "cost": self.cost, "tokens": self.tokens,
                       "new": {"messages": self.new_messages, "cost": self.new_cost, "tokens": self.new_tokens}},
-            "parts": self.parts, "rejected": self.rejected, "workers": self.workers,
+            "parts": self.parts, "rejected": self.rejected, "skippedRows": self.skipped_rows,
+            "workers": self.workers,
             "problems": self.problems[:100], "flushErrors": self.flush_errors,
         }
 
 
 def import_history(store: Store, history: OpenCodeHistory, rules: ScoringRules, *, dry_run: bool = False,
                    since: datetime | None = None, progress: Progress | None = None,
-                   batch_sessions: int = BATCH_SESSIONS, workers: int | None = None) -> ImportResult:
+                   batch_sessions: int = BATCH_SESSIONS, workers: int | None = None,
+                   waiting: Callable[[], None] | None = None) -> ImportResult:
     """Feed every session of ``history`` created at or after ``since`` into ``store``.
 
     ``workers``: processes sharing the projects (default: 2 for a large history of several
     projects on a machine with two CPUs and no other thread running, else 1;
-    AGENT_TRACKER_IMPORT_WORKERS sets the default).
+    AGENT_TRACKER_IMPORT_WORKERS sets the default). One import at a time per database
+    (import_lock; ``waiting`` is called when another one holds it).
     """
+    with import_lock(store.path, waiting):
+        return _import_history(store, history, rules, dry_run, since, progress, batch_sessions, workers)
+
+
+def lock_path_for(database: Path) -> Path:
+    return database.with_name(database.name + IMPORT_LOCK_SUFFIX)
+
+
+@contextmanager
+def import_lock(database: Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the database's import lock (an flock on a file beside it; released when the process
+    ends, however it ends). Two imports at once would both find a session not yet tracked and
+    both end it: two summaries, activities counted twice. The second waits, then finds every
+    session the first imported already tracked (an import is idempotent run after run)."""
+    import fcntl
+
+    descriptor = os.open(lock_path_for(database), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _import_history(store: Store, history: OpenCodeHistory, rules: ScoringRules, dry_run: bool,
+                    since: datetime | None, progress: Progress | None, batch_sessions: int,
+                    workers: int | None) -> ImportResult:
     total = history.count_parts(since)
     chosen, forced = (workers, True) if workers else _default_workers(total)
     shards = plan_shards(history.directory_sizes(since), chosen, 0.0 if forced else MIN_SHARE) if chosen > 1 else None
@@ -151,6 +188,7 @@ def import_history(store: Store, history: OpenCodeHistory, rules: ScoringRules, 
         for child in children:
             child.close()
     result.problems[:0] = history.problems
+    result.skipped_rows += history.skipped_rows
     return result
 
 
@@ -197,7 +235,9 @@ def _import_shard(store: Store, history: OpenCodeHistory, rules: ScoringRules, s
     service = TrackingService(store, rules, journal_id=f"import-{secrets.token_hex(6)}", holds_events=False)
     before: dict[str, tuple[float, ...]] = {}  # the batch's sessions: their counters before
     for session in history.sessions(since, directories):
-        before[session.id] = _import_session(service, session, result)
+        counters = _import_session(service, session, result)
+        if counters is not None:
+            before[session.id] = counters
         result.parts += session.part_count
         if len(before) >= batch_sessions:
             if not _flush(service, before, result):
@@ -207,8 +247,17 @@ def _import_shard(store: Store, history: OpenCodeHistory, rules: ScoringRules, s
     _flush(service, before, result)
 
 
-def _import_session(service: TrackingService, session: HistorySession, result: ImportResult) -> tuple[float, ...]:
-    """Hand one session's events to the rules; returns its stored counters before them."""
+def _import_session(service: TrackingService, session: HistorySession,
+                    result: ImportResult) -> tuple[float, ...] | None:
+    """Hand one session's events to the rules; returns its stored counters before them. A session
+    whose rows make no events (a value of the wrong type) is skipped whole and named."""
+    try:
+        events = [(event.method, event.params, _iso(event.at)) for event in session_events(session)]
+    except (ValueError, TypeError, OverflowError) as exc:
+        result.skipped_rows += 1
+        if len(result.problems) < 100:
+            result.problems.append(f"session {session.id}: cannot be read ({exc}); skipped"[:300])
+        return None
     with service.store.read() as view:
         stored = view.get("sessions", session.id)
         counted_before = _counted_before(view, session.id, stored) if stored is not None else None
@@ -222,9 +271,7 @@ def _import_session(service: TrackingService, session: HistorySession, result: I
         result.new_sessions += 1
     handle = service.handle
     ended = stored is not None and bool(stored.get("endedAt"))
-    for event in session_events(session):
-        at = _iso(event.at)
-        method = event.method
+    for method, params, at in events:
         if method == "session.ended" and ended:
             continue  # ended already (tracked live, or imported before): one end, one summary
         if method == "tool.executed":
@@ -233,14 +280,13 @@ def _import_session(service: TrackingService, session: HistorySession, result: I
                 continue
             result.sent_tool_calls += 1
         try:
-            handle(method, event.params, at)
+            handle(method, params, at)
         except (InvalidParams, EventRejected) as exc:
             result.rejected += 1
             if len(result.problems) < 100:
                 result.problems.append(f"session {session.id}: {method} refused: {exc}")
             continue
         if method == "usage.recorded":
-            params = event.params
             result.messages += 1
             result.cost += params["cost"]
             result.tokens += sum(params["tokens"].values())
@@ -378,6 +424,7 @@ def _worker_main(sender: Connection, path: Path, map_size: int, history_path: Pa
                 _import_shard(store, history, rules, since, shard, batch_sessions, result,
                               lambda parts: sender.send(("progress", parts)))
                 result.problems[:0] = history.problems
+                result.skipped_rows += history.skipped_rows
         finally:
             store.close()
         sender.send(("done", result))

@@ -25,11 +25,16 @@ NEVER = {
     "bridge.report": {"bridge.rpc", "bridge.migration", "bridge.cli", "bridge.opencode"},
     "bridge.migration": {"bridge.rpc", "bridge.tracking", "bridge.report", "bridge.cli", "bridge.opencode"},
     "bridge.opencode": {"bridge.rpc", "bridge.tracking", "bridge.report", "bridge.migration", "bridge.cli"},
-    "bridge.rpc": {"bridge.cli"},
+    "bridge.rpc": {"bridge.cli", "bridge.team"},
     "bridge.summaries": {"bridge.rpc", "bridge.cli", "bridge.migration", "bridge.opencode"},
+    "bridge.team": {"bridge.rpc", "bridge.cli", "bridge.migration", "bridge.opencode"},
 }
+# Only the CLI may use the team package (pyarrow and DuckDB are an optional extra).
+for _package in ("bridge.protocol", "bridge.lmdbjs", "bridge.store", "bridge.tracking", "bridge.report",
+                 "bridge.migration", "bridge.opencode"):
+    NEVER[_package] = NEVER[_package] | {"bridge.team"}
 # Single modules a subpackage may use inside a package it otherwise must not import.
-EXCEPT = {"bridge.migration": {"bridge.tracking.git_commands"}}
+EXCEPT = {"bridge.migration": {"bridge.tracking.git_commands", "bridge.tracking.stack"}}
 
 
 def module_name(path: Path) -> str:

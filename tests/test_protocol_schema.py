@@ -72,8 +72,10 @@ def check_class(cls: type, node: dict, where: str) -> None:
             (inner,) = [a for a in typing.get_args(inner) if a is not type(None)]
         if attrs.has(inner):
             check_class(inner, prop, f"{where}.{name}")
-        if inner in (m.Count, m.Money):  # the converter refuses negatives: so does the schema
+        if inner in (m.Count, m.Money):  # the converter refuses negatives and unbounded sums: so does the schema
             assert resolve(prop)["minimum"] == 0, f"{where}.{name}: minimum differs"
+            assert resolve(prop)["maximum"] == (m.MAX_COUNT if inner is m.Count else m.MAX_MONEY), \
+                f"{where}.{name}: maximum differs"
 
 
 def test_methods_match_both_ways() -> None:

@@ -242,9 +242,10 @@ def test_tracker_classifies_on_session_created_and_refreshes_when_the_fingerprin
     service.store.close()
 
 
-def test_report_classifies_projects_without_a_record_on_the_fly(tmp_path: Path) -> None:
-    """A session adopted from a tool event (no session.created) has no projects record: the report
-    classifies its folder when it exists, and says unknown when it does not."""
+def test_an_adopted_session_records_its_stack_and_the_report_never_reads_project_files(tmp_path: Path) -> None:
+    """A session adopted from a tool event (no session.created) records its project's stack as a
+    created one does; the report reads only what was recorded (a folder gone: unknown), never the
+    folder: its files changed afterwards change nothing until the next session there."""
     folder = project(tmp_path, {"Cargo.toml": '[dependencies]\naxum = "0.7"'}, "gateway")
     service = _service(tmp_path, default_directory=str(folder))
     for number in range(3):
@@ -255,7 +256,10 @@ def test_report_classifies_projects_without_a_record_on_the_fly(tmp_path: Path) 
           "2026-10-01T11:00:00.000Z")
     service.flush()
     with service.store.read() as view:
-        assert view.count("projects") == 0
+        assert {k: (v["stack"], v["sources"]) for k, v in view.scan("projects")} == {
+            str(folder): ("rust/axum", ["Cargo.toml"]), str(tmp_path / "gone"): ("unknown", [])}
+    (folder / "Cargo.toml").write_text("[[[")  # read at report time, this would change the answer
+    (folder / "package.json").write_text('{"dependencies": {"next": "1"}}')
     report = build_report(service.store)
     stacks = {(row.agent, row.stack): row.sessions for row in report.setups}
     assert stacks == {("unknown", "rust/axum"): 3, ("unknown", "unknown"): 1}

@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recommend": ("recommend", "cmd_recommend"),
     "usage": ("usage", "cmd_usage"),
     "export": ("export", "cmd_export"),
+    "team-report": ("team", "cmd_team_report"),
+    "import-export": ("team", "cmd_import_export"),
     "replay": ("replay", "cmd_replay"),
     "demo": ("replay", "cmd_demo"),
     "reinstate": ("reinstate", "cmd_reinstate"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..display import display_name, display_text
 from ..store import Store
 from .common import (EXIT_OK, CommandError, command_config, open_for_writing, print_json, resolved_argument,
                      stored_agent, write_event)
@@ -23,8 +24,9 @@ def cmd_bug(args: argparse.Namespace) -> int:
         if args.commit:
             project, commit = _find_commit(store, args.commit, args.project)
             if commit.get("agentId") and commit["agentId"] != args.agent:
-                raise CommandError(f"Commit {commit['hash'][:12]} in {project} was made by {commit['agentId']}, "
-                                   f"not {args.agent}: report the bug for {commit['agentId']}.")
+                maker = display_name(commit["agentId"])
+                raise CommandError(f"Commit {display_name(commit['hash'][:12])} in {display_name(project, 400)} was "
+                                   f"made by {maker}, not {display_name(args.agent)}: report the bug for {maker}.")
             params.update({"commitHash": commit["hash"], "projectPath": project})
         elif args.project:
             params["projectPath"] = str(resolved_argument(args.project))
@@ -36,11 +38,13 @@ def cmd_bug(args: argparse.Namespace) -> int:
         print_json({"database": str(store.path), "agent": status,
                     "bug": {k: v for k, v in params.items() if k != "agentId"}})
         return EXIT_OK
-    state = (f"halted: its tools are blocked until `agent-tracker reinstate {args.agent}`" if status["halted"]
+    name = display_name(args.agent)
+    state = (f"halted: its tools are blocked until `agent-tracker reinstate {name}`" if status["halted"]
              else "still active")
-    commit_text = f" for commit {params['commitHash'][:12]}" if "commitHash" in params else ""
-    print(f"Bug recorded for {args.agent}{commit_text} in {store.path}: SP {_number(sp_before)} -> "
-          f"{status['skillPoints']:g}, {state}{' (reason: ' + args.reason + ')' if args.reason else ''}.")
+    commit_text = f" for commit {display_name(params['commitHash'][:12])}" if "commitHash" in params else ""
+    reason = f" (reason: {display_text(args.reason)})" if args.reason else ""
+    print(f"Bug recorded for {name}{commit_text} in {display_name(store.path, 400)}: SP {_number(sp_before)} -> "
+          f"{status['skillPoints']:g}, {state}{reason}.")
     return EXIT_OK
 
 

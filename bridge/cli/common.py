@@ -23,6 +23,7 @@ from typing import Any, TextIO, cast
 import orjson
 
 from ..config import BridgeConfig, ConfigError, load_config
+from ..display import display_name
 from ..store import DatabaseFull, NotInitialised, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_DATABASE, EXIT_UNUSABLE, EXIT_WRITE = 0, 1, 2, 3, 4, 5
@@ -85,12 +86,15 @@ def make_console(file: TextIO | None = None) -> Any:
 
     from rich.console import Console
 
+    # markup and emoji off: what is printed holds names and paths, which are data, never markup
+    # ("[/]x" is an agent's name, ":x:" no emoji); styles come from Text objects.
     target = file or sys.stdout
     no_color = True if not Output.color else None
-    console = Console(file=target, highlight=False, no_color=no_color)
+    console = Console(file=target, highlight=False, markup=False, emoji=False, no_color=no_color)
     if not console.is_terminal:
         width = None if os.environ.get("COLUMNS") else 200
-        console = Console(file=cast(TextIO, TrimmedLines(target)), highlight=False, width=width, no_color=no_color)
+        console = Console(file=cast(TextIO, TrimmedLines(target)), highlight=False, markup=False, emoji=False,
+                          width=width, no_color=no_color)
     return console
 
 
@@ -169,9 +173,15 @@ def resolved_argument(text: str) -> Path:
     """An absolute, resolved path from the command line; a symlink loop is a clear error."""
     try:
         return Path(text).expanduser().resolve()
+    except FileNotFoundError as exc:
+        if exc.filename is None:  # os.getcwd(): the folder the command runs in was deleted
+            raise CommandError(f"Cannot use {display_name(text)}: the current folder no longer exists "
+                               f"(it was deleted or moved); cd into the project's folder or name it.",
+                               EXIT_FAILED) from None
+        raise CommandError(f"Cannot use {display_name(text)}: {exc.strerror}.", EXIT_FAILED) from None
     except (RuntimeError, OSError) as exc:  # Python 3.11 raises RuntimeError for a loop, 3.13 OSError
         reason = getattr(exc, "strerror", None) or "it is a symbolic link loop"
-        raise CommandError(f"Cannot use {text}: {reason}.", EXIT_FAILED) from None
+        raise CommandError(f"Cannot use {display_name(text)}: {reason}.", EXIT_FAILED) from None
 
 
 def database_path(config: BridgeConfig) -> Path:
@@ -230,14 +240,31 @@ def open_for_writing(config: BridgeConfig, *, must_exist: bool = False) -> Store
 
 
 
+def storable(text: str) -> bool:
+    """Whether a command-line argument can name a stored record: a name that is not UTF-8 (a lone
+    surrogate from the file system's encoding) never does."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def unknown_agent(agent_id: str, known: Any, path: Path) -> CommandError:
+    """No such agent: the error lists the known ones, each as display text."""
+    listed = ", ".join(display_name(name) for name in sorted(known)) or "none yet"
+    return CommandError(f"No agent named '{display_name(agent_id)}' in {display_name(path, 400)}. "
+                        f"Known agents: {listed}.")
+
+
 def stored_agent(store: Store, agent_id: str) -> dict[str, Any]:
     """The agent's stored record; an unknown name is an error that lists the known ones."""
     with store.read() as view:
-        record = view.get("agents", agent_id)
+        record = view.get("agents", agent_id) if storable(agent_id) else None
         if record is not None:
             return dict(record)
-        known = sorted(k for k, _ in view.scan("agents"))
-    raise CommandError(f"No agent named {agent_id!r} in {store.path}. Known agents: {', '.join(known) or 'none yet'}.")
+        known = [k for k, _ in view.scan("agents")]
+    raise unknown_agent(agent_id, known, store.path)
 
 
 def write_event(store: Store, config: BridgeConfig, method: str, params: dict[str, Any]) -> Any:

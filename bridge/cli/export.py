@@ -12,8 +12,13 @@ from .common import EXIT_OK, EXIT_USAGE, CommandError, command_config, open_for_
 def cmd_export(args: argparse.Namespace) -> int:
     from ..report.export import ExportError, export_database
 
+    if args.format == "parquet":
+        from .team import cmd_export_parquet
+        return cmd_export_parquet(args)
     if args.json and args.format not in (None, "json"):
         raise CommandError(f"--json is --format json; it cannot be combined with --format {args.format}.", EXIT_USAGE)
+    if args.folder or args.person or args.include_prompts:
+        raise CommandError("DIR, --person and --include-prompts are for --format parquet.", EXIT_USAGE)
     config = command_config(args)
     with open_for_reading(config) as store:
         try:

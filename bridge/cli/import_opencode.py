@@ -48,7 +48,9 @@ def cmd_import_opencode(args: argparse.Namespace) -> int:
                 _progress(enabled=not args.json) as progress:
             try:
                 result = import_history(store, history, config.scoring, dry_run=args.dry_run, since=since,
-                                        progress=progress)
+                                        progress=progress, waiting=lambda: print_error(
+                                            f"another import-opencode is writing to {store.path}: waiting for it "
+                                            f"to finish (then only what it did not bring in is added)."))
             except OpenCodeHistoryError as exc:  # the file went bad while it was read
                 kept = "" if args.dry_run else " The sessions imported before that are kept; run it again to finish."
                 raise CommandError(f"{exc}{kept}", EXIT_FAILED) from None
@@ -108,6 +110,9 @@ class _progress:
 
 def _print_summary(wire: dict[str, Any]) -> None:
     from rich.table import Table
+    from rich.text import Text
+
+    from ..display import display_text
 
     from ..report.rank import money
     from ..report.render import tokens_text
@@ -145,7 +150,11 @@ def _print_summary(wire: dict[str, Any]) -> None:
         console.print(f"{plural(calls['countedBeforeCallIds'], 'tool call')} of sessions tracked by an older "
                       f"agent-tracker (which kept no call ids) {'was' if calls['countedBeforeCallIds'] == 1 else 'were'} "
                       f"left as that bridge counted them.", highlight=False)
+    if wire["skippedRows"] or wire["rejected"]:
+        console.print(f"Skipped: {plural(wire['skippedRows'], 'row')} of OpenCode's database that could not be "
+                      f"read, {plural(wire['rejected'], 'event')} the tracking rules refused; the rest was "
+                      f"imported:", highlight=False)
     for problem in wire["problems"][:10]:
-        console.print(f"  [yellow]{problem}[/yellow]", highlight=False)
+        console.print(Text.assemble("  ", (display_text(problem), "yellow")), highlight=False)
     if len(wire["problems"]) > 10:
         console.print(f"  … and {len(wire['problems']) - 10} more (--json lists up to 100).", highlight=False)

@@ -108,6 +108,9 @@ class _migration_progress:
 
 def _print_migration_summary(results: list[dict[str, Any]], dry_run: bool) -> None:
     from rich.table import Table
+    from rich.text import Text
+
+    from ..display import display_text
 
     console = make_console()
     title = "Migration (dry run: nothing written)" if dry_run else "Migration"
@@ -131,7 +134,7 @@ def _print_migration_summary(results: list[dict[str, Any]], dry_run: bool) -> No
     for wire in results:
         console.print(wire.get("message", ""))
         for error in wire.get("errors", [])[:10]:
-            console.print(f"  [yellow]{error}[/yellow]")
+            console.print(Text.assemble("  ", (display_text(error), "yellow")))
 
 
 def _print_skipped_agents(console: Any, results: list[dict[str, Any]]) -> None:

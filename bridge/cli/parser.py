@@ -15,6 +15,20 @@ these commands read it.
   agent-tracker demo             the same on recorded example sessions, in a throw-away database
   agent-tracker import-opencode  your past OpenCode sessions in, so the answer does not wait for new ones
 """
+TEAM_HELP = """\
+Reads the Parquet exports of several people (or machines) with DuckDB (the optional extra:
+pip install 'agent-tracker[team]'), keeps one row per stable id (a session exported twice
+counts once), sums each setup's statistics per person in SQL and scores them with the report's
+formula. Setups are ranked per stack on everyone's numbers (as a report over one database holding
+every export would), and compared within persons: withinPerson is how far a setup scores above
+the same person's other setups of the stack, so one person's harsher grading does not decide.
+"""
+IMPORT_HELP = """\
+Merges an export of another database (a Parquet folder, or `export --format jsonl`) into this one:
+sessions, commits, grades, bugs and their projects' stacks, each written only when it is not there
+yet, so a second import adds nothing and a session the plugin recorded here is never counted twice.
+Nothing is deleted. Agents' SP, XP and CS stay this machine's own (see docs/team.md).
+"""
 WHEN = "a date (2026-10-01), an ISO timestamp (2026-10-01T14:00Z, UTC unless it says) or Nd (N days ago: 30d)"
 
 
@@ -40,6 +54,13 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
               "agent-tracker usage session --project shop-api --json"),
     "export": ("agent-tracker export --format csv --output tables/", "agent-tracker export --json > all.json",
                "agent-tracker export --format jsonl --output sessions.jsonl"),
+    "team-report": ("agent-tracker team-report ~/team/exports",
+                    "agent-tracker team-report s3://bucket/team --json      # credentials from AWS_* variables",
+                    "agent-tracker team-report ~/team/exports --html team.html",
+                    "agent-tracker export --format parquet ~/team/exports --person alice   # each person's part"),
+    "import-export": ("agent-tracker import-export ~/team/exports --dry-run",
+                      "agent-tracker import-export ~/team/exports --person alice     # the laptop's rows",
+                      "agent-tracker import-export laptop-export.jsonl"),
     "migrate": ("agent-tracker migrate ~/code/shop", "agent-tracker migrate --dry-run"),
     "import-opencode": ("agent-tracker import-opencode --dry-run", "agent-tracker import-opencode --since 90d"),
     "reinstate": ("agent-tracker reinstate build --reason 'reviewed the fix'",),
@@ -175,11 +196,39 @@ def build_parser() -> argparse.ArgumentParser:
     export = _command(sub, "export", help="sessions, commits and grade events for spreadsheets/DuckDB/pandas")
     _common(export)
     _json(export)
-    export.add_argument("--format", choices=("json", "csv", "jsonl"), default=None,
-                        help="json (one document, the default; as --json), csv (a file per table) or jsonl")
-    _window(export, "only the events (sessions, commits, grades, activities, usage)")
+    export.add_argument("--format", choices=("json", "csv", "jsonl", "parquet"), default=None,
+                        help="json (one document, the default; as --json), csv (a file per table), jsonl, or "
+                             "parquet (the optional team extra): one dataset per table, partitioned by month, "
+                             "for team-report, DuckDB, Spark (docs/schema.md)")
+    _window(export, "only the events (sessions, commits, grades, activities, usage); parquet: only rows recorded "
+                    "or updated in that time (an incremental export)")
     export.add_argument("--output", "-o", metavar="PATH",
-                        help="file (json/jsonl) or folder (csv: one file per table); default stdout")
+                        help="file (json/jsonl) or folder (csv: one file per table; parquet: one dataset per "
+                             "table); default stdout")
+    export.add_argument("folder", nargs="?", metavar="DIR", help="parquet: the folder (the same as --output)")
+    export.add_argument("--person", metavar="NAME",
+                        help="parquet: who the rows belong to (default: a stable pseudonym of the database id, "
+                             "never your user name)")
+    export.add_argument("--include-prompts", action="store_true",
+                        help="parquet: also session titles, commit task descriptions and prompt text of "
+                             "configuration versions (left out by default)")
+    team = _command(
+        sub, "team-report", help="several people's Parquet exports: setups scored and compared within persons",
+        description=TEAM_HELP)
+    team.add_argument("paths", nargs="+", metavar="PATH",
+                      help="export folders (agent-tracker export --format parquet DIR), or s3://bucket/prefix")
+    _json(team)
+    team.add_argument("--html", metavar="FILE", help="write the team report as one self-contained HTML page")
+    team.add_argument("--min-sessions", type=int, default=None, metavar="N",
+                      help="sessions a setup needs to be ranked (default 3)")
+    merge = _command(
+        sub, "import-export", help="merge another machine's export (Parquet folder or JSONL file) into this database",
+        description=IMPORT_HELP)
+    _reading(merge)
+    merge.add_argument("path", metavar="PATH", help="a Parquet export folder or an `export --format jsonl` file")
+    merge.add_argument("--dry-run", action="store_true", help="read, check and count; write nothing")
+    merge.add_argument("--person", metavar="NAME",
+                       help="Parquet: only this person's rows (your other machine's, from a shared team folder)")
     migrate = _command(sub, "migrate", help="import databases written by the older TypeScript plugin")
     _reading(migrate)
     migrate.add_argument("paths", nargs="*", metavar="PATH",

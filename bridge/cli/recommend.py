@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from ..display import display_name
 from .common import (EXIT_FAILED, EXIT_OK, CommandError, command_config, folds_prose, make_console,
-                     open_for_reading, print_json)
+                     open_for_reading, print_json, resolved_argument)
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from ..report.recommend import CONFIG_HEADING, recommend_for
 
-    directory = Path(args.directory).expanduser().resolve()
+    directory = resolved_argument(args.directory)
     if not directory.is_dir():
-        raise CommandError(f"No folder at {directory}: give the project's folder (default: the current one).",
-                           EXIT_FAILED)
+        raise CommandError(f"No folder at {display_name(directory, 400)}: give the project's folder "
+                           f"(default: the current one).", EXIT_FAILED)
     config = command_config(args)
     with open_for_reading(config) as store:
         advice = recommend_for(store, directory, min_sessions=args.min_sessions, rules=config.scoring,

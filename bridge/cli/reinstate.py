@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..display import display_name, display_text
 from .common import EXIT_OK, command_config, open_for_writing, print_json, stored_agent, write_event
 
 # -- reinstate ---------------------------------------------------------------------------------------------
@@ -18,7 +19,7 @@ def cmd_reinstate(args: argparse.Namespace) -> int:
                             "skillPointsBefore": before.get("skillPoints"),
                             "skillPointsAfter": before.get("skillPoints"), "halted": False})
                 return EXIT_OK
-            print(f"{args.agent} is not halted (SP {before.get('skillPoints'):g}); nothing to reinstate.")
+            print(f"{display_name(args.agent)} is not halted (SP {before.get('skillPoints'):g}); nothing to reinstate.")
             return EXIT_OK
         write_event(store, config, "agent.reinstate",
                     {"agentId": args.agent, **({"reason": args.reason} if args.reason else {})})
@@ -29,7 +30,8 @@ def cmd_reinstate(args: argparse.Namespace) -> int:
                     "skillPointsBefore": before.get("skillPoints"), "skillPointsAfter": after.get("skillPoints"),
                     "halted": bool(after.get("halted")), "reason": args.reason})
         return EXIT_OK
-    print(f"{args.agent} reinstated in {store.path}: SP {before.get('skillPoints'):g} -> "
-          f"{after.get('skillPoints'):g}, {'still halted' if after.get('halted') else 'active again'}"
-          f"{' (reason: ' + args.reason + ')' if args.reason else ''}.")
+    print(f"{display_name(args.agent)} reinstated in {display_name(store.path, 400)}: SP "
+          f"{before.get('skillPoints'):g} -> {after.get('skillPoints'):g}, "
+          f"{'still halted' if after.get('halted') else 'active again'}"
+          f"{' (reason: ' + display_text(args.reason) + ')' if args.reason else ''}.")
     return EXIT_OK

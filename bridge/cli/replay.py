@@ -36,17 +36,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         from rich.text import Text
 
+        from ..display import display_text
+
         console = make_console()
         # A line per file only where something was refused or unreadable (the rest is the total).
         for item in result["files"]:
             if item["problems"] or len(paths) == 1:
-                console.print(Text(f"{item['file']}: {item['events']:,} events replayed, {item['rejected']:,} rejected, "
+                console.print(Text(f"{display_text(str(item['file']))}: {item['events']:,} events replayed, {item['rejected']:,} rejected, "
                                    f"{item['skipped']:,} lines skipped"))
             for problem in item["problems"][:10]:
-                console.print(Text(f"  line {problem['line']}: {problem['message']}", style="yellow"))
+                console.print(Text.assemble("  ", (f"line {problem['line']}", "yellow"),
+                                            f": {display_text(problem['message'])}"))
         console.print(Text(f"Replayed {result['events']:,} events from {plural(len(paths), 'file')} into "
-                           f"{result['database']}: {result['rejected']:,} rejected, {result['skipped']:,} lines "
-                           f"skipped."))
+                           f"{display_text(str(result['database']))}: {result['rejected']:,} rejected, "
+                           f"{result['skipped']:,} lines skipped."))
     if result["flushErrors"]:
         for message in result["flushErrors"]:
             print_error(message)

@@ -11,13 +11,14 @@ from typing import Any, Callable, Iterator
 
 from ..store import key
 from ..tracking.scoring import AgentState, agent_sheet_detail
+from ..display import display_name, display_text
 from .common import (
     EXIT_OK,
-    CommandError,
     command_config,
     make_console,
     open_for_reading,
     print_json,
+    unknown_agent,
 )
 
 # -- status ----------------------------------------------------------------------------------------------
@@ -50,8 +51,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         report = build_report(store, agent=args.agent, since=args.since, until=args.until)
         if args.agent not in agents and not report.setups:
-            known = ", ".join(sorted(agents)) or "none yet"
-            raise CommandError(f"No agent named {args.agent!r} in {store.path}. Known agents: {known}.")
+            raise unknown_agent(args.agent, agents, store.path)
     # An agent the report knows (its sessions) may have no sheet yet: a sheet is written when it
     # first earns or loses points, which a session whose every tool call failed never does.
     recorded = args.agent in agents
@@ -87,7 +87,7 @@ def _latest(records: Iterator[tuple[str, dict[str, Any]]], count: int,
 
 
 def _when(record: dict[str, Any]) -> str:
-    return str(record.get("createdAt") or "-")[:19].replace("T", " ")
+    return display_name(str(record.get("createdAt") or "-")[:19].replace("T", " "))
 
 
 def _render_latest(activities: list[dict[str, Any]], retrospectives: list[dict[str, Any]]) -> None:
@@ -99,19 +99,21 @@ def _render_latest(activities: list[dict[str, Any]], retrospectives: list[dict[s
         for name in ("When", "Kind", "Session", "Details"):
             table.add_column(name)
         for event in activities:
-            table.add_row(_when(event), str(event.get("kind")), str(event.get("sessionID") or "-"),
-                          str(event.get("description") or ""))
+            table.add_row(_when(event), display_name(event.get("kind")), display_name(event.get("sessionID") or "-"),
+                          display_text(event.get("description") or ""))
         console.print(table)
     if retrospectives:
         table = Table(title="Latest retrospectives", title_justify="left")
         for name in ("When", "By", "Commit", "Summary"):
             table.add_column(name)
         for retro in retrospectives:
-            parts = [str(retro.get("summary") or "")]
+            parts = [display_text(retro.get("summary") or "")]
             for label, field in (("went well", "wentWell"), ("to improve", "toImprove"), ("lessons", "lessons")):
                 if retro.get(field):
-                    parts.append(f"{label}: " + "; ".join(map(str, retro[field])))
-            table.add_row(_when(retro), str(retro.get("author") or "-"), str(retro.get("commitHash") or "-")[:12],
+                    items = retro[field] if isinstance(retro[field], list) else [retro[field]]
+                    parts.append(f"{label}: " + "; ".join(map(display_text, items)))
+            table.add_row(_when(retro), display_name(retro.get("author") or "-"),
+                          display_name(str(retro.get("commitHash") or "-")[:12]),
                           "\n".join(part for part in parts if part))
         console.print(table)
 
@@ -121,22 +123,24 @@ def _render_agents(rows: list[dict[str, Any]], path: Path) -> None:
 
     console = make_console()
     if not rows:
-        console.print(f"No agents recorded yet in {path}.")
+        console.print(f"No agents recorded yet in {display_name(path, 400)}.")
         return
     console.print(agents_table(rows, f"Agents in {path}"))
 
 
 def _render_agent(sheet: dict[str, Any], report: Any, recent: list[dict[str, Any]], path: Path) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from ..report.render import render_rich
     from ..wording import plural
 
     console = make_console()
-    state = "[red]HALTED[/red] (tools blocked; `agent-tracker reinstate " + str(sheet["agentId"]) + "`)" \
-        if sheet["halted"] else "active"
+    name = display_name(sheet["agentId"])
+    state = Text.assemble(("HALTED", "red"), f" (tools blocked; `agent-tracker reinstate {name}`)") \
+        if sheet["halted"] else Text("active")
     next_level = f" (next SP at {sheet['nextLevelAt']:g} XP)" if sheet["nextLevelAt"] else ""
-    console.print(f"[bold]{sheet['agentId']}[/bold] in {path}: {state}")
+    console.print(Text.assemble((name, "bold"), f" in {display_name(path, 400)}: ", state))
     console.print(f"  SP {sheet['skillPoints']:g} · XP {sheet['experiencePoints']:g}{next_level} · "
                   f"CS {sheet['communicationScore']:g} of {sheet['communicationCap']:g} · "
                   f"{plural(sheet['totalCommits'], 'commit')} · {plural(sheet['totalBugs'], 'bug')} · "
@@ -149,5 +153,5 @@ def _render_agent(sheet: dict[str, Any], report: Any, recent: list[dict[str, Any
             table.add_column(name)
         for event in recent:
             details = event.get("description") or event.get("reason") or event.get("commitHash") or ""
-            table.add_row((event.get("createdAt") or "-")[:19].replace("T", " "), str(event.get("kind")), str(details))
+            table.add_row(_when(event), display_name(event.get("kind")), display_text(details))
         console.print(table)

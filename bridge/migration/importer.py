@@ -147,6 +147,7 @@ def migrate_source(store: Store, source: Path, *, dry_run: bool = False,
             result.up_to_date = True
             return result
     rows = read_rows(snapshot, result)
+    stacks = {} if dry_run else _project_stacks(rows, started)
 
     def apply(view: WriteView) -> None:
         importer = Importer(view, result, dry_run, agent_models(rows))
@@ -155,6 +156,9 @@ def migrate_source(store: Store, source: Path, *, dry_run: bool = False,
             if progress and (done % 1000 == 0 or done == len(rows)):
                 progress(str(source), done, len(rows))
         if not dry_run:
+            for path, record in stacks.items():  # the report reads stacks, never project files
+                if view.get("projects", path) is None:
+                    view.put("projects", path, record)
             view.put("migrations", record_key, {
                 "sourcePath": str(source), "fingerprint": result.fingerprint, "layout": result.layout,
                 "counts": result.imported, "alreadyPresent": result.already_present,
@@ -175,6 +179,24 @@ def migrate_source(store: Store, source: Path, *, dry_run: bool = False,
         result.imported = {t: 0 for t in TABLES}
         result.errors.append(f"cannot write: {exc}")
     return result
+
+
+def _project_stacks(rows: list[Any], now: str) -> dict[str, dict[str, Any]]:
+    """The stack of each project folder the old records name, classified before the write
+    transaction (bounded reads, tracking.stack): a project without an old profile gets the
+    stack its folder shows now, as a session there would record it (none when it shows none)."""
+    from ..tracking.stack import classify, fingerprint
+
+    paths = {value.get("project_path") for row in rows if isinstance(value := getattr(row, "value", None), dict)}
+    stacks: dict[str, dict[str, Any]] = {}
+    for path in sorted(path for path in paths if isinstance(path, str)):
+        if os.path.isabs(path) and "\x00" not in path:
+            folder = Path(path)
+            stack = classify(folder)
+            if stack.sources:  # an unknown stack is what the report says anyway: no record for it
+                stacks[path] = {"path": path, **stack.to_record(), "fingerprint": fingerprint(folder),
+                                "classifiedAt": now, "firstSeenAt": now}
+    return stacks
 
 
 __all__ = ["MigrationReport", "SourceResult", "find_sources", "import_at_start", "legacy_path_for",

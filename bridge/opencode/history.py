@@ -203,12 +203,23 @@ class OpenCodeHistory:
                 return
             for row in batch:
                 if directories is None or row[3] in directories:
-                    yield self._session(row)
+                    session = self._readable_session(row)
+                    if session is not None:
+                        yield session
+
+    def _readable_session(self, row: Sequence[Any]) -> HistorySession | None:
+        """The session of a row, or None with the row named as a problem: one row OpenCode (or
+        anyone) wrote oddly (text in time_created) is skipped, never the end of the import."""
+        try:
+            return self._session(row)
+        except (ValueError, TypeError, OverflowError) as exc:
+            self._problem(f"session {row[0]!r}: cannot be read ({exc}); skipped"[:300])
+            return None
 
     def session(self, session_id: str) -> HistorySession | None:
         """One session by id (None when there is no such session)."""
         row = self._query(self._session_sql(" WHERE s.id = ?"), (session_id,)).fetchone()
-        return None if row is None else self._session(row)
+        return None if row is None else self._readable_session(row)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -15,13 +15,19 @@ import attrs
 Id = NewType("Id", str)
 Grade = NewType("Grade", int)
 Grader = NewType("Grader", str)  # "agent" | "user"
-Count = NewType("Count", int)  # a whole number >= 0 (tokens, milliseconds)
-Money = NewType("Money", float)  # a finite number >= 0 (US dollars)
+Count = NewType("Count", int)  # a whole number from 0 to MAX_COUNT (tokens, milliseconds)
+Money = NewType("Money", float)  # a finite number from 0 to MAX_MONEY (US dollars)
 # When an event happened, if not now: ISO-8601 with a time zone, normalised to the stored UTC form
 # (structure.py). A replay of recorded sessions sends it; the plugin never does (now is right).
 EventTime = NewType("EventTime", str)
 
 MAX_ID_LENGTH = 4096
+# Bounded sums: usage values are summed per session, per setup and over the whole report. One
+# model call is refused beyond these (far above any real call: 10 billion tokens, 115 days, a
+# million dollars), so no realistic total can overflow: a session's tokens stay within 64 bits
+# for 900 million calls, and no sum of costs reaches infinity.
+MAX_COUNT = 10**10
+MAX_MONEY = 1e6
 
 
 @attrs.frozen

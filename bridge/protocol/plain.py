@@ -24,7 +24,7 @@ import attrs
 
 from .grades import GRADE_NAMES
 from .names import wire_name
-from .params import MAX_ID_LENGTH, Count, EventTime, Grade, Grader, Id, Money
+from .params import MAX_COUNT, MAX_ID_LENGTH, MAX_MONEY, Count, EventTime, Grade, Grader, Id, Money
 
 
 class NotPlain(Exception):
@@ -41,9 +41,9 @@ def _id(value: Any) -> Any:
 
 
 def _str(value: Any) -> Any:
-    if value.__class__ is str:
+    if value.__class__ is str and "\x00" not in value:
         return value
-    raise _NOT_PLAIN
+    raise _NOT_PLAIN  # a NUL: the converter replaces it (structure.without_nul)
 
 
 def _bool(value: Any) -> Any:
@@ -65,15 +65,15 @@ def _float(value: Any) -> Any:  # the converter keeps an int as it is
 
 
 def _count(value: Any) -> Any:
-    if value.__class__ is int and value >= 0:
+    if value.__class__ is int and 0 <= value <= MAX_COUNT:
         return value
     raise _NOT_PLAIN
 
 
 def _money(value: Any) -> Any:
-    if value.__class__ is float and 0 <= value < math.inf:
+    if value.__class__ is float and 0 <= value <= MAX_MONEY:
         return value
-    if value.__class__ is int and value >= 0:
+    if value.__class__ is int and 0 <= value <= MAX_MONEY:
         return float(value)
     raise _NOT_PLAIN
 
@@ -103,7 +103,7 @@ def _converted(value: Any) -> Any:
 
 
 def _strings(value: Any) -> Any:
-    if value.__class__ is list and all(item.__class__ is str for item in value):
+    if value.__class__ is list and all(item.__class__ is str and "\x00" not in item for item in value):
         return value
     raise _NOT_PLAIN
 

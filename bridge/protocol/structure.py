@@ -20,7 +20,9 @@ from .grades import parse_grade
 from .methods import METHODS
 from .names import wire_name
 from .params import (
+    MAX_COUNT,
     MAX_ID_LENGTH,
+    MAX_MONEY,
     AgentRef,
     ClientInfo,
     Count,
@@ -58,6 +60,21 @@ def _strict(kind: type | tuple[type, ...], label: str) -> Callable[[Any, Any], A
     return structure
 
 
+NUL_REPLACEMENT = "\ufffd"
+
+
+def without_nul(text: str) -> str:
+    """Text as it is stored: a NUL (which C tools, terminals and key parts treat as an end) becomes
+    U+FFFD, as a lone surrogate does (tracking.sanitize). An ``Id`` with a NUL is refused instead."""
+    return text.replace("\x00", NUL_REPLACEMENT) if "\x00" in text else text
+
+
+def _text(value: Any, _type: Any) -> str:
+    if value.__class__ is str:
+        return without_nul(value)
+    raise InvalidParams(f"must be a string; got {value!r}"[:300])
+
+
 def _identifier(value: Any, _type: Any) -> str:
     if value.__class__ is str and value and len(value) <= MAX_ID_LENGTH and "\x00" not in value:
         return value  # the common case first
@@ -70,18 +87,21 @@ def _identifier(value: Any, _type: Any) -> str:
 
 
 def _count(value: Any, _type: Any) -> int:
-    if value.__class__ is int and value >= 0:
+    if value.__class__ is int and 0 <= value <= MAX_COUNT:
         return value
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidParams(f"must be a whole number, 0 or more; got {value!r}"[:300])
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNT:
+        raise InvalidParams(f"must be a whole number from 0 to {MAX_COUNT:,} (one model call); "
+                            f"got {value!r}"[:300])
     return value
 
 
 def _money(value: Any, _type: Any) -> float:
-    if value.__class__ is float and 0 <= value < math.inf:
+    if value.__class__ is float and 0 <= value <= MAX_MONEY:
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise InvalidParams(f"must be a finite number, 0 or more; got {value!r}"[:300])
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= MAX_MONEY:
+        raise InvalidParams(f"must be a finite number from 0 to {MAX_MONEY:,.0f} (US dollars for one model "
+                            f"call: a larger one would make the sums overflow); got {value!r}"[:300])
     return float(value)
 
 
@@ -135,7 +155,7 @@ def _object(value: Any, _type: Any) -> dict[str, Any]:
 def _string_list(value: Any, _type: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise InvalidParams(f"must be a list of strings; got {value!r}"[:300])
-    return value
+    return [without_nul(item) for item in value]
 
 
 def _objects_only(hook: Any) -> Any:
@@ -162,7 +182,7 @@ def _optional_hook(type_: Any, converter: cattrs.Converter) -> Any:
 
 def make_converter() -> cattrs.Converter:
     converter = cattrs.Converter()
-    converter.register_structure_hook(str, _strict(str, "a string"))
+    converter.register_structure_hook(str, _text)
     converter.register_structure_hook(bool, _strict(bool, "true or false"))
     converter.register_structure_hook(int, _strict(int, "an integer"))
     converter.register_structure_hook(float, _strict((int, float), "a number"))

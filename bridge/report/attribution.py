@@ -8,7 +8,6 @@ accumulators.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import orjson
@@ -134,15 +133,13 @@ class Scope:
         return found
 
     def _classify(self, path: str | None) -> str:
+        """The stack recorded for the project (when its session started): the report never reads
+        a project's files, so one hostile repository cannot break the report of every project."""
         if not path:
             return UNKNOWN_STACK
         record = self.projects.get(path)
         if record and record.get("stack"):
             return str(record["stack"])
-        candidate = Path(path)
-        if candidate.is_absolute() and candidate.is_dir():
-            from ..tracking.stack import classify
-            return classify(candidate).name
         return UNKNOWN_STACK
 
     def setup(self, agent: Any, provider: Any, model: Any, path: Any) -> SetupKey | None:

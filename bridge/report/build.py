@@ -77,6 +77,26 @@ def spent_usage(acc: list[float], roots: set[str], commits: float) -> Usage:
                  duration_ms=duration, sessions=len(roots), commits=commits)
 
 
+def setup_row(setup: tuple[str, str, str], acc: list[float], *, last_used: str | None = None, projects: int = 0,
+              subagents: list[dict[str, Any]] | None = None) -> SetupRow:
+    """One setup's row from its accumulator (score.SLOTS): its numbers, usage and score. The team
+    report (bridge.team) builds its rows from SQL-aggregated accumulators through this too."""
+    agent_id, model, stack_name = setup
+    row = SetupRow(agent_id, model, stack_name, sessions=int(acc[SESSIONS]), xp=acc[XP],
+                   commits=int(acc[COMMITS]), agent_grade_sum=acc[AGENT_SUM],
+                   agent_grades=int(acc[AGENT_N]), user_grade_sum=acc[USER_SUM],
+                   user_grades=int(acc[USER_N]), excellent=int(acc[EXCELLENT]), bad=int(acc[BAD]),
+                   bugs=int(acc[BUGS]), last_used=last_used, projects=projects, tool_calls=acc[TOOL_CALLS],
+                   failed_tool_calls=acc[FAILED_CALLS], ended_sessions=int(acc[ENDED]),
+                   abandoned_sessions=int(acc[ABANDONED]), fixed_up=int(acc[FIXED_UP]),
+                   reverts=int(acc[REVERTS]), subagents=subagents or [],
+                   user_grade_counts={value: int(acc[slot]) for value, slot in USER_GRADE_COUNTS.items()},
+                   agent_grade_counts={value: int(acc[slot]) for value, slot in AGENT_GRADE_COUNTS.items()})
+    row.usage = usage_of(acc)
+    row.score, row.parts = score_parts(acc)
+    return row
+
+
 def _read_agents(view: ReadView) -> dict[str, AgentState]:
     agents: dict[str, AgentState] = {}
     for raw in view.raw_values("agents"):
@@ -216,21 +236,9 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                 helper.cancel()
     rows = []
     for setup, acc in totals.acc.items():
-        agent_id, model, stack_name = setup
-        row = SetupRow(agent_id, model, stack_name, sessions=int(acc[SESSIONS]), xp=acc[XP],
-                       commits=int(acc[COMMITS]), agent_grade_sum=acc[AGENT_SUM],
-                       agent_grades=int(acc[AGENT_N]), user_grade_sum=acc[USER_SUM],
-                       user_grades=int(acc[USER_N]), excellent=int(acc[EXCELLENT]), bad=int(acc[BAD]),
-                       bugs=int(acc[BUGS]), last_used=totals.last_used.get(setup),
-                       projects=len(scope.paths.get(setup, ())), tool_calls=acc[TOOL_CALLS],
-                       failed_tool_calls=acc[FAILED_CALLS], ended_sessions=int(acc[ENDED]),
-                       abandoned_sessions=int(acc[ABANDONED]), fixed_up=int(acc[FIXED_UP]),
-                       reverts=int(acc[REVERTS]),
-                       subagents=subagent_rows(totals.subagents.get(setup, {}), acc[TOOL_CALLS]),
-                       user_grade_counts={value: int(acc[slot]) for value, slot in USER_GRADE_COUNTS.items()},
-                       agent_grade_counts={value: int(acc[slot]) for value, slot in AGENT_GRADE_COUNTS.items()})
-        row.usage = usage_of(acc)
-        row.score, row.parts = score_parts(acc)
+        agent_id = setup[0]
+        row = setup_row(setup, acc, last_used=totals.last_used.get(setup), projects=len(scope.paths.get(setup, ())),
+                        subagents=subagent_rows(totals.subagents.get(setup, {}), acc[TOOL_CALLS]))
         if setup in imported:
             row.imported = imported[setup]
         state = agents.get(agent_id)

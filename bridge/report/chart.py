@@ -1,16 +1,19 @@
 """`report --chart FILE.png`: each setup's score over time, drawn with matplotlib.
 
-matplotlib is optional (``pip install 'agent-tracker-bridge[chart]'``) and imported only here,
+matplotlib is optional (``pip install 'agent-tracker[chart]'``) and imported only here,
 with the Agg canvas (no display, no global pyplot state). The HTML page (html.py) inlines the
 same chart as SVG.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from ..display import chart_text, display_name
 from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
 from .model import Report, SetupKey
 from .rank import money
@@ -18,6 +21,7 @@ from .score import FORMULA
 from .timeline import bucket_datetime, build_timeline
 
 MAX_SETUPS = 8
+LABEL_LIMIT = 120  # a legend entry: agent · model · stack
 SUFFIXES = (".png", ".html", ".htm")
 
 
@@ -34,12 +38,20 @@ def chart_setups(report: Report, limit: int = MAX_SETUPS) -> list[SetupKey]:
 
 def _figure(report: Report, store: Any) -> Any:
     try:
+        from matplotlib import rc_context
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
         from matplotlib.figure import Figure
     except ImportError:
-        raise ChartError("Drawing a chart needs matplotlib: pip install 'agent-tracker-bridge[chart]' "
+        raise ChartError("Drawing a chart needs matplotlib: pip install 'agent-tracker[chart]' "
                          "(or pip install matplotlib).") from None
+    # Names are data: never LaTeX (a matplotlibrc may turn usetex on), never math text (chart_text).
+    with rc_context({"text.usetex": False}):
+        return _draw(report, store, FigureCanvasAgg, AutoDateLocator, ConciseDateFormatter, Figure)
+
+
+def _draw(report: Report, store: Any, FigureCanvasAgg: Any, AutoDateLocator: Any, ConciseDateFormatter: Any,
+          Figure: Any) -> Any:
     filters = report.filters
     timeline = build_timeline(store, report.selection, setups=chart_setups(report))
     figure = Figure(figsize=(11, 6), dpi=110, layout="constrained")
@@ -51,9 +63,11 @@ def _figure(report: Report, store: Any) -> Any:
         xs: Any = [bucket_datetime(stamp) for stamp, _ in points]
         ys = [score for _, score in points]
         per_commit = costs.get(label)  # what a commit costs, where usage was recorded
+        shown = display_name(label, LABEL_LIMIT)
         if per_commit is not None:
-            label = f"{label} ({money(per_commit)} $/commit)"
-        axes.step(xs, ys, where="post", label=label, linewidth=1.8,
+            shown = f"{shown} ({money(per_commit)} $/commit)"
+        # chart_text: a "$" in a name ("gpt-$\\foo{$") never opens matplotlib's math text.
+        axes.step(xs, ys, where="post", label=chart_text(shown), linewidth=1.8,
                   marker="o" if len(points) <= 40 else None, markersize=4)
     axes.set_ylim(0, 100)
     axes.set_ylabel("score (0-100), cumulative")
@@ -61,16 +75,16 @@ def _figure(report: Report, store: Any) -> Any:
     axes.grid(alpha=0.3)
     title = "Agent setups: score over time"
     if any(filters.values()):
-        title += " (" + ", ".join(f"{k} {v}" for k, v in filters.items() if v) + ")"
-    figure.suptitle(title)
+        title += " (" + ", ".join(f"{k} {display_name(v)}" for k, v in filters.items() if v) + ")"
+    figure.suptitle(chart_text(title))
     axes.set_title(FORMULA, fontsize=8, color="#555555")
     if timeline.series:
         axes.legend(fontsize=8, loc="lower left", title="agent · model · stack", title_fontsize=8)
     else:
         axes.text(0.5, 0.5, "no sessions to draw yet", ha="center", va="center", transform=axes.transAxes)
-    locator = AutoDateLocator()  # type: ignore[no-untyped-call]  # matplotlib leaves it unannotated
+    locator = AutoDateLocator()
     axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     return figure
 
 
@@ -78,7 +92,8 @@ def svg_chart(store: Any, report: Report) -> str:
     """The chart as an SVG element, to inline in an HTML page (no XML prolog, no doctype)."""
     figure = _figure(report, store)
     svg = io.StringIO()
-    figure.savefig(svg, format="svg")
+    with _no_glyph_warnings():
+        figure.savefig(svg, format="svg")
     text = svg.getvalue()
     return text[text.find("<svg"):]
 
@@ -94,11 +109,20 @@ def draw_chart(store: Any, report: Report, target: Path) -> Path:
     figure = _figure(report, store)
     make_folder(target)
     try:
-        with replace_atomically(target, binary=True) as handle:  # a failed write keeps the old chart
+        # A failed write keeps the old chart.
+        with replace_atomically(target, binary=True) as handle, _no_glyph_warnings():
             figure.savefig(handle, format="png")
     except OSError as exc:
         raise ChartError(f"Cannot write {target}: {exc.strerror or exc}.") from None
     return target
+
+
+@contextlib.contextmanager
+def _no_glyph_warnings() -> Iterator[None]:
+    """A name in a script the font lacks is drawn as a box; matplotlib's warning per glyph is noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        yield
 
 
 def make_folder(target: Path) -> None:

@@ -17,8 +17,10 @@ Formats (``--format``, default json):
          ``extra`` (a JSON object of any other field, e.g. migration details). Without --output:
          one CSV on stdout whose first column is ``table`` and whose header is the union of all
          tables' columns (filter on ``table``).
-  CSV cells: empty = null, true/false, numbers as Python writes them (floats round-trip exactly),
-  lists and objects as JSON.
+  CSV: RFC 4180 (CRLF line ends; a cell with a comma, quote, CR or LF quoted). Cells: empty =
+  null, true/false, numbers as Python writes them (floats round-trip exactly), lists and objects
+  as JSON; text that starts with = + - @ tab or CR gets a leading ' (OWASP's advice against
+  formula injection: a spreadsheet shows it as text, never runs it).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import IO, Any, Iterator
 import attrs
 import orjson
 
+from ..display import csv_cell
 from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
 from ..store import ReadView, Store
 from ..timestamps import utc_now
@@ -41,6 +44,9 @@ from .attribution import outside
 # tokens by kind, flat (tracking.usage_totals.TOKEN_KINDS: input, output, reasoning, cacheRead, cacheWrite)
 TOKEN_COLUMNS = [f"tokens{kind[:1].upper()}{kind[1:]}" for kind in TOKEN_KINDS]
 FORMAT_NAME = "agent-tracker-export"
+# RFC 4180's line end: the csv module quotes a cell holding any character of the line end, so a
+# CR inside text (a commit message) is quoted too instead of starting a row of its own.
+CSV_LINE_END = "\r\n"
 EXPORT_VERSION = 1
 
 # table -> (sub-database, columns). "stack" is derived; "extra" (CSV only) holds other fields.
@@ -141,7 +147,7 @@ def _cell(value: Any) -> Any:
         return "false"
     if isinstance(value, (dict, list)):
         return orjson.dumps(value).decode()
-    return value
+    return csv_cell(value)  # "=HYPERLINK(...)" in a commit message is text, never a formula
 
 
 def _csv_row(record: dict[str, Any], columns: list[str]) -> list[Any]:
@@ -245,7 +251,7 @@ def _export_csv(view: ReadView, stack_of: Any, output: str | None, out: IO[str],
         union: list[str] = []
         for _, columns in TABLES.values():
             union.extend(name for name in columns if name not in union)
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out, lineterminator=CSV_LINE_END)
         writer.writerow(["table", *union, "extra"])
         for table, (_, columns) in TABLES.items():
             for record in _records(view, table, stack_of):
@@ -264,7 +270,7 @@ def _export_csv(view: ReadView, stack_of: Any, output: str | None, out: IO[str],
         raise ExportError(f"Cannot create the folder {folder}: {exc.strerror or exc}.") from None
     for table, (_, columns) in TABLES.items():
         with _export_file(folder / f"{table}.csv") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
+            writer = csv.writer(handle, lineterminator=CSV_LINE_END)
             writer.writerow([*columns, "extra"])
             for record in _records(view, table, stack_of):
                 writer.writerow(_csv_row(record, columns))

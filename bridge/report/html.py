@@ -13,6 +13,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from ..display import display_name, display_text
 from ..output_files import replace_atomically
 from .chart import ChartError, draw_chart, make_folder, refuse_database_target, svg_chart
 from ..wording import plural
@@ -21,6 +22,7 @@ from .render import COLUMN, KEY_COLUMNS, PRIORITY, PROBABILITY_NOTE, SETUP_COLUM
 from .score import FORMULA
 
 PAGE_SUFFIXES = (".html", ".htm")
+RAW_LIMIT = 100_000  # a sort value is never shown: only a name beyond any use is cut
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
 STYLE = """
@@ -78,7 +80,8 @@ for (const table of document.querySelectorAll("table.sortable")) {
 
 
 def _raw(value: Any) -> str:
-    return "" if value is None else html.escape(str(value), quote=True)
+    """An attribute's value (what a column sorts by): whole, but as display text (no control byte)."""
+    return "" if value is None else html.escape(display_text(value, RAW_LIMIT), quote=True)
 
 
 def page_columns() -> list[Column]:
@@ -160,9 +163,9 @@ def _agents_table(report: Report) -> str:
             if key == "halted":
                 shown_value = value = "halted" if value else "active"
             elif key == "updatedAt":
-                shown_value = (value or "-")[:10]
+                shown_value = display_name(str(value or "-")[:10])
             else:
-                shown_value = f"{value:g}" if isinstance(value, float) else str(value)
+                shown_value = f"{value:g}" if isinstance(value, float) else display_name(value)
             cells.append(f'<td class="{"number" if numeric else "text"}" data-key="{key}" data-value="{_raw(value)}">'
                          f"{html.escape(shown_value)}</td>")
         state = ' class="halted"' if sheet.get("halted") else ""
@@ -185,7 +188,7 @@ def readable_time(stamp: str) -> str:
 def page(report: Report, svg: str | None, chart_note: str | None = None) -> str:
     """The page's text; ``svg`` is the chart (None: ``chart_note`` says why there is none)."""
     totals = report.totals
-    filters = ", ".join(f"{k}={v}" for k, v in report.filters.items() if v) or "none"
+    filters = ", ".join(f"{k}={display_name(v)}" for k, v in report.filters.items() if v) or "none"
     summary = (f"{totals.get('sessions', 0)} sessions, {totals.get('commits', 0)} commits, "
                f"{totals.get('grades', 0)} grades; filters: {filters}")
     if report.setups:

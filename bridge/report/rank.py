@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..display import display_name
 from ..tracking.setups import UNKNOWN_AGENT, UNKNOWN_MODEL
 from ..wording import grade_phrase, plural, score_phrase
 from .model import UNKNOWN_STACK, Recommendation, SetupRow, fmt
@@ -54,18 +55,20 @@ def recommend(rows: list[SetupRow], min_sessions: int) -> list[Recommendation]:
     for stack_name in seen:
         group = [row for row in rows if row.stack == stack_name]
         best = next((row for row in group if row.rank == 1), None)
-        label = f"{stack_name} projects" if stack_name != UNKNOWN_STACK else "projects of unknown stack"
+        label = f"{display_name(stack_name)} projects" if stack_name != UNKNOWN_STACK else "projects of unknown stack"
         if best is None:
             most = max(group, key=lambda row: row.sessions)
             recommendations.append(Recommendation(stack_name, (
-                f"For {label}: not enough data yet (the most used setup, {most.agent} with "
-                f"{most.model}, has {most.sessions} of the {min_sessions} sessions needed)."), None))
+                f"For {label}: not enough data yet (the most used setup, {display_name(most.agent)} with "
+                f"{display_name(most.model)}, has {most.sessions} of the {min_sessions} sessions needed)."), None))
             continue
         runner_up = next((row for row in group if row.rank == 2), None)
-        margin = f"; next: {runner_up.agent} with {runner_up.model} at {runner_up.score:.1f}" if runner_up else ""
+        margin = (f"; next: {display_name(runner_up.agent)} with {display_name(runner_up.model)} at "
+                  f"{runner_up.score:.1f}" if runner_up else "")
         cheapest = cheapest_within(group, best)
         recommendations.append(Recommendation(stack_name, (
-            f"For {label}, use agent {best.agent} with {best.model}: {score_phrase(best.score)} over "
+            f"For {label}, use agent {display_name(best.agent)} with {display_name(best.model)}: "
+            f"{score_phrase(best.score)} over "
             f"{plural(best.sessions, 'session')} ({fmt(best.commits_per_session)} commits/session, "
             f"{grade_phrase('user', best.mean_user_grade)}, {grade_phrase('agent', best.mean_agent_grade)}, "
             f"{fmt(best.bugs_per_commit)} bugs/commit{_cost_clause(best, cheapest)}){margin}."), best, cheapest))
@@ -88,6 +91,8 @@ def money(value: float | None) -> str:
     """Dollars: 2 decimals, 4 below one cent (a cheap model's commit can cost $0.0031)."""
     if value is None:
         return "-"
+    if not -1e12 < value < 1e12:  # only a database written before costs were bounded at intake
+        return f"{value:.3g}"
     return f"{value:.4f}" if 0 < value < 0.01 else f"{value:.2f}"
 
 
@@ -97,5 +102,6 @@ def _cost_clause(best: SetupRow, cheapest: SetupRow | None) -> str:
     clause = f", {money(best.cost_per_commit)} $/commit"
     if cheapest is None or cheapest is best:
         return clause + f"; it is the cheapest setup within {CHEAPEST_WITHIN:g} points"
-    return (clause + f"; cheapest setup within {CHEAPEST_WITHIN:g} points: {cheapest.agent} with "
-            f"{cheapest.model} at {money(cheapest.cost_per_commit)} $/commit (score {cheapest.score:.1f})")
+    return (clause + f"; cheapest setup within {CHEAPEST_WITHIN:g} points: {display_name(cheapest.agent)} with "
+            f"{display_name(cheapest.model)} at {money(cheapest.cost_per_commit)} $/commit "
+            f"(score {cheapest.score:.1f})")

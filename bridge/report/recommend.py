@@ -1,9 +1,10 @@
 """`recommend`: which agent and model to configure for one project folder, how sure that is, and
 what to try next.
 
-The folder's stack is classified as the tracker does (bridge.tracking.stack). The answer comes
-from the narrowest level that has a contender (a setup with a known agent and model and at least
-``min_sessions`` sessions, default 1):
+The folder's stack is the one a session there recorded, else what the tracker's bounded reader
+makes of the folder now (bridge.tracking.stack). The answer comes from the narrowest level that
+has a contender (a setup with a known agent and model and at least ``min_sessions`` sessions,
+default 1):
 
   1. "stack":    setups used on projects of exactly that stack (python/fastapi);
   2. "language": setups used on projects of that language (python, python/fastapi, python/django…),
@@ -31,6 +32,7 @@ from typing import Any
 import attrs
 
 from ..config import ScoringRules
+from ..display import display_name
 from ..store import Store
 from ..wording import grade_phrase, plural, score_phrase
 from .build import build_report
@@ -168,6 +170,7 @@ class Advice:
     answer: Level | None           # the first one with a contender
     # The project folder the directory belongs to (tracking.project_root), whose stack it has.
     project_root: str | None = None
+    refused: str | None = None     # why the folder's files could not be read (a symlink loop ...)
 
     @property
     def best(self) -> SetupRow | None:
@@ -198,23 +201,27 @@ class Advice:
         return config_of(self.best)
 
     def _head(self) -> str:
-        head = f"{self.directory}: {'stack not recognised' if self.stack == UNKNOWN_STACK else 'a ' + self.stack + ' project'}"
+        stack = display_name(self.stack)
+        head = (f"{display_name(self.directory, 400)}: "
+                f"{'stack not recognised' if self.stack == UNKNOWN_STACK else 'a ' + stack + ' project'}")
         if self.project_root not in (None, self.directory):
-            head += f" (its root: {self.project_root})"
+            head += f" (its root: {display_name(self.project_root, 400)})"
+        refused = "" if self.refused is None else " " + display_name(self.refused, 400)
         level = self.answer
         if level is None or not level.judged_from:
-            return head + "."
-        shown = level.judged_from[:3]
+            return head + "." + refused
+        shown = [display_name(name) for name in level.judged_from[:3]]
         more = len(level.judged_from) - len(shown)
         stacks = ", ".join(shown[:-1]) + (" and " if len(shown) > 1 else "") + shown[-1] if not more else \
             ", ".join(shown) + f" and {plural(more, 'more stack')}"
-        history = "" if self.stack == UNKNOWN_STACK else f"no {self.stack} history: "
+        history = "" if self.stack == UNKNOWN_STACK else f"no {stack} history: "
         return (f"{head}; {history}judged from {stacks}, with the doubt that setups differ between stacks "
-                f"(about {level.stack_spread or 0:.1f} score points).")
+                f"(about {level.stack_spread or 0:.1f} score points).{refused}")
 
     def _why(self, level: Level) -> str:
-        return {"stack": f"on {level.scope} projects",
-                "language": f"on all {level.scope} projects",
+        scope = display_name(level.scope)
+        return {"stack": f"on {scope} projects",
+                "language": f"on all {scope} projects",
                 "all": "across all projects"}[level.name] + f" (answered at the {LEVEL_NAMES[level.name]} level)"
 
     def lines(self) -> list[str]:
@@ -224,23 +231,23 @@ class Advice:
             return [self._head(), self._no_answer()]
         evidence = f"P(best) {chance(best)} over {plural(best.sessions, 'session')}; {interval_text(best)}"
         if level.confident:
-            lines = [self._head(), f"Use agent {best.agent} with model {best.model} ({evidence}): the best setup "
+            lines = [self._head(), f"Use agent {display_name(best.agent)} with model {display_name(best.model)} ({evidence}): the best setup "
                                    f"{self._why(level)}."]
         elif len(level.contenders) == 1:
-            lines = [self._head(), f"Only one setup was used {self._why(level)}: agent {best.agent} with model "
-                                   f"{best.model} ({plural(best.sessions, 'session')}; {interval_text(best)}). With "
+            lines = [self._head(), f"Only one setup was used {self._why(level)}: agent {display_name(best.agent)} with model "
+                                   f"{display_name(best.model)} ({plural(best.sessions, 'session')}; {interval_text(best)}). With "
                                    f"nothing to compare it with this is no verdict: try another agent or model on "
                                    f"this project too."]
         else:
-            lines = [self._head(), f"Not sure yet. The leader {self._why(level)} is agent {best.agent} with model "
-                                   f"{best.model} ({evidence}), short of the {CONFIDENT_AT:.2f} this answer "
+            lines = [self._head(), f"Not sure yet. The leader {self._why(level)} is agent {display_name(best.agent)} with model "
+                                   f"{display_name(best.model)} ({evidence}), short of the {CONFIDENT_AT:.2f} this answer "
                                    f"needs to say \"use it\"."]
             tries = level.try_next
-            listed = "; ".join(f"{row.agent} with {row.model} (P(best) {chance(row)}, "
+            listed = "; ".join(f"{display_name(row.agent)} with {display_name(row.model)} (P(best) {chance(row)}, "
                                f"{plural(row.sessions, 'session')})" for row in tries)
             first = tries[0]
             lines.append(f"Still in the race (least tried first): {listed}. To settle it, run your next sessions "
-                         f"with agent {first.agent} and model {first.model} (agent-tracker recommend --explore "
+                         f"with agent {display_name(first.agent)} and model {display_name(first.model)} (agent-tracker recommend --explore "
                          f"picks each next one by its chance).")
         lines += [f"Evidence: {plural(best.commits, 'commit')} in {plural(best.projects, 'project')} "
                   f"({fmt(best.commits_per_session)} per session), "
@@ -251,7 +258,7 @@ class Advice:
         runner = self.runner_up
         if runner is not None:
             runner_cost = "" if runner.cost_per_commit is None else f", {money(runner.cost_per_commit)} $ per commit"
-            lines.append(f"Runner-up: agent {runner.agent} with {runner.model}, P(best) {chance(runner)} over "
+            lines.append(f"Runner-up: agent {display_name(runner.agent)} with {display_name(runner.model)}, P(best) {chance(runner)} over "
                          f"{plural(runner.sessions, 'session')} ({interval_text(runner)}; "
                          f"{fmt(runner.commits_per_session)} commits per session, "
                          f"{grade_phrase('user', runner.mean_user_grade)}{runner_cost}).")
@@ -273,7 +280,7 @@ class Advice:
         percent = f"{(pick.probability_best or 0.0) * 100:.0f} %"
         only = "only " if pick.sessions <= 3 else ""
         return [self._head(),
-                f"To learn which is best: try agent {pick.agent} with model {pick.model} next; it has a {percent} "
+                f"To learn which is best: try agent {display_name(pick.agent)} with model {display_name(pick.model)} next; it has a {percent} "
                 f"chance of being best {self._why(level)} and {only}{plural(pick.sessions, 'session')}.",
                 "This is an experiment: each setup is drawn as often as it may be the best (Thompson sampling), "
                 "so the next sessions settle the question at little cost. agent-tracker recommend (without "
@@ -291,8 +298,9 @@ class Advice:
             return line + "."
         if cheapest is best:
             return line + f"; no setup within {CHEAPEST_WITHIN:g} points of it is cheaper per commit."
-        return (line + f"; cheapest setup within {CHEAPEST_WITHIN:g} points: agent {cheapest.agent} with "
-                f"{cheapest.model} at {money(cheapest.cost_per_commit)} $ per commit (score {cheapest.score:.1f}).")
+        return (line + f"; cheapest setup within {CHEAPEST_WITHIN:g} points: agent {display_name(cheapest.agent)} "
+                f"with {display_name(cheapest.model)} at {money(cheapest.cost_per_commit)} $ per commit "
+                f"(score {cheapest.score:.1f}).")
 
     def _no_answer(self) -> str:
         everything = self.levels[-1].report
@@ -302,7 +310,7 @@ class Advice:
         most = max(everything.setups, key=lambda row: (row.sessions, row.setup))
         if self.min_sessions > 1:
             return (f"Nothing to recommend yet: no setup has the {self.min_sessions} sessions asked for (the most "
-                    f"used, agent {most.agent} with {most.model}, has {most.sessions}).")
+                    f"used, agent {display_name(most.agent)} with {display_name(most.model)}, has {most.sessions}).")
         return ("Nothing to recommend yet: no session names its agent and model (the plugin records both from "
                 "now on).")
 
@@ -348,10 +356,17 @@ def _with_snippet(lines: list[str], snippet: str | None) -> str:
     return out + "\n"
 
 
-def classify_directory(directory: Path) -> str:
+def classify_directory(store: Store, directory: Path) -> tuple[str, str | None]:
+    """(the folder's stack, why its files could not be read or None): the stack a session there
+    recorded, else what the bounded reader (tracking.stack) makes of the folder now."""
     from ..tracking.stack import classify
 
-    return classify(directory).name
+    with store.read() as view:
+        recorded = view.get("projects", str(directory))
+    if isinstance(recorded, dict) and isinstance(recorded.get("stack"), str) and recorded["stack"]:
+        return recorded["stack"], None
+    found = classify(directory)
+    return found.name, found.refused
 
 
 def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = None,
@@ -362,7 +377,7 @@ def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = N
     from ..tracking.project_root import project_root
 
     root = project_root(directory)
-    stack = classify_directory(root)
+    stack, refused = classify_directory(store, root)
     known = stack != UNKNOWN_STACK
     language = stack.partition("/")[0] if known else None
     contention = 1 if min_sessions is None else int(min_sessions)
@@ -386,4 +401,5 @@ def recommend_for(store: Store, directory: Path, *, min_sessions: int | None = N
             answer = level
             break
     return Advice(database=str(store.path), directory=str(directory), stack=stack, language=language,
-                  min_sessions=contention, levels=levels, answer=answer, project_root=str(root))
+                  min_sessions=contention, levels=levels, answer=answer, project_root=str(root),
+                  refused=refused)

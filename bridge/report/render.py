@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import attrs
 
+from ..display import display_name
 from ..wording import plural
 from .model import Report, SetupRow, fmt
 from .rank import money
@@ -78,10 +79,10 @@ class Column:
 SETUP_COLUMNS: list[Column] = [
     Column("rank", "#", lambda r: str(r.rank) if r.ranked else "-",
            value=lambda r: r.rank if r.ranked else None),
-    Column("stack", "Stack", lambda r: r.stack, numeric=False, value=lambda r: r.stack),
+    Column("stack", "Stack", lambda r: display_name(r.stack), numeric=False, value=lambda r: r.stack),
     # The agent and the subagents its sessions started: "build → general".
-    Column("agent", "Agent", lambda r: r.workflow, numeric=False, value=lambda r: r.workflow),
-    Column("model", "Model", lambda r: r.model, numeric=False, value=lambda r: r.model),
+    Column("agent", "Agent", lambda r: display_name(r.workflow), numeric=False, value=lambda r: r.workflow),
+    Column("model", "Model", lambda r: display_name(r.model), numeric=False, value=lambda r: r.model),
     Column("sessions", "Sessions", lambda r: str(r.sessions), value=lambda r: r.sessions),
     Column("commits", "Commits", lambda r: str(r.commits), value=lambda r: r.commits),
     Column("commitsPerSession", "C/S", lambda r: fmt(r.commits_per_session), value=lambda r: r.commits_per_session),
@@ -157,6 +158,7 @@ def _row_style(row: SetupRow) -> str | None:
 def _table(rows: list[SetupRow], keys: list[str], title: Any) -> Any:
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left", pad_edge=False, collapse_padding=True)
     for key in keys:
@@ -170,7 +172,8 @@ def _table(rows: list[SetupRow], keys: list[str], title: Any) -> Any:
         if stack_shown and previous is not None and row.stack != previous:
             table.add_section()
         previous = row.stack
-        table.add_row(*(COLUMN[key].cell(row) for key in keys), style=_row_style(row))
+        # Text, never markup: a cell is data ("[/]x" is an agent's name, not a closing tag).
+        table.add_row(*(Text(COLUMN[key].cell(row)) for key in keys), style=_row_style(row))
     return table
 
 
@@ -201,34 +204,38 @@ def agents_table(sheets: list[dict[str, Any]], title: str | None) -> Any:
     """The agents' own numbers: skill points, experience, communication score, halted."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left", pad_edge=False, collapse_padding=True)
+    table = Table(title=None if title is None else Text(display_name(title, 400)), box=box.SIMPLE_HEAVY,
+                  title_justify="left", pad_edge=False, collapse_padding=True)
     for name in ("Agent", "SP", "XP", "CS", "Commits", "Bugs", "Pushes", "State", "Last update"):
         table.add_column(name, justify="left" if name in ("Agent", "State", "Last update") else "right",
                          no_wrap=name != "Agent", overflow="fold")
     for sheet in sheets:
-        table.add_row(str(sheet["agentId"]), f"{sheet['skillPoints']:g}", f"{sheet['experiencePoints']:g}",
-                      f"{sheet['communicationScore']:g}", str(sheet["totalCommits"]), str(sheet["totalBugs"]),
-                      str(sheet["totalPushes"]), "[red]halted[/red]" if sheet["halted"] else "active",
-                      (sheet.get("updatedAt") or "-")[:10])
+        cells = [display_name(sheet["agentId"]), f"{sheet['skillPoints']:g}", f"{sheet['experiencePoints']:g}",
+                 f"{sheet['communicationScore']:g}", str(sheet["totalCommits"]), str(sheet["totalBugs"]),
+                 str(sheet["totalPushes"])]
+        table.add_row(*map(Text, cells), Text("halted", style="red") if sheet["halted"] else Text("active"),
+                      Text(display_name(str(sheet.get("updatedAt") or "-")[:10])))
     return table
 
 
 def _bullets(lines: list[str]) -> Any:
     """Bullet points whose wrapped lines stay indented under their text."""
     from rich.table import Table
+    from rich.text import Text
 
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
     grid.add_column()
     for line in lines:
-        grid.add_row("•", line)
+        grid.add_row("•", Text(line))
     return grid
 
 
 def no_match_text(report: Report) -> str:
     """What a report whose filters matched nothing says, with the values the database holds."""
-    given = ", ".join(f"{name}={value}" for name, value in report.filters.items() if value is not None)
+    given = ", ".join(f"{name}={display_name(value)}" for name, value in report.filters.items() if value is not None)
     if not given:
         return "No sessions recorded yet: nothing to report. Use OpenCode with the plugin " \
                "(agent-tracker install-plugin), or try agent-tracker demo."
@@ -237,11 +244,12 @@ def no_match_text(report: Report) -> str:
     if "projects" in known:
         import os
 
-        listed = ", ".join(f"{os.path.basename(path)} ({path})" for path in known["projects"])
+        listed = ", ".join(f"{display_name(os.path.basename(path))} ({display_name(path)})"
+                           for path in known["projects"])
         parts.append(f"Known projects: {listed or 'none yet'}.")
     for key, label in (("stacks", "stacks"), ("agents", "agents"), ("models", "models")):
         if key in known:
-            parts.append(f"Known {label}: {', '.join(known[key]) or 'none yet'}.")
+            parts.append(f"Known {label}: {', '.join(map(display_name, known[key])) or 'none yet'}.")
     if "sessionsFrom" in known:
         if known["sessionsFrom"]:
             parts.append(f"Sessions were recorded from {known['sessionsFrom']} to {known['sessionsTo']}.")
@@ -258,7 +266,7 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True, w
     if not report.setups:
         console.print(Text(no_match_text(report)))
         return
-    filters = ", ".join(f"{k}={v}" for k, v in report.filters.items() if v) or "none"
+    filters = ", ".join(f"{k}={display_name(v)}" for k, v in report.filters.items() if v) or "none"
     spent = (f", {money(report.usage.cost)} $ over {tokens_text(report.usage.tokens)} tokens"
              if has_usage(report) else "")
     title = (f"Agent setups ({plural(report.totals['sessions'], 'session')}, "
@@ -270,12 +278,12 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True, w
         width = max(width, _width_of(console, _table(report.setups, keys, None)))
     printed = _print_wide if width > console.width else _print
     if "stack" in keys:
-        printed(console, width, _table(report.setups, keys, title))
+        printed(console, width, _table(report.setups, keys, Text(title)))
     else:
         console.print(Text(title))
         for stack in dict.fromkeys(row.stack for row in report.setups):
             rows = [row for row in report.setups if row.stack == stack]
-            printed(console, width, _table(rows, keys, Text(stack, style="bold")))
+            printed(console, width, _table(rows, keys, Text(display_name(stack), style="bold")))
     unused = () if has_usage(report) else USAGE_COLUMNS
     hidden = [COLUMN[key].header.replace("\n", " ") for key in PRIORITY
               if key not in keys and key != "stack" and key not in unused]
@@ -334,6 +342,6 @@ def render_text(report: Report, width: int = 200, *, wide: bool = False) -> str:
 
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, no_color=True, color_system=None, force_terminal=False,
-                      highlight=False, emoji=False)
+                      highlight=False, emoji=False, markup=False)
     render_rich(report, console, wide=wide)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"

@@ -34,6 +34,7 @@ from ..protocol.structure import CONVERTER, InvalidParams, structure_params
 from ..store import Store, StoreError
 from ..tracking import faults
 from ..tracking.journal import Journal, OrphanJournal, find_orphans, journal_dir_for
+from ..tracking.sanitize import encode_params
 from ..tracking.service import EventDropped, EventRejected, TrackingService
 from ..tracking.trouble import Troubles
 from ..wording import plural
@@ -125,7 +126,9 @@ class BridgeServer(JsonRPCServer):
         try:
             if METHODS[method].event:
                 return self._event(method, raw_params, is_request)
-            return ANSWERS[method](self, structure_params(method, raw_params))
+            # A request's params are made storable as an event's are (a lone surrogate in agentId
+            # becomes U+FFFD): the answer then looks up what could have been stored.
+            return ANSWERS[method](self, structure_params(method, encode_params(raw_params)[1]))
         except (InvalidParams, EventRejected) as exc:
             if is_request:
                 raise JsonRpcInvalidParams(message=str(exc)) from None

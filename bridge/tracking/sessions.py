@@ -8,7 +8,6 @@ did (kind ``session``: tool calls, failures, commits, duration) is written with 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ..protocol.params import AgentRef, SessionCreated, SessionEnded, SessionRef, SessionUpdated
@@ -105,18 +104,6 @@ class SessionEvents(TrackingState):
     def _stored_setups(self, session_id: str) -> list[str]:
         stored = self._read("sessions", session_id)
         return list(stored.get("setups", [])) if stored else []
-
-    def _refresh_project(self, directory: str, now: str) -> None:
-        path = Path(directory)
-        if not path.is_absolute():
-            return
-        stored = self._read("projects", directory)
-        merge = self.pending.merge("projects", directory)
-        merge.set_default.update({"path": directory, "firstSeenAt": now})
-        merge.set["lastSeenAt"] = now
-        # The project's files are read in a worker thread, never on the event loop; flush() adds
-        # the result (see stack.BackgroundClassifier).
-        self._classifier.submit(directory, stored.get("fingerprint") if stored else None, now)
 
     def _add_classifications(self) -> None:
         for directory, fields in self._classifier.finished():

@@ -1,24 +1,38 @@
 """Classify a project's stack (language/framework) from its manifest files and AGENTS.md.
 
-Files are only read (bounded), never executed. The fingerprint (names, sizes, mtimes) lets the
-tracker refresh the stored classification only when those files change.
+Files are only read, never executed, and only through ``read_project_file`` (bridge.safe_read,
+the one bounded reader): regular files only (a FIFO, a device, a socket, a folder is refused
+without anything that could block), at most MAX_READ bytes; a symlink loop or an unreadable
+file is refused. Nothing parses user data recursively: a
+package.json nested deeper than MAX_JSON_DEPTH is not parsed (its depth is measured by a flat
+scan first). The fingerprint (names, sizes, mtimes) lets the tracker refresh the stored
+classification only when those files change.
+
+The stack is recorded when a session starts (the projects record); the report never reads a
+project's files (a hostile repository cannot break the report for every project).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import queue
 import re
+import stat
 import threading
+from itertools import accumulate
 from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from ..safe_read import FileRefused, read_regular
+
 MAX_READ = 256 * 1024
+MAX_JSON_DEPTH = 64  # package.json nests 3 or 4 levels; json.loads recurses once per level
 
 _PYTHON_IN_CODE = [
     ("fastapi", r"\bfastapi\b"), ("django", r"\bdjango\b"), ("flask", r"\bflask\b"),
@@ -71,43 +85,80 @@ class Stack:
     language: str
     framework: str | None
     sources: tuple[str, ...]
+    # Why the folder could not be read (one sentence), when it could not: a symlink loop, not a folder.
+    refused: str | None = None
 
     @property
     def name(self) -> str:
         return f"{self.language}/{self.framework}" if self.framework else self.language
 
     def to_record(self) -> dict[str, Any]:
-        return {"stack": self.name, "language": self.language, "framework": self.framework,
-                "sources": list(self.sources)}
+        record: dict[str, Any] = {"stack": self.name, "language": self.language, "framework": self.framework,
+                                  "sources": list(self.sources)}
+        if self.refused is not None:
+            record["refused"] = self.refused
+        return record
 
 
-def _read(path: Path) -> str | None:
+def read_project_file(path: Path, limit: int = MAX_READ) -> str | None:
+    """The first ``limit`` bytes of a project file as text, or None: absent, not a regular file
+    (a FIFO never blocks the reader), a symlink loop, unreadable (safe_read, the one bounded reader)."""
     try:
-        if not path.is_file():
-            return None
-        with open(path, "rb") as handle:
-            return handle.read(MAX_READ).decode("utf-8", errors="replace")
-    except OSError:
+        data = read_regular(path, limit)
+    except FileRefused:
         return None
+    return None if data is None else data.decode("utf-8", errors="replace")
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_NESTING = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_depth(text: str) -> int:
+    """How deep ``text``'s arrays and objects nest, measured flat (no recursion, linear time):
+    strings are blanked out first, then the brackets are counted."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_NESTING.__getitem__, brackets)), default=0)
+
+
+def folder_refusal(directory: Path) -> str | None:
+    """Why ``directory`` cannot be classified, in one sentence, or None when it is a folder."""
+    try:
+        mode = os.stat(directory).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{directory} is a symbolic link loop: its stack is not classified."
+        if exc.errno == errno.ENOENT:
+            return None  # a folder that is gone: simply unknown
+        return f"{directory} cannot be read ({exc.strerror}): its stack is not classified."
+    except ValueError:
+        return f"{directory!r} holds a NUL character: its stack is not classified."
+    if not stat.S_ISDIR(mode):
+        return f"{directory} is not a folder: its stack is not classified."
+    return None
 
 
 def fingerprint(directory: Path) -> str:
     digest = hashlib.sha1()
     for name in FINGERPRINT_FILES:
         try:
-            stat = (directory / name).stat()
-        except OSError:
+            info = (directory / name).stat()
+        except (OSError, ValueError):
             continue
-        digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        digest.update(f"{name}:{info.st_size}:{info.st_mtime_ns};".encode())
     return digest.hexdigest()
 
 
 def classify(directory: Path) -> Stack:
-    agents_md = _read(directory / "AGENTS.md")
+    refused = folder_refusal(directory)
+    if refused is not None:
+        return Stack("unknown", None, (), refused)
+    agents_md = read_project_file(directory / "AGENTS.md")
     if agents_md and (declared := declared_stack(agents_md)):
         language, _, declared_framework = declared.partition("/")
         return Stack(language, declared_framework or None, ("AGENTS.md",))
-    package = _read(directory / "package.json")
+    package = read_project_file(directory / "package.json")
     if package is not None:
         javascript = _classify_package_json(directory, package)
         # A package.json without a framework next to another manifest is usually tooling
@@ -115,7 +166,7 @@ def classify(directory: Path) -> Stack:
         if javascript.framework is not None or not any((directory / name).is_file() for name, _, _ in _MANIFESTS):
             return javascript
     for name, language, frameworks in _MANIFESTS:
-        text = _read(directory / name)
+        text = read_project_file(directory / name)
         if text is None:
             continue
         framework = next((fw for fw, pattern in frameworks if re.search(pattern, text, re.I)), None)
@@ -126,11 +177,13 @@ def classify(directory: Path) -> Stack:
 
 
 def _classify_package_json(directory: Path, text: str) -> Stack:
-    try:
-        manifest = json.loads(text)
-        deps = {**manifest.get("dependencies", {}), **manifest.get("devDependencies", {})}
-    except (ValueError, AttributeError, TypeError):
-        deps = {}
+    deps: dict[str, Any] = {}
+    if json_depth(text) <= MAX_JSON_DEPTH:  # deeper: not a package.json anyone wrote, not parsed
+        try:
+            manifest = json.loads(text)
+            deps = {**manifest.get("dependencies", {}), **manifest.get("devDependencies", {})}
+        except (ValueError, AttributeError, TypeError):
+            deps = {}
     typescript = "typescript" in deps or (directory / "tsconfig.json").is_file()
     framework = next((fw for fw, dep in _JS_FRAMEWORKS if dep in deps), None)
     sources = ("package.json", "tsconfig.json") if (directory / "tsconfig.json").is_file() else ("package.json",)
@@ -269,7 +322,11 @@ class _Worker:
         if stack is None:
             if len(self._known) >= 1024:
                 self._known.clear()
-            stack = self._known[(str(directory), print_)] = classify(directory).to_record()
+            try:
+                found = classify(directory)
+            except Exception as exc:  # a classification problem is the project's, recorded, never raised
+                found = Stack("unknown", None, (), f"{directory} could not be classified: {exc!r}"[:300])
+            stack = self._known[(str(directory), print_)] = found.to_record()
         return {**stack, "fingerprint": print_, "classifiedAt": now}
 
 

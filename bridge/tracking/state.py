@@ -9,6 +9,7 @@ refuse an event before it is journaled, ``CHECKS``) next to their method name.
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import Any, Callable
 
@@ -131,7 +132,21 @@ class TrackingState:
                 self.pending.merge("sessions", session_id).set_default.update(
                     {"sessionID": session_id, "createdAt": now or utc_now(),
                      "projectPath": runtime.directory})
+                if runtime.directory:  # its stack is recorded now: the report never classifies
+                    self._refresh_project(runtime.directory, now or utc_now())
         return runtime
+
+    def _refresh_project(self, directory: str, now: str) -> None:
+        """The project is seen now; its stack is (re)classified when its files changed."""
+        if not os.path.isabs(directory):
+            return
+        stored = self._read("projects", directory)
+        merge = self.pending.merge("projects", directory)
+        merge.set_default.update({"path": directory, "firstSeenAt": now})
+        merge.set["lastSeenAt"] = now
+        # The project's files are read in a worker thread, never on the event loop; flush() adds
+        # the result (see stack.BackgroundClassifier).
+        self._classifier.submit(directory, stored.get("fingerprint") if stored else None, now)
 
     def open_sessions(self) -> list[str]:
         """The sessions this bridge saw events of that have not ended (ended at shutdown)."""

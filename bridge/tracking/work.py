@@ -149,6 +149,8 @@ class WorkEvents(OutcomeEvents):
         self._add_op(agent_id, [COMMIT, record_key, earned, session_id])
         self._project_heads[project] = commit_hash
         self.pending.merge("projects", project).set.update({"lastCommit": commit_hash, "lastCommitAt": now})
+        if runtime is None or runtime.directory != project:  # a project no session named: record its stack
+            self._refresh_project(project, now)
         if runtime:
             runtime.commits.append(CommitSeen(record_key, commit_hash, task, now))
             # The sessions above a subagent's see its commit as their latest (a /grade there grades it).

@@ -984,6 +984,16 @@ def test_odd_but_valid_json_in_an_event_is_accepted_or_refused_cleanly(isolated_
     assert "result" in response or response["error"]["code"] == -32602, response
 
 
+def test_agent_status_with_a_lone_surrogate_is_answered_for_the_stored_name(isolated_home: Path,
+                                                                           tmp_path: Path) -> None:
+    """Issue 27: it was -32603 with a traceback on stderr. A request's params are made storable as
+    an event's are: the lone surrogate is U+FFFD, the name an event would have stored."""
+    raw = b'{"jsonrpc":"2.0","id":"s","method":"agent.status","params":{"agentId":"a\\ud800"}}'
+    response = _answer(isolated_home, tmp_path, raw, "s")
+    assert response is not None and response["result"]["agentId"] == "a\ufffd", response
+    assert "Traceback" not in (tmp_path / "bridge.stderr").read_text(encoding="utf-8", errors="replace")
+
+
 def test_report_with_an_invalid_since_is_invalid_params(isolated_home: Path, tmp_path: Path) -> None:
     response = _answer(isolated_home, tmp_path, b'{"jsonrpc":"2.0","id":"r","method":"report","params":{"since":"soon"}}', "r")
     assert response is not None and response["error"]["code"] == -32602 and "since" in response["error"]["message"]
