@@ -262,7 +262,7 @@ describe("with the real bridge", () => {
     const ctx = { sessionID: "ses_here", messageID: "m", agent: "build", directory: w.project, worktree: w.project,
       abort: new AbortController().signal, metadata() {}, ask: async () => {} };
     const text = await hooks.tool.tracker_report.execute({}, ctx);
-    assert.ok(text.startsWith(`${w.project}: a python/fastapi project.\nOnly one setup was used on python/fastapi projects (answered at the exact-stack level): agent build with model anthropic/claude-sonnet-4-5 (3 sessions; score 63.5, 80 % interval 49-63). With nothing to compare it with this is no verdict: try another agent or model on this project too.`), text);
+    assert.ok(text.startsWith(`${w.project}: a python/fastapi project.\nOnly one setup was used on python/fastapi projects (answered at the exact-stack level): agent build with model anthropic/claude-sonnet-4-5 (3 sessions; score 63.5/100, 80 % interval 49-63). With nothing to compare it with this is no verdict: try another agent or model on this project too.`), text);
     assert.match(text, /"agent": \{\n {4}"build": \{\n {6}"model": "anthropic\/claude-sonnet-4-5"/);
     // the same answer as the command line
     const answer = cli(["recommend", w.project, "--json", "--database", w.database], w);
