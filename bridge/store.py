@@ -27,11 +27,11 @@ from .lmdbjs import is_lmdbjs_file
 SCHEMA_VERSION = 1
 SUB_DATABASES = (
     "agents", "sessions", "commits", "communication", "retrospectives",
-    "activities", "projects", "migrations", "meta", "usage", "calls",
+    "activities", "projects", "migrations", "meta", "usage", "calls", "configs",
 )
 # Added after the first release: a database written by an older bridge lacks them until a newer
 # bridge (or any write) creates them. Opened read-only, it reads them as empty.
-ADDED_LATER = frozenset(("usage", "calls"))
+ADDED_LATER = frozenset(("usage", "calls", "configs"))
 SEP = "\x00"  # composite-key separator: cannot occur in ids or paths (validated on input)
 
 T = TypeVar("T")

@@ -12,6 +12,7 @@ from ..config import ScoringRules
 from ..store import ReadView, Store
 from ..timestamps import utc_now
 from ..tracking.scoring import AgentState, agent_sheet_detail
+from ..tracking.configs import label, stored_versions
 from .bugs import collect_bugs
 from .attribution import Scope, Totals
 from .collect import collect_commits, collect_grades, collect_imported, collect_sessions
@@ -107,6 +108,27 @@ def known_values(view: ReadView, codec: Any, filters: Filters) -> dict[str, Any]
     return known
 
 
+def describe_version(row: SetupRow, version: str | None, versions: dict[str, dict[str, Any]]) -> None:
+    """The row's configuration version and its definition (None: versions merged)."""
+    row.config_version = version
+    stored = versions.get(version) if version is not None else None
+    if stored is not None:
+        row.configuration = stored["definition"]
+        row.config_first_seen = stored.get("firstSeenAt")
+
+
+def label_versions(rows: list[SetupRow]) -> None:
+    """``build@3f2a9c (2026-12-04)`` on the rows of an agent that has more than one version among
+    them; the others stay named by their agent alone."""
+    seen: dict[str, set[str | None]] = {}
+    for row in rows:
+        seen.setdefault(row.agent, set()).add(row.config_version)
+    for row in rows:
+        if row.config_version is not None and len(seen[row.agent]) > 1:
+            day = f" ({row.config_first_seen[:10]})" if row.config_first_seen else ""
+            row.version_label = label(row.agent, row.config_version) + day
+
+
 class NoGC:
     """Building millions of short-lived dicts: the cyclic GC only costs time here."""
 
@@ -123,7 +145,7 @@ class NoGC:
 def build_report(store: Store, *, project: str | None = None, stack: str | None = None,
                  since: str | None = None, until: str | None = None, min_sessions: int | None = None,
                  agent: str | None = None, model: str | None = None, group: str | None = None,
-                 exact_stack: bool = False,
+                 exact_stack: bool = False, by_version: bool = True,
                  decoder: str | None = None, parallel: bool = False, rules: ScoringRules | None = None,
                  _force_slow: bool = False) -> Report:
     """Aggregate, score and rank every setup (see the module docstring and SCORE_HELP).
@@ -132,6 +154,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
     projects (the setup's stack is then the language, or "all"): the fallback levels of recommend.
     ``parallel``: count grades and bugs in a forked helper process meanwhile (the CLI does; the
     bridge does not, as it runs threads). The result is identical either way.
+    ``by_version``: a setup is also its agent's configuration version (tracking.configs); False
+    merges the versions of one agent and model (`report --by agent-model`).
     """
     started = time.perf_counter()
     rules = rules or ScoringRules()
@@ -141,7 +165,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
     filters = Filters.parse(project=project, stack=stack, since=since, until=until, agent=agent, model=model,
                             exact_stack=exact_stack)
     codec = codec_named(decoder)
-    scope_args = (filters, group)
+    scope_args = (filters, group, by_version)
     with NoGC():
         helper = Helper.start(store, scope_args, codec.name) if parallel and not _force_slow else None
         used_helper = False
@@ -163,12 +187,13 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                 # A filter that matched nothing: say what there is, so the next try can match.
                 known = known_values(view, codec, filters) if filters.given() and not totals.acc else None
                 imported = collect_imported(view, scope)
+                versions = stored_versions(view) if scope.versioned else {}
         finally:
             if helper is not None:
                 helper.cancel()
     rows = []
     for setup, acc in totals.acc.items():
-        agent_id, model, stack_name = setup
+        agent_id, model, stack_name, version = setup
         row = SetupRow(agent_id, model, stack_name, sessions=int(acc[SESSIONS]), xp=acc[XP],
                        commits=int(acc[COMMITS]), agent_grade_sum=acc[AGENT_SUM],
                        agent_grades=int(acc[AGENT_N]), user_grade_sum=acc[USER_SUM],
@@ -182,6 +207,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                        user_grade_counts={value: int(acc[slot]) for value, slot in USER_GRADE_COUNTS.items()},
                        agent_grade_counts={value: int(acc[slot]) for value, slot in AGENT_GRADE_COUNTS.items()})
         row.usage = usage_of(acc)
+        describe_version(row, version, versions)
         row.score, row.parts = score_parts(acc)
         if setup in imported:
             row.imported = imported[setup]
@@ -191,6 +217,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
             row.communication_score = state.communication_score
             row.halted = state.halted
         rows.append(row)
+    label_versions(rows)
     rows = rank_rows(rows, min_sessions)
     usage = Usage()
     for row in rows:
@@ -206,7 +233,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         unattributed_bugs=totals.unattributed_bugs, known=known, selection=filters,
         imported={"commits": sum(r.imported["commits"] for r in rows),
                   "grades": sum(r.imported["grades"] for r in rows)},
-        usage=usage,
+        usage=usage, by_version=by_version,
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report
