@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "cmd_status"),
     "report": ("report", "cmd_report"),
     "recommend": ("recommend", "cmd_recommend"),
+    "configs": ("configs", "cmd_configs"),
     "export": ("export", "cmd_export"),
     "replay": ("replay", "cmd_replay"),
     "demo": ("replay", "cmd_demo"),

@@ -15,7 +15,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     config = command_config(args)
     with open_for_reading(config) as store:
         try:
-            summary = export_database(store, args.format, args.output)
+            summary = export_database(store, args.format, args.output,
+                                      include_prompts=args.include_prompts)
         except ExportError as exc:
             raise CommandError(str(exc), exc.code) from None
     if args.output:

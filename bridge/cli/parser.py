@@ -11,6 +11,7 @@ these commands read it.
 
   agent-tracker recommend        which agent and model to configure for the project in this folder
   agent-tracker report           every setup, scored and ranked per stack
+  agent-tracker configs [AGENT]  an agent's configuration versions (prompt, temperature, tools...) and what changed
   agent-tracker demo             the same on recorded example sessions, in a throw-away database
   agent-tracker import-opencode  your past OpenCode sessions in, so the answer does not wait for new ones
 """
@@ -54,6 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
                            help="the project folder (default: the current folder)")
     recommend.add_argument("--min-sessions", type=int, default=None, metavar="N",
                            help="sessions a setup needs to be recommended (default 3)")
+    recommend.add_argument("--as-file", action="store_true",
+                           help="print the agent's definition as .opencode/agent/NAME.md (frontmatter and prompt) "
+                                "instead of an opencode.json block")
+    recommend.add_argument("--write", action="store_true",
+                           help="write the recommended agent block into DIR's opencode.json (or opencode.jsonc; "
+                                "comments and everything else are kept, a numbered backup is made; with --as-file: "
+                                "write DIR/.opencode/agent/NAME.md)")
+    recommend.epilog = ("examples:\n  agent-tracker recommend ~/code/shop\n  agent-tracker recommend --write\n"
+                        "  agent-tracker recommend --as-file --write\n  agent-tracker recommend --json")
+    recommend.formatter_class = argparse.RawDescriptionHelpFormatter
     report = sub.add_parser("report", help="which setup (agent, model, stack) does best",
                             description=SCORE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _reading(report)
@@ -67,15 +78,33 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--until", metavar="WHEN", help=f"only records up to WHEN (a date counts whole): {WHEN}")
     report.add_argument("--min-sessions", type=int, default=None, metavar="N",
                         help="sessions a setup needs to be ranked (default 3)")
+    report.add_argument("--by", choices=("setup", "agent-model"), default="setup",
+                        help="setup (default): agent x model x configuration version (a changed prompt or "
+                             "temperature is a new row); agent-model: the versions of one agent and model as one row")
     report.add_argument("--wide", action="store_true",
                         help="every column, even when wider than the terminal (default: what fits)")
     report.add_argument("--chart", metavar="FILE", help="draw scores over time to FILE.png (or a page: FILE.html)")
     report.add_argument("--html", metavar="FILE",
                         help="write the whole report as one self-contained HTML page: recommendations, a "
                              "sortable setups table, the agents and the chart")
+    configs = sub.add_parser(
+        "configs", help="an agent's configuration versions, newest first, and what changed between them",
+        description="Every version of an agent's definition the plugin recorded (prompt, temperature, topP, tools, "
+                    "permissions, instructions files, MCP servers, the parameters really sent), newest first, each "
+                    "with its sessions, its score and a diff against the version before it. Sessions from before "
+                    "versions were recorded are the version 'unknown'.",
+        epilog="examples:\n  agent-tracker configs\n  agent-tracker configs build\n  agent-tracker configs build --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _reading(configs)
+    configs.add_argument("agent", nargs="?", metavar="AGENT", help="only this agent (default: every agent)")
+    configs.add_argument("--min-sessions", type=int, default=None, metavar="N",
+                         help="sessions a setup needs to be ranked (default 3)")
     export = sub.add_parser("export", help="sessions, commits and grade events for spreadsheets/DuckDB/pandas")
     _common(export)
     export.add_argument("--format", choices=("json", "csv", "jsonl"), default="json")
+    export.add_argument("--include-prompts", action="store_true",
+                        help="include the agents' prompt texts in the configuration versions (default: only "
+                             "each prompt's SHA-256 and length)")
     export.add_argument("--output", "-o", metavar="PATH",
                         help="file (json/jsonl) or folder (csv: one file per table); default stdout")
     migrate = sub.add_parser("migrate", help="import databases written by the older TypeScript plugin")

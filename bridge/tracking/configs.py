@@ -170,3 +170,43 @@ def _value(value: Any) -> str:
         return orjson.dumps(value).decode()
     text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- handing a version back to OpenCode ----------------------------------------------------------------
+
+# definition field -> OpenCode's agent config key (opencode.json ``agent.<name>``, and the
+# frontmatter of .opencode/agent/NAME.md), in the order they are written.
+HANDED_BACK = (("description", "description"), ("mode", "mode"), ("temperature", "temperature"),
+               ("topP", "top_p"), ("steps", "steps"), ("configuredPermission", "permission"),
+               ("options", "options"))
+
+
+def opencode_agent_block(definition: dict[str, Any] | None, model: str | None) -> dict[str, Any]:
+    """The opencode.json ``agent.<name>`` block of a version: the model and its whole definition
+    (prompt included). Permissions are handed back as the user configured them (the resolved rules
+    hold OpenCode's defaults too); an empty ``options`` is left out."""
+    block: dict[str, Any] = {}
+    if model:
+        block["model"] = model
+    definition = definition or {}
+    for name, config_key in HANDED_BACK:
+        value = definition.get(name)
+        if value is None or (name == "options" and not value):
+            continue
+        block[config_key] = value
+    prompt = definition.get(PROMPT)
+    if isinstance(prompt, str) and prompt:
+        block["prompt"] = prompt
+    return block
+
+
+def agent_markdown(block: dict[str, Any]) -> str:
+    """The same block as ``.opencode/agent/NAME.md``: YAML frontmatter (each value written as JSON,
+    which YAML reads as it is: no text is ever interpreted), then the prompt as the body."""
+    lines = ["---"]
+    for name, value in block.items():
+        if name != "prompt":
+            lines.append(f"{name}: {orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()}")
+    lines.append("---")
+    prompt = block.get("prompt")
+    return "\n".join(lines) + "\n" + (f"{prompt}\n" if isinstance(prompt, str) and prompt else "")
