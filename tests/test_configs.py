@@ -54,6 +54,12 @@ def test_a_change_is_described_in_words() -> None:
         "mcp: +jira -github; steps none → 20"
 
 
+def test_the_schema_states_the_limit() -> None:
+    schema = json.loads((Path(__file__).parent.parent / "protocol" / "schema.json").read_text())
+    assert schema["limits"]["maxDefinitionBytes"] == schema["$defs"]["AgentDefinition"]["maxBytes"] == \
+        MAX_DEFINITION_BYTES == 262144
+
+
 def test_a_definition_past_the_limit_is_refused_with_one_clear_error() -> None:
     params = {"sessionID": "s1", "agentId": "build", "definition": {"prompt": "x" * MAX_DEFINITION_BYTES}}
     with pytest.raises(InvalidParams) as refused:
