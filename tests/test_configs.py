@@ -52,6 +52,9 @@ def test_a_change_is_described_in_words() -> None:
     assert describe_change(V1, {**V1, "prompt": PROMPT_V1 + "\n"}) == "no difference"
     assert describe_change({**V1, "mcp": ["github"]}, {**V1, "mcp": ["jira"], "steps": 20}) == \
         "mcp: +jira -github; steps none → 20"
+    assert describe_change({**V1, "system": {"sha256": "a" * 64, "length": 900}},
+                           {**V1, "system": {"sha256": "b" * 64, "length": 1020}}) == \
+        "system prompt changed (900 → 1020 characters)"
 
 
 def test_the_schema_states_the_limit() -> None:

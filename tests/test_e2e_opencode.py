@@ -858,9 +858,13 @@ def test_real_opencode_configuration_versions(tmp_path: Path) -> None:
     assert v1["rank"] == 1
 
     versions = _cli(["configs", "build", "--json", "--database", database], env)["agents"]["build"]
-    assert [(v["version"], v["change"]) for v in versions] == [
-        (v2["configVersion"], "prompt: 2 lines changed; sent.temperature none → 0.7; temperature 0.2 → 0.7"),
-        (v1["configVersion"], "first version")]
+    assert [v["version"] for v in versions] == [v2["configVersion"], v1["configVersion"]]
+    # the system prompt (hashed, its <env> block left out) holds the agent's prompt: it changed too
+    system = (v1["configuration"]["system"]["length"], v2["configuration"]["system"]["length"])
+    assert system[1] - system[0] == len(PROMPT_V2) - len(PROMPT_V1)
+    assert [v["change"] for v in versions] == [
+        f"prompt: 2 lines changed; sent.temperature none → 0.7; system prompt changed ({system[0]} → {system[1]} "
+        f"characters); temperature 0.2 → 0.7", "first version"]
 
     written = _cli(["recommend", str(run.project), "--write", "--min-sessions", "1", "--json",
                     "--database", database], env)

@@ -128,6 +128,8 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         was, now = old.get(name), new.get(name)
         if name == PROMPT:
             parts.append(_prompt_change(was, now))
+        elif name == "system" and isinstance(was, dict) and isinstance(now, dict):
+            parts.append(f"system prompt changed ({_value(was.get('length'))} → {_value(now.get('length'))} characters)")
         elif _names(was) is not None and _names(now) is not None or name in NAME_LISTS:
             parts.append(f"{name}: {_list_change(_names(was) or [], _names(now) or [])}")
         elif isinstance(was, dict) and isinstance(now, dict):

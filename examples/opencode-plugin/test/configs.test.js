@@ -50,6 +50,9 @@ test("chat.params sends the agent's whole definition once per change", async () 
     { sessionID: "ses_1", agent, model: { id: "scripted", providerID: "scripted" }, provider: {}, message: {} },
     { temperature, topP: 1, topK: 0, maxOutputTokens: undefined, options: { promptCacheKey: "ses_1", store: false } },
   ];
+  // OpenCode's system prompt of the call: hashed without its <env> block and the model's line
+  const system = "Base.\nYou are powered by the model named x. The exact model ID is y\n<env>\n  Today's date: Fri\n</env>\nTail";
+  await hooks["experimental.chat.system.transform"]({ sessionID: "ses_1", model: {} }, { system: [system] });
   // the model does not declare temperature: OpenCode sends none, which is what the definition says
   await hooks["chat.params"](...params("build", undefined));
   await hooks["chat.params"](...params("build", undefined)); // the next step: nothing changed, nothing sent
@@ -61,6 +64,7 @@ test("chat.params sends the agent's whole definition once per change", async () 
     permission: [{ permission: "*", pattern: "*", action: "allow" }, { permission: "edit", pattern: "*", action: "ask" }],
     configuredPermission: { edit: "ask" }, tools: ["bash", "edit", "read"],
     sent: { topP: 1, topK: 0, options: { store: false } },
+    system: { sha256: createHash("sha256").update("Base.\n\n<env/>\nTail").digest("hex"), length: 18 },
     instructions: [{ path: "docs/missing.md", sha256: null },
                    { path: "AGENTS.md", sha256: createHash("sha256").update("Use tabs.\n").digest("hex") }],
     mcp: ["github"],

@@ -13,6 +13,10 @@
 //    wrote it, what `recommend --write` hands back), `instructions` (file names: each hashed) and
 //    `mcp` (server names).
 //  - `tool.definition({toolID}, ...)`: the tools OpenCode offers the model.
+//  - `experimental.chat.system.transform({sessionID, model}, {system})`: the system prompt of the
+//    call (OpenCode runs it before chat.params), hashed (`system: {sha256, length}`; the text is
+//    not sent) without what changes by itself: the <env> block (working directory, today's date)
+//    and the line naming the model (the model is the setup's own dimension).
 // Nothing here blocks a hook: the definition is put together after the hook returned.
 
 import { createHash } from "node:crypto";
@@ -40,6 +44,8 @@ export class ConfigCapture {
     this.mcp = [];
     /** @type {Set<string>} */
     this.tools = new Set();
+    /** @type {Map<string, {sha256: string, length: number}>} sessionID -> its latest system prompt */
+    this.systems = new Map();
     /** @type {Map<string, string>} `${sessionID}\0${agent}` -> the definition last sent (JSON) */
     this.sent = new Map();
   }
@@ -59,6 +65,18 @@ export class ConfigCapture {
     if (typeof toolID === "string" && toolID) this.tools.add(toolID);
   }
 
+  /** `experimental.chat.system.transform`. @param {any} input @param {any} output */
+  onSystem(input, output) {
+    const sessionID = input?.sessionID;
+    if (typeof sessionID !== "string" || !sessionID || !Array.isArray(output?.system)) return;
+    const text = stableSystem(output.system.filter((/** @type {unknown} */ part) => typeof part === "string").join("\n"));
+    if (this.systems.size >= SENT_LIMIT && !this.systems.has(sessionID)) {
+      const first = this.systems.keys().next();
+      if (!first.done) this.systems.delete(first.value);
+    }
+    this.systems.set(sessionID, { sha256: createHash("sha256").update(text).digest("hex"), length: text.length });
+  }
+
   /**
    * `chat.params`: puts the definition together (after the hook returned) and sends it if it
    * changed for this session and agent.
@@ -72,7 +90,8 @@ export class ConfigCapture {
       temperature: output?.temperature, topP: output?.topP, topK: output?.topK,
       maxOutputTokens: output?.maxOutputTokens, options: withoutSession(plain(output?.options), sessionID),
     });
-    this.definition(agent, sent).then(
+    const system = this.systems.get(sessionID);
+    this.definition(agent, sent, system).then(
       (definition) => {
         if (definition) this.send(sessionID, agent, definition);
       },
@@ -98,9 +117,10 @@ export class ConfigCapture {
   /**
    * The agent's whole definition, or undefined for an agent OpenCode hides (title, summary...).
    * @param {string} name @param {Record<string, unknown>} sent
+   * @param {{sha256: string, length: number}} [system]
    * @returns {Promise<Record<string, unknown> | undefined>}
    */
-  async definition(name, sent) {
+  async definition(name, sent, system) {
     const agents = await this.agents();
     const agent = agents.find((a) => a?.name === name) ?? {};
     if (agent.hidden === true) return undefined;
@@ -118,6 +138,7 @@ export class ConfigCapture {
       configuredPermission: plain(user?.permission),
       tools: [...this.tools].sort(),
       sent,
+      system,
       instructions: await this.instructions(),
       mcp: this.mcp,
     });
@@ -156,6 +177,17 @@ export class ConfigCapture {
     }
     return found;
   }
+}
+
+/**
+ * The system prompt without what changes on its own between calls of one configuration.
+ * @param {string} text
+ */
+export function stableSystem(text) {
+  return text
+    .replace(/<env>[\s\S]*?<\/env>/g, "<env/>")
+    .replace(/^You are powered by the model named .*$/gm, "")
+    .trim();
 }
 
 /**

@@ -463,6 +463,14 @@ export class Tracker {
           this.internalError(error, "chat.params");
         }
       },
+      "experimental.chat.system.transform": async (input, output) => {
+        try {
+          rec?.write("experimental.chat.system.transform", { sessionID: input.sessionID }, { parts: output.system.length });
+          this.configs.onSystem(input, output);
+        } catch (error) {
+          this.internalError(error, "experimental.chat.system.transform");
+        }
+      },
       "tool.definition": async (input) => {
         try {
           this.configs.onTool(input?.toolID);
