@@ -294,3 +294,25 @@ def test_export_leaves_prompts_out_unless_asked(capsys: pytest.CaptureFixture[st
     assert code == 0, err
     with_prompts = {record["version"]: record for record in json.loads(out)["tables"]["configs"]}
     assert with_prompts[VERSION_2]["definition"]["prompt"] == PROMPT_V2.strip()
+
+
+def test_a_workflow_is_the_root_version_plus_its_subagents_versions(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    explore = {"name": "explore", "mode": "subagent", "prompt": "Find things.", "tools": ["grep", "read"]}
+    t = Tracker(tmp_path / "db.lmdb")
+    t.send("session.created", {"sessionID": "root", "directory": str(tmp_path),
+                               "agent": {"id": "build", "provider": CLAUDE[0], "model": CLAUDE[1]}})
+    t.send("agent.configured", {"sessionID": "root", "agentId": "build", "definition": V1})
+    t.send("session.created", {"sessionID": "child", "directory": str(tmp_path), "parentID": "root",
+                               "agent": {"id": "explore", "provider": CLAUDE[0], "model": "claude-haiku-4-5"}})
+    t.send("agent.configured", {"sessionID": "child", "agentId": "explore", "definition": explore})
+    t.tool("child", "grep")
+    t.commit("child")
+    t.close()
+    rows = report_json(capsys, tmp_path / "db.lmdb", "--min-sessions", "1")["setups"]
+    assert [(row["agent"], row["configVersion"], row["sessions"], row["commits"]) for row in rows] == \
+        [("build", VERSION_1, 1, 1)]
+    assert [(sub["agent"], sub["configVersions"], sub["commits"]) for sub in rows[0]["subagents"]] == \
+        [("explore", [version_of(explore)], 1)]
+    merged = report_json(capsys, tmp_path / "db.lmdb", "--min-sessions", "1", "--by", "agent-model")["setups"]
+    assert "configVersions" not in merged[0]["subagents"][0]

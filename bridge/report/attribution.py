@@ -264,6 +264,8 @@ class Totals:
         self.counts = {"sessions": 0, "subagentSessions": 0, "commits": 0, "grades": 0, "bugs": 0}
         # setup -> subagent (its agent) -> numbers (outcomes.SUB_*): what its subagents did
         self.subagents: dict[SetupKey, dict[str, list[float]]] = {}
+        # setup -> subagent -> the configuration versions it ran with (versions told apart only)
+        self.subagent_versions: dict[SetupKey, dict[str, set[str]]] = {}
         # Root sessions that ended without a commit of their own: abandoned unless a subagent of
         # theirs committed (known once every session was read): session id -> the accumulators.
         self.ended_without_commit: dict[str, list[list[float]]] = {}

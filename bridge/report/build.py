@@ -203,7 +203,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                        failed_tool_calls=acc[FAILED_CALLS], ended_sessions=int(acc[ENDED]),
                        abandoned_sessions=int(acc[ABANDONED]), fixed_up=int(acc[FIXED_UP]),
                        reverts=int(acc[REVERTS]),
-                       subagents=subagent_rows(totals.subagents.get(setup, {}), acc[TOOL_CALLS]),
+                       subagents=subagent_rows(totals.subagents.get(setup, {}), acc[TOOL_CALLS],
+                                               totals.subagent_versions.get(setup, {}) if scope.versioned else None),
                        user_grade_counts={value: int(acc[slot]) for value, slot in USER_GRADE_COUNTS.items()},
                        agent_grade_counts={value: int(acc[slot]) for value, slot in AGENT_GRADE_COUNTS.items()})
         row.usage = usage_of(acc)

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import orjson
 
 from ..store import ReadView
-from .attribution import Bucket, Scope, Totals, Window, outside
+from .attribution import Bucket, Scope, Totals, Window, outside, session_version
 from .decode import count_groups, scan_rows
 from .model import SetupKey
 from .outcomes import add_subagent_work, settle_abandoned
@@ -96,7 +96,7 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
             acc[FIXED_UP] += fixed_up * share
             if child:
                 add_subagent_work(totals, setup, get("agentId"), calls * share, failed * share, commits * share,
-                                  xp * share)
+                                  xp * share, session_version(record))
             else:
                 acc[SESSIONS] += 1
                 acc[ENDED] += ended
