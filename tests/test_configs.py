@@ -316,3 +316,17 @@ def test_a_workflow_is_the_root_version_plus_its_subagents_versions(tmp_path: Pa
         [("explore", [version_of(explore)], 1)]
     merged = report_json(capsys, tmp_path / "db.lmdb", "--min-sessions", "1", "--by", "agent-model")["setups"]
     assert "configVersions" not in merged[0]["subagents"][0]
+
+
+def test_the_html_report_says_what_changed_and_never_shows_a_prompt(capsys: pytest.CaptureFixture[str],
+                                                                   versions: dict[str, Path], tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    code, out, err = cli(capsys, "report", "--database", str(versions["database"]), "--html", str(page))
+    assert code == 0, err
+    text = page.read_text()
+    assert "Write the code first" not in text and "Write tests first" not in text
+    assert (f'<li data-version="{VERSION_2}"><code>build@{VERSION_2[:6]} (2026-10-12)</code>: prompt: 3 lines changed; '
+            f"sent.temperature 0.2 → 0.7; temperature 0.2 → 0.7; tools: +webfetch</li>") in text
+    assert f'<li data-version="{VERSION_1}"><code>build@{VERSION_1[:6]} (2026-10-05)</code>: first version</li>' in text
+    assert '<li data-version="unknown"><code>build@unknown</code>: sessions from before configurations were recorded' \
+        in text
