@@ -13,7 +13,9 @@ UNKNOWN_STACK = "unknown"
 
 
 
-SetupKey = tuple[str, str, str]  # (agent, model name, stack)
+# (agent, model name, stack, configuration version: tracking.configs; None where versions are
+# merged, `report --by agent-model`)
+SetupKey = tuple[str, str, str, str | None]
 
 
 
@@ -101,6 +103,13 @@ class SetupRow:
     # How many user and agent grades took each value (-1, 1, 2, 5): score.USER_GRADE_COUNTS.
     user_grade_counts: dict[int, int] = attrs.Factory(dict)
     agent_grade_counts: dict[int, int] = attrs.Factory(dict)
+    # The agent's configuration version (tracking.configs; "unknown" before one was recorded, None
+    # with versions merged), its definition and when it first appeared. ``version_label`` is set
+    # where the rows shown hold more than one version of the agent: the row then says which.
+    config_version: str | None = None
+    configuration: dict[str, Any] | None = None
+    config_first_seen: str | None = None
+    version_label: str | None = None
 
     @property
     def setup(self) -> str:
@@ -143,9 +152,10 @@ class SetupRow:
     @property
     def workflow(self) -> str:
         """The agent and the subagents it started: ``build → explore, general``."""
+        agent = self.version_label or self.agent
         if not self.subagents:
-            return self.agent
-        return f"{self.agent} → {', '.join(sorted(sub['agent'] for sub in self.subagents))}"
+            return agent
+        return f"{agent} → {', '.join(sorted(sub['agent'] for sub in self.subagents))}"
 
     @property
     def tool_failure_rate(self) -> float | None:
@@ -224,6 +234,8 @@ class SetupRow:
             "subagentWorkShare": self.subagent_work_share,
             "userGradeCounts": {str(value): n for value, n in self.user_grade_counts.items()},
             "agentGradeCounts": {str(value): n for value, n in self.agent_grade_counts.items()},
+            "configVersion": self.config_version, "configuration": self.configuration,
+            "configFirstSeen": self.config_first_seen, "versionLabel": self.version_label,
         }
 
 
@@ -283,6 +295,8 @@ class Report:
     # ``commits``: theirs.
     usage: Usage = attrs.Factory(lambda: Usage())
     usage_by_model: dict[str, Usage] = attrs.Factory(dict)
+    # Setups told apart by configuration version (else merged: `report --by agent-model`).
+    by_version: bool = True
 
     @property
     def ranked(self) -> list[SetupRow]:

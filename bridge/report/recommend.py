@@ -22,6 +22,7 @@ import attrs
 
 from ..config import ScoringRules
 from ..store import Store
+from ..tracking.configs import agent_markdown, label, opencode_agent_block
 from ..wording import grade_phrase, plural, score_phrase
 from .build import build_report
 from .model import UNKNOWN_STACK, Report, SetupRow, fmt
@@ -81,11 +82,17 @@ class Advice:
         return self.answer.cheapest if self.answer else None
 
     def config(self) -> dict[str, Any] | None:
-        """The OpenCode configuration (opencode.json) of the recommended setup."""
+        """The OpenCode configuration (opencode.json) of the recommended setup: its model and its
+        version's whole agent definition (tracking.configs.opencode_agent_block: prompt included)."""
         best = self.best
         if best is None:
             return None
-        return {"model": best.model, "agent": {best.agent: {"model": best.model}}}
+        return {"model": best.model, "agent": {best.agent: opencode_agent_block(best.configuration, best.model)}}
+
+    def agent_file(self) -> str | None:
+        """The recommended agent as .opencode/agent/NAME.md (frontmatter, then the prompt)."""
+        best = self.best
+        return agent_markdown(opencode_agent_block(best.configuration, best.model)) if best else None
 
     def lines(self) -> list[str]:
         """The answer in a few lines of plain text (the CLI, the plugin's tool and /recommend)."""
@@ -103,7 +110,7 @@ class Advice:
                        "the stack is not recognised, so the best setup across all projects")}[level.name]
         lines = [head,
                  f"Use agent {best.agent} with model {best.model}: {why} (answered at the "
-                 f"{LEVEL_NAMES[level.name]} level).",
+                 f"{LEVEL_NAMES[level.name]} level)." + self._version_words(best),
                  f"Evidence: {score_phrase(best.score)} over {plural(best.sessions, 'session')} in "
                  f"{plural(best.projects, 'project')}: {plural(best.commits, 'commit')} "
                  f"({fmt(best.commits_per_session)} per session), "
@@ -120,6 +127,13 @@ class Advice:
         else:
             lines.append("Runner-up: none yet (no other setup at this level has enough sessions).")
         return lines
+
+    @staticmethod
+    def _version_words(best: SetupRow) -> str:
+        if not best.configuration:
+            return ""
+        first = f", first seen {best.config_first_seen[:10]}" if best.config_first_seen else ""
+        return f" Its configuration: version {label(best.agent, best.config_version)}{first} (below, whole)."
 
     def _cost_line(self, best: SetupRow) -> str:
         if best.cost_per_session is None:
