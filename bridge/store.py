@@ -27,11 +27,11 @@ from .lmdbjs import is_lmdbjs_file
 SCHEMA_VERSION = 1
 SUB_DATABASES = (
     "agents", "sessions", "commits", "communication", "retrospectives",
-    "activities", "projects", "migrations", "meta", "usage", "calls", "summaries",
+    "activities", "projects", "migrations", "meta", "usage", "calls", "summaries", "configs",
 )
 # Added after the first release: a database written by an older bridge lacks them until a newer
 # bridge (or any write) creates them. Opened read-only, it reads them as empty.
-ADDED_LATER = frozenset(("usage", "calls", "summaries"))
+ADDED_LATER = frozenset(("usage", "calls", "summaries", "configs"))
 # What bridge.summaries summarises: a write to one of these runs the write hooks before commit.
 SUMMARISED = frozenset(("sessions", "commits", "communication", "activities"))
 SUMMARIES_MARKER = "summaries"  # meta key: present while the summaries agree with the events

@@ -42,7 +42,7 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -277,9 +277,11 @@ class Run:
 
 @contextmanager
 def running_opencode(tmp_path: Path, scripts: dict[str, Any], model_cost: dict[str, float] | None = None,
-                     permission: dict[str, str] | None = None) -> Iterator[Run]:
+                     permission: dict[str, str] | None = None,
+                     configure: Callable[[Path], None] | None = None) -> Iterator[Run]:
     """A git project with a local bare remote and our plugin installed the way users install it,
-    the scripted model, and ``opencode serve`` on it; everything stopped when the block ends."""
+    the scripted model, and ``opencode serve`` on it; everything stopped when the block ends.
+    ``configure(project)`` may change the project's opencode.json before OpenCode starts."""
     binary = opencode_binary()
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
@@ -346,6 +348,8 @@ def running_opencode(tmp_path: Path, scripts: dict[str, Any], model_cost: dict[s
                 "models": {"scripted": model_config},
             }},
         }, indent=2))
+        if configure is not None:
+            configure(project)
 
         # what OpenCode would npm-install on start, done beforehand (offline-safe, no wait)
         plugin_dep = {"@opencode-ai/plugin": OPENCODE_VERSION}
@@ -762,3 +766,115 @@ def test_opencode_database_location_matches_our_reader(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, (name, err)
         assert Path(out.strip().splitlines()[-1]) == opencode_database_path(cases[name]), (name, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 24: an agent's whole configuration, versioned, explained and handed back
+
+PROMPT_V1 = "You are the e2e build agent, version one.\nCommit small changes."
+PROMPT_V2 = "You are the e2e build agent, version two.\nCommit small changes.\nExplain nothing."
+VERSION_SCRIPT = {"cfg": [
+    {"tool_calls": [{"name": "bash", "arguments": {"command": COMMIT_CMD, "description": "Commit the feature"}}]},
+    {"text": "Committed."},
+]}
+
+
+def _configure(project: Path, prompt: str, temperature: float, model_declares_temperature: bool) -> None:
+    """opencode.json's agent.build (prompt, temperature), and whether the model declares temperature."""
+    config_path = project / "opencode.json"
+    config = json.loads(config_path.read_text())
+    config["agent"] = {"build": {"prompt": prompt, "temperature": temperature}}
+    config["provider"]["scripted"]["models"]["scripted"]["temperature"] = model_declares_temperature
+    config_path.write_text(json.dumps(config, indent=2))
+
+
+def _session_with_commit(run: Run, grade: str) -> None:
+    http = run.http
+    status, session = http.call("POST", "/session", {})
+    assert status == 200, session
+    status, reply = http.call("POST", f"/session/{session['id']}/message",
+                              {"parts": [{"type": "text", "text": "Commit a feature line. SCRIPT:cfg"}]}, timeout=120)
+    assert status == 200 and "Committed." in [p.get("text") for p in reply.get("parts", [])], reply
+    status, _ = http.call("POST", f"/session/{session['id']}/command", {"command": "grade", "arguments": grade})
+    assert status >= 400  # handled by the plugin: OpenCode does not prompt the model
+    assert http.call("DELETE", f"/session/{session['id']}")[0] == 200
+
+
+def _stop_cleanly(run: Run, opencode: Proc) -> None:
+    """dispose (the plugin's shutdown: the bridge flushes and exits), then stop OpenCode."""
+    disposes = run.record.read_text().replace(": ", ":").count('"hook":"dispose"') if run.record.exists() else 0
+    assert run.http.call("POST", "/instance/dispose")[0] == 200
+    _wait_until(lambda: run.record.read_text().replace(": ", ":").count('"hook":"dispose"') > disposes, 30,
+                "the plugin's dispose")
+    opencode.stop()
+    if Path("/proc").is_dir():
+        _wait_until(lambda: not _processes_in(run.project), 15, "the bridge to exit")
+
+
+def test_real_opencode_configuration_versions(tmp_path: Path) -> None:
+    """Two runs of one project with another agent.build prompt and temperature: the model really
+    gets each prompt (and a temperature only once it declares one), the report tells the two
+    versions apart, `configs build` says what changed, and `recommend --write` writes the better
+    version back into opencode.json, which OpenCode then loads (`opencode debug agent build`)."""
+    started = time.monotonic()
+    binary = opencode_binary()
+    with running_opencode(tmp_path, VERSION_SCRIPT,
+                          configure=lambda project: _configure(project, PROMPT_V1, 0.2, False)) as run:
+        _session_with_commit(run, "5 the good one")
+        _stop_cleanly(run, run.opencode)
+        # the second run: another prompt and temperature, and a model that declares temperature
+        _configure(run.project, PROMPT_V2, 0.7, model_declares_temperature=True)
+        port = _free_port()
+        second = Proc([str(binary), "serve", "--hostname", "127.0.0.1", "--port", str(port), "--print-logs"],
+                      run.project, run.env, tmp_path / "opencode-v2.log")
+        try:
+            second.wait_for("listening on", 60)
+            run.http = Http(f"http://127.0.0.1:{port}", run.project)
+            _session_with_commit(run, "-1 worse")
+            _stop_cleanly(run, second)
+        finally:
+            second.stop()
+
+    # what the model was really sent: each run's prompt; a temperature only where the model declares it
+    requests = [json.loads(line) for line in run.model_log.read_text().splitlines()]
+    agent_calls = [r for r in requests if r.get("tools")]
+    systems = ["\n".join(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])
+                         for m in r["messages"] if m["role"] == "system") for r in agent_calls]
+    runs = [[r for r, system in zip(agent_calls, systems) if marker in system]
+            for marker in ("version one", "version two")]
+    assert len(runs[0]) == 2 and len(runs[1]) == 2, [len(r) for r in runs]  # the commit, then the text
+    assert {r.get("temperature") for r in runs[0]} == {None} and {r.get("temperature") for r in runs[1]} == {0.7}
+
+    env = run.cli_env
+    database = str(run.database)
+    report = _cli(["report", "--json", "--min-sessions", "1", "--database", database], env)
+    rows = [row for row in report["setups"] if row["agent"] == "build"]
+    assert sorted((row["sessions"], row["commits"], row["meanUserGrade"]) for row in rows) == [(1, 1, -1), (1, 1, 5)]
+    v1, v2 = sorted(rows, key=lambda row: -row["meanUserGrade"])
+    assert v1["configVersion"] != v2["configVersion"] and v1["versionLabel"].startswith("build@")
+    assert (v1["configuration"]["prompt"], v1["configuration"]["temperature"]) == (PROMPT_V1, 0.2)
+    assert "temperature" not in v1["configuration"]["sent"]  # configured 0.2, not sent: undeclared
+    assert (v2["configuration"]["prompt"], v2["configuration"]["sent"]["temperature"]) == (PROMPT_V2, 0.7)
+    assert v1["rank"] == 1
+
+    versions = _cli(["configs", "build", "--json", "--database", database], env)["agents"]["build"]
+    assert [v["version"] for v in versions] == [v2["configVersion"], v1["configVersion"]]
+    # the system prompt (hashed, its <env> block left out) holds the agent's prompt: it changed too
+    system = (v1["configuration"]["system"]["length"], v2["configuration"]["system"]["length"])
+    assert system[1] - system[0] == len(PROMPT_V2) - len(PROMPT_V1)
+    assert [v["change"] for v in versions] == [
+        f"prompt: 2 lines changed; sent.temperature none → 0.7; system prompt changed ({system[0]} → {system[1]} "
+        f"characters); temperature 0.2 → 0.7", "first version"]
+
+    written = _cli(["recommend", str(run.project), "--write", "--min-sessions", "1", "--json",
+                    "--database", database], env)
+    assert written["recommendation"]["configVersion"] == v1["configVersion"] and written["written"]["changed"]
+    config = json.loads((run.project / "opencode.json").read_text())
+    assert (config["agent"]["build"]["prompt"], config["agent"]["build"]["temperature"]) == (PROMPT_V1, 0.2)
+    assert config["provider"]["scripted"]["options"]["baseURL"].startswith("http://127.0.0.1:")  # the rest kept
+    loaded = _run([str(binary), "debug", "agent", "build", "--pure"], cwd=run.project, env=env, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    agent = json.loads(loaded.stdout[loaded.stdout.index("{"):])
+    assert (agent["prompt"], agent["temperature"], agent["model"]) == (
+        PROMPT_V1, 0.2, {"providerID": "scripted", "modelID": "scripted"})
+    assert time.monotonic() - started < 120, "the configuration e2e test must stay under 2 minutes"

@@ -94,7 +94,7 @@ def test_json_export_is_the_database(capsys: pytest.CaptureFixture[str], databas
     assert sessions["both"]["setups"] == ["build|anthropic/claude-sonnet-4-5", "build|openai/gpt-5"]
     assert sessions["c1"]["stack"] == "python/fastapi"
     # activities: a bug, a reinstatement and the summary of each of the 15 sessions that ended (deleted)
-    assert [len(expected[t]) for t in TABLES] == [3, 2, 16, 12, 23, 2 + 15, 1, 3]
+    assert [len(expected[t]) for t in TABLES] == [3, 2, 16, 12, 23, 2 + 15, 1, 3, 0]
     assert {k: sessions["both"][k] for k in ("cost", "tokens", "tokensInput", "tokensCacheWrite", "durationMs",
                                              "messages")} == {"cost": 0.1 + 0.2, "tokens": 1322, "tokensInput": 300,
                                                               "tokensCacheWrite": 7, "durationMs": 2000, "messages": 2}

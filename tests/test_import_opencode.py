@@ -416,3 +416,28 @@ def test_the_plugins_own_tools_and_halt_guard_are_left_out_as_the_plugin_does() 
     found = json.loads(proc.stdout)
     assert set(found["tools"]) == TRACKER_TOOLS
     assert found["halted"].startswith(HALT_GUARD_PREFIX) and " is halted" in found["halted"]
+
+
+def test_imported_sessions_are_the_configuration_version_unknown(capsys: pytest.CaptureFixture[str], db: Path,
+                                                                 tmp_path: Path) -> None:
+    """Issue 24: OpenCode's history holds no agent definition: imported sessions are `unknown`, and
+    beside a version the plugin recorded live the report says so."""
+    from test_report import Tracker
+
+    database = tmp_path / "at.lmdb"
+    import_json(capsys, db, database)
+    assert {row["configVersion"] for row in report_json(capsys, database)["setups"]} == {"unknown"}
+    t = Tracker(database)
+    t.send("session.created", {"sessionID": "live", "directory": str(tmp_path),
+                               "agent": {"id": "build", "provider": "scripted", "model": "scripted"}})
+    version = t.send("agent.configured", {"sessionID": "live", "agentId": "build",
+                                          "definition": {"name": "build", "prompt": "Be brief."}})["configVersion"]
+    t.close()
+    rows = [row for row in report_json(capsys, database)["setups"] if row["agent"] == "build"]
+    assert {row["configVersion"]: row["versionLabel"] for row in rows} == {  # the Tracker's clock: 2026-10-01
+        "unknown": "build@unknown", version: f"build@{version[:6]} (2026-10-01)"}
+    assert {row["configVersion"] for row in rows} == {"unknown", version}
+    code, out, err = run(capsys, "report", "--min-sessions", "1", "--database", str(database))
+    assert code == 0, err
+    assert "@unknown: sessions from before the plugin recorded configurations (imported from OpenCode's history" \
+        in " ".join(out.split())

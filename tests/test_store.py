@@ -54,7 +54,7 @@ def test_reopening_keeps_the_data(tmp_path: Path) -> None:
     with open_store(path) as store:
         with store.read() as view:
             assert view.get("agents", "build") == {"id": "build", "n": 1}
-            assert [view.count(db) for db in SUB_DATABASES] == [1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]
+            assert [view.count(db) for db in SUB_DATABASES] == [1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
 
 
 def test_a_directory_at_the_path_is_unavailable(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ AGENTS = [{"id": "build", "provider": "anthropic", "model": "claude-x"},
 START = datetime(2026, 3, 1, 22, 0, tzinfo=timezone.utc)
 FILTERS: list[dict[str, Any]] = [{}, {"since": "2026-03-02"}, {"until": "2026-03-02"}, {"agent": "build"},
                                  {"model": "openai"}, {"project": "shop"}, {"stack": "python"},
-                                 {"group": "all"}]
+                                 {"group": "all"}, {"by_version": False}]  # the last: report --by agent-model
 
 
 def numbers_differ(a: Any, b: Any, path: str = "") -> list[str]:
@@ -83,6 +83,8 @@ step = st.one_of(
     st.tuples(st.just("bug"), st.integers(0, 7), st.integers(-1, 15)),
     st.tuples(st.just("usage"), st.integers(0, 7), st.integers(0, 3), st.integers(0, 2)),
     st.tuples(st.just("end"), st.integers(0, 7), st.booleans()),
+    # issue 24: the session's agent (or another) runs a configuration version (3 prompts), so setups split by version
+    st.tuples(st.just("configure"), st.integers(0, 7), st.integers(0, 2), st.integers(0, 2)),
     st.tuples(st.just("flush"), st.integers(0, 1)),
     st.tuples(st.just("hours"), st.integers(1, 20)),
 )
@@ -161,6 +163,10 @@ class History:
                 "agent": AGENTS[action[3]], "durationMs": 1000})
         elif kind == "end":
             self.send(which, "session.deleted" if action[2] else "session.idle", {"sessionID": session})
+        elif kind == "configure":
+            self.send(which, "agent.configured", {
+                "sessionID": session, "agentId": AGENTS[action[2]]["id"],
+                "definition": {"prompt": f"You are careful, variant {action[3]}.", "temperature": 0.1 * action[3]}})
 
     def _project_of(self, session: str) -> str | None:
         return self.session_projects.get(session)

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "cmd_report"),
     "recommend": ("recommend", "cmd_recommend"),
     "usage": ("usage", "cmd_usage"),
+    "configs": ("configs", "cmd_configs"),
     "export": ("export", "cmd_export"),
     "team-report": ("team", "cmd_team_report"),
     "import-export": ("team", "cmd_import_export"),

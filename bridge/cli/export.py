@@ -17,12 +17,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         return cmd_export_parquet(args)
     if args.json and args.format not in (None, "json"):
         raise CommandError(f"--json is --format json; it cannot be combined with --format {args.format}.", EXIT_USAGE)
-    if args.folder or args.person or args.include_prompts:
-        raise CommandError("DIR, --person and --include-prompts are for --format parquet.", EXIT_USAGE)
+    if args.folder or args.person:
+        raise CommandError("DIR and --person are for --format parquet.", EXIT_USAGE)
     config = command_config(args)
     with open_for_reading(config) as store:
         try:
-            summary = export_database(store, args.format or "json", args.output, since=args.since, until=args.until)
+            summary = export_database(store, args.format or "json", args.output, since=args.since, until=args.until,
+                                      include_prompts=args.include_prompts)
         except ExportError as exc:
             raise CommandError(str(exc), exc.code) from None
     if args.output:

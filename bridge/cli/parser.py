@@ -12,6 +12,7 @@ these commands read it.
 
   agent-tracker recommend        which agent and model to configure for the project in this folder
   agent-tracker report           every setup, scored and ranked per stack
+  agent-tracker configs [AGENT]  an agent's configuration versions (prompt, temperature, tools...) and what changed
   agent-tracker demo             the same on recorded example sessions, in a throw-away database
   agent-tracker import-opencode  your past OpenCode sessions in, so the answer does not wait for new ones
 """
@@ -46,13 +47,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "doctor": ("agent-tracker doctor --summaries", "agent-tracker doctor --summaries --json",
                "agent-tracker doctor --rebuild"),
     "recommend": ("agent-tracker recommend", "agent-tracker recommend ~/code/payments --min-sessions 5",
-                  "agent-tracker recommend --explore      # the setup to run the next session with (an experiment)"),
+                  "agent-tracker recommend --explore      # the setup to run the next session with (an experiment)",
+                  "agent-tracker recommend --write", "agent-tracker recommend --as-file --write",
+                  "agent-tracker recommend --json"),
     "report": ("agent-tracker report", "agent-tracker report --stack python --since 30d",
                "agent-tracker report --model gpt-5 --json", "agent-tracker report --html report.html"),
     "usage": ("agent-tracker usage daily", "agent-tracker usage monthly --breakdown",
               "agent-tracker usage weekly --since 2026-10-01 --timezone Europe/Berlin",
               "agent-tracker usage session --project shop-api --json"),
+    "configs": ("agent-tracker configs", "agent-tracker configs build", "agent-tracker configs build --json"),
     "export": ("agent-tracker export --format csv --output tables/", "agent-tracker export --json > all.json",
+               "agent-tracker export --json --include-prompts > all-with-prompts.json",
                "agent-tracker export --format jsonl --output sessions.jsonl"),
     "team-report": ("agent-tracker team-report ~/team/exports",
                     "agent-tracker team-report s3://bucket/team --json      # credentials from AWS_* variables",
@@ -162,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
                            help="name the setup to run the next session with, drawn by Thompson sampling from "
                                 "the same posterior (each setup as often as it may be the best)")
     _window(recommend, "only records")
+    recommend.add_argument("--as-file", action="store_true",
+                           help="print the agent's definition as .opencode/agent/NAME.md (frontmatter and prompt) "
+                                "instead of an opencode.json block")
+    recommend.add_argument("--write", action="store_true",
+                           help="write the recommended agent block into DIR's opencode.json (or opencode.jsonc; "
+                                "comments and everything else are kept, a numbered backup is made; with --as-file: "
+                                "write DIR/.opencode/agent/NAME.md)")
     report = _command(sub, "report", help="which setup (agent, model, stack) does best", description=SCORE_HELP)
     _reading(report)
     report.add_argument("--project", metavar="PATH|NAME",
@@ -174,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--until", metavar="WHEN", help=f"only records up to WHEN (a date counts whole): {WHEN}")
     report.add_argument("--min-sessions", type=int, default=None, metavar="N",
                         help="sessions a setup needs to be ranked (default 3)")
+    report.add_argument("--by", choices=("setup", "agent-model"), default="setup",
+                        help="setup (default): agent x model x configuration version (a changed prompt or "
+                             "temperature is a new row); agent-model: the versions of one agent and model as one row")
     report.add_argument("--wide", action="store_true",
                         help="every column, even when wider than the terminal (default: what fits)")
     report.add_argument("--chart", metavar="FILE", help="draw scores over time to FILE.png (or a page: FILE.html)")
@@ -193,6 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--until", metavar="WHEN", help=f"up to WHEN (a date counts whole), in --timezone: {WHEN}")
     usage.add_argument("--timezone", metavar="TZ",
                        help="local (default), UTC, an IANA name (Europe/Berlin) or an offset (+02:00)")
+    configs = _command(
+        sub, "configs", help="an agent's configuration versions, newest first, and what changed between them",
+        description="Every version of an agent's definition the plugin recorded (prompt, temperature, topP, tools, "
+                    "permissions, instructions files, MCP servers, the parameters really sent), newest first, each "
+                    "with its sessions, its score and a diff against the version before it. Sessions from before "
+                    "versions were recorded are the version 'unknown'.")
+    _reading(configs)
+    configs.add_argument("agent", nargs="?", metavar="AGENT", help="only this agent (default: every agent)")
+    configs.add_argument("--min-sessions", type=int, default=None, metavar="N",
+                         help="sessions a setup needs to be ranked (default 3)")
     export = _command(sub, "export", help="sessions, commits and grade events for spreadsheets/DuckDB/pandas")
     _common(export)
     _json(export)
@@ -210,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="parquet: who the rows belong to (default: a stable pseudonym of the database id, "
                              "never your user name)")
     export.add_argument("--include-prompts", action="store_true",
-                        help="parquet: also session titles, commit task descriptions and prompt text of "
-                             "configuration versions (left out by default)")
+                        help="include the agents' prompt texts in the configuration versions (default: only each "
+                             "prompt's SHA-256 and length); parquet: also session titles and commit task descriptions")
     team = _command(
         sub, "team-report", help="several people's Parquet exports: setups scored and compared within persons",
         description=TEAM_HELP)

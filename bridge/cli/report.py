@@ -27,7 +27,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     with open_for_reading(config) as store:
         report = build_report(store, project=args.project, stack=args.stack, since=args.since, until=args.until,
                               agent=args.agent, model=args.model, min_sessions=args.min_sessions,
-                              rules=config.scoring, parallel=True)
+                              rules=config.scoring, parallel=True, by_version=args.by == "setup")
         chart = _chart(store, report, args.chart) if args.chart else None
         page = _html(store, report, args.html) if args.html else None
     if args.json:

@@ -22,7 +22,7 @@ PLUGIN_SPEC = f"./plugin/{PLUGIN_DIR_NAME}/index.js"
 _TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|/\*.*?\*/|\s+|[A-Za-z0-9_.+\-]+|.', re.S)
 
 
-def _tokens(text: str) -> Iterator[tuple[int, int, str]]:
+def jsonc_tokens(text: str) -> Iterator[tuple[int, int, str]]:
     """(start, end, kind) of each significant token: kind is the punctuation character itself,
     's' for a string, 'w' for a number or literal. Comments and whitespace are skipped."""
     for match in _TOKEN.finditer(text):
@@ -42,7 +42,7 @@ def _tokens(text: str) -> Iterator[tuple[int, int, str]]:
 
 def parse_jsonc(text: str) -> Any:
     """Parse JSON with comments and trailing commas (what OpenCode accepts in opencode.json[c])."""
-    toks = list(_tokens(text))
+    toks = list(jsonc_tokens(text))
     kept = [text[start:end] for i, (start, end, kind) in enumerate(toks)
             if not (kind == "," and i + 1 < len(toks) and toks[i + 1][2] in ("]", "}"))]
     if not kept:
@@ -63,7 +63,7 @@ def _find_top_level_array(text: str, key: str) -> tuple[int, int, _ArraySpan | N
     Returns (index of '{', index of its '}', the array span or None when the key is absent), or
     None when the document is not an object. Raises ValueError when ``key`` is not an array.
     """
-    toks = list(_tokens(text))
+    toks = list(jsonc_tokens(text))
     if not toks or toks[0][2] != "{":
         return None
     depth = 0
@@ -147,7 +147,7 @@ def upsert_plugin_entry(text: str, options: dict[str, Any]) -> str:
     if array is None:
         body = text[obj_open + 1:obj_close]
         member = f'\n  "plugin": [{entry}]'
-        if any(True for _ in _tokens(body)):
+        if any(True for _ in jsonc_tokens(body)):
             sep = "," if re.match(r"[ \t]*\r?\n", body) else ",\n  "
             new = text[:obj_open + 1] + member + sep + text[obj_open + 1:].lstrip(" \t")
         elif not body.strip():

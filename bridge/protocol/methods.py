@@ -17,6 +17,7 @@ import attrs
 
 from .params import (
     ActivityLogged,
+    AgentConfigured,
     AgentReinstated,
     BugReported,
     CommandExecuted,
@@ -81,6 +82,7 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     Method("activity.logged", ActivityLogged, NOTIFICATION, event=True),
     Method("agent.reinstate", AgentReinstated, NOTIFICATION, event=True),
     Method("usage.recorded", UsageRecorded, NOTIFICATION, event=True),
+    Method("agent.configured", AgentConfigured, NOTIFICATION, event=True),
 )}
 EVENT_METHODS = frozenset(name for name, method in METHODS.items() if method.event)
 # Bridge → host notifications (documented in protocol/; the bridge only sends them).

@@ -20,6 +20,11 @@ Money = NewType("Money", float)  # a finite number from 0 to MAX_MONEY (US dolla
 # When an event happened, if not now: ISO-8601 with a time zone, normalised to the stored UTC form
 # (structure.py). A replay of recorded sessions sends it; the plugin never does (now is right).
 EventTime = NewType("EventTime", str)
+# An agent's whole definition (schema $defs/AgentDefinition, tracking.configs): an object of at
+# most MAX_DEFINITION_BYTES as JSON (structure.py says so past it). A prompt of a few hundred lines
+# is ~30 KiB; 256 KiB leaves room for long ones while bounding what one event puts in the journal.
+Definition = NewType("Definition", dict[str, Any])
+MAX_DEFINITION_BYTES = 256 * 1024
 
 MAX_ID_LENGTH = 4096
 # Bounded sums: usage values are summed per session, per setup and over the whole report. One
@@ -208,6 +213,15 @@ class UsageRecorded(Event):
     tokens: UsageTokens
     agent: AgentRef | None = None
     duration_ms: Count | None = None
+
+
+@attrs.frozen
+class AgentConfigured(Event):
+    """The whole definition an agent ran with in a session (tracking.configs): sent once per change."""
+
+    session_id: Id
+    agent_id: Id
+    definition: Definition
 
 
 @attrs.frozen

@@ -21,10 +21,12 @@ import types
 from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
 
 import attrs
+import orjson
 
 from .grades import GRADE_NAMES
 from .names import wire_name
-from .params import MAX_COUNT, MAX_ID_LENGTH, MAX_MONEY, Count, EventTime, Grade, Grader, Id, Money
+from .params import (MAX_COUNT, MAX_DEFINITION_BYTES, MAX_ID_LENGTH, MAX_MONEY, Count, Definition, EventTime, Grade,
+                     Grader, Id, Money)
 
 
 class NotPlain(Exception):
@@ -97,6 +99,16 @@ def _object(value: Any) -> Any:
     raise _NOT_PLAIN
 
 
+def _definition(value: Any) -> Any:
+    if value.__class__ is dict:
+        try:
+            if len(orjson.dumps(value)) <= MAX_DEFINITION_BYTES:
+                return value
+        except TypeError:
+            pass
+    raise _NOT_PLAIN
+
+
 def _converted(value: Any) -> Any:
     """A field the converter rewrites (``at``: normalised to UTC): never plain when given."""
     raise _NOT_PLAIN
@@ -110,7 +122,7 @@ def _strings(value: Any) -> Any:
 
 _CHECKS: dict[Any, Callable[[Any], Any]] = {
     Id: _id, str: _str, bool: _bool, int: _int, float: _float, Count: _count, Money: _money, Grade: _grade,
-    Grader: _grader, EventTime: _converted,
+    Grader: _grader, EventTime: _converted, Definition: _definition,
 }
 
 

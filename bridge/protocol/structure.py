@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Union, get_args, get_origin
 
 import attrs
 import cattrs
+import orjson
 from cattrs.gen import make_dict_structure_fn, override
 
 from .grades import parse_grade
@@ -25,7 +26,9 @@ from .params import (
     MAX_MONEY,
     AgentRef,
     ClientInfo,
+    MAX_DEFINITION_BYTES,
     Count,
+    Definition,
     EventTime,
     Grade,
     Grader,
@@ -152,6 +155,18 @@ def _object(value: Any, _type: Any) -> dict[str, Any]:
     return value
 
 
+def _definition(value: Any, _type: Any) -> dict[str, Any]:
+    definition = _object(value, _type)
+    try:
+        size = len(orjson.dumps(definition))
+    except TypeError as exc:  # values JSON cannot hold
+        raise InvalidParams(f"must be JSON ({exc})") from None
+    if size > MAX_DEFINITION_BYTES:
+        raise InvalidParams(f"is {size:,} bytes of JSON; the limit is {MAX_DEFINITION_BYTES:,} bytes "
+                            f"({MAX_DEFINITION_BYTES // 1024} KiB): shorten the agent's prompt")
+    return definition
+
+
 def _string_list(value: Any, _type: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise InvalidParams(f"must be a list of strings; got {value!r}"[:300])
@@ -192,6 +207,7 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(Grade, _grade)
     converter.register_structure_hook(Grader, _grader)
     converter.register_structure_hook(EventTime, _event_time)
+    converter.register_structure_hook(Definition, _definition)
     converter.register_structure_hook_func(lambda t: t == dict[str, Any], _object)
     converter.register_structure_hook_func(lambda t: t == list[str], _string_list)
     converter.register_structure_hook_factory(_is_optional, _optional_hook)

@@ -2,18 +2,20 @@
 
 Owns: aggregation, scoring, ranking, recommendations, the timeline, and every way the answer
 leaves the program (rich/text tables, the chart, export). May import: store, config, timestamps,
-tracking's pure rules (scoring, stack, project_root, git_commands, setups, usage_totals), and summaries.read
-(build answers from the per-session summaries when it can). Never imports rpc, cli or migration. Modules:
-build (the entry point), attribution (who a record counts for, and the
+tracking's pure rules (scoring, stack, project_root, git_commands, setups, usage_totals, configs), and
+summaries.read (build answers from the per-session summaries when it can). Never imports rpc, cli or migration.
+Modules: build (the entry point), attribution (who a record counts for, and the
 accumulators), collect + decode (the scan), usage (what model calls cost), bugs (reported and
 reverted), outcomes (abandoned sessions, subagents), helper (a forked counter), score + rank (the
 rules), model (rows and wire form), filters, recommend (one project folder: exact stack, then
 language, then all projects), timeline, render (terminal tables that fit), chart, html (the
 self-contained page), export, spending + spending_render + periods (`agent-tracker usage`: spend
-per day, week, month or session in a time zone, each message under the model that produced it).
+per day, week, month or session in a time zone, each message under the model that produced it), versions (an agent's configuration versions: `configs`).
 
-A *setup* is the OpenCode agent, the provider/model it ran on and the stack of the project
-(language/framework, bridge.tracking.stack). Every session, commit, grade and bug in the database is
+A *setup* is the OpenCode agent, the provider/model it ran on, the stack of the project
+(language/framework, bridge.tracking.stack) and the agent's configuration version (its whole
+definition, bridge.tracking.configs; ``unknown`` before one was recorded; merged with
+``--by agent-model``). Every session, commit, grade and bug in the database is
 attributed to one setup (rules below), aggregated, scored and ranked within its stack.
 
 Attribution
@@ -23,7 +25,8 @@ Attribution
     the one place of that rule), never as a session of its own; so do its commits, grades and bugs;
   * a session's usage (cost, tokens, time of its model calls) counts for the setup of each message;
     a subagent's session's for its root session's setup (usage.add_usage);
-  * a commit counts for the agent and provider/model recorded with it;
+  * a commit counts for the agent, provider/model and configuration version recorded with it;
+    a session for its agent's version (``configVersions``), its usage entries likewise;
   * a grade counts for the agent and provider/model recorded with it (the agent is the one who
     made the commit); a grade stored without a model (graded outside the commit's session, or
     migrated) takes the commit's, then the session's;

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 import orjson
 
 from ..store import ReadView, key
+from ..tracking.configs import UNKNOWN_VERSION
 from ..tracking.git_commands import hashes_match
 from ..tracking.setups import UNKNOWN_AGENT, model_name, split_setup_name
 from .decode import raw_cursor
@@ -41,10 +42,17 @@ def group_stack(stack: str, group: str | None) -> str:
 class Scope:
     """Filters, stack classification and record → setup attribution, all memoised."""
 
-    def __init__(self, view: ReadView, filters: Filters, group: str | None = None, *, subagents: bool = True):
+    def __init__(self, view: ReadView, filters: Filters, group: str | None = None, by_version: bool = True, *,
+                 subagents: bool = True):
         """``subagents=False``: skip finding the subagents' sessions (a reader of bridge.summaries,
         whose rows are attributed already, only resolves setups)."""
         self.view = view
+        # A setup is agent x model x stack x configuration version (tracking.configs); without
+        # by_version (`report --by agent-model`) the versions of one agent and model are one setup.
+        # ``versioned``: the database holds versions at all (else every record is "unknown" and
+        # the scans need not read the field).
+        self.by_version = by_version
+        self.versioned = by_version and view.count("configs") > 0
         self.filters = filters
         self.project = filters.project
         self.stack = filters.stack
@@ -61,7 +69,7 @@ class Scope:
                 continue
         self._stacks: dict[str | None, str] = {}
         self.setups_cache: dict[tuple[Any, ...], SetupKey | None] = {}
-        self._named: dict[tuple[str, Any], SetupKey | None] = {}
+        self._named: dict[tuple[str, Any, Any], SetupKey | None] = {}
         self._producers: dict[tuple[str, str | None], str | None] = {}
         self.paths: dict[SetupKey, set[str]] = {}
         self._commits: dict[tuple[str, str], dict[str, Any] | None] = {}
@@ -113,18 +121,21 @@ class Scope:
         """Every setup a (root) session used: its ``setups[]`` when it switched, else its agent/model."""
         get = record.get
         setups = get("setups")
+        versions = get("configVersions")
         if isinstance(setups, list) and len(setups) > 1:
-            return [self.named_setup(name, get("projectPath")) for name in setups]
-        return [self.setup(get("agentId"), get("provider"), get("model"), get("projectPath"))]
+            return [self.named_setup(name, get("projectPath"), versions) for name in setups]
+        return [self.setup(get("agentId"), get("provider"), get("model"), get("projectPath"),
+                           session_version(record))]
 
-    def credited_setup(self, agent: Any, provider: Any, model: Any, path: Any, session_id: Any) -> SetupKey | None:
-        """The setup a record made in ``session_id`` counts for: its own (agent, model, project),
-        or, when the session is a subagent's, its root session's (see root_session)."""
+    def credited_setup(self, agent: Any, provider: Any, model: Any, path: Any, session_id: Any,
+                       version: Any = None) -> SetupKey | None:
+        """The setup a record made in ``session_id`` counts for: its own (agent, model, project,
+        version), or, when the session is a subagent's, its root session's (see root_session)."""
         if self.is_child(session_id):
             root = self.session(self.root_session(session_id)) or {}
             return self.setup(root.get("agentId"), root.get("provider"), root.get("model"),
-                              root.get("projectPath") or path)
-        return self.setup(agent, provider, model, path)
+                              root.get("projectPath") or path, session_version(root))
+        return self.setup(agent, provider, model, path, version)
 
     def stack_of(self, path: str | None) -> str:
         found = self._stacks.get(path)
@@ -142,36 +153,41 @@ class Scope:
             return str(record["stack"])
         return UNKNOWN_STACK
 
-    def setup(self, agent: Any, provider: Any, model: Any, path: Any) -> SetupKey | None:
-        """The setup of a record, or None when the filters leave it out."""
-        cache_key = (agent, provider, model, path)
+    def setup(self, agent: Any, provider: Any, model: Any, path: Any, version: Any = None) -> SetupKey | None:
+        """The setup of a record (``version``: its configVersion), or None when the filters leave it out."""
+        cache_key = (agent, provider, model, path, version)
         try:
             return self.setups_cache[cache_key]
         except KeyError:
             pass
         except TypeError:  # an unhashable field (foreign data): not attributable
             return None
-        found = self.setups_cache[cache_key] = self._resolve(agent or UNKNOWN_AGENT, model_name(provider, model), path)
+        found = self.setups_cache[cache_key] = self._resolve(agent or UNKNOWN_AGENT, model_name(provider, model),
+                                                             path, version)
         return found
 
-    def named_setup(self, name: str, path: Any) -> SetupKey | None:
-        """A session's ``setups[]`` entry ``agent|provider/model``."""
-        cache_key = (str(name), path if isinstance(path, str) else None)
+    def named_setup(self, name: str, path: Any, versions: Any = None) -> SetupKey | None:
+        """A session's ``setups[]`` entry ``agent|provider/model`` (``versions``: its configVersions)."""
+        agent, model = split_setup_name(str(name))
+        version = versions.get(agent) if isinstance(versions, dict) else None
+        cache_key = (str(name), path if isinstance(path, str) else None, version if isinstance(version, str) else None)
         found = self._named.get(cache_key, False)
         if found is False:
-            found = self._named[cache_key] = self._resolve(*split_setup_name(str(name)), path)
+            found = self._named[cache_key] = self._resolve(agent, model, path, version)
         return found  # type: ignore[return-value]
 
-    def resolve_identity(self, agent: str, model: str, path: Any) -> SetupKey | None:
-        """The setup of a setup identity as bridge.summaries stores it (agent, provider/model, path)."""
-        return self._resolve(agent, model, path)
+    def resolve_identity(self, agent: str, model: str, path: Any, version: Any = None) -> SetupKey | None:
+        """The setup of a setup identity as bridge.summaries stores it (agent, provider/model, path,
+        configuration version)."""
+        return self._resolve(agent, model, path, version)
 
-    def _resolve(self, agent: str, model: str, path: Any) -> SetupKey | None:
+    def _resolve(self, agent: str, model: str, path: Any, version: Any = None) -> SetupKey | None:
         path = path if isinstance(path, str) else None
         stack = self._selected_stack(agent, model, path)
         if stack is None:
             return None
-        setup = (str(agent), model, group_stack(stack, self.group))
+        setup = (str(agent), model, group_stack(stack, self.group),
+                 (version if isinstance(version, str) and version else UNKNOWN_VERSION) if self.by_version else None)
         if path:
             self.paths.setdefault(setup, set()).add(path)
         return setup
@@ -241,6 +257,16 @@ class Scope:
 
 
 
+def session_version(record: dict[str, Any]) -> Any:
+    """The configuration version a session's agent ran with (tracking.configs), if recorded."""
+    versions, agent = record.get("configVersions"), record.get("agentId")
+    if isinstance(versions, dict) and isinstance(agent, str):
+        found = versions.get(agent)
+        if found is not None:
+            return found
+    return record.get("configVersion")
+
+
 # -- aggregation -----------------------------------------------------------------------------------
 
 Window = tuple[str, str] | None
@@ -263,6 +289,9 @@ class Totals:
         self.counts = {"sessions": 0, "subagentSessions": 0, "commits": 0, "grades": 0, "bugs": 0}
         # setup -> subagent (its agent) -> numbers (outcomes.SUB_*): what its subagents did
         self.subagents: dict[Any, dict[str, list[float]]] = {}
+        # setup (or setup x bucket) -> subagent -> the configuration versions it ran with -> its sessions
+        # (counts, so bridge.summaries can add and take them away)
+        self.subagent_versions: dict[Any, dict[str, dict[str, float]]] = {}
         # Root sessions that ended without a commit of their own: abandoned unless a subagent of
         # theirs committed (known once every session was read): session id -> the accumulators.
         self.ended_without_commit: dict[str, list[list[float]]] = {}

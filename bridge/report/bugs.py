@@ -11,7 +11,7 @@ import orjson
 
 from ..store import ReadView
 from ..tracking.setups import split_setup_name
-from .attribution import Bucket, Scope, Totals, outside
+from .attribution import Bucket, Scope, Totals, outside, session_version
 from .decode import raw_cursor
 from .model import SetupKey
 from .score import BUGS, REVERTS
@@ -53,7 +53,7 @@ def collect_bugs(view: ReadView, scope: Scope, totals: Totals, bucket: Bucket | 
         if commit is not None:
             setup: SetupKey | None = scope.credited_setup(
                 record.get("agentId") or commit.get("agentId"), commit.get("provider"), commit.get("model"), ref[0],
-                commit.get("sessionID"))
+                commit.get("sessionID"), commit.get("configVersion"))
         else:
             setup, attributed = _bug_setup(scope, record)
             if not attributed:
@@ -81,7 +81,8 @@ def _bug_setup(scope: Scope, record: dict[str, Any]) -> tuple[SetupKey | None, b
     commit = scope.commit(path, get("commitHash"))
     if commit is not None:
         return scope.credited_setup(agent or commit.get("agentId"), commit.get("provider"), commit.get("model"),
-                                    path or commit.get("projectPath"), commit.get("sessionID")), True
+                                    path or commit.get("projectPath"), commit.get("sessionID"),
+                                    commit.get("configVersion")), True
     session = session or scope.session(get("sessionID"))
     if session is None:
         return None, False
@@ -90,9 +91,9 @@ def _bug_setup(scope: Scope, record: dict[str, Any]) -> tuple[SetupKey | None, b
     path = path or session.get("projectPath")
     if not agent or agent == session.get("agentId"):
         return scope.setup(agent or session.get("agentId"), session.get("provider"), session.get("model"),
-                           path), True
+                           path, get("configVersion") or session_version(session)), True
     # Reported for another agent of that session: its last provider/model there, if any.
     mine = [name for name in session.get("setups") or [] if split_setup_name(str(name))[0] == agent]
     if mine:
-        return scope.named_setup(mine[-1], path), True
+        return scope.named_setup(mine[-1], path, session.get("configVersions")), True
     return scope.setup(agent, None, None, path), True

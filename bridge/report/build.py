@@ -13,6 +13,7 @@ from ..store import ReadView, Store
 from ..timestamps import utc_now
 from ..tracking.scoring import AgentState, agent_sheet_detail
 from .agreement import self_grade_agreement
+from ..tracking.configs import label, stored_versions
 from .bugs import collect_bugs
 from .attribution import Scope, Totals
 from .collect import collect_commits, collect_grades, collect_imported, collect_sessions
@@ -138,6 +139,27 @@ def known_values(view: ReadView, codec: Any, filters: Filters) -> dict[str, Any]
     return known
 
 
+def describe_version(row: SetupRow, version: str | None, versions: dict[str, dict[str, Any]]) -> None:
+    """The row's configuration version and its definition (None: versions merged)."""
+    row.config_version = version
+    stored = versions.get(version) if version is not None else None
+    if stored is not None:
+        row.configuration = stored["definition"]
+        row.config_first_seen = stored.get("firstSeenAt")
+
+
+def label_versions(rows: list[SetupRow]) -> None:
+    """``build@3f2a9c (2026-12-04)`` on the rows of an agent that has more than one version among
+    them; the others stay named by their agent alone."""
+    seen: dict[str, set[str | None]] = {}
+    for row in rows:
+        seen.setdefault(row.agent, set()).add(row.config_version)
+    for row in rows:
+        if row.config_version is not None and len(seen[row.agent]) > 1:
+            day = f" ({row.config_first_seen[:10]})" if row.config_first_seen else ""
+            row.version_label = label(row.agent, row.config_version) + day
+
+
 class NoGC:
     """Building millions of short-lived dicts: the cyclic GC only costs time here."""
 
@@ -188,7 +210,7 @@ def _scan_note(store: Store, filters: Filters, asked: bool) -> str | None:
 def build_report(store: Store, *, project: str | None = None, stack: str | None = None,
                  since: str | None = None, until: str | None = None, min_sessions: int | None = None,
                  agent: str | None = None, model: str | None = None, group: str | None = None,
-                 exact_stack: bool = False, beliefs: bool = True,
+                 exact_stack: bool = False, beliefs: bool = True, by_version: bool = True,
                  decoder: str | None = None, parallel: bool = False, rules: ScoringRules | None = None,
                  scan: bool = False, _force_slow: bool = False) -> Report:
     """Aggregate, score and rank every setup (see the module docstring and SCORE_HELP).
@@ -200,6 +222,8 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
     ``parallel``: when scanning, count grades and bugs in a forked helper process meanwhile (the CLI
     does; the bridge does not, as it runs threads). The result is identical either way.
     ``beliefs``: state each setup's P(best) and score interval within its stack (posterior.py).
+    ``by_version``: a setup is also its agent's configuration version (tracking.configs); False
+    merges the versions of one agent and model (`report --by agent-model`).
     """
     started = time.perf_counter()
     rules = rules or ScoringRules()
@@ -209,7 +233,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
     filters = Filters.parse(project=project, stack=stack, since=since, until=until, agent=agent, model=model,
                             exact_stack=exact_stack)
     codec = codec_named(decoder)
-    scope_args = (filters, group)
+    scope_args = (filters, group, by_version)
     with NoGC():
         with store.read() as view:
             use_summaries = not _force_slow and not scan and summaries_answer(view, filters)
@@ -220,7 +244,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         try:
             with store.read() as view:
                 if use_summaries and summaries_answer(view, filters):  # still (a writer may have dropped them)
-                    scope, totals, imported = read_totals(view, filters, group)
+                    scope, totals, imported = read_totals(view, filters, group, by_version)
                 else:
                     use_summaries = False
                     scope, totals, used_helper = _scan(view, store, scope_args, codec, helper, _force_slow)
@@ -231,14 +255,18 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
                 known = known_values(view, codec, filters) if filters.given() and not totals.acc else None
                 # Self-grades against the user's on the same commits (a pass over the grades).
                 agreements = self_grade_agreement(view, codec) if beliefs and totals.acc else {}
+                versions = stored_versions(view) if scope.versioned else {}
         finally:
             if helper is not None:
                 helper.cancel()
     rows = []
     for setup, acc in totals.acc.items():
-        agent_id = setup[0]
-        row = setup_row(setup, acc, last_used=totals.last_used.get(setup), projects=len(scope.paths.get(setup, ())),
-                        subagents=subagent_rows(totals.subagents.get(setup, {}), acc[TOOL_CALLS]))
+        agent_id, version = setup[0], setup[3]
+        row = setup_row(setup[:3], acc, last_used=totals.last_used.get(setup),
+                        projects=len(scope.paths.get(setup, ())),
+                        subagents=subagent_rows(totals.subagents.get(setup, {}), acc[TOOL_CALLS],
+                                                totals.subagent_versions.get(setup, {}) if scope.versioned else None))
+        describe_version(row, version, versions)
         if setup in imported:
             row.imported = imported[setup]
         state = agents.get(agent_id)
@@ -247,6 +275,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
             row.communication_score = state.communication_score
             row.halted = state.halted
         rows.append(row)
+    label_versions(rows)
     rows = rank_rows(rows, min_sessions)
     if beliefs:
         for stack_name in dict.fromkeys(row.stack for row in rows):
@@ -272,7 +301,7 @@ def build_report(store: Store, *, project: str | None = None, stack: str | None 
         imported={"commits": sum(r.imported["commits"] for r in rows),
                   "grades": sum(r.imported["grades"] for r in rows)},
         usage=usage, usage_by_model=by_model, agreements=agreements, source="summaries" if use_summaries else "scan",
-        source_note=source_note,
+        source_note=source_note, by_version=by_version,
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report

@@ -33,7 +33,7 @@ def chart_setups(report: Report, limit: int = MAX_SETUPS) -> list[SetupKey]:
     """Ranked setups first (overall rank), then the most used others."""
     ranked = sorted((row for row in report.setups if row.ranked), key=lambda row: row.overall_rank or 0)
     others = sorted((row for row in report.setups if not row.ranked), key=lambda row: (-row.sessions, row.setup))
-    return [(row.agent, row.model, row.stack) for row in (ranked + others)[:limit]]
+    return [(row.agent, row.model, row.stack, row.config_version) for row in (ranked + others)[:limit]]
 
 
 def _figure(report: Report, store: Any) -> Any:
@@ -53,7 +53,8 @@ def _figure(report: Report, store: Any) -> Any:
 def _draw(report: Report, store: Any, FigureCanvasAgg: Any, AutoDateLocator: Any, ConciseDateFormatter: Any,
           Figure: Any) -> Any:
     filters = report.filters
-    timeline = build_timeline(store, report.selection, setups=chart_setups(report))
+    timeline = build_timeline(store, report.selection, setups=chart_setups(report),
+                              by_version=report.by_version)
     figure = Figure(figsize=(11, 6), dpi=110, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()

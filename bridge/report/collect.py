@@ -9,7 +9,7 @@ from typing import Any, Callable
 import orjson
 
 from ..store import ReadView
-from .attribution import Bucket, Scope, Totals, Window, outside
+from .attribution import Bucket, Scope, Totals, Window, outside, session_version
 from .decode import count_groups, scan_rows
 from .model import SetupKey
 from .outcomes import add_subagent_work, settle_abandoned
@@ -51,7 +51,7 @@ _SESSION_FIELDS = ("agentId", "provider", "model", "projectPath", "setups", "xpE
                    "createdAt")
 # Counters a session leaves out while they are 0, and the markers of an ended or a subagent's session.
 _SESSION_OPTIONAL = ("sessionID", "parentID", "toolCalls", "failedToolCalls", "commits", "endedAt", "deletedAt",
-                     "fixedUpCommits", "usage")
+                     "fixedUpCommits", "usage", "configVersions", "configVersion")  # session_version reads both
 _COUNT_TYPES = (int, float, type(None))
 
 
@@ -72,7 +72,8 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         if outside(window, created):
             return
         session_id = get("sessionID")
-        add_usage(scope, totals, bucket, session_id, get("usage"), get("projectPath"), created, get("commits"))
+        add_usage(scope, totals, bucket, session_id, get("usage"), get("projectPath"), created, get("commits"),
+                  get("configVersions"))
         child = scope.is_child(session_id)
         root_id = scope.root_session(str(session_id)) if child else session_id
         keys = scope.session_setups((scope.session(root_id) or {}) if child else record)
@@ -96,7 +97,7 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
             group = totals.group(setup, bucket, created)
             if child:
                 add_subagent_work(totals, group, get("agentId"), calls * share, failed * share, commits * share,
-                                  xp * share)
+                                  xp * share, session_version(record))
             else:
                 acc[SESSIONS] += 1
                 acc[ENDED] += ended
@@ -133,20 +134,21 @@ def collect_sessions(view: ReadView, scope: Scope, totals: Totals, codec: Any,
     ended_without_commit = totals.ended_without_commit
     for values in scan_rows(view, "sessions", _SESSION_FIELDS, codec, one, window, _SESSION_OPTIONAL):
         agent, provider, model, path, setups, xp, updated, created, session_id, parent, calls, failed, commits, \
-            ended, deleted, fixed_up, usage = values
+            ended, deleted, fixed_up, usage, versions, version = values
         if (setups is not None and len(setups) > 1) or xp.__class__ not in (int, float) \
                 or updated.__class__ is not str or parent is not None or calls.__class__ not in _COUNT_TYPES \
                 or failed.__class__ not in _COUNT_TYPES or commits.__class__ not in _COUNT_TYPES \
-                or fixed_up.__class__ not in _COUNT_TYPES:
+                or fixed_up.__class__ not in _COUNT_TYPES or (versions is not None and versions.__class__ is not dict):
             one(dict(zip(names, values)))
             continue
         if usage:  # before the filters below: usage counts per message setup (usage.add_usage)
-            add_usage(scope, totals, None, session_id, usage, path, created, commits)
-        head = values[:4]
+            add_usage(scope, totals, None, session_id, usage, path, created, commits, versions)
+        mine = versions.get(agent) if versions and agent.__class__ is str else None  # as session_version
+        head = (agent, provider, model, path, mine if mine is not None else version)
         try:
             target = targets[head]
         except KeyError:
-            setup = setup_of(agent, provider, model, path)
+            setup = setup_of(*head)
             if setup is not None:
                 acc = acc_of.get(setup)
                 if acc is None:
@@ -198,7 +200,7 @@ def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         if outside(window, created):
             return
         setup = scope.credited_setup(get("agentId"), get("provider"), get("model"), get("projectPath"),
-                                     get("sessionID"))
+                                     get("sessionID"), get("configVersion"))
         if setup is not None:
             totals.slot(setup, bucket, created)[COMMITS] += 1
             totals.counts["commits"] += 1
@@ -209,9 +211,13 @@ def collect_commits(view: ReadView, scope: Scope, totals: Totals, codec: Any,
     # Subagents' commits are told apart by their session, so with any subagent session in the
     # database the groups are per session too (about as many as sessions with commits).
     fields = ("agentId", "provider", "model", "projectPath") + (("sessionID",) if scope.parents else ())
-    groups = count_groups(view, "commits", fields, codec, one, window)
+    optional = ("configVersion",) if scope.versioned else ()  # absent on commits from before versions
+    groups = count_groups(view, "commits", fields, codec, one, window, optional)
     for group, count in groups.items():
-        setup = scope.credited_setup(*group) if scope.parents else scope.setup(*group)
+        if scope.parents:
+            setup = scope.credited_setup(*group)
+        else:
+            setup = scope.setup(*group)
         if setup is not None:
             totals.slot(setup, None, None)[COMMITS] += count
             totals.counts["commits"] += count
@@ -222,6 +228,7 @@ def grade_setup(scope: Scope, record: dict[str, Any]) -> SetupKey | None:
     """The setup a grade counts for (see the package docstring)."""
     get = record.get
     agent, provider, model, path = get("agentId"), get("provider"), get("model"), get("projectPath")
+    version = get("configVersion")
     if scope.parents:  # a grade counts where its commit does: a subagent's, for its root session's setup
         commit = scope.commit(path, get("commitHash"))
         session_id = commit.get("sessionID") if commit else get("sessionID")
@@ -236,7 +243,7 @@ def grade_setup(scope: Scope, record: dict[str, Any]) -> SetupKey | None:
             if session and session.get("model"):
                 provider, model = session.get("provider"), session.get("model")
                 agent = agent or session.get("agentId")
-    return scope.setup(agent, provider, model, path)
+    return scope.setup(agent, provider, model, path, version)
 
 
 
@@ -287,13 +294,14 @@ def collect_grades(view: ReadView, scope: Scope, totals: Totals, codec: Any,
         _each(view, "communication", one)
         return
     # Grouped in C by (agent, provider, model, project, grader, grade): a few hundred groups.
-    groups = count_groups(view, "communication", _GRADE_FIELDS, codec, one, window)
+    optional = ("configVersion",) if scope.versioned else ()  # absent on grades from before versions
+    groups = count_groups(view, "communication", _GRADE_FIELDS, codec, one, window, optional)
     need_model = False
-    for (agent, provider, model, path, grader, grade), count in groups.items():
+    for (agent, provider, model, path, grader, grade, *version), count in groups.items():
         if model is None:
             need_model = True  # graded outside the commit's session: resolved below
             continue
-        setup = scope.setup(agent, provider, model, path)
+        setup = scope.setup(agent, provider, model, path, *version)
         if setup is not None and _add_grade(totals.slot(setup, None, None), grader, grade, count):
             totals.counts["grades"] += count
     if need_model:
@@ -344,7 +352,7 @@ def collect_imported(view: ReadView, scope: Scope) -> dict[SetupKey, dict[str, i
                 continue
             if db == "commits":
                 setup = scope.setup(record.get("agentId"), record.get("provider"), record.get("model"),
-                                    record.get("projectPath"))
+                                    record.get("projectPath"), record.get("configVersion"))
             else:
                 setup = grade_setup(scope, record)
             if setup is not None:

@@ -39,9 +39,10 @@ class OrjsonCodec:
         required = itemgetter(*fields)
         return lambda record: (*required(record), *map(record.get, optional))
 
-    def keys(self, fields: tuple[str, ...]) -> tuple[Callable[[Iterator[bytes]], Iterable[Any]], Callable[[Any], Any]]:
-        """(values → hashable group keys, group key → tuple of ``fields``)."""
-        getter = itemgetter(*fields)
+    def keys(self, fields: tuple[str, ...], optional: tuple[str, ...] = ()
+             ) -> tuple[Callable[[Iterator[bytes]], Iterable[Any]], Callable[[Any], Any]]:
+        """(values → hashable group keys, group key → tuple of ``fields`` then ``optional``)."""
+        getter = self.getter(fields, optional)
         return (lambda values: map(getter, map(_loads, values))), (lambda group: group)
 
 
@@ -71,8 +72,11 @@ class MsgspecCodec:
     def getter(self, fields: tuple[str, ...], optional: tuple[str, ...] = ()) -> Callable[[Any], Any]:
         return attrgetter(*fields, *optional)
 
-    def keys(self, fields: tuple[str, ...]) -> tuple[Callable[[Iterator[bytes]], Iterable[Any]], Callable[[Any], Any]]:
-        # A frozen struct of exactly ``fields`` is itself the group key: no tuple per record.
+    def keys(self, fields: tuple[str, ...], optional: tuple[str, ...] = ()
+             ) -> tuple[Callable[[Iterator[bytes]], Iterable[Any]], Callable[[Any], Any]]:
+        # A frozen struct of exactly ``fields`` is itself the group key: no tuple per record (a
+        # missing field is None here, so the optional ones are fields like the others).
+        fields = fields + optional
         found = self._decoders.get(("#keys",) + fields)
         if found is None:
             struct = self._msgspec.defstruct("Key", [(name, Any, None) for name in fields], gc=False, frozen=True)
@@ -155,12 +159,13 @@ def scan_rows(view: ReadView, db: str, fields: tuple[str, ...], codec: Any,
 
 def count_groups(view: ReadView, db: str, fields: tuple[str, ...], codec: Any,
            one_by_one: Callable[[dict[str, Any] | None], None],
-           window: tuple[str, str] | None = None) -> Counter[Any]:
-    """Counter of ``fields`` tuples: like scan_rows, but the whole loop runs in C."""
-    decode = codec.decoder(fields + ("createdAt",))
-    getter = codec.getter(fields)
+           window: tuple[str, str] | None = None, optional: tuple[str, ...] = ()) -> Counter[Any]:
+    """Counter of ``fields + optional`` tuples: like scan_rows (``optional`` fields are None when
+    missing), but the whole loop runs in C."""
+    decode = codec.decoder(fields + optional + ("createdAt",))
+    getter = codec.getter(fields, optional)
     created_of = codec.getter(("createdAt",))
-    group_keys, as_tuple = codec.keys(fields)
+    group_keys, as_tuple = codec.keys(fields, optional)
     counts: Counter[Any] = Counter()
 
     def result() -> Counter[Any]:

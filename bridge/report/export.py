@@ -6,7 +6,8 @@ assistant message: its cost, tokens and time). Sessions, commits and grades get 
 ``stack`` column (the project's stack, as in the report); session counters that are absent in the
 database (= 0) are written as 0; sessions get their usage summed over their setups (``cost``,
 ``tokens`` and the ``tokens*`` kinds, ``durationMs``, ``messages``; empty when no usage was
-recorded), usage rows their tokens by kind.
+recorded), usage rows their tokens by kind. Configuration versions (``configs``) leave the agents'
+prompt text out (its SHA-256 and length stay) unless ``include_prompts`` (--include-prompts).
 
 Formats (``--format``, default json):
   json   one object: {"format": "agent-tracker-export", "schemaVersion": 1, "exportedAt", "database",
@@ -29,7 +30,7 @@ import contextlib
 import csv
 import sys
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import attrs
 import orjson
@@ -38,6 +39,7 @@ from ..display import csv_cell
 from ..output_files import UnsafeOutput, refuse_database_files, replace_atomically
 from ..store import ReadView, Store
 from ..timestamps import utc_now
+from ..tracking.configs import without_prompts
 from ..tracking.usage_totals import TOKEN_KINDS, empty_usage, token_total
 from .attribution import outside
 
@@ -60,18 +62,21 @@ TABLES: dict[str, tuple[str, list[str]]] = {
                               "title", "parentID", "createdAt", "updatedAt", "lastIdleAt", "deletedAt", "endedAt",
                               "toolCalls", "failedToolCalls", "commands", "commits", "pushes", "xpEarned",
                               "fixedUpCommits", "lastCommit", "cost", "tokens", *TOKEN_COLUMNS, "durationMs",
-                              "messages"]),
+                              "messages", "configVersion"]),
     "commits": ("commits", ["hash", "projectPath", "stack", "agentId", "sessionID", "provider", "model",
                             "taskDescription", "createdAt", "source", "parentID", "fixupOf", "fixedUpBy",
-                            "revertedBy"]),
+                            "revertedBy", "configVersion"]),
     "grades": ("communication", ["createdAt", "agentId", "projectPath", "stack", "commitHash", "grade",
-                                 "gradeName", "grader", "reason", "sessionID", "provider", "model"]),
+                                 "gradeName", "grader", "reason", "sessionID", "provider", "model",
+                                 "configVersion"]),
     "activities": ("activities", ["createdAt", "agentId", "kind", "description", "sessionID", "commitHash",
                                   "projectPath", "reason", "data", "source", "revertedBy"]),
     "retrospectives": ("retrospectives", ["createdAt", "agentId", "sessionID", "author", "commitHash", "summary",
                                           "wentWell", "toImprove", "lessons"]),
     "usage": ("usage", ["sessionID", "messageID", "agentId", "provider", "model", "setup", "cost",
                         *TOKEN_COLUMNS, "durationMs", "recordedAt"]),
+    # configuration versions (tracking.configs); the prompt text only with --include-prompts
+    "configs": ("configs", ["version", "agentId", "firstSeenAt", "lastSeenAt", "projects", "definition"]),
 }
 # The time each table's records are filtered by with --since/--until (agents and projects are
 # state, not events: always exported whole).
@@ -94,7 +99,7 @@ class ExportSummary:
     counts: dict[str, int]
 
 
-def _records(view: ReadView, table: str, stack_of: Any) -> Iterator[dict[str, Any]]:
+def _records(view: ReadView, table: str, stack_of: Any, include_prompts: bool = False) -> Iterator[dict[str, Any]]:
     db, _ = TABLES[table]
     window, stamp = getattr(stack_of, "window", None), TIMED.get(table)
     for raw in view.raw_values(db):
@@ -110,6 +115,8 @@ def _records(view: ReadView, table: str, stack_of: Any) -> Iterator[dict[str, An
             for name in SESSION_COUNTERS:
                 record.setdefault(name, 0)
             _session_usage_columns(record)
+        elif table == "configs" and not include_prompts and isinstance(record.get("definition"), dict):
+            record["definition"] = without_prompts(record["definition"])  # private: hash and length only
         elif table == "usage":
             tokens = record.get("tokens")
             tokens = tokens if isinstance(tokens, dict) else {}
@@ -169,9 +176,10 @@ class _Stacks:
 
 def export_database(store: Store, fmt: str, output: str | None, *,
                     stdout: IO[str] | None = None, since: str | None = None,
-                    until: str | None = None) -> ExportSummary:
+                    until: str | None = None, include_prompts: bool = False) -> ExportSummary:
     """``since``/``until``: only the events (sessions, commits, grades, activities,
-    retrospectives, usage) of that time, read as the report reads them."""
+    retrospectives, usage) of that time, read as the report reads them. ``include_prompts``: the
+    configuration versions keep their prompt text (otherwise only its SHA-256 and length)."""
     from .attribution import Scope  # the report's stack resolution, so both agree
     from .filters import Filters
 
@@ -180,16 +188,19 @@ def export_database(store: Store, fmt: str, output: str | None, *,
     filters = Filters.parse(since=since, until=until)
     with store.read() as view:
         stack_of = _Stacks(Scope(view, Filters()), filters.window())
+
+        def records(table: str) -> Iterator[dict[str, Any]]:
+            return _records(view, table, stack_of, include_prompts)
         if fmt == "csv":
-            target = _export_csv(view, stack_of, output, out, counts, store.path)
+            target = _export_csv(view, records, output, out, counts, store.path)
         elif fmt in ("json", "jsonl"):
             path = _file_target(output, fmt, store.path)
             with _export_file(path) if path else contextlib.nullcontext(out) as handle:
                 if fmt == "json":
-                    _write_json(view, stack_of, handle, str(store.path), counts)
+                    _write_json(view, records, handle, str(store.path), counts)
                 else:
                     for table in TABLES:
-                        for record in _records(view, table, stack_of):
+                        for record in records(table):
                             handle.write(orjson.dumps({"table": table, **record}).decode() + "\n")
                             counts[table] += 1
                 if not path:
@@ -231,21 +242,21 @@ def _file_target(output: str | None, fmt: str, database: Path) -> Path | None:
     return path
 
 
-def _write_json(view: ReadView, stack_of: Any, handle: IO[str], database: str, counts: dict[str, int]) -> None:
+def _write_json(view: ReadView, records: Callable[[str], Iterator[dict[str, Any]]], handle: IO[str], database: str, counts: dict[str, int]) -> None:
     exported_at = utc_now()
     header = {"format": FORMAT_NAME, "schemaVersion": EXPORT_VERSION, "exportedAt": exported_at,
               "database": database}
     handle.write(orjson.dumps(header).decode()[:-1] + ',"tables":{')
     for index, table in enumerate(TABLES):
         handle.write(("," if index else "") + f'"{table}":[')
-        for record in _records(view, table, stack_of):
+        for record in records(table):
             handle.write(("," if counts[table] else "") + "\n" + orjson.dumps(record).decode())
             counts[table] += 1
         handle.write("]")
     handle.write("}}\n")
 
 
-def _export_csv(view: ReadView, stack_of: Any, output: str | None, out: IO[str],
+def _export_csv(view: ReadView, records: Callable[[str], Iterator[dict[str, Any]]], output: str | None, out: IO[str],
                 counts: dict[str, int], database: Path) -> str:
     if not output or output == "-":
         union: list[str] = []
@@ -254,7 +265,7 @@ def _export_csv(view: ReadView, stack_of: Any, output: str | None, out: IO[str],
         writer = csv.writer(out, lineterminator=CSV_LINE_END)
         writer.writerow(["table", *union, "extra"])
         for table, (_, columns) in TABLES.items():
-            for record in _records(view, table, stack_of):
+            for record in records(table):
                 writer.writerow([table, *_csv_row(record, union)])
                 counts[table] += 1
         out.flush()
@@ -272,7 +283,7 @@ def _export_csv(view: ReadView, stack_of: Any, output: str | None, out: IO[str],
         with _export_file(folder / f"{table}.csv") as handle:
             writer = csv.writer(handle, lineterminator=CSV_LINE_END)
             writer.writerow([*columns, "extra"])
-            for record in _records(view, table, stack_of):
+            for record in records(table):
                 writer.writerow(_csv_row(record, columns))
                 counts[table] += 1
     return str(folder)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..display import display_name, display_text
 from ..output_files import replace_atomically
+from ..tracking.configs import describe_change
 from .chart import ChartError, draw_chart, make_folder, refuse_database_target, svg_chart
 from ..wording import plural
 from .model import Report, SetupRow
@@ -185,6 +186,32 @@ def readable_time(stamp: str) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
+def _versions_section(report: Report) -> str:
+    """Where an agent has several configuration versions among the rows: what changed from each to
+    the next, in words (describe_change), never the prompt itself (it may hold private text)."""
+    by_agent: dict[str, dict[str, Any]] = {}
+    for row in report.setups:
+        if row.version_label and row.config_version:
+            by_agent.setdefault(row.agent, {}).setdefault(row.config_version, row)
+    if not by_agent:
+        return ""
+    items = []
+    for agent, rows in sorted(by_agent.items()):
+        ordered = sorted(rows.values(), key=lambda row: (row.config_first_seen is not None, row.config_first_seen or ""))
+        previous = None
+        for row in ordered:
+            if row.configuration is None:
+                change = "sessions from before configurations were recorded"
+            else:
+                change = describe_change(previous, row.configuration)
+                previous = row.configuration
+            items.append(f'<li data-version="{_raw(row.config_version)}"><code>{html.escape(str(row.version_label))}'
+                         f"</code>: {html.escape(change)}</li>")
+    return ('<h2>Configuration versions</h2>\n<p class="note">What changed from each version of an agent to the '
+            'next (agent-tracker configs AGENT has them all; prompts are not shown).</p>\n'
+            f'<ul id="versions">\n{chr(10).join(items)}\n</ul>')
+
+
 def page(report: Report, svg: str | None, chart_note: str | None = None) -> str:
     """The page's text; ``svg`` is the chart (None: ``chart_note`` says why there is none)."""
     totals = report.totals
@@ -202,6 +229,7 @@ def page(report: Report, svg: str | None, chart_note: str | None = None) -> str:
 model unknown). Ranks are per stack. <code>{html.escape(FORMULA)}</code></p>
 <p class="note">{html.escape(PROBABILITY_NOTE)} The bar under each score is that interval on the 0-100 scale (its numbers: hover it, or --json); its tick the score.</p>
 {_setups_table(report)}
+{_versions_section(report)}
 <h2>Agents</h2>
 <p class="note">Per agent, across its setups: SP skill points, XP experience points, CS communication score.</p>
 {_agents_table(report)}

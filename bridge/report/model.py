@@ -13,7 +13,9 @@ UNKNOWN_STACK = "unknown"
 
 
 
-SetupKey = tuple[str, str, str]  # (agent, model name, stack)
+# (agent, model name, stack, configuration version: tracking.configs; None where versions are
+# merged, `report --by agent-model`)
+SetupKey = tuple[str, str, str, str | None]
 
 
 
@@ -110,6 +112,13 @@ class SetupRow:
     score_mean: float | None = None
     self_grade_weight: float = 1.0
     self_grade_pairs: int = 0
+    # The agent's configuration version (tracking.configs; "unknown" before one was recorded, None
+    # with versions merged), its definition and when it first appeared. ``version_label`` is set
+    # where the rows shown hold more than one version of the agent: the row then says which.
+    config_version: str | None = None
+    configuration: dict[str, Any] | None = None
+    config_first_seen: str | None = None
+    version_label: str | None = None
 
     @property
     def setup(self) -> str:
@@ -152,9 +161,10 @@ class SetupRow:
     @property
     def workflow(self) -> str:
         """The agent and the subagents it started: ``build → explore, general``."""
+        agent = self.version_label or self.agent
         if not self.subagents:
-            return self.agent
-        return f"{self.agent} → {', '.join(sorted(sub['agent'] for sub in self.subagents))}"
+            return agent
+        return f"{agent} → {', '.join(sorted(sub['agent'] for sub in self.subagents))}"
 
     @property
     def tool_failure_rate(self) -> float | None:
@@ -237,6 +247,8 @@ class SetupRow:
             "scoreInterval": list(self.score_interval) if self.score_interval is not None else None,
             "scoreMean": self.score_mean,
             "selfGradeWeight": self.self_grade_weight, "selfGradePairs": self.self_grade_pairs,
+            "configVersion": self.config_version, "configuration": self.configuration,
+            "configFirstSeen": self.config_first_seen, "versionLabel": self.version_label,
         }
 
 
@@ -298,6 +310,8 @@ class Report:
     usage_by_model: dict[str, Usage] = attrs.Factory(dict)
     # model name → how far its self-grades agree with the user's (agreement.Agreement)
     agreements: dict[str, Any] = attrs.Factory(dict)
+    # Setups told apart by configuration version (else merged: `report --by agent-model`).
+    by_version: bool = True
 
     @property
     def ranked(self) -> list[SetupRow]:

@@ -13,7 +13,7 @@ from .model import UNKNOWN_STACK, Recommendation, SetupRow, fmt
 def sort_key(row: SetupRow) -> tuple[Any, ...]:
     # Deterministic: rounded score (float noise never decides), then the documented tie-breaks.
     return (-round(row.score, 9), -row.sessions, -row.commits, _descending(row.last_used or ""),
-            row.agent, row.model, row.stack)
+            row.agent, row.model, row.stack, row.config_version or "")  # versions: the last tie-break
 
 
 

@@ -34,6 +34,7 @@ import attrs
 from ..config import ScoringRules
 from ..display import display_name
 from ..store import Store
+from ..tracking.configs import agent_markdown, label, opencode_agent_block
 from ..wording import grade_phrase, plural, score_phrase
 from .build import build_report
 from .model import UNKNOWN_STACK, Report, SetupRow, fmt
@@ -147,7 +148,9 @@ class Level:
 
 def config_of(row: SetupRow | None) -> dict[str, Any] | None:
     """The OpenCode configuration (opencode.json) of a setup."""
-    return None if row is None else {"model": row.model, "agent": {row.agent: {"model": row.model}}}
+    if row is None:
+        return None
+    return {"model": row.model, "agent": {row.agent: opencode_agent_block(row.configuration, row.model)}}
 
 
 def _brief(row: SetupRow) -> dict[str, Any]:
@@ -197,8 +200,14 @@ class Advice:
         return self.answer.explore if self.answer else None
 
     def config(self) -> dict[str, Any] | None:
-        """The OpenCode configuration (opencode.json) of the leader."""
+        """The OpenCode configuration (opencode.json) of the leader: its model and its version's
+        whole agent definition (tracking.configs.opencode_agent_block: prompt included)."""
         return config_of(self.best)
+
+    def agent_file(self) -> str | None:
+        """The leader as .opencode/agent/NAME.md (frontmatter, then the prompt)."""
+        best = self.best
+        return agent_markdown(opencode_agent_block(best.configuration, best.model)) if best else None
 
     def _head(self) -> str:
         stack = display_name(self.stack)
@@ -232,7 +241,7 @@ class Advice:
         evidence = f"P(best) {chance(best)} over {plural(best.sessions, 'session')}; {interval_text(best)}"
         if level.confident:
             lines = [self._head(), f"Use agent {display_name(best.agent)} with model {display_name(best.model)} ({evidence}): the best setup "
-                                   f"{self._why(level)}."]
+                                   f"{self._why(level)}." + self._version_words(best)]
         elif len(level.contenders) == 1:
             lines = [self._head(), f"Only one setup was used {self._why(level)}: agent {display_name(best.agent)} with model "
                                    f"{display_name(best.model)} ({plural(best.sessions, 'session')}; {interval_text(best)}). With "
@@ -241,7 +250,7 @@ class Advice:
         else:
             lines = [self._head(), f"Not sure yet. The leader {self._why(level)} is agent {display_name(best.agent)} with model "
                                    f"{display_name(best.model)} ({evidence}), short of the {CONFIDENT_AT:.2f} this answer "
-                                   f"needs to say \"use it\"."]
+                                   f"needs to say \"use it\"." + self._version_words(best)]
             tries = level.try_next
             listed = "; ".join(f"{display_name(row.agent)} with {display_name(row.model)} (P(best) {chance(row)}, "
                                f"{plural(row.sessions, 'session')})" for row in tries)
@@ -285,6 +294,13 @@ class Advice:
                 "This is an experiment: each setup is drawn as often as it may be the best (Thompson sampling), "
                 "so the next sessions settle the question at little cost. agent-tracker recommend (without "
                 "--explore) says which one to use."]
+
+    @staticmethod
+    def _version_words(best: SetupRow) -> str:
+        if not best.configuration:
+            return ""
+        first = f", first seen {best.config_first_seen[:10]}" if best.config_first_seen else ""
+        return f" Its configuration: version {label(best.agent, best.config_version)}{first} (below, whole)."
 
     def _cost_line(self, best: SetupRow) -> str:
         if best.cost_per_session is None:

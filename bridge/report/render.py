@@ -15,6 +15,7 @@ from typing import Any, Callable
 import attrs
 
 from ..display import display_name
+from ..tracking.configs import UNKNOWN_VERSION
 from ..wording import plural
 from .model import Report, SetupRow, fmt
 from .rank import money
@@ -307,6 +308,14 @@ def render_rich(report: Report, console: Any, *, recommendations: bool = True, w
         console.print(Text(f"Includes {plural(report.imported['commits'], 'commit')} and "
                            f"{plural(report.imported['grades'], 'grade')} imported from the older TypeScript "
                            f"plugin (agent-tracker migrate); --json shows them per setup.", style="dim"))
+    if any(row.version_label for row in report.setups):
+        unknown = any(row.version_label and row.config_version == UNKNOWN_VERSION for row in report.setups)
+        console.print(Text("agent@version: a version of the agent's whole configuration (prompt, temperature, tools, "
+                           "permissions...; the date it first appeared), shown where an agent has more than one; "
+                           "agent-tracker configs AGENT shows what changed, --by agent-model merges them."
+                           + (" @unknown: sessions from before the plugin recorded configurations (imported from "
+                              "OpenCode's history, migrated, or tracked by an older plugin)." if unknown else ""),
+                           style="dim"))
     if report.unattributed_bugs:
         console.print(Text(f"{plural(report.unattributed_bugs, 'bug')} named neither a commit nor a session "
                            f"and count for no setup.", style="dim"))

@@ -14,6 +14,7 @@ from .attribution import Bucket, Scope, Totals
 from .collect import collect_commits, collect_grades, collect_sessions
 from .decode import OrjsonCodec
 from .filters import Filters
+from ..tracking.configs import label
 from .model import SetupKey
 from .score import SESSIONS, SLOTS, score_parts
 
@@ -30,7 +31,7 @@ _GRANULARITY = {"day": 10, "hour": 13, "minute": 16, "second": 19, "millisecond"
 
 
 def build_timeline(store: Store, filters: Filters | None = None,
-                   setups: Iterable[SetupKey] | None = None) -> Timeline:
+                   setups: Iterable[SetupKey] | None = None, by_version: bool = True) -> Timeline:
     """Each setup's score over time: its score on the cumulative sums up to each bucket.
 
     Buckets are days; when that gives fewer than 3 points, hours, then minutes, seconds and
@@ -41,7 +42,7 @@ def build_timeline(store: Store, filters: Filters | None = None,
     granularity, totals = "day", Totals()
     with NoGC(), store.read() as view:
         for granularity, width in _GRANULARITY.items():
-            scope = Scope(view, filters)
+            scope = Scope(view, filters, by_version=by_version)
             totals = collect_all(view, scope, OrjsonCodec(), bucket=_bucket_of(width))
             if len({stamp for (_, stamp) in totals.acc if stamp}) >= 3:
                 break
@@ -50,7 +51,10 @@ def build_timeline(store: Store, filters: Filters | None = None,
         if wanted is None or setup in wanted:
             per_setup.setdefault(setup, {})[stamp] = acc
     series: dict[str, list[tuple[str, float]]] = {}
-    for setup, buckets in sorted(per_setup.items()):
+    versions: dict[str, set[str | None]] = {}
+    for setup in per_setup:
+        versions.setdefault(setup[0], set()).add(setup[3])
+    for setup, buckets in sorted(per_setup.items(), key=lambda item: tuple(map(str, item[0]))):
         running = [0.0] * SLOTS
         points = []
         for stamp in sorted(buckets):  # "" (no timestamp) sorts first: counted from the start
@@ -59,7 +63,8 @@ def build_timeline(store: Store, filters: Filters | None = None,
             if stamp and running[SESSIONS]:
                 points.append((stamp, score_parts(running)[0]))
         if points:
-            series[f"{setup[0]} · {setup[1]} · {setup[2]}"] = points
+            agent = label(setup[0], setup[3]) if len(versions[setup[0]]) > 1 else setup[0]
+            series[f"{agent} · {setup[1]} · {setup[2]}"] = points
     return Timeline(granularity, series)
 
 

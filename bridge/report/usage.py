@@ -25,13 +25,14 @@ if TYPE_CHECKING:
 
 
 def add_usage(scope: Scope, totals: Totals, bucket: Bucket | None, session_id: Any, usage: Any, path: Any,
-              created: Any, commits: Any) -> None:
+              created: Any, commits: Any, versions: Any = None) -> None:
     """A session's usage (``usage``: totals per ``agent|provider/model``) into its setups' slots.
 
     A root session's usage counts for the setup of each entry (the messages' own agent and model);
     a subagent's session's, all of it, for its root session's setup (Scope.credited_setup: the
     same rule as its commits), without its time: a subagent runs inside its parent's task call,
-    whose time already counts. USAGE_SESSIONS counts each root once per setup; USAGE_COMMITS the
+    whose time already counts. ``versions``: the session's configVersions (agent -> version), the
+    version each entry's agent ran with. USAGE_SESSIONS counts each root once per setup; USAGE_COMMITS the
     session's commits (a session with several setups splits them evenly, as its XP).
     """
     if not isinstance(usage, dict) or not usage:
@@ -51,7 +52,7 @@ def add_usage(scope: Scope, totals: Totals, bucket: Bucket | None, session_id: A
         return
     share = made / len(usage)
     for name, entry in usage.items():
-        setup = scope.named_setup(name, path)
+        setup = scope.named_setup(name, path, versions)
         if setup is None:
             continue
         acc = totals.slot(setup, bucket, created)

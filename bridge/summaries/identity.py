@@ -2,7 +2,8 @@
 
 The report's own collectors run over a SubsetView (just the given records, lookups in the whole
 database) with an IdentityScope, which attributes exactly as the report's Scope does but stops
-before the stack and the filters: a setup identity is (agent, provider/model, project path).
+before the stack and the filters: a setup identity is (agent, provider/model, project path,
+configuration version or None; Scope.resolve_identity makes None the version "unknown").
 """
 
 from __future__ import annotations
@@ -79,9 +80,11 @@ class IdentityScope(Scope):
 
     def __init__(self, view: ReadView):
         super().__init__(view, Filters())
+        self.versioned = True  # every record's configVersion is read (whether the database has versions or not)
 
-    def _resolve(self, agent: str, model: str, path: Any) -> Identity | None:
-        return (str(agent), model, path if isinstance(path, str) else None)
+    def _resolve(self, agent: str, model: str, path: Any, version: Any = None) -> Identity | None:
+        return (str(agent), model, path if isinstance(path, str) else None,
+                version if isinstance(version, str) and version else None)
 
 
 def encode(records: Iterable[dict[str, Any]]) -> list[bytes]:
@@ -124,7 +127,7 @@ def _add_imported(view: ReadView, scope: Scope, records: dict[str, list[bytes]],
                 continue
             if db == "commits":
                 setup = scope.setup(record.get("agentId"), record.get("provider"), record.get("model"),
-                                    record.get("projectPath"))
+                                    record.get("projectPath"), record.get("configVersion"))
             else:
                 setup = grade_setup(scope, record)
             if setup is not None:
@@ -149,6 +152,8 @@ def _rows(totals: Totals) -> Contribution:
         row("a", identity, day)["lastUsedBy"] = latest
     for (identity, day), work in totals.subagents.items():
         row("a", identity, day)["subagents"] = {agent: list(numbers) for agent, numbers in work.items()}
+    for (identity, day), ran in totals.subagent_versions.items():
+        row("a", identity, day)["subagentVersions"] = {agent: dict(versions) for agent, versions in ran.items()}
     for group, counts in (totals.by_group or {}).items():
         identity, day = group
         kind = "u" if identity == UNATTRIBUTED else "a"

@@ -27,10 +27,12 @@ from ..store import SEP, SUMMARIES_MARKER, ReadView, WriteView, key, split_key
 from .identity import Contribution, day_of, encode, no_gc, record_contribution, session_contribution, whole_contribution
 from .rows import DB, add_rows, apply_change, write_all
 
-VERSION = 2
+VERSION = 3  # 3: setup identities carry the configuration version (issue 24)
 PROGRESS_AFTER_SECONDS = 1.0
 LARGE = 100_000  # stored events from which a rebuild takes about a second: said when it starts
-_ATTRIBUTION = ("agentId", "provider", "model", "projectPath", "setups", "parentID", "sessionID")
+# A session field the setup of its records depends on (configVersion/configVersions: issue 24)
+_ATTRIBUTION = ("agentId", "provider", "model", "projectPath", "setups", "parentID", "sessionID", "configVersion",
+                "configVersions")
 
 
 class _Rebuild(Exception):

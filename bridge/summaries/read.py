@@ -31,10 +31,10 @@ def answerable(view: ReadView, filters: Filters) -> bool:
     return current(view) or not any(view.count(db) for db in SUMMARISED)
 
 
-def read_totals(view: ReadView, filters: Filters, group: str | None
+def read_totals(view: ReadView, filters: Filters, group: str | None, by_version: bool = True
                 ) -> tuple[Scope, Totals, dict[SetupKey, dict[str, int]]]:
     """(the scope that resolved the setups, the totals, the imported commits and grades per setup)."""
-    scope = Scope(view, filters, group, subagents=False)
+    scope = Scope(view, filters, group, by_version, subagents=False)
     totals = Totals()
     imported: dict[SetupKey, dict[str, int]] = {}
     window = filters.window()
@@ -61,8 +61,8 @@ def read_totals(view: ReadView, filters: Filters, group: str | None
                 if setup is not None:
                     _add(totals, imported, counts, setup, row)
     if window is not None:
-        _cut_trees(view, filters, group, totals, resolve, window)
-    _add_spend(view, filters, group, totals)
+        _cut_trees(view, filters, group, totals, resolve, window, by_version)
+    _add_spend(view, filters, group, totals, by_version)
     totals.counts.update({name: round(value) for name, value in counts.items()})
     totals.unattributed_bugs = round(unattributed)
     return scope, totals, imported
@@ -88,18 +88,22 @@ def _add(totals: Totals, imported: dict[SetupKey, dict[str, int]], counts: dict[
         mine = totals.subagents.setdefault(setup, {}).setdefault(agent, [0.0] * len(numbers))
         for index, number in enumerate(numbers):
             mine[index] += number
+    for agent, versions in (get("subagentVersions") or {}).items():
+        ran = totals.subagent_versions.setdefault(setup, {}).setdefault(agent, {})
+        for version, sessions in versions.items():
+            ran[version] = ran.get(version, 0) + sessions
     if "imported.commits" in row or "imported.grades" in row:
         found = imported.setdefault(setup, {"commits": 0, "grades": 0})
         found["commits"] += round(get("imported.commits", 0))
         found["grades"] += round(get("imported.grades", 0))
 
 
-def _add_spend(view: ReadView, filters: Filters, group: str | None, totals: Totals) -> None:
+def _add_spend(view: ReadView, filters: Filters, group: str | None, totals: Totals, by_version: bool) -> None:
     """Spend under the model that produced it (report.usage.add_spend: the report's total and
     usageByModel), read from the session records that have usage. It needs the distinct root
     sessions per model, which no sum of rows can give; this reads sessions, never events, so it
     grows with sessions as the rest of the summaries' answer does."""
-    scope = Scope(view, filters, group)
+    scope = Scope(view, filters, group, by_version)
     window = filters.window()
     for raw in view.raw_values("sessions"):
         if b'"usage"' not in raw:
@@ -119,7 +123,7 @@ _DISTINCT = (ABANDONED, USAGE_SESSIONS)
 
 
 def _cut_trees(view: ReadView, filters: Filters, group: str | None, totals: Totals,
-               resolve: Callable[[Any], SetupKey | None], window: tuple[str, str]) -> None:
+               resolve: Callable[[Any], SetupKey | None], window: tuple[str, str], by_version: bool) -> None:
     """A session tree whose sessions began on several days, cut by the window: whether its root
     was abandoned and how many usage sessions it counts depend on which of its sessions are inside
     (the report's rule), which day rows cannot say. Those two numbers are taken from its session
@@ -143,7 +147,7 @@ def _cut_trees(view: ReadView, filters: Filters, group: str | None, totals: Tota
             projects = list(view.raw_values("projects"))
         subset = SubsetView(view, {"sessions": sessions, "projects": projects})
         exact = Totals()
-        collect_sessions(subset, Scope(subset, filters, group), exact, OrjsonCodec(), None, True)
+        collect_sessions(subset, Scope(subset, filters, group, by_version), exact, OrjsonCodec(), None, True)
         for setup, numbers in exact.acc.items():
             if any(numbers[slot] for slot in _DISTINCT) or setup in totals.acc:
                 acc = totals.slot(setup, None, None)

@@ -80,7 +80,7 @@ def day_rows(view: ReadView, kind: str, identity: Identity, first: str, after: s
 
 SLOT_ORDER = tuple(SLOT_NAMES)
 _SLOT_AT = {name: index for index, name in enumerate(SLOT_ORDER)}
-_SHORT = {"lastUsed": "l", "lastUsedBy": "b", "subagents": "g"}
+_SHORT = {"lastUsed": "l", "lastUsedBy": "b", "subagents": "g", "subagentVersions": "v"}
 _LONG = {short: name for name, short in _SHORT.items()}
 
 
@@ -150,6 +150,20 @@ def _add_row(stored: Row, row: Row, sign: int) -> None:
                     del mine[agent]
             if not mine:
                 del stored["subagents"]
+        elif name == "subagentVersions":  # {agent: {configuration version: sessions}}
+            ran = stored.setdefault("subagentVersions", {})
+            for agent, versions in value.items():
+                counted = ran.setdefault(agent, {})
+                for version, sessions in versions.items():
+                    total = counted.get(version, 0) + sign * sessions
+                    if abs(total) < NUMBERS_ZERO:
+                        counted.pop(version, None)
+                    else:
+                        counted[version] = total
+                if not counted:
+                    del ran[agent]
+            if not ran:
+                del stored["subagentVersions"]
         else:
             total = stored.get(name, 0) + sign * value
             if abs(total) < NUMBERS_ZERO:

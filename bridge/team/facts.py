@@ -52,7 +52,7 @@ def _text(value: Any) -> str | None:
 
 
 def _credited(setup: SetupKey | None) -> dict[str, str | None]:
-    agent, model, stack = setup if setup is not None else (None, None, None)
+    agent, model, stack = setup[:3] if setup is not None else (None, None, None)
     return {"credited_agent": agent, "credited_model": model, "credited_stack": stack}
 
 
@@ -62,7 +62,7 @@ class Facts:
     def __init__(self, view: ReadView, *, database_id: str, person: str, since: str | None,
                  include_prompts: bool):
         self.view = view
-        self.scope = Scope(view, Filters())
+        self.scope = Scope(view, Filters(), by_version=False)  # the team's setups merge versions
         self.database_id = database_id
         self.person = person
         self.since = since
@@ -114,7 +114,7 @@ class Facts:
                    "created_at": get("createdAt"), "updated_at": get("updatedAt") or get("createdAt"),
                    "ended_at": ended, "xp": _number(get("xpEarned")),
                    "abandoned": bool(not child and ended and not commits and not child_commits.get(sid)),
-                   "credited_setups": [{"agent": a, "model": m, "stack": s} for a, m, s in setups]}
+                   "credited_setups": [{"agent": a, "model": m, "stack": s} for a, m, s, *_ in setups]}
             for name, column in _COUNTER_COLUMNS:
                 row[column] = _int(get(name))
             usage: list[dict[str, Any]] = []

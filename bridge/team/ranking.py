@@ -12,8 +12,12 @@ from typing import Any, Sequence
 
 import attrs
 
-from ..report.model import SetupKey, SetupRow
+from ..report.model import SetupRow
 from ..report.rank import sort_key
+
+# A setup across people: (agent, model, stack); configuration versions are each person's own, so
+# the team compares setups with their versions merged.
+TeamSetup = tuple[str, str, str]
 
 
 @attrs.define
@@ -28,8 +32,8 @@ class Comparison:
 
 
 
-def within_persons(persons: dict[str, list[SetupRow]]) -> dict[SetupKey, Comparison]:
-    sums: dict[SetupKey, list[float]] = {}  # weighted delta, sessions, persons
+def within_persons(persons: dict[str, list[SetupRow]]) -> dict[TeamSetup, Comparison]:
+    sums: dict[TeamSetup, list[float]] = {}  # weighted delta, sessions, persons
     for rows in persons.values():
         stacks: dict[str, list[SetupRow]] = {}
         for row in rows:
@@ -49,9 +53,9 @@ def within_persons(persons: dict[str, list[SetupRow]]) -> dict[SetupKey, Compari
             for key, (total, sessions, n) in sums.items()}
 
 
-def team_ranks(rows: list[SetupRow], comparisons: dict[SetupKey, Comparison]) -> dict[SetupKey, int]:
+def team_ranks(rows: list[SetupRow], comparisons: dict[TeamSetup, Comparison]) -> dict[TeamSetup, int]:
     """Per stack, the ranked setups that were compared within persons, by delta (then pooled order)."""
-    ranks: dict[SetupKey, int] = {}
+    ranks: dict[TeamSetup, int] = {}
     per_stack: dict[str, int] = {}
     compared = [row for row in rows if row.ranked and comparisons.get((row.agent, row.model, row.stack))]
 
@@ -64,7 +68,7 @@ def team_ranks(rows: list[SetupRow], comparisons: dict[SetupKey, Comparison]) ->
     return ranks
 
 
-def probability_of_best(rows: Sequence[SetupRow]) -> dict[SetupKey, float] | None:
+def probability_of_best(rows: Sequence[SetupRow]) -> dict[TeamSetup, float] | None:
     """P(best) of each ranked setup within its stack, from bridge.report.posterior when this
     agent-tracker has it (issue 23), else None (the report then leaves the column out). The pooled
     rows carry every statistic the posterior reads (grade counts per value included)."""
@@ -75,7 +79,7 @@ def probability_of_best(rows: Sequence[SetupRow]) -> dict[SetupKey, float] | Non
     posterior = getattr(module, "posterior", None)
     if posterior is None:
         return None
-    found: dict[SetupKey, float] = {}
+    found: dict[TeamSetup, float] = {}
     stacks: dict[str, list[SetupRow]] = {}
     for row in rows:
         if row.ranked:

@@ -18,12 +18,12 @@ from typing import Any
 import attrs
 
 from ..report.build import setup_row
-from ..report.model import SetupKey, SetupRow
+from ..report.model import SetupRow
 from ..report.rank import rank_rows, recommend
 from ..report.score import DEFAULT_MIN_SESSIONS, FORMULA, SLOTS
 from ..timestamps import utc_now
 from . import ranking
-from .ranking import Comparison
+from .ranking import Comparison, TeamSetup
 from .datasets import is_remote, open_views
 from .engine import connect
 from .stats import Statistics, collect
@@ -36,9 +36,9 @@ class TeamReport:
     min_sessions: int
     rows: list[SetupRow]
     persons: dict[str, list[SetupRow]]
-    comparisons: dict[SetupKey, Comparison]
-    team_ranks: dict[SetupKey, int]
-    probability_best: dict[SetupKey, float] | None
+    comparisons: dict[TeamSetup, Comparison]
+    team_ranks: dict[TeamSetup, int]
+    probability_best: dict[TeamSetup, float] | None
     counts: dict[str, int]
     unattributed_bugs: int
 
@@ -79,7 +79,7 @@ class TeamReport:
                 "stacks": self.stacks()}
 
 
-def setup_key(row: SetupRow) -> SetupKey:
+def setup_key(row: SetupRow) -> TeamSetup:
     return (row.agent, row.model, row.stack)
 
 
@@ -95,12 +95,12 @@ def build_team_report(paths: list[str], *, min_sessions: int | None = None) -> T
 
 
 def score_team(stats: Statistics, paths: list[str], min_sessions: int, counts: dict[str, int]) -> TeamReport:
-    pooled: dict[SetupKey, list[float]] = {}
-    last_used: dict[SetupKey, str] = {}
-    projects: dict[SetupKey, int] = {}
+    pooled: dict[TeamSetup, list[float]] = {}
+    last_used: dict[TeamSetup, str] = {}
+    projects: dict[TeamSetup, int] = {}
     persons: dict[str, list[SetupRow]] = {}
     for (person, *setup_parts), acc in sorted(stats.acc.items()):
-        setup: SetupKey = (setup_parts[0], setup_parts[1], setup_parts[2])
+        setup: TeamSetup = (setup_parts[0], setup_parts[1], setup_parts[2])
         total = pooled.setdefault(setup, [0.0] * SLOTS)
         for index, value in enumerate(acc):
             total[index] += value

@@ -29,6 +29,7 @@ class GradeTarget:
     model: str | None
     provider: str | None
     asked: str = ""  # the hash as the event gave it (or the session's latest): what refusals name
+    config_version: str | None = None  # the commit's configuration version (tracking.configs)
 
 
 def grade_prefixes(target: GradeTarget, grader: str) -> tuple[str, ...]:
@@ -66,7 +67,8 @@ class FeedbackEvents(TrackingState):
             agent_id=commit.get("agentId") or agent_id or self._agent_for(None, session_id),
             project=project, commit_key=commit_key, commit_hash=commit.get("hash", commit_hash),
             model=commit.get("model") or (runtime.model if runtime else None),
-            provider=commit.get("provider") or (runtime.provider if runtime else None), asked=commit_hash)
+            provider=commit.get("provider") or (runtime.provider if runtime else None), asked=commit_hash,
+            config_version=commit.get("configVersion"))
 
     @CHECKS("grade")
     def _resolve_grade(self, p: GradeGiven) -> GradeTarget:
@@ -101,6 +103,8 @@ class FeedbackEvents(TrackingState):
             "reason": p.reason, "sessionID": p.session_id, "createdAt": now,
             "model": target.model, "provider": target.provider,
         }
+        if target.config_version is not None:
+            self.pending.inserts[("communication", record_key)]["configVersion"] = target.config_version
         state = self._add_op(target.agent_id, [GRADE, p.grade, record_key, prefixes])
         return {"agentId": target.agent_id, "commitHash": target.commit_hash, "grade": p.grade,
                 "communicationScore": state.communication_score}
@@ -114,7 +118,8 @@ class FeedbackEvents(TrackingState):
             "projectPath": optional_project_path(p.project_path) or (runtime.directory if runtime else None),
             "sessionID": p.session_id,
             "model": runtime.model if runtime else None,
-            "provider": runtime.provider if runtime else None})
+            "provider": runtime.provider if runtime else None,
+            **({"configVersion": version} if runtime and (version := runtime.config_version(agent_id)) else {})})
         state = self._add_op(agent_id, [BUG])
         # Stored at once: other OpenCode windows and `agent-tracker reinstate` must see a halt now.
         self.flush_requested = True

@@ -65,6 +65,8 @@ class Merge:
     set_default: dict[str, Any] = attrs.Factory(dict)
     # Counters added on flush; missing ones start at 0 (an int: counts stay ints, XP may be a float).
     add: defaultdict[str, float] = attrs.Factory(lambda: defaultdict(int))
+    # Lists that gain the values they lack (a configuration version's projects), order kept.
+    union: dict[str, list[Any]] = attrs.Factory(dict)
 
     def then(self, later: "Merge") -> None:
         """This merge followed by ``later`` (no handler both sets and adds one field)."""
@@ -73,6 +75,9 @@ class Merge:
         self.set.update(later.set)
         for name, delta in later.add.items():
             self.add[name] += delta
+        for name, values in later.union.items():
+            mine = self.union.setdefault(name, [])
+            mine.extend(value for value in values if value not in mine)
 
     def apply_to(self, record: dict[str, Any]) -> dict[str, Any]:
         for name, value in self.set_default.items():
@@ -85,6 +90,11 @@ class Merge:
         record.update(values)
         for name, delta in self.add.items():
             record[name] = record.get(name, 0) + delta
+        for name, added in self.union.items():
+            stored = record.get(name)
+            merged = list(stored) if isinstance(stored, list) else []
+            merged.extend(value for value in added if value not in merged)
+            record[name] = merged
         return record
 
 

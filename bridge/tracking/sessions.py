@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..protocol.params import AgentRef, SessionCreated, SessionEnded, SessionRef, SessionUpdated
+from ..protocol.params import AgentConfigured, AgentRef, SessionCreated, SessionEnded, SessionRef, SessionUpdated
 from ..store import key
+from .configs import canonical, version_of
 from .pending import SessionSummary
 from .projects import optional_project_path
 from .setups import UNKNOWN_AGENT, setup_name
@@ -61,6 +62,34 @@ class SessionEvents(TrackingState):
     def _session_ended(self, p: SessionEnded, now: str, event_id: str, context: Any = None) -> None:
         self._end_session(p.session_id, now, event_id, p.reason or "ended")
 
+    @EVENTS("agent.configured")
+    def _agent_configured(self, p: AgentConfigured, now: str, event_id: str, context: Any = None) -> dict[str, Any]:
+        """The definition an agent runs with in this session: its version (configs.version_of) is
+        the session's for that agent, and the definition is stored once per version (``configs``)."""
+        runtime = self._session(p.session_id, now)
+        definition = canonical(p.definition)
+        version = version_of(definition)
+        runtime.config_versions[p.agent_id] = version
+        record = self.pending.merge("configs", version)
+        record.set_default.update({"version": version, "agentId": p.agent_id, "definition": definition,
+                                   "firstSeenAt": now})
+        record.set["lastSeenAt"] = now
+        if runtime.directory:
+            record.union.setdefault("projects", [])
+            if runtime.directory not in record.union["projects"]:
+                record.union["projects"].append(runtime.directory)
+        self._set_versions(runtime)
+        return {"configVersion": version}
+
+    def _set_versions(self, runtime: SessionRuntime) -> None:
+        if not runtime.config_versions:
+            return
+        merge = self.pending.merge("sessions", runtime.session_id)
+        merge.set["configVersions"] = dict(runtime.config_versions)
+        version = runtime.config_version()
+        if version is not None:
+            merge.set["configVersion"] = version
+
     def _end_session(self, session_id: str, now: str, event_id: str, reason: str) -> None:
         """Mark the session ended and summarise it; a session that ended before and saw no event
         since (e.g. deleted in a later OpenCode run) is not summarised twice."""
@@ -99,6 +128,7 @@ class SessionEvents(TrackingState):
             setups.remove(placeholder)
         if setup not in setups:
             setups.append(setup)
+        self._set_versions(runtime)  # the version of the agent it runs now
         self.refresh_agent(agent.id)  # a halt stored by another bridge reaches this host now
 
     def _stored_setups(self, session_id: str) -> list[str]:

@@ -72,6 +72,12 @@ class SessionRuntime:
     ledger_chunks: int = 0  # chunks of the session's stored call ledger read into seen_calls
     parent_id: str | None = None  # a subagent's session: the session whose task tool started it
     commits: list[CommitSeen] = attrs.Factory(list)  # in order
+    # agent -> the configuration version it last ran with in this session (tracking.configs)
+    config_versions: dict[str, str] = attrs.Factory(dict)
+
+    def config_version(self, agent_id: str | None = None) -> str | None:
+        """The version of ``agent_id`` (default: the session's agent) in this session, if recorded."""
+        return self.config_versions.get(agent_id or self.agent_id or "")
 
 
 class TrackingState:
@@ -124,6 +130,9 @@ class TrackingState:
                 runtime.model = stored.get("model")
                 runtime.provider = stored.get("provider")
                 runtime.parent_id = stored.get("parentID")
+                versions = stored.get("configVersions")
+                if isinstance(versions, dict):
+                    runtime.config_versions = {str(agent): str(version) for agent, version in versions.items()}
                 if stored.get("lastCommit"):
                     runtime.last_commit = (stored.get("projectPath") or "", stored["lastCommit"])
                 self._read_ledger(runtime)

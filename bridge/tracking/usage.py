@@ -34,6 +34,7 @@ class UsageEvents(TrackingState):
             "tokens": {"input": tokens.input, "output": tokens.output, "reasoning": tokens.reasoning,
                        "cacheRead": tokens.cache_read, "cacheWrite": tokens.cache_write},
             "durationMs": p.duration_ms, "recordedAt": now,
+            **({"configVersion": version} if (version := runtime.config_version(agent_id)) else {}),
         })
         self.pending.merge("sessions", p.session_id).set["updatedAt"] = now
         return {"recorded": True}

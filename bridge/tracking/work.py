@@ -139,6 +139,9 @@ class WorkEvents(OutcomeEvents):
             "provider": runtime.provider if runtime else None,
             "taskDescription": task, "createdAt": now, "source": source,
         }
+        version = runtime.config_version(agent_id) if runtime else None
+        if version is not None:
+            record["configVersion"] = version  # the setup's version: its grades and bugs take it too
         if runtime and runtime.parent_id:
             record["parentID"] = runtime.parent_id  # made by a subagent: the report credits its root
         if runtime:

@@ -317,6 +317,36 @@ def usage_recorded() -> list[dict[str, Any]]:
     ]
 
 
+def agent_configured() -> list[dict[str, Any]]:
+    """Issue 24: an agent's whole definition, recorded once per change; the session, its commit and
+    its grade carry the version; a definition that is not an object is refused; the report tells the
+    two versions of build apart."""
+    build = {"id": "build", "model": "claude-sonnet-4-5", "provider": "anthropic"}
+    first = {"name": "build", "mode": "primary", "prompt": "You are the build agent.\nWrite tests first.\n",
+             "temperature": 0.2, "tools": ["bash", "edit", "read"],
+             "sent": {"temperature": 0.2, "topP": 1, "options": {}},
+             "instructions": [{"path": "AGENTS.md", "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}],
+             "mcp": []}
+    second = {**first, "prompt": "You are the build agent.\nWrite the code first.\n", "temperature": 0.7,
+              "sent": {"temperature": 0.7, "topP": 1, "options": {}}}
+    return [
+        INIT,
+        _note("session.created", {"sessionID": "ses_a", "directory": PROJECT, "agent": build}),
+        _req(2, "agent.configured", {"sessionID": "ses_a", "agentId": "build", "definition": first}),
+        _bash("ses_a", "a1", "git commit -am 'feat: first'", "[main 1a2b3c4] feat: first\n"),
+        _note("grade", {"sessionID": "ses_a", "grade": 2, "grader": "user"}),
+        _note("session.deleted", {"sessionID": "ses_a"}),
+        _note("session.created", {"sessionID": "ses_b", "directory": PROJECT, "agent": build}),
+        _req(3, "agent.configured", {"sessionID": "ses_b", "agentId": "build", "definition": second}),
+        _req(4, "agent.configured", {"sessionID": "ses_b", "agentId": "build", "definition": "be nice"}),
+        _bash("ses_b", "b1", "git commit -am 'feat: second'", "[main 5d6e7f8] feat: second\n"),
+        _note("grade", {"sessionID": "ses_b", "grade": 5, "grader": "user"}),
+        _note("session.deleted", {"sessionID": "ses_b"}),
+        _req(5, "report", {"minSessions": 1}),
+        _req(6, "shutdown"), _note("exit"),
+    ]
+
+
 def outcome_signals() -> list[dict[str, Any]]:
     """Issue 15's signals nobody types: failed tool calls, an amend and a fixup! commit soon after,
     a revert (a bug of the agent whose commit it reverts, which halts it), an abandoned session,
@@ -373,6 +403,7 @@ SCENARIOS = {
     "two_interleaved_sessions": two_interleaved_sessions, "restart_persistence": restart_persistence,
     "map_full": map_full, "invalid_config": invalid_config,
     "outcome_signals": outcome_signals, "subagent_session": subagent_session, "usage_recorded": usage_recorded,
+    "agent_configured": agent_configured,
 }
 
 

@@ -20,6 +20,7 @@
 
 import { BridgeClient, message } from "./bridge.js";
 import { COMMANDS, userCommands } from "./commands.js";
+import { ConfigCapture } from "./configs.js";
 import { trackerTools } from "./tools.js";
 import {
   BoundedSet,
@@ -93,6 +94,12 @@ export class Tracker {
     /** @type {Set<string>} slash commands the user's own config defines: never taken over */
     this.userCommands = new Set();
     this.internalErrors = 0;
+    /** the agents' whole definitions: `agent.configured` */
+    this.configs = new ConfigCapture({
+      client: input.client, directory: input.directory,
+      notify: (method, params) => this.bridge.notify(method, params),
+      internalError: (error, where) => this.internalError(error, where),
+    });
     this.bridge = new BridgeClient({
       command: this.options.bridgeCommand,
       cwd: input.directory,
@@ -432,6 +439,7 @@ export class Tracker {
           // answers "Command not found" before any hook runs. The config object passed here is the one the command
           // list is built from, so adding them here is enough (no command file needed). A command
           // of the same name in the user's own config is kept, and stays theirs.
+          this.configs.onConfig(config);
           const commands = /** @type {Record<string, any>} */ (config.command ??= {});
           this.userCommands.clear();
           for (const [name, command] of Object.entries(COMMANDS)) {
@@ -454,6 +462,30 @@ export class Tracker {
           );
         } catch (error) {
           this.internalError(error, "chat.message");
+        }
+      },
+      "chat.params": async (input, output) => {
+        try {
+          // Not the provider: its options may hold an API key.
+          rec?.write("chat.params", { sessionID: input.sessionID, agent: input.agent, model: input.model?.id }, output);
+          this.configs.onChatParams(input, output);
+        } catch (error) {
+          this.internalError(error, "chat.params");
+        }
+      },
+      "experimental.chat.system.transform": async (input, output) => {
+        try {
+          rec?.write("experimental.chat.system.transform", { sessionID: input.sessionID }, { parts: output.system.length });
+          this.configs.onSystem(input, output);
+        } catch (error) {
+          this.internalError(error, "experimental.chat.system.transform");
+        }
+      },
+      "tool.definition": async (input) => {
+        try {
+          this.configs.onTool(input?.toolID);
+        } catch (error) {
+          this.internalError(error, "tool.definition");
         }
       },
       "tool.execute.before": async (input, output) => {
