@@ -323,7 +323,7 @@ async def test_reinstate_on_a_full_disk_says_nothing_was_written(tmp_path: Path,
         assert code == 5
         assert err.strip().endswith(
             f"The database refused the write: no space is left on the file system of {database.parent} "
-            f"(0 bytes free). Nothing was written."), err
+            f"(0 bytes free).\nhint: Nothing was written."), err
         assert read_db(database)["agents"]["build"]["halted"] is True
     finally:
         await setup.mounts.close()

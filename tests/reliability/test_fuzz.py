@@ -333,8 +333,10 @@ def in_expected_order(got: list[dict[str, Any]], expected: list[tuple]) -> list[
     rest = list(got)
     late = []
     for msg_id in late_ids:
-        # the last one with that id: hypothesis reuses ids, and a late answer comes after the others
-        found = next((r for r in reversed(rest) if r.get("id") == msg_id), None)
+        # the last answer (a result, not an error) with that id: hypothesis reuses ids, a late answer
+        # usually comes after the others, and an error with the same id is another request's
+        found = next((r for r in reversed(rest) if r.get("id") == msg_id and "result" in r), None) or \
+            next((r for r in reversed(rest) if r.get("id") == msg_id), None)
         if found is not None:
             rest.remove(found)
         late.append(found)
@@ -734,6 +736,8 @@ BASE_PARAMS: dict[str, dict[str, Any]] = {
     "usage.recorded": {"sessionID": "m1", "messageID": "msg1", "cost": 0.5, "durationMs": 10,
                        "tokens": {"input": 1, "output": 2, "reasoning": 3, "cacheRead": 4, "cacheWrite": 5},
                        "agent": {"id": "matrix", "model": "m", "provider": "p"}},
+    "agent.configured": {"sessionID": "m1", "agentId": "matrix",
+                         "definition": {"name": "matrix", "mode": "primary", "prompt": "You build."}},
 }
 WRONG_BY_TYPE = {
     "string": [0, 1.5, True, [], {}, ["x"]],
@@ -754,7 +758,7 @@ def field_type(schema: dict[str, Any]) -> str:
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[1]
         return {"Grade": "grade", "AgentRef": "ref", "ProjectRef": "ref", "ClientInfo": "ref", "Config": "object",
-                "UsageTokens": "ref", "EventTime": "event-time"}[name]
+                "UsageTokens": "ref", "EventTime": "event-time", "AgentDefinition": "object"}[name]
     if "enum" in schema:
         return "grader"
     if schema.get("type") == "string":

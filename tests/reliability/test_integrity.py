@@ -96,7 +96,9 @@ async def test_one_project_under_four_spellings_is_one_project(isolated_home: Pa
         await _close(bridge)
     data = read_database(db)
     assert [commit["projectPath"] for commit in data["commits"].values()] == [str(project)]
-    assert list(data["projects"]) == [str(project)]
+    # every spelling of p is the one record of p (the bridge's own folder, tmp_path, has its record
+    # too: since issue 27 the stack of a folder the bridge works in is recorded at intake)
+    assert sorted(data["projects"]) == sorted({str(tmp_path), str(project)})
     assert _agent(db, "build")["totalCommits"] == 1
     record("integrity-project-spellings", spellings=4, commit_rows=len(data["commits"]))
 
