@@ -177,7 +177,12 @@ def test_configs_lists_versions_newest_first_with_the_diff(capsys: pytest.Captur
         (VERSION_1, 3, "first version"),
         ("unknown", 3, "sessions before the plugin recorded configurations (imported or migrated)")]
     assert listed[0]["score"] > listed[1]["score"] > listed[2]["score"]
+    # each version's chance of being the best setup (issue 23's posterior), compared over all projects
+    chances = [v["probabilityBest"] for v in listed]
+    assert all(0 <= p <= 1 for p in chances) and sum(chances) <= 1 + 1e-9
+    assert [v["pBest"] for v in listed] == chances
     code, out, err = cli(capsys, "configs", "build", "--database", str(versions["database"]))
+    assert f"P(best) {chances[0]:.2f}" in out
     assert code == 0, err
     assert f"build@{VERSION_2[:6]}  first seen 2026-10-12 09:00" in out
     assert "changed: prompt: 3 lines changed; sent.temperature 0.2 → 0.7; temperature 0.2 → 0.7; tools: +webfetch" in out

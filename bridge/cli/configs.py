@@ -41,8 +41,9 @@ def cmd_configs(args: argparse.Namespace) -> int:
                 console.print(Text("    no session of its own yet (it ran only as a subagent, or outside the filters)"))
             else:
                 standing = f"rank {best.rank}" if best.ranked else (best.note or "not ranked")
-                console.print(Text(f"    {plural(version.sessions, 'session')}; best: score {best.score:.1f} with "
-                                   f"{best.model} ({standing})"))
+                chance = "" if best.probability_best is None else f", P(best) {best.probability_best:.2f}"
+                console.print(Text(f"    {plural(version.sessions, 'session')}; best: score {best.score:.1f}{chance} "
+                                   f"with {best.model} ({standing})"))
             console.print(Text(f"    {'changed: ' if version.record and version.change != 'first version' else ''}"
                                f"{version.change}"))
     return EXIT_OK

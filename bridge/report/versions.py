@@ -40,7 +40,10 @@ class Version:
             "projects": record.get("projects", []), "definition": record.get("definition"),
             "change": self.change, "sessions": self.sessions,
             "score": best.score if best else None, "ranked": bool(best and best.ranked),
-            "pBest": getattr(best, "p_best", None) if best else None,
+            # its best setup's chance of being the best of all the setups compared (posterior.py);
+            # pBest: the name this field had before the posterior existed
+            "probabilityBest": best.probability_best if best else None,
+            "pBest": best.probability_best if best else None,
             "setups": [{"model": row.model, "sessions": row.sessions, "score": row.score, "ranked": row.ranked,
                         "commits": row.commits, "meanUserGrade": row.mean_user_grade} for row in self.rows],
         }
