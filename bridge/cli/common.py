@@ -18,7 +18,7 @@ import io
 import re
 import sys
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, Callable, TextIO, cast
 
 import orjson
 
@@ -290,3 +290,32 @@ def report_failure(args: argparse.Namespace, message: str, code: int) -> None:
     if getattr(args, "json", False):
         error, hint = error_lines(message)
         print_json({"error": message, "exitCode": code, "message": error, "hint": hint})
+
+
+class ProgressBar:
+    """A rich progress bar on standard error (off for --json): ``with ProgressBar(...) as advance``
+    gives ``advance(done, total)``, or None when off. Started at the first report, not before: the
+    import may fork a second process first, and rich's refresh thread must not exist when it does."""
+
+    def __init__(self, label: str, unit: str, enabled: bool):
+        self.label, self.unit, self.enabled = label, unit, enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        return self._advance if self.enabled else None
+
+    def _advance(self, done: int, total: int) -> None:
+        if self._progress is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn(self.unit), TimeRemainingColumn(), console=make_console(sys.stderr),
+                                      transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(self.label, total=total)
+        self._progress.update(self._task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

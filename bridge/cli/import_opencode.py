@@ -9,12 +9,12 @@ and reports exactly what a real run would add.
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from ..wording import plural
 from .common import (
+    ProgressBar,
     EXIT_FAILED,
     EXIT_NO_DATABASE,
     EXIT_OK,
@@ -45,7 +45,7 @@ def cmd_import_opencode(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_FAILED) from None
     with history:
         with scratch_copy(config) if args.dry_run else open_for_writing(config) as store, \
-                _progress(enabled=not args.json) as progress:
+                ProgressBar("OpenCode history", "parts", enabled=not args.json) as progress:
             try:
                 result = import_history(store, history, config.scoring, dry_run=args.dry_run, since=since,
                                         progress=progress, waiting=lambda: print_error(
@@ -77,35 +77,6 @@ def _since(text: str | None) -> datetime | None:
         return None
     moment = datetime.fromisoformat(normalised.replace("Z", "+00:00"))
     return moment  # a date alone is naive: read as midnight UTC
-
-
-class _progress:
-    """A rich progress bar over the part rows read (off for --json)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> Callable[[int, int], None] | None:
-        return self._advance if self.enabled else None
-
-    def _advance(self, done: int, total: int) -> None:
-        if self._progress is None:
-            # Started at the first report, not before: the import may fork a second process first,
-            # and rich's refresh thread must not exist when it does.
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._progress = Progress(TextColumn("OpenCode history"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("parts"), TimeRemainingColumn(), console=make_console(sys.stderr),
-                                      transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("import", total=total)
-        self._progress.update(self._task, completed=done)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 def _print_summary(wire: dict[str, Any]) -> None:

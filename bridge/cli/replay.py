@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..wording import plural
 
 from ..replay import replay_files
 from .common import (
+    ProgressBar,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_WRITE,
@@ -29,7 +29,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for path in paths:
         if not path.is_file():
             raise CommandError(f"No such recording: {path}", EXIT_FAILED)
-    with open_for_writing(config) as store, _progress(enabled=not args.json and len(paths) > 1) as progress:
+    with open_for_writing(config) as store, ProgressBar("replay", "files", enabled=not args.json and len(paths) > 1) as progress:
         result = replay_files(store, config, paths, progress)
     if args.json:
         print_json(result)
@@ -56,32 +56,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_WRITE
     return EXIT_OK
 
-
-
-class _progress:
-    """A progress bar over the files replayed (several files, not --json), on standard error."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> Callable[[int, int], None] | None:
-        return self._advance if self.enabled else None
-
-    def _advance(self, done: int, total: int) -> None:
-        if self._progress is None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._progress = Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                                      TimeRemainingColumn(), console=make_console(sys.stderr), transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("replay", total=total)
-        self._progress.update(self._task, completed=done)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 # -- demo --------------------------------------------------------------------------------------------------
