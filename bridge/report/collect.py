@@ -350,12 +350,17 @@ def collect_imported(view: ReadView, scope: Scope) -> dict[SetupKey, dict[str, i
                 continue
             if outside(window, record.get("createdAt")):
                 continue
-            if db == "commits":
-                setup = scope.setup(record.get("agentId"), record.get("provider"), record.get("model"),
-                                    record.get("projectPath"), record.get("configVersion"))
-            else:
-                setup = grade_setup(scope, record)
+            setup = imported_setup(scope, db, record)
             if setup is not None:
                 counts = found.setdefault(setup, {"commits": 0, "grades": 0})
                 counts[name] += 1
     return found
+
+
+def imported_setup(scope: Scope, db: str, record: dict[str, Any]) -> SetupKey | None:
+    """The setup a commit (``db`` "commits") or a grade imported from the older plugin counts for:
+    a commit's own agent and model, a grade's as grades are attributed (grade_setup)."""
+    if db == "commits":
+        return scope.setup(record.get("agentId"), record.get("provider"), record.get("model"),
+                           record.get("projectPath"), record.get("configVersion"))
+    return grade_setup(scope, record)

@@ -15,7 +15,7 @@ import orjson
 
 from ..report.attribution import Scope, Totals
 from ..report.bugs import UNATTRIBUTED, collect_bugs
-from ..report.collect import collect_commits, collect_grades, collect_sessions, grade_setup
+from ..report.collect import collect_commits, collect_grades, collect_sessions, imported_setup
 from ..report.decode import OrjsonCodec
 from ..report.filters import Filters
 from ..report.score import SLOT_NAMES
@@ -125,11 +125,7 @@ def _add_imported(view: ReadView, scope: Scope, records: dict[str, list[bytes]],
             record = orjson.loads(raw)
             if not isinstance(record, dict) or "migratedFrom" not in record:
                 continue
-            if db == "commits":
-                setup = scope.setup(record.get("agentId"), record.get("provider"), record.get("model"),
-                                    record.get("projectPath"), record.get("configVersion"))
-            else:
-                setup = grade_setup(scope, record)
+            setup = imported_setup(scope, db, record)
             if setup is not None:
                 row = rows.setdefault(("a", setup, day_of(record.get("createdAt"))), {})
                 row[name] = row.get(name, 0) + 1
