@@ -35,17 +35,25 @@ def _refused(path: Path, exc: OSError) -> FileRefused:
     return FileRefused(f"{path} cannot be read: {exc.strerror or exc}")
 
 
-def check_regular(path: Path) -> bool:
-    """True for a regular file (through symlinks), False when nothing is there (a dangling symlink
-    included: writing creates its target); FileRefused for anything else."""
+def _mode(path: Path) -> int | None:
+    """The file type and mode bits at ``path`` (through symlinks), None when nothing is there;
+    FileRefused when it cannot be looked at."""
     try:
-        mode = os.stat(path).st_mode
+        return os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
-        return False
+        return None
     except OSError as exc:
         raise _refused(path, exc) from None
     except ValueError:  # a NUL in the path
         raise FileRefused(f"{path!r} holds a NUL character") from None
+
+
+def check_regular(path: Path) -> bool:
+    """True for a regular file (through symlinks), False when nothing is there (a dangling symlink
+    included: writing creates its target); FileRefused for anything else."""
+    mode = _mode(path)
+    if mode is None:
+        return False
     if not stat.S_ISREG(mode):
         raise FileRefused(f"{path} is {_kind(mode)}, not a regular file")
     return True
@@ -53,14 +61,9 @@ def check_regular(path: Path) -> bool:
 
 def check_folder(path: Path) -> bool:
     """True for a folder (through symlinks), False when nothing is there; FileRefused otherwise."""
-    try:
-        mode = os.stat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
+    mode = _mode(path)
+    if mode is None:
         return False
-    except OSError as exc:
-        raise _refused(path, exc) from None
-    except ValueError:
-        raise FileRefused(f"{path!r} holds a NUL character") from None
     if not stat.S_ISDIR(mode):
         raise FileRefused(f"{path} is {_kind(mode)}, not a folder")
     return True
